@@ -1,0 +1,1 @@
+//! balancer library (skeleton; filled in by its issue).

@@ -1,0 +1,1 @@
+//! lab library (skeleton; filled in by its issue).

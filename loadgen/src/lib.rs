@@ -1,0 +1,1 @@
+//! loadgen library (skeleton; filled in by its issue).

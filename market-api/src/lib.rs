@@ -1,0 +1,1 @@
+//! market-api library (skeleton; filled in by its issue).
