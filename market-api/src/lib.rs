@@ -1,1 +1,170 @@
-//! market-api library (skeleton; filled in by its issue).
+//! Market API: a Rust port of the tutorial's Django REST "Market API" — the
+//! target the lab load-tests. It keeps the original's HTTP contract (routes,
+//! JSON shapes, simplejwt tokens, DRF error bodies) and fixes its bugs.
+//!
+//! Module map: [`cli`] (flags) → [`config`] (validated settings) →
+//! [`state`] (pools, keys, hasher) → [`routes`] (handlers, one module per
+//! resource) over [`db`] (SQL, one module per table family). Cross-cutting
+//! pieces: [`auth`] (JWT, argon2, extractors), [`validation`] (bodies, DRF
+//! messages), [`pagination`], [`request`] (small extractors), [`fault`]
+//! (injected delays/errors), [`error`].
+//!
+//! Entry points: [`run`] for the CLI (what `main` and the lab call),
+//! [`serve`] to run the server on a bound listener in-process, and [`app`]
+//! for the bare router.
+
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod fault;
+pub mod pagination;
+pub mod request;
+pub mod routes;
+pub mod state;
+pub mod validation;
+
+use std::future::Future;
+use std::io::Write;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+
+pub use cli::Cli;
+pub use config::{FaultConfig, PasswordCost, SeedConfig, ServeConfig};
+pub use error::{ApiError, Error};
+pub use routes::app;
+pub use state::AppState;
+
+/// How long in-flight requests may take to finish after shutdown is asked.
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Runs one CLI command to completion (`serve` until SIGINT/SIGTERM).
+pub async fn run(cli: Cli) -> Result<(), Error> {
+    match cli.command {
+        cli::Command::Serve(args) => {
+            let config = args.to_config();
+            let state = AppState::open(&config).await?;
+            let listener = TcpListener::bind(args.bind).await?;
+            let addr = listener.local_addr()?;
+            announce(&format!("market-api listening on http://{addr}"));
+            tracing::info!(%addr, database = %config.database_url, replica = ?config.replica_id, "serving");
+            serve_state(listener, state, shutdown_signal()).await
+        }
+        cli::Command::Seed(args) => {
+            let db = db::Db::open(&args.db.database_url, Some(1)).await?;
+            db.migrate().await?;
+            let seed = args.size.to_config(args.password_cost);
+            db::seed::seed(&db, &seed).await?;
+            announce(&format!(
+                "market-api seeded {} (users {}, products {}, comments {})",
+                args.db.database_url, seed.users, seed.products, seed.comments
+            ));
+            db.close().await;
+            Ok(())
+        }
+        cli::Command::Migrate(args) => {
+            let db = db::Db::open(&args.database_url, Some(1)).await?;
+            db.migrate().await?;
+            announce(&format!("market-api migrated {}", args.database_url));
+            db.close().await;
+            Ok(())
+        }
+    }
+}
+
+fn announce(line: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
+}
+
+/// Opens the database described by `config` (migrating and seeding it), then
+/// serves on `listener` until `shutdown` completes; in-flight requests get
+/// [`DRAIN_TIMEOUT`] to finish.
+pub async fn serve(
+    listener: TcpListener,
+    config: ServeConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), Error> {
+    let state = AppState::open(&config).await?;
+    serve_state(listener, state, shutdown).await
+}
+
+/// Serves an already opened [`AppState`] (see [`serve`]).
+pub async fn serve_state(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), Error> {
+    let db = state.db.clone();
+    let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
+    let signal = async move {
+        shutdown.await;
+        tracing::info!("shutting down: finishing in-flight requests");
+        let _ = stopping_tx.send(());
+    };
+    let server = axum::serve(listener, app(state)).with_graceful_shutdown(signal);
+    let deadline = async move {
+        if stopping_rx.await.is_ok() {
+            tokio::time::sleep(DRAIN_TIMEOUT).await;
+        } else {
+            std::future::pending::<()>().await;
+        }
+    };
+    tokio::select! {
+        result = server => result?,
+        () = deadline => tracing::warn!("drain deadline passed; closing with requests in flight"),
+    }
+    if tokio::time::timeout(Duration::from_secs(2), db.close())
+        .await
+        .is_err()
+    {
+        tracing::warn!("database pools did not close in time");
+    }
+    Ok(())
+}
+
+/// Completes on SIGINT (Ctrl-C) or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}
+
+/// A tokio runtime with `workers` worker threads (`None`: one per core).
+pub fn runtime(workers: Option<usize>) -> std::io::Result<tokio::runtime::Runtime> {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    builder.enable_all();
+    if let Some(n) = workers {
+        builder.worker_threads(n);
+    }
+    builder.build()
+}
+
+/// Logs to stderr, filtered by `RUST_LOG` (default `info`). For binaries;
+/// the library never calls it itself.
+pub fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}

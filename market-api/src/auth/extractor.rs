@@ -1,0 +1,65 @@
+//! Extractors that authenticate a request from its `Authorization: Bearer`
+//! header, with simplejwt's behaviour: a header of another scheme counts as
+//! "no credentials", a malformed `Bearer` header or a bad token is a 401 even
+//! on endpoints that also allow anonymous access.
+
+use axum::extract::FromRequestParts;
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+
+use crate::auth::jwt::TokenType;
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// A request made with a valid access token. Rejects with 401 otherwise.
+#[derive(Debug, Clone, Copy)]
+pub struct AuthUser {
+    pub user_id: i64,
+}
+
+/// A request that may be anonymous; a *bad* token is still a 401.
+#[derive(Debug, Clone, Copy)]
+pub struct MaybeAuthUser(pub Option<AuthUser>);
+
+fn authenticate(parts: &Parts, state: &AppState) -> Result<Option<AuthUser>, ApiError> {
+    let Some(value) = parts.headers.get(AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let Ok(value) = value.to_str() else {
+        return Err(ApiError::InvalidAccessToken);
+    };
+    let mut words = value.split_ascii_whitespace();
+    match words.next() {
+        Some("Bearer") => {}
+        // Another scheme (or an empty header): not ours, so anonymous.
+        _ => return Ok(None),
+    }
+    let (Some(token), None) = (words.next(), words.next()) else {
+        return Err(ApiError::BadAuthorizationHeader);
+    };
+    state
+        .jwt
+        .decode_as(token, TokenType::Access)
+        .map(|claims| {
+            Some(AuthUser {
+                user_id: claims.user_id,
+            })
+        })
+        .ok_or(ApiError::InvalidAccessToken)
+}
+
+impl FromRequestParts<AppState> for AuthUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        authenticate(parts, state)?.ok_or(ApiError::NotAuthenticated)
+    }
+}
+
+impl FromRequestParts<AppState> for MaybeAuthUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        authenticate(parts, state).map(MaybeAuthUser)
+    }
+}

@@ -1,0 +1,131 @@
+//! JSON Web Tokens with djangorestframework-simplejwt's conventions: HS256,
+//! claims `token_type` ("access"/"refresh"), `exp`, `iat`, `jti` (uuid hex)
+//! and `user_id`. Only HS256 is accepted, so `alg: none` and any other
+//! algorithm are refused before the signature is even looked at.
+
+use std::time::Duration;
+
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+
+/// Which kind of token a claim set describes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TokenType {
+    Access,
+    Refresh,
+}
+
+/// The claims carried by every token.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Claims {
+    pub token_type: TokenType,
+    pub exp: i64,
+    pub iat: i64,
+    pub jti: String,
+    pub user_id: i64,
+}
+
+/// Signs and checks tokens with one shared secret.
+#[derive(Clone)]
+pub struct Jwt {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    validation: Validation,
+    header: Header,
+    /// Lifetime of access tokens (simplejwt default here: 7 hours).
+    pub access_ttl: Duration,
+    /// Lifetime of refresh tokens (1 day).
+    pub refresh_ttl: Duration,
+}
+
+impl std::fmt::Debug for Jwt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Jwt")
+            .field("access_ttl", &self.access_ttl)
+            .field("refresh_ttl", &self.refresh_ttl)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Jwt {
+    pub fn new(secret: &[u8], access_ttl: Duration, refresh_ttl: Duration) -> Self {
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.leeway = 0;
+        validation.validate_exp = true;
+        validation.set_required_spec_claims(&["exp"]);
+        Jwt {
+            encoding: EncodingKey::from_secret(secret),
+            decoding: DecodingKey::from_secret(secret),
+            validation,
+            header: Header::new(Algorithm::HS256),
+            access_ttl,
+            refresh_ttl,
+        }
+    }
+
+    /// A new signed token of the given type for `user_id`.
+    pub fn issue(&self, user_id: i64, token_type: TokenType) -> String {
+        let now = chrono::Utc::now().timestamp();
+        let ttl = match token_type {
+            TokenType::Access => self.access_ttl,
+            TokenType::Refresh => self.refresh_ttl,
+        };
+        let claims = Claims {
+            token_type,
+            exp: now.saturating_add(i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX / 2)),
+            iat: now,
+            jti: uuid::Uuid::new_v4().simple().to_string(),
+            user_id,
+        };
+        // Encoding an owned struct with an HMAC key cannot fail.
+        jsonwebtoken::encode(&self.header, &claims, &self.encoding).unwrap_or_default()
+    }
+
+    /// Checks signature, algorithm and expiry; `None` for any bad token.
+    pub fn decode(&self, token: &str) -> Option<Claims> {
+        jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
+            .ok()
+            .map(|data| data.claims)
+    }
+
+    /// Like [`Jwt::decode`], but only accepts the given token type.
+    pub fn decode_as(&self, token: &str, token_type: TokenType) -> Option<Claims> {
+        self.decode(token).filter(|c| c.token_type == token_type)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn jwt() -> Jwt {
+        Jwt::new(
+            b"test-secret",
+            Duration::from_secs(60),
+            Duration::from_secs(120),
+        )
+    }
+
+    #[test]
+    fn round_trip_and_types() {
+        let jwt = jwt();
+        let access = jwt.issue(7, TokenType::Access);
+        let claims = jwt.decode_as(&access, TokenType::Access).expect("valid");
+        assert_eq!(claims.user_id, 7);
+        assert_eq!(claims.jti.len(), 32);
+        assert_eq!(claims.exp - claims.iat, 60);
+        assert!(jwt.decode_as(&access, TokenType::Refresh).is_none());
+        let refresh = jwt.issue(7, TokenType::Refresh);
+        assert!(jwt.decode_as(&refresh, TokenType::Access).is_none());
+    }
+
+    #[test]
+    fn wrong_key_and_garbage_refused() {
+        let token = jwt().issue(1, TokenType::Access);
+        let other = Jwt::new(b"other", Duration::from_secs(60), Duration::from_secs(60));
+        assert!(other.decode(&token).is_none());
+        assert!(jwt().decode("not.a.token").is_none());
+        assert!(jwt().decode("").is_none());
+    }
+}

@@ -1,0 +1,413 @@
+//! Products and their votes. A product is read with one query (owner and
+//! votes joined in, votes aggregated as JSON by SQLite), so a retrieve costs
+//! one prepared statement and a page of ten costs two (count + rows).
+
+use sqlx::{FromRow, Sqlite, Transaction};
+
+use crate::db::Db;
+
+/// One product with its owner's public fields and its votes as a JSON array
+/// (`[{"id":1,"first_name":"Demo"}]`).
+#[derive(Debug, FromRow)]
+pub struct ProductRow {
+    pub id: i64,
+    pub product_id: String,
+    pub title: String,
+    pub slug: String,
+    pub description: String,
+    pub image: Option<String>,
+    pub category_id: Option<i64>,
+    pub tags: String,
+    pub views: i64,
+    pub user_id: i64,
+    pub user_first_name: String,
+    pub user_last_name: String,
+    pub user_image: Option<String>,
+    pub votes: String,
+}
+
+const SELECT_PRODUCT: &str = "SELECT p.id, p.product_id, p.title, p.slug, p.description, p.image, \
+     p.category_id, p.tags, p.views, p.user_id, u.first_name AS user_first_name, \
+     u.last_name AS user_last_name, u.image AS user_image, \
+     (SELECT json_group_array(json_object('id', vu.id, 'first_name', vu.first_name)) \
+        FROM (SELECT vu.id, vu.first_name FROM product_votes v JOIN users vu ON vu.id = v.user_id \
+              WHERE v.product_id = p.id ORDER BY vu.id) AS vu) AS votes \
+     FROM products p JOIN users u ON u.id = p.user_id";
+
+/// Sort keys accepted by `?ordering=`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OrderField {
+    Id,
+    Title,
+    CreatedAt,
+    UpdatedAt,
+}
+
+impl OrderField {
+    pub fn parse(name: &str) -> Option<OrderField> {
+        Some(match name {
+            "id" => OrderField::Id,
+            "title" => OrderField::Title,
+            "created_at" => OrderField::CreatedAt,
+            "updated_at" => OrderField::UpdatedAt,
+            _ => return None,
+        })
+    }
+
+    fn column(self) -> &'static str {
+        match self {
+            OrderField::Id => "p.id",
+            OrderField::Title => "p.title",
+            OrderField::CreatedAt => "p.created_at",
+            OrderField::UpdatedAt => "p.updated_at",
+        }
+    }
+}
+
+/// `?user=&title=&category=&tags=&search=&ordering=` of the list endpoint.
+#[derive(Debug, Clone)]
+pub struct ProductFilter {
+    pub user: Option<i64>,
+    pub title: Option<String>,
+    pub category: Option<i64>,
+    pub tags: Option<String>,
+    /// Each term must appear (case-insensitively) in title, description or tags.
+    pub search: Vec<String>,
+    /// Sort keys, `true` = descending. Empty means `-updated_at`.
+    pub ordering: Vec<(OrderField, bool)>,
+}
+
+impl Default for ProductFilter {
+    fn default() -> Self {
+        ProductFilter {
+            user: None,
+            title: None,
+            category: None,
+            tags: None,
+            search: Vec::new(),
+            ordering: vec![(OrderField::UpdatedAt, true)],
+        }
+    }
+}
+
+enum Arg<'a> {
+    Int(i64),
+    Text(&'a str),
+    Owned(String),
+}
+
+/// Escapes `%`, `_` and `\` for a `LIKE … ESCAPE '\'` pattern.
+fn like_pattern(term: &str) -> String {
+    let mut out = String::with_capacity(term.len() + 2);
+    out.push('%');
+    for c in term.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('%');
+    out
+}
+
+impl ProductFilter {
+    fn where_clause<'a>(&'a self, sql: &mut String, args: &mut Vec<Arg<'a>>) {
+        let mut first = true;
+        let mut and = |sql: &mut String| {
+            sql.push_str(if first { " WHERE " } else { " AND " });
+            first = false;
+        };
+        if let Some(user) = self.user {
+            and(sql);
+            sql.push_str("p.user_id = ?");
+            args.push(Arg::Int(user));
+        }
+        if let Some(title) = &self.title {
+            and(sql);
+            sql.push_str("p.title = ?");
+            args.push(Arg::Text(title));
+        }
+        if let Some(category) = self.category {
+            and(sql);
+            sql.push_str("p.category_id = ?");
+            args.push(Arg::Int(category));
+        }
+        if let Some(tags) = &self.tags {
+            and(sql);
+            sql.push_str("p.tags = ?");
+            args.push(Arg::Text(tags));
+        }
+        for term in &self.search {
+            and(sql);
+            sql.push_str(
+                "(p.title LIKE ? ESCAPE '\\' OR p.description LIKE ? ESCAPE '\\' OR p.tags LIKE ? ESCAPE '\\')",
+            );
+            let pattern = like_pattern(term);
+            args.push(Arg::Owned(pattern.clone()));
+            args.push(Arg::Owned(pattern.clone()));
+            args.push(Arg::Owned(pattern));
+        }
+    }
+}
+
+fn bind_all<'q, O>(
+    mut query: sqlx::query::QueryAs<'q, Sqlite, O, sqlx::sqlite::SqliteArguments<'q>>,
+    args: Vec<Arg<'q>>,
+) -> sqlx::query::QueryAs<'q, Sqlite, O, sqlx::sqlite::SqliteArguments<'q>> {
+    for arg in args {
+        query = match arg {
+            Arg::Int(v) => query.bind(v),
+            Arg::Text(v) => query.bind(v),
+            Arg::Owned(v) => query.bind(v),
+        };
+    }
+    query
+}
+
+/// Number of products matching `filter`.
+pub async fn count(db: &Db, filter: &ProductFilter) -> Result<i64, sqlx::Error> {
+    let mut sql = String::from("SELECT COUNT(*) FROM products p");
+    let mut args = Vec::new();
+    filter.where_clause(&mut sql, &mut args);
+    let (n,): (i64,) = bind_all(sqlx::query_as(&sql), args)
+        .fetch_one(&db.read)
+        .await?;
+    Ok(n)
+}
+
+/// One page of products matching `filter`.
+pub async fn page(
+    db: &Db,
+    filter: &ProductFilter,
+    limit: i64,
+    offset: i64,
+) -> Result<Vec<ProductRow>, sqlx::Error> {
+    let mut sql = String::with_capacity(SELECT_PRODUCT.len() + 128);
+    sql.push_str(SELECT_PRODUCT);
+    let mut args = Vec::new();
+    filter.where_clause(&mut sql, &mut args);
+    sql.push_str(" ORDER BY ");
+    for (field, desc) in &filter.ordering {
+        sql.push_str(field.column());
+        sql.push_str(if *desc { " DESC, " } else { " ASC, " });
+    }
+    sql.push_str("p.id DESC LIMIT ? OFFSET ?");
+    args.push(Arg::Int(limit));
+    args.push(Arg::Int(offset));
+    bind_all(sqlx::query_as(&sql), args)
+        .fetch_all(&db.read)
+        .await
+}
+
+fn select_by_id() -> &'static str {
+    static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    SQL.get_or_init(|| format!("{SELECT_PRODUCT} WHERE p.id = ?"))
+}
+
+/// One product, or `None`.
+pub async fn get(db: &Db, id: i64) -> Result<Option<ProductRow>, sqlx::Error> {
+    sqlx::query_as(select_by_id())
+        .bind(id)
+        .fetch_optional(&db.read)
+        .await
+}
+
+/// One product, read inside a write transaction (sees its own changes).
+pub async fn get_in(
+    tx: &mut Transaction<'static, Sqlite>,
+    id: i64,
+) -> Result<Option<ProductRow>, sqlx::Error> {
+    sqlx::query_as(select_by_id())
+        .bind(id)
+        .fetch_optional(&mut **tx)
+        .await
+}
+
+/// The owner of a product, or `None` when it does not exist.
+pub async fn owner(
+    tx: &mut Transaction<'static, Sqlite>,
+    id: i64,
+) -> Result<Option<i64>, sqlx::Error> {
+    sqlx::query_scalar("SELECT user_id FROM products WHERE id = ?")
+        .bind(id)
+        .fetch_optional(&mut **tx)
+        .await
+}
+
+pub async fn category_exists(
+    tx: &mut Transaction<'static, Sqlite>,
+    id: i64,
+) -> Result<bool, sqlx::Error> {
+    let found: Option<i64> = sqlx::query_scalar("SELECT id FROM categories WHERE id = ?")
+        .bind(id)
+        .fetch_optional(&mut **tx)
+        .await?;
+    Ok(found.is_some())
+}
+
+pub async fn exists(tx: &mut Transaction<'static, Sqlite>, id: i64) -> Result<bool, sqlx::Error> {
+    let found: Option<i64> = sqlx::query_scalar("SELECT id FROM products WHERE id = ?")
+        .bind(id)
+        .fetch_optional(&mut **tx)
+        .await?;
+    Ok(found.is_some())
+}
+
+/// Whether the user owns at least one product.
+pub async fn user_has_product(db: &Db, user_id: i64) -> Result<bool, sqlx::Error> {
+    let found: Option<i64> =
+        sqlx::query_scalar("SELECT id FROM products WHERE user_id = ? LIMIT 1")
+            .bind(user_id)
+            .fetch_optional(&db.read)
+            .await?;
+    Ok(found.is_some())
+}
+
+/// Django's `slugify`: ASCII letters, digits, `_` and `-`; spaces and
+/// repeated dashes collapse into one `-`; lower case.
+pub fn slugify(title: &str) -> String {
+    let mut out = String::with_capacity(title.len());
+    let mut dash = false;
+    for c in title.trim().chars() {
+        if c.is_ascii_alphanumeric() || c == '_' {
+            if dash && !out.is_empty() {
+                out.push('-');
+            }
+            dash = false;
+            out.push(c.to_ascii_lowercase());
+        } else if c.is_whitespace() || c == '-' {
+            dash = true;
+        }
+    }
+    if out.is_empty() {
+        out.push_str("product");
+    }
+    out
+}
+
+/// A slug derived from `title` that no product has yet: `lamp`, `lamp-1`, …
+/// Must run inside the write transaction that inserts the product.
+pub async fn unique_slug(
+    tx: &mut Transaction<'static, Sqlite>,
+    title: &str,
+) -> Result<String, sqlx::Error> {
+    let base = slugify(title);
+    let mut candidate = base.clone();
+    let mut n = 0u32;
+    loop {
+        let taken: Option<i64> = sqlx::query_scalar("SELECT id FROM products WHERE slug = ?")
+            .bind(&candidate)
+            .fetch_optional(&mut **tx)
+            .await?;
+        if taken.is_none() {
+            return Ok(candidate);
+        }
+        n += 1;
+        candidate = format!("{base}-{n}");
+    }
+}
+
+/// Fields written by create and update.
+#[derive(Debug, Clone, Default)]
+pub struct ProductWrite {
+    pub title: String,
+    pub description: String,
+    pub image: Option<String>,
+    pub category_id: Option<i64>,
+    pub tags: String,
+}
+
+/// Inserts a product (slug and uuid generated); returns its id.
+pub async fn insert(
+    tx: &mut Transaction<'static, Sqlite>,
+    user_id: i64,
+    p: &ProductWrite,
+    created_at: &str,
+) -> Result<i64, sqlx::Error> {
+    let slug = unique_slug(tx, &p.title).await?;
+    sqlx::query_scalar(
+        "INSERT INTO products (product_id, title, slug, description, image, category_id, tags, \
+         views, user_id, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?) RETURNING id",
+    )
+    .bind(uuid::Uuid::new_v4().to_string())
+    .bind(&p.title)
+    .bind(&slug)
+    .bind(&p.description)
+    .bind(&p.image)
+    .bind(p.category_id)
+    .bind(&p.tags)
+    .bind(user_id)
+    .bind(created_at)
+    .bind(created_at)
+    .fetch_one(&mut **tx)
+    .await
+}
+
+/// Replaces the stored fields of product `id`.
+pub async fn update(
+    tx: &mut Transaction<'static, Sqlite>,
+    id: i64,
+    p: &ProductWrite,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE products SET title = ?, description = ?, image = ?, category_id = ?, tags = ?, \
+         updated_at = ? WHERE id = ?",
+    )
+    .bind(&p.title)
+    .bind(&p.description)
+    .bind(&p.image)
+    .bind(p.category_id)
+    .bind(&p.tags)
+    .bind(crate::db::now())
+    .bind(id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Replaces the votes of product `id`.
+pub async fn set_votes(
+    tx: &mut Transaction<'static, Sqlite>,
+    id: i64,
+    voters: &[i64],
+) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM product_votes WHERE product_id = ?")
+        .bind(id)
+        .execute(&mut **tx)
+        .await?;
+    for &user in voters {
+        sqlx::query("INSERT OR IGNORE INTO product_votes (product_id, user_id) VALUES (?, ?)")
+            .bind(id)
+            .bind(user)
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Deletes product `id` (its votes and comments go with it).
+pub async fn delete(tx: &mut Transaction<'static, Sqlite>, id: i64) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM products WHERE id = ?")
+        .bind(id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slugs() {
+        assert_eq!(slugify("Lamp"), "lamp");
+        assert_eq!(slugify("  Red  Desk -- Lamp! "), "red-desk-lamp");
+        assert_eq!(slugify("!!!"), "product");
+        assert_eq!(slugify("café 2"), "caf-2");
+    }
+
+    #[test]
+    fn like_escapes() {
+        assert_eq!(like_pattern("50%_a\\"), "%50\\%\\_a\\\\%");
+    }
+}

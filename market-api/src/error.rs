@@ -1,0 +1,179 @@
+//! Errors: [`Error`] at the crate boundary (start-up, CLI), and [`ApiError`],
+//! which every handler returns and which maps each failure to the status and
+//! Django REST Framework-style JSON body the original API answered with.
+//! Internal details (SQL errors, join errors) are logged, never sent.
+
+use std::collections::BTreeMap;
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+/// Failures of [`crate::run`] / [`crate::serve`].
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("invalid database url {url:?}: {source}")]
+    DatabaseUrl { url: String, source: sqlx::Error },
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("I/O error: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("password hashing failed: {0}")]
+    Password(String),
+}
+
+/// Per-field validation messages, serialized as `{"field": ["message", …]}`.
+pub type FieldErrors = BTreeMap<String, Vec<String>>;
+
+/// A failed request, as the client sees it.
+#[derive(Debug)]
+pub enum ApiError {
+    /// 400 with per-field messages (or `non_field_errors`).
+    Validation(FieldErrors),
+    /// 400 `{"detail": "JSON parse error - …"}`.
+    JsonParse(String),
+    /// 400 with a plain detail message.
+    BadRequest(String),
+    /// 401: no credentials on a protected endpoint.
+    NotAuthenticated,
+    /// 401: an `Authorization` header that is not `Bearer <token>`.
+    BadAuthorizationHeader,
+    /// 401: a bearer token that is not a valid access token.
+    InvalidAccessToken,
+    /// 401: refresh/verify given a bad token.
+    TokenNotValid,
+    /// 401: the token's user no longer exists or is inactive.
+    UserNotFound,
+    /// 401: wrong e-mail/password at login.
+    NoActiveAccount,
+    /// 403
+    PermissionDenied,
+    /// 404 `Not found.`
+    NotFound,
+    /// 404 `Invalid page.`
+    InvalidPage,
+    /// 405 with the `Allow` header.
+    MethodNotAllowed {
+        method: String,
+        allow: Option<HeaderValue>,
+    },
+    /// 413
+    PayloadTooLarge,
+    /// 415
+    UnsupportedMediaType(String),
+    /// 503 (database down, or an injected fault).
+    Unavailable(&'static str),
+    /// 500; the cause is logged, not sent.
+    Internal(String),
+}
+
+impl ApiError {
+    /// One message for one field.
+    pub fn field(name: &str, message: impl Into<String>) -> Self {
+        let mut errors = FieldErrors::new();
+        errors.insert(name.to_owned(), vec![message.into()]);
+        ApiError::Validation(errors)
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::Validation(_) | ApiError::JsonParse(_) | ApiError::BadRequest(_) => {
+                StatusCode::BAD_REQUEST
+            }
+            ApiError::NotAuthenticated
+            | ApiError::BadAuthorizationHeader
+            | ApiError::InvalidAccessToken
+            | ApiError::TokenNotValid
+            | ApiError::UserNotFound
+            | ApiError::NoActiveAccount => StatusCode::UNAUTHORIZED,
+            ApiError::PermissionDenied => StatusCode::FORBIDDEN,
+            ApiError::NotFound | ApiError::InvalidPage => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+impl From<sqlx::Error> for ApiError {
+    fn from(e: sqlx::Error) -> Self {
+        match &e {
+            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed => {
+                tracing::warn!(error = %e, "database unavailable");
+                ApiError::Unavailable("Database unavailable.")
+            }
+            _ => {
+                tracing::error!(error = %e, "database error");
+                ApiError::Internal(e.to_string())
+            }
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let body = match &self {
+            ApiError::Validation(errors) => json!(errors),
+            ApiError::JsonParse(msg) => json!({ "detail": format!("JSON parse error - {msg}") }),
+            ApiError::BadRequest(msg) => json!({ "detail": msg }),
+            ApiError::NotAuthenticated => {
+                json!({ "detail": "Authentication credentials were not provided." })
+            }
+            ApiError::BadAuthorizationHeader => json!({
+                "detail": "Authorization header must contain two space-delimited values",
+                "code": "bad_authorization_header",
+            }),
+            ApiError::InvalidAccessToken => json!({
+                "detail": "Given token not valid for any token type",
+                "code": "token_not_valid",
+                "messages": [{
+                    "token_class": "AccessToken",
+                    "token_type": "access",
+                    "message": "Token is invalid or expired",
+                }],
+            }),
+            ApiError::TokenNotValid => {
+                json!({ "detail": "Token is invalid or expired", "code": "token_not_valid" })
+            }
+            ApiError::UserNotFound => {
+                json!({ "detail": "User not found", "code": "user_not_found" })
+            }
+            ApiError::NoActiveAccount => {
+                json!({ "detail": "No active account found with the given credentials" })
+            }
+            ApiError::PermissionDenied => {
+                json!({ "detail": "You do not have permission to perform this action." })
+            }
+            ApiError::NotFound => json!({ "detail": "Not found." }),
+            ApiError::InvalidPage => json!({ "detail": "Invalid page." }),
+            ApiError::MethodNotAllowed { method, .. } => {
+                json!({ "detail": format!("Method \"{method}\" not allowed.") })
+            }
+            ApiError::PayloadTooLarge => json!({ "detail": "Request body too large." }),
+            ApiError::UnsupportedMediaType(ct) => {
+                json!({ "detail": format!("Unsupported media type \"{ct}\" in request.") })
+            }
+            ApiError::Unavailable(msg) => json!({ "detail": msg }),
+            ApiError::Internal(_) => json!({ "detail": "A server error occurred." }),
+        };
+        let mut response = (status, axum::Json(body)).into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"api\""),
+            );
+        }
+        if let ApiError::MethodNotAllowed {
+            allow: Some(allow), ..
+        } = self
+        {
+            response.headers_mut().insert(header::ALLOW, allow);
+        }
+        response
+    }
+}

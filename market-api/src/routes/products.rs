@@ -1,0 +1,359 @@
+//! `products/`: public reads, writes for logged-in users, changes by the
+//! owner only. Retrieve never writes (the stored `views` counter is not bumped
+//! per GET: on SQLite that would turn every read into a write; see
+//! docs/market-api.md).
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
+use sqlx::{Sqlite, Transaction};
+
+use crate::auth::{AuthUser, MaybeAuthUser};
+use crate::db::products::{self, OrderField, ProductFilter, ProductRow, ProductWrite};
+use crate::db::users;
+use crate::error::ApiError;
+use crate::pagination::{PageParams, Paginated};
+use crate::request::{IdParam, Origin, QueryParams};
+use crate::state::AppState;
+use crate::validation::{Form, JsonBody};
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Vote {
+    pub id: i64,
+    pub first_name: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Owner<'a> {
+    pub id: i64,
+    pub first_name: &'a str,
+    pub last_name: &'a str,
+    pub image: Option<String>,
+}
+
+/// The product representation of the original serializer.
+#[derive(Debug, Serialize)]
+pub struct ProductOut<'a> {
+    pub id: i64,
+    pub product_id: &'a str,
+    pub title: &'a str,
+    pub slug: &'a str,
+    pub description: &'a str,
+    pub image: Option<String>,
+    pub category: Option<i64>,
+    pub tags: &'a str,
+    pub votes: Vec<Vote>,
+    pub views: i64,
+    pub user: Owner<'a>,
+    pub votes_count: usize,
+}
+
+impl<'a> ProductOut<'a> {
+    pub fn new(row: &'a ProductRow, origin: &Origin) -> Self {
+        let votes: Vec<Vote> = serde_json::from_str(&row.votes).unwrap_or_default();
+        ProductOut {
+            id: row.id,
+            product_id: &row.product_id,
+            title: &row.title,
+            slug: &row.slug,
+            description: &row.description,
+            image: row.image.as_deref().map(|p| origin.media_url(p)),
+            category: row.category_id,
+            tags: &row.tags,
+            votes_count: votes.len(),
+            votes,
+            views: row.views,
+            user: Owner {
+                id: row.user_id,
+                first_name: &row.user_first_name,
+                last_name: &row.user_last_name,
+                image: row.user_image.as_deref().map(|p| origin.media_url(p)),
+            },
+        }
+    }
+}
+
+fn int_filter(query: &QueryParams, name: &str) -> Result<Option<i64>, ApiError> {
+    match query.get(name) {
+        None | Some("") => Ok(None),
+        Some(s) => s
+            .trim()
+            .parse::<i64>()
+            .map(Some)
+            .map_err(|_| ApiError::field(name, "Enter a number.")),
+    }
+}
+
+fn text_filter(query: &QueryParams, name: &str) -> Option<String> {
+    query.get(name).filter(|s| !s.is_empty()).map(str::to_owned)
+}
+
+/// The list endpoint's filters, search and ordering.
+fn filter_from_query(query: &QueryParams) -> Result<ProductFilter, ApiError> {
+    let mut filter = ProductFilter {
+        user: int_filter(query, "user")?,
+        title: text_filter(query, "title"),
+        category: int_filter(query, "category")?,
+        tags: text_filter(query, "tags"),
+        ..ProductFilter::default()
+    };
+    if let Some(search) = query.get("search") {
+        filter.search = search
+            .split(|c: char| c.is_whitespace() || c == ',')
+            .filter(|t| !t.is_empty())
+            .map(str::to_owned)
+            .collect();
+    }
+    if let Some(ordering) = query.get("ordering") {
+        // Unknown fields are ignored, as DRF's OrderingFilter does.
+        let fields: Vec<(OrderField, bool)> = ordering
+            .split(',')
+            .filter_map(|f| {
+                let f = f.trim();
+                let (name, desc) = match f.strip_prefix('-') {
+                    Some(rest) => (rest, true),
+                    None => (f, false),
+                };
+                OrderField::parse(name).map(|field| (field, desc))
+            })
+            .collect();
+        if !fields.is_empty() {
+            filter.ordering = fields;
+        }
+    }
+    Ok(filter)
+}
+
+/// `GET products/`
+pub async fn list(
+    State(state): State<AppState>,
+    _user: MaybeAuthUser,
+    query: QueryParams,
+    origin: Origin,
+) -> Result<Response, ApiError> {
+    let params = PageParams::from_query(&query)?;
+    let filter = filter_from_query(&query)?;
+    let page = params.resolve(products::count(&state.db, &filter).await?)?;
+    let rows = products::page(&state.db, &filter, page.limit(), page.offset()).await?;
+    let results: Vec<ProductOut<'_>> = rows.iter().map(|r| ProductOut::new(r, &origin)).collect();
+    let body: Paginated<ProductOut<'_>> = page.wrap(&origin, results);
+    Ok(Json(body).into_response())
+}
+
+/// `GET products/{id}/`
+pub async fn retrieve(
+    State(state): State<AppState>,
+    _user: MaybeAuthUser,
+    IdParam(id): IdParam,
+    origin: Origin,
+) -> Result<Response, ApiError> {
+    let row = products::get(&state.db, id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    Ok(Json(ProductOut::new(&row, &origin)).into_response())
+}
+
+/// Validated body of a create/update.
+struct ProductInput {
+    write: ProductWrite,
+    votes: Option<Vec<i64>>,
+}
+
+/// Checks the body against `base` (the stored product for updates). For a
+/// partial update, fields not given keep their stored value.
+async fn validate(
+    tx: &mut Transaction<'static, Sqlite>,
+    data: &Map<String, Value>,
+    user: AuthUser,
+    base: Option<&ProductRow>,
+    partial: bool,
+) -> Result<ProductInput, ApiError> {
+    let mut form = Form::new(data, partial);
+    let title = form.string("title", true, false, 130);
+    let description = form.string("description", false, true, 1500);
+    let tags = form.string("tags", false, true, 70);
+    let image = form.nullable_string("image", false, true, 255);
+    let category = form.pk("category", false, true);
+    let votes = form.pk_list("votes", false);
+    if let Some(Some(owner)) = form.pk("user", false, false) {
+        if owner != user.user_id {
+            form.error("user", "Must be the authenticated user.");
+        }
+    }
+    if let Some(Some(category)) = category {
+        if !products::category_exists(tx, category).await? {
+            form.error(
+                "category",
+                format!("Invalid pk \"{category}\" - object does not exist."),
+            );
+        }
+    }
+    if let Some(votes) = &votes {
+        if let Some(missing) = users::missing_ids(tx, votes).await?.first() {
+            form.error(
+                "votes",
+                format!("Invalid pk \"{missing}\" - object does not exist."),
+            );
+        }
+    }
+    form.finish()?;
+    let mut write = match base {
+        Some(row) => ProductWrite {
+            title: row.title.clone(),
+            description: row.description.clone(),
+            image: row.image.clone(),
+            category_id: row.category_id,
+            tags: row.tags.clone(),
+        },
+        None => ProductWrite::default(),
+    };
+    if let Some(title) = title {
+        write.title = title;
+    }
+    if let Some(description) = description {
+        write.description = description;
+    } else if !partial {
+        write.description = String::new();
+    }
+    if let Some(tags) = tags {
+        write.tags = tags;
+    } else if !partial {
+        write.tags = String::new();
+    }
+    match image {
+        Some(image) => write.image = image.filter(|s| !s.is_empty()),
+        None if !partial => write.image = None,
+        None => {}
+    }
+    match category {
+        Some(category) => write.category_id = category,
+        None if !partial => write.category_id = None,
+        None => {}
+    }
+    let votes = match votes {
+        Some(v) => Some(v),
+        None if !partial => Some(Vec::new()),
+        None => None,
+    };
+    Ok(ProductInput { write, votes })
+}
+
+/// The token's user must still exist and be active.
+async fn require_active(
+    tx: &mut Transaction<'static, Sqlite>,
+    user: AuthUser,
+) -> Result<(), ApiError> {
+    users::active_staff_flag(&mut **tx, user.user_id)
+        .await?
+        .ok_or(ApiError::UserNotFound)?;
+    Ok(())
+}
+
+/// `POST products/` → 201 (login required; the owner is the token's user).
+pub async fn create(
+    State(state): State<AppState>,
+    user: AuthUser,
+    origin: Origin,
+    body: JsonBody,
+) -> Result<Response, ApiError> {
+    let data = body.parse()?;
+    let mut tx = state.db.begin_write().await?;
+    require_active(&mut tx, user).await?;
+    let input = validate(&mut tx, &data, user, None, false).await?;
+    let id = products::insert(&mut tx, user.user_id, &input.write, &crate::db::now()).await?;
+    products::set_votes(&mut tx, id, input.votes.as_deref().unwrap_or(&[])).await?;
+    let row = products::get_in(&mut tx, id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    tx.commit().await?;
+    Ok((StatusCode::CREATED, Json(ProductOut::new(&row, &origin))).into_response())
+}
+
+async fn change(
+    state: AppState,
+    user: AuthUser,
+    id: i64,
+    origin: Origin,
+    body: JsonBody,
+    partial: bool,
+) -> Result<Response, ApiError> {
+    let mut tx = state.db.begin_write().await?;
+    let row = products::get_in(&mut tx, id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    if row.user_id != user.user_id {
+        return Err(ApiError::PermissionDenied);
+    }
+    let data = body.parse()?;
+    let input = validate(&mut tx, &data, user, Some(&row), partial).await?;
+    products::update(&mut tx, id, &input.write).await?;
+    if let Some(votes) = &input.votes {
+        products::set_votes(&mut tx, id, votes).await?;
+    }
+    let row = products::get_in(&mut tx, id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    tx.commit().await?;
+    Ok(Json(ProductOut::new(&row, &origin)).into_response())
+}
+
+/// `PUT products/{id}/` (owner only).
+pub async fn update(
+    State(state): State<AppState>,
+    user: AuthUser,
+    IdParam(id): IdParam,
+    origin: Origin,
+    body: JsonBody,
+) -> Result<Response, ApiError> {
+    change(state, user, id, origin, body, false).await
+}
+
+/// `PATCH products/{id}/` (owner only).
+pub async fn partial_update(
+    State(state): State<AppState>,
+    user: AuthUser,
+    IdParam(id): IdParam,
+    origin: Origin,
+    body: JsonBody,
+) -> Result<Response, ApiError> {
+    change(state, user, id, origin, body, true).await
+}
+
+/// `DELETE products/{id}/` (owner only) → 204; the product is really gone.
+pub async fn destroy(
+    State(state): State<AppState>,
+    user: AuthUser,
+    IdParam(id): IdParam,
+) -> Result<StatusCode, ApiError> {
+    let mut tx = state.db.begin_write().await?;
+    let owner = products::owner(&mut tx, id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    if owner != user.user_id {
+        return Err(ApiError::PermissionDenied);
+    }
+    products::delete(&mut tx, id).await?;
+    tx.commit().await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `GET products/has-product/?client=ID` → `{"has_product": bool}`: whether
+/// user `ID` owns at least one product.
+pub async fn has_product(
+    State(state): State<AppState>,
+    _user: MaybeAuthUser,
+    query: QueryParams,
+) -> Result<Json<Value>, ApiError> {
+    let client = match query.get("client") {
+        None | Some("") => return Err(ApiError::field("client", "This field is required.")),
+        Some(s) => s
+            .trim()
+            .parse::<i64>()
+            .map_err(|_| ApiError::field("client", "A valid integer is required."))?,
+    };
+    let has = products::user_has_product(&state.db, client).await?;
+    Ok(Json(json!({ "has_product": has })))
+}

@@ -1,0 +1,51 @@
+//! Shared application state handed to every handler: the database pools, the
+//! JWT keys, the password hasher and the request limits. Cheap to clone (all
+//! shared parts are behind `Arc`s or are pools, which are handles already).
+
+use std::sync::Arc;
+
+use crate::auth::{Jwt, Passwords};
+use crate::config::{FaultConfig, ServeConfig};
+use crate::db::{self, Db};
+use crate::error::Error;
+
+/// State shared by all requests.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    pub db: Db,
+    pub jwt: Arc<Jwt>,
+    pub passwords: Passwords,
+    /// Largest request body accepted.
+    pub body_limit: usize,
+    pub fault: FaultConfig,
+    /// Value of the `X-Replica` header, if any.
+    pub replica_id: Option<Arc<str>>,
+}
+
+impl AppState {
+    /// Opens the database, applies migrations, seeds an empty database (unless
+    /// disabled) and loads or creates the JWT secret.
+    pub async fn open(config: &ServeConfig) -> Result<AppState, Error> {
+        let db = Db::open(&config.database_url, config.read_connections).await?;
+        db.migrate().await?;
+        let passwords = Passwords::new(config.password_cost);
+        if let Some(seed) = &config.seed {
+            if db::seed::is_empty(&db).await? {
+                db::seed::seed(&db, seed).await?;
+            }
+        }
+        let secret = match &config.jwt_secret {
+            Some(s) => s.clone(),
+            None => db::settings::jwt_secret(&db).await?,
+        };
+        let jwt = Jwt::new(secret.as_bytes(), config.access_ttl, config.refresh_ttl);
+        Ok(AppState {
+            db,
+            jwt: Arc::new(jwt),
+            passwords,
+            body_limit: config.body_limit,
+            fault: config.fault,
+            replica_id: config.replica_id.as_deref().map(Arc::from),
+        })
+    }
+}

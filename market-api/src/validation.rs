@@ -1,0 +1,411 @@
+//! Request bodies and their validation, with Django REST Framework's
+//! messages. [`JsonBody`] reads the body (413 above the limit, 415 for a
+//! non-JSON content type) but parses it only when the handler asks, after
+//! authentication and permission checks, in the order DRF does them.
+//! [`Form`] then checks field by field and collects every message, so a
+//! client sees all its mistakes at once: `{"title": ["This field is required."]}`.
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Request};
+use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
+use serde_json::{Map, Value};
+
+use crate::error::{ApiError, FieldErrors};
+use crate::state::AppState;
+
+/// A JSON request body, read but not yet parsed.
+#[derive(Debug)]
+pub struct JsonBody(Bytes);
+
+fn is_length_limit(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = current {
+        if e.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        current = e.source();
+    }
+    false
+}
+
+impl FromRequest<AppState> for JsonBody {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
+        let limit = state.body_limit;
+        let declared = req
+            .headers()
+            .get(CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|n| n > limit as u64) {
+            return Err(ApiError::PayloadTooLarge);
+        }
+        if let Some(ct) = req.headers().get(CONTENT_TYPE) {
+            let text = ct.to_str().unwrap_or("");
+            let essence = text
+                .split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase();
+            if essence != "application/json" && !essence.ends_with("+json") {
+                return Err(ApiError::UnsupportedMediaType(text.to_owned()));
+            }
+        }
+        match axum::body::to_bytes(req.into_body(), limit).await {
+            Ok(bytes) => Ok(JsonBody(bytes)),
+            Err(e) => {
+                let inner = e.into_inner();
+                if is_length_limit(&*inner) {
+                    Err(ApiError::PayloadTooLarge)
+                } else {
+                    Err(ApiError::BadRequest(
+                        "Could not read the request body.".into(),
+                    ))
+                }
+            }
+        }
+    }
+}
+
+/// Python's name for a JSON value's type, as DRF's messages use it.
+pub fn py_type(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "NoneType",
+        Value::Bool(_) => "bool",
+        Value::Number(n) if n.is_f64() => "float",
+        Value::Number(_) => "int",
+        Value::String(_) => "str",
+        Value::Array(_) => "list",
+        Value::Object(_) => "dict",
+    }
+}
+
+impl JsonBody {
+    /// The body as a JSON object (an empty body is an empty object).
+    pub fn parse(&self) -> Result<Map<String, Value>, ApiError> {
+        if self.0.iter().all(u8::is_ascii_whitespace) {
+            return Ok(Map::new());
+        }
+        match serde_json::from_slice::<Value>(&self.0) {
+            Ok(Value::Object(map)) => Ok(map),
+            Ok(other) => Err(ApiError::field(
+                "non_field_errors",
+                format!(
+                    "Invalid data. Expected a dictionary, but got {}.",
+                    py_type(&other)
+                ),
+            )),
+            Err(e) => Err(ApiError::JsonParse(e.to_string())),
+        }
+    }
+}
+
+/// Field-by-field validation of one JSON object.
+pub struct Form<'a> {
+    data: &'a Map<String, Value>,
+    errors: FieldErrors,
+    /// PATCH: missing fields are not errors.
+    partial: bool,
+}
+
+const REQUIRED: &str = "This field is required.";
+const NOT_NULL: &str = "This field may not be null.";
+
+/// How a nullable field was given: absent, `null`, or a value.
+pub type Nullable<T> = Option<Option<T>>;
+
+impl<'a> Form<'a> {
+    pub fn new(data: &'a Map<String, Value>, partial: bool) -> Self {
+        Form {
+            data,
+            errors: FieldErrors::new(),
+            partial,
+        }
+    }
+
+    /// Records a message for `name`.
+    pub fn error(&mut self, name: &str, message: impl Into<String>) {
+        self.errors
+            .entry(name.to_owned())
+            .or_default()
+            .push(message.into());
+    }
+
+    pub fn has_errors(&self) -> bool {
+        !self.errors.is_empty()
+    }
+
+    /// `Err(400)` with every message collected so far, if any.
+    pub fn finish(self) -> Result<(), ApiError> {
+        if self.errors.is_empty() {
+            Ok(())
+        } else {
+            Err(ApiError::Validation(self.errors))
+        }
+    }
+
+    fn get(&mut self, name: &str, required: bool) -> Option<&'a Value> {
+        let value = self.data.get(name);
+        if value.is_none() && required && !self.partial {
+            self.error(name, REQUIRED);
+        }
+        value
+    }
+
+    /// A string (numbers are accepted and turned into text, as DRF does),
+    /// trimmed, at most `max` characters; blank allowed only if `allow_blank`.
+    pub fn string(
+        &mut self,
+        name: &str,
+        required: bool,
+        allow_blank: bool,
+        max: usize,
+    ) -> Option<String> {
+        match self.nullable_string(name, required, allow_blank, max) {
+            Some(Some(s)) => Some(s),
+            Some(None) => {
+                self.error(name, NOT_NULL);
+                None
+            }
+            None => None,
+        }
+    }
+
+    /// Like [`Form::string`], but `null` is allowed.
+    pub fn nullable_string(
+        &mut self,
+        name: &str,
+        required: bool,
+        allow_blank: bool,
+        max: usize,
+    ) -> Nullable<String> {
+        let value = self.get(name, required)?;
+        let text = match value {
+            Value::Null => return Some(None),
+            Value::String(s) => s.trim().to_owned(),
+            Value::Number(n) => n.to_string(),
+            _ => {
+                self.error(name, "Not a valid string.");
+                return None;
+            }
+        };
+        if text.is_empty() && !allow_blank {
+            self.error(name, "This field may not be blank.");
+            return None;
+        }
+        if text.chars().count() > max {
+            self.error(
+                name,
+                format!("Ensure this field has no more than {max} characters."),
+            );
+            return None;
+        }
+        Some(Some(text))
+    }
+
+    /// An integer in `min..=max` (numeric strings accepted); `null` allowed
+    /// only if `nullable`.
+    pub fn integer(
+        &mut self,
+        name: &str,
+        required: bool,
+        nullable: bool,
+        min: i64,
+        max: i64,
+    ) -> Nullable<i64> {
+        let value = self.get(name, required)?;
+        let n = match value {
+            Value::Null if nullable => return Some(None),
+            Value::Null => {
+                self.error(name, NOT_NULL);
+                return None;
+            }
+            Value::Number(n) => n.as_i64().or_else(|| {
+                n.as_f64()
+                    .filter(|f| f.fract() == 0.0 && f.abs() < 9.0e15)
+                    .map(|f| f as i64)
+            }),
+            Value::String(s) => s.trim().parse::<i64>().ok(),
+            _ => None,
+        };
+        let Some(n) = n else {
+            self.error(name, "A valid integer is required.");
+            return None;
+        };
+        if n < min {
+            self.error(
+                name,
+                format!("Ensure this value is greater than or equal to {min}."),
+            );
+            return None;
+        }
+        if n > max {
+            self.error(
+                name,
+                format!("Ensure this value is less than or equal to {max}."),
+            );
+            return None;
+        }
+        Some(Some(n))
+    }
+
+    fn pk_value(v: &Value) -> Result<i64, String> {
+        match v {
+            Value::Number(n) => n
+                .as_i64()
+                .ok_or_else(|| "Incorrect type. Expected pk value, received float.".to_owned()),
+            Value::String(s) => s
+                .trim()
+                .parse::<i64>()
+                .map_err(|_| format!("Invalid pk \"{s}\" - object does not exist.")),
+            other => Err(format!(
+                "Incorrect type. Expected pk value, received {}.",
+                py_type(other)
+            )),
+        }
+    }
+
+    /// A primary key of a related object (existence is checked later).
+    pub fn pk(&mut self, name: &str, required: bool, nullable: bool) -> Nullable<i64> {
+        let value = self.get(name, required)?;
+        if value.is_null() {
+            if nullable {
+                return Some(None);
+            }
+            self.error(name, NOT_NULL);
+            return None;
+        }
+        match Self::pk_value(value) {
+            Ok(id) => Some(Some(id)),
+            Err(msg) => {
+                self.error(name, msg);
+                None
+            }
+        }
+    }
+
+    /// A list of primary keys (duplicates removed, order kept).
+    pub fn pk_list(&mut self, name: &str, required: bool) -> Option<Vec<i64>> {
+        let value = self.get(name, required)?;
+        let Value::Array(items) = value else {
+            self.error(
+                name,
+                format!(
+                    "Expected a list of items but got type \"{}\".",
+                    py_type(value)
+                ),
+            );
+            return None;
+        };
+        let mut ids = Vec::with_capacity(items.len());
+        for item in items {
+            match Self::pk_value(item) {
+                Ok(id) if !ids.contains(&id) => ids.push(id),
+                Ok(_) => {}
+                Err(msg) => {
+                    self.error(name, msg);
+                    return None;
+                }
+            }
+        }
+        Some(ids)
+    }
+}
+
+/// A plausible e-mail address (Django's validator, simplified).
+pub fn valid_email(email: &str) -> bool {
+    let Some((local, domain)) = email.rsplit_once('@') else {
+        return false;
+    };
+    !local.is_empty()
+        && email.len() <= 254
+        && !email.chars().any(|c| c.is_whitespace() || c.is_control())
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && domain.contains('.')
+        && !domain.contains("..")
+        && domain
+            .chars()
+            .all(|c| c.is_alphanumeric() || c == '-' || c == '.')
+}
+
+/// At least 6 characters with a letter, a digit and a special character.
+pub fn strong_password(password: &str) -> bool {
+    password.chars().count() >= 6
+        && password.chars().any(char::is_alphabetic)
+        && password.chars().any(|c| c.is_ascii_digit())
+        && password
+            .chars()
+            .any(|c| !c.is_alphanumeric() && !c.is_whitespace())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn obj(v: Value) -> Map<String, Value> {
+        v.as_object().cloned().unwrap()
+    }
+
+    #[test]
+    fn required_and_types() {
+        let data = obj(json!({"title": 5, "rating": "x", "votes": "1", "category": true}));
+        let mut f = Form::new(&data, false);
+        assert_eq!(f.string("title", true, false, 130), Some("5".into()));
+        assert!(f.string("missing", true, false, 10).is_none());
+        assert!(f.integer("rating", false, true, 1, 5).is_none());
+        assert!(f.pk_list("votes", false).is_none());
+        assert!(f.pk("category", false, true).is_none());
+        let Err(ApiError::Validation(errors)) = f.finish() else {
+            panic!("expected errors")
+        };
+        assert_eq!(errors["missing"], vec![REQUIRED]);
+        assert_eq!(errors["rating"], vec!["A valid integer is required."]);
+        assert_eq!(
+            errors["votes"],
+            vec!["Expected a list of items but got type \"str\"."]
+        );
+        assert_eq!(
+            errors["category"],
+            vec!["Incorrect type. Expected pk value, received bool."]
+        );
+    }
+
+    #[test]
+    fn partial_skips_missing_and_limits_apply() {
+        let data = obj(json!({"reply": "  ", "rating": 9, "title": "x".repeat(131)}));
+        let mut f = Form::new(&data, true);
+        assert!(f.string("absent", true, false, 10).is_none());
+        assert!(f.string("reply", true, false, 300).is_none());
+        assert!(f.integer("rating", false, true, 1, 5).is_none());
+        assert!(f.string("title", true, false, 130).is_none());
+        let Err(ApiError::Validation(errors)) = f.finish() else {
+            panic!("expected errors")
+        };
+        assert!(!errors.contains_key("absent"));
+        assert_eq!(errors["reply"], vec!["This field may not be blank."]);
+        assert_eq!(
+            errors["rating"],
+            vec!["Ensure this value is less than or equal to 5."]
+        );
+        assert_eq!(
+            errors["title"],
+            vec!["Ensure this field has no more than 130 characters."]
+        );
+    }
+
+    #[test]
+    fn emails_and_passwords() {
+        assert!(valid_email("demo@example.com"));
+        assert!(!valid_email("demo@example"));
+        assert!(!valid_email("no-at.example.com"));
+        assert!(!valid_email("a b@example.com"));
+        assert!(strong_password("Passw0rd!"));
+        assert!(!strong_password("Pa0!"));
+        assert!(!strong_password("Password!"));
+        assert!(!strong_password("Passw0rd"));
+    }
+}
