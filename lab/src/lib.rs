@@ -1,1 +1,128 @@
-//! lab library (skeleton; filled in by its issue).
+//! Market Lab's orchestrator: replicas, balancer and load, measured side by side.
+//!
+//! The `lab` binary re-executes itself in each role (`lab market-api …`,
+//! `lab balancer …`), so one `cargo run -p lab` needs no other binary. The
+//! load generator runs in this process through [`loadgen::run_test`], which
+//! makes its CPU use this process's CPU use.
+//!
+//! Module map:
+//! - [`cli`]: the command line (`compare`, `up`, `demo`, hidden roles);
+//! - [`process`]: child processes in their own process group, stopped on drop;
+//! - [`cgroup`]: CPU budgets per replica (cgroup v1 or v2 quotas);
+//! - [`procstat`]: CPU% and memory from `/proc`;
+//! - [`status`]: the balancer's `/status` document and HTTP probes;
+//! - [`stack`]: N replicas sharing one seeded SQLite file + the balancer;
+//! - [`load`]: the bridge to `loadgen` (plans and step summaries);
+//! - [`capacity`]: stepping the load up until the objective breaks;
+//! - [`compare`], [`up`], [`demo`]: the three commands;
+//! - [`diagnosis`]: the bottleneck in plain words;
+//! - [`report`]: terminal table, HTML and JSON output.
+
+pub mod capacity;
+pub mod cgroup;
+pub mod cli;
+pub mod compare;
+pub mod demo;
+pub mod diagnosis;
+mod error;
+pub mod load;
+pub mod process;
+pub mod procstat;
+pub mod report;
+pub mod stack;
+pub mod status;
+pub mod up;
+
+use std::future::Future;
+
+use clap::Parser;
+
+pub use cli::Cli;
+pub use error::Error;
+
+use cli::{Command, RoleArgs};
+
+/// Runs one lab command to completion. Ctrl-C and SIGTERM stop it and every
+/// process it started (the command's future is dropped, and with it every
+/// [`process::ChildGuard`]).
+pub async fn run(cli: Cli) -> Result<(), Error> {
+    match cli.command {
+        Command::MarketApi(RoleArgs { args }) => {
+            process::adopt_parent_death_signal();
+            let Some(role) = parse_role::<market_api::Cli>("market-api", args)? else {
+                return Ok(());
+            };
+            market_api::run(role).await.map_err(|e| Error::Role(format!("{e:#}")))
+        }
+        Command::Balancer(RoleArgs { args }) => {
+            process::adopt_parent_death_signal();
+            let Some(role) = parse_role::<balancer::Cli>("balancer", args)? else {
+                return Ok(());
+            };
+            balancer::run(role).await.map_err(|e| Error::Role(format!("{e:#}")))
+        }
+        Command::Compare(args) => until_signal(compare::run(args)).await,
+        Command::Up(args) => up::run(args).await,
+        Command::Demo(args) => until_signal(demo::run(args)).await,
+    }
+}
+
+/// Worker threads the runtime should have for this command: the role's own
+/// `--workers` when running as a replica or balancer, tokio's default otherwise.
+pub fn runtime_workers(cli: &Cli) -> Option<usize> {
+    match &cli.command {
+        Command::MarketApi(RoleArgs { args }) => {
+            market_api::Cli::try_parse_from(std::iter::once("market-api".to_string()).chain(args.iter().cloned()))
+                .ok()
+                .and_then(|c| c.workers())
+        }
+        Command::Balancer(RoleArgs { args }) => args
+            .iter()
+            .position(|a| a == "--workers")
+            .and_then(|i| args.get(i + 1))
+            .map(String::as_str)
+            .or_else(|| args.iter().find_map(|a| a.strip_prefix("--workers=")))
+            .and_then(|v| v.parse().ok())
+            .filter(|&n: &usize| n > 0),
+        _ => None,
+    }
+}
+
+/// Installs a `tracing` subscriber that honours `RUST_LOG` (default `info`)
+/// and writes to stderr. Called by `main`, never by [`run`].
+pub fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// Parses a role's raw arguments with its own parser. `--help`/`--version`
+/// are printed and yield `None`.
+fn parse_role<C: Parser>(name: &str, args: Vec<String>) -> Result<Option<C>, Error> {
+    match C::try_parse_from(std::iter::once(name.to_string()).chain(args)) {
+        Ok(c) => Ok(Some(c)),
+        Err(e) => match e.kind() {
+            clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
+                print!("{}", e.render());
+                Ok(None)
+            }
+            _ => Err(Error::Usage(e.render().to_string())),
+        },
+    }
+}
+
+/// Runs `f` until it finishes or SIGINT/SIGTERM arrives; on a signal, `f` is
+/// dropped (tearing down everything it owns) and [`Error::Interrupted`] returned.
+pub async fn until_signal<T>(f: impl Future<Output = Result<T, Error>>) -> Result<T, Error> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut int = signal(SignalKind::interrupt()).map_err(|e| Error::io("SIGINT handler", e))?;
+    let mut term = signal(SignalKind::terminate()).map_err(|e| Error::io("SIGTERM handler", e))?;
+    tokio::select! {
+        r = f => r,
+        _ = int.recv() => Err(Error::Interrupted),
+        _ = term.recv() => Err(Error::Interrupted),
+    }
+}

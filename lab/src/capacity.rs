@@ -1,0 +1,197 @@
+//! "How many users can it handle?": stepping the load up until the
+//! service-level objective breaks.
+//!
+//! [`Search`] is a small state machine, kept free of I/O so it can be tested
+//! on its own: grow the load geometrically (`start`, `start·g`, `start·g²`…)
+//! while the objective holds; once a step breaks it, bisect a bounded number
+//! of times between the last good load and the first bad one. The answer is
+//! the highest load that kept the objective. Steps are bounded in number and
+//! in load, so a run always ends.
+
+use serde::{Deserialize, Serialize};
+
+/// The service-level objective a step must keep.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+pub struct Slo {
+    /// Largest acceptable failure ratio (0.01 = 1%).
+    pub max_fail_ratio: f64,
+    /// Largest acceptable 95th percentile, ms.
+    pub max_p95_ms: f64,
+}
+
+impl Default for Slo {
+    fn default() -> Self {
+        Slo {
+            max_fail_ratio: 0.01,
+            max_p95_ms: 500.0,
+        }
+    }
+}
+
+impl Slo {
+    /// Whether a step with these figures keeps the objective, and in words why not.
+    pub fn check(&self, requests: u64, fail_ratio: f64, p95_ms: f64) -> Result<(), String> {
+        if requests == 0 {
+            return Err("no request completed".into());
+        }
+        if fail_ratio > self.max_fail_ratio {
+            return Err(format!(
+                "{:.1}% failed (objective ≤ {:.1}%)",
+                fail_ratio * 100.0,
+                self.max_fail_ratio * 100.0
+            ));
+        }
+        if p95_ms > self.max_p95_ms {
+            return Err(format!("p95 {p95_ms:.0} ms (objective ≤ {:.0} ms)", self.max_p95_ms));
+        }
+        Ok(())
+    }
+
+    /// The objective in words.
+    pub fn describe(&self) -> String {
+        format!(
+            "failures ≤ {:.1}% and p95 ≤ {:.0} ms",
+            self.max_fail_ratio * 100.0,
+            self.max_p95_ms
+        )
+    }
+}
+
+/// The search for the highest load that keeps the objective.
+#[derive(Debug, Clone)]
+pub struct Search {
+    /// First load tried.
+    start: u32,
+    /// Never above this.
+    max: u32,
+    /// Growth factor while the objective holds (> 1).
+    growth: f64,
+    /// Bisection steps still allowed after the first break.
+    refine_left: u32,
+    /// Steps still allowed in total.
+    steps_left: u32,
+    /// Highest load that kept the objective so far.
+    best_ok: Option<u32>,
+    /// Lowest load that broke it so far.
+    first_bad: Option<u32>,
+}
+
+impl Search {
+    /// A search from `start` up to `max`, at most `max_steps` steps.
+    pub fn new(start: u32, max: u32, growth: f64, refine: u32, max_steps: u32) -> Search {
+        let max = max.max(1);
+        Search {
+            start: start.clamp(1, max),
+            max,
+            growth: if growth.is_finite() && growth > 1.0 { growth } else { 2.0 },
+            refine_left: refine,
+            steps_left: max_steps,
+            best_ok: None,
+            first_bad: None,
+        }
+    }
+
+    /// The next load to try, or `None` when the search is over.
+    pub fn next_load(&self) -> Option<u32> {
+        if self.steps_left == 0 {
+            return None;
+        }
+        match (self.best_ok, self.first_bad) {
+            (None, None) => Some(self.start),
+            (Some(ok), None) => {
+                if ok >= self.max {
+                    return None;
+                }
+                let next = ((ok as f64) * self.growth).ceil() as u32;
+                Some(next.max(ok + 1).min(self.max))
+            }
+            (ok, Some(bad)) => {
+                let lo = ok.unwrap_or(0);
+                if self.refine_left == 0 || bad <= lo + 1 {
+                    return None;
+                }
+                Some(lo + (bad - lo) / 2).filter(|&m| m > 0)
+            }
+        }
+    }
+
+    /// Records the outcome of a step at `load`.
+    pub fn record(&mut self, load: u32, kept: bool) {
+        self.steps_left = self.steps_left.saturating_sub(1);
+        if self.first_bad.is_some() {
+            self.refine_left = self.refine_left.saturating_sub(1);
+        }
+        if kept {
+            self.best_ok = Some(self.best_ok.map_or(load, |b| b.max(load)));
+        } else {
+            self.first_bad = Some(self.first_bad.map_or(load, |b| b.min(load)));
+        }
+    }
+
+    /// Highest load that kept the objective.
+    pub fn capacity(&self) -> Option<u32> {
+        self.best_ok
+    }
+
+    /// Lowest load that broke it (`None`: never broke within the bounds).
+    pub fn broken_at(&self) -> Option<u32> {
+        self.first_bad
+    }
+
+    /// Whether the search stopped at `max` without breaking the objective.
+    pub fn hit_ceiling(&self) -> bool {
+        self.first_bad.is_none() && self.best_ok == Some(self.max)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Runs a search against a system whose true capacity is `cap`.
+    fn drive(mut s: Search, cap: u32) -> (Search, Vec<u32>) {
+        let mut tried = Vec::new();
+        while let Some(l) = s.next_load() {
+            tried.push(l);
+            s.record(l, l <= cap);
+            assert!(tried.len() <= 100, "did not terminate");
+        }
+        (s, tried)
+    }
+
+    #[test]
+    fn grows_then_bisects() {
+        let (s, tried) = drive(Search::new(10, 2000, 2.0, 2, 20), 100);
+        assert_eq!(tried, [10, 20, 40, 80, 160, 120, 100]);
+        assert_eq!(s.capacity(), Some(100));
+        assert_eq!(s.broken_at(), Some(120));
+    }
+
+    #[test]
+    fn bounded_by_steps_and_max() {
+        let (s, tried) = drive(Search::new(10, 2000, 2.0, 2, 3), 1_000_000);
+        assert_eq!(tried, [10, 20, 40]);
+        assert_eq!(s.capacity(), Some(40));
+        let (s, tried) = drive(Search::new(10, 50, 2.0, 2, 20), 1_000_000);
+        assert_eq!(tried, [10, 20, 40, 50]);
+        assert!(s.hit_ceiling());
+    }
+
+    #[test]
+    fn first_step_failing_bisects_down() {
+        let (s, tried) = drive(Search::new(10, 100, 2.0, 3, 20), 3);
+        assert_eq!(tried, [10, 5, 2, 3]);
+        assert_eq!(s.capacity(), Some(3));
+        let (s, _) = drive(Search::new(1, 100, 2.0, 3, 20), 0);
+        assert_eq!(s.capacity(), None);
+    }
+
+    #[test]
+    fn slo_reasons() {
+        let slo = Slo::default();
+        assert!(slo.check(100, 0.0, 100.0).is_ok());
+        assert!(slo.check(100, 0.02, 100.0).unwrap_err().contains("2.0% failed"));
+        assert!(slo.check(100, 0.0, 600.0).unwrap_err().contains("p95 600 ms"));
+        assert!(slo.check(0, 0.0, 0.0).is_err());
+    }
+}

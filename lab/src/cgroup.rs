@@ -1,0 +1,250 @@
+//! CPU budgets per replica through Linux cgroups.
+//!
+//! On one machine the replicas share the same cores, so a balancer alone adds
+//! no capacity. To model N separate servers the lab gives each replica a CPU
+//! quota in a lab-owned sub-group: cgroup v2 `cpu.max` or cgroup v1
+//! `cpu.cfs_quota_us`. [`CpuGroups::create`] finds a writable hierarchy (or
+//! says precisely why none is), [`CpuGroups::add`] moves a process into its
+//! own quota group, and dropping the [`CpuGroups`] removes the folders again.
+
+use std::path::{Path, PathBuf};
+
+/// The CFS period the lab uses (100 ms, the kernel's default).
+const PERIOD_US: u64 = 100_000;
+
+/// Which cgroup interface is in use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Version {
+    /// cgroup v1, `cpu` controller: `cpu.cfs_quota_us` / `cpu.cfs_period_us`.
+    V1,
+    /// cgroup v2 unified hierarchy: `cpu.max`.
+    V2,
+}
+
+/// Throttling counters of one group (cumulative).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Throttle {
+    /// Scheduler periods in which the group was runnable.
+    pub periods: u64,
+    /// Periods in which it hit its quota.
+    pub throttled: u64,
+}
+
+/// The lab's own sub-group with one quota group per replica.
+#[derive(Debug)]
+pub struct CpuGroups {
+    /// `…/lab-<pid>`, removed on drop.
+    base: PathBuf,
+    /// Interface in use.
+    version: Version,
+    /// Quota per member group, in cores.
+    cores: f64,
+    /// Member groups created so far (removed on drop, before `base`).
+    members: std::sync::Mutex<Vec<PathBuf>>,
+}
+
+impl CpuGroups {
+    /// Finds a writable cgroup hierarchy with the CPU controller and creates
+    /// the lab's sub-group there. The error explains why it is not possible.
+    pub fn create(cores: f64) -> Result<CpuGroups, String> {
+        let own = std::fs::read_to_string("/proc/self/cgroup")
+            .map_err(|e| format!("cannot read /proc/self/cgroup ({e}): not Linux, or /proc is not mounted"))?;
+        let mut reasons = Vec::new();
+        match Self::try_v1(&own, cores) {
+            Ok(g) => return Ok(g),
+            Err(e) => reasons.push(format!("cgroup v1: {e}")),
+        }
+        match Self::try_v2(&own, cores) {
+            Ok(g) => return Ok(g),
+            Err(e) => reasons.push(format!("cgroup v2: {e}")),
+        }
+        Err(reasons.join("; "))
+    }
+
+    fn try_v1(own: &str, cores: f64) -> Result<CpuGroups, String> {
+        // A line such as `4:cpu,cpuacct:/some/path` or `1:cpu:/`.
+        let rel = own
+            .lines()
+            .filter_map(|l| {
+                let mut parts = l.splitn(3, ':');
+                let (_, ctrl, path) = (parts.next()?, parts.next()?, parts.next()?);
+                ctrl.split(',').any(|c| c == "cpu").then(|| path.to_string())
+            })
+            .next()
+            .ok_or("no cpu controller in /proc/self/cgroup")?;
+        let mount = ["/sys/fs/cgroup/cpu", "/sys/fs/cgroup/cpu,cpuacct"]
+            .iter()
+            .map(PathBuf::from)
+            .find(|p| p.join("cpu.cfs_quota_us").exists())
+            .ok_or("no cpu hierarchy mounted under /sys/fs/cgroup")?;
+        let parent = mount.join(rel.trim_start_matches('/'));
+        let parent = if parent.join("cpu.cfs_quota_us").exists() { parent } else { mount };
+        Self::make_base(&parent, Version::V1, cores)
+    }
+
+    fn try_v2(own: &str, cores: f64) -> Result<CpuGroups, String> {
+        let rel = own
+            .lines()
+            .find_map(|l| l.strip_prefix("0::"))
+            .ok_or("no unified hierarchy entry in /proc/self/cgroup")?;
+        let mount = ["/sys/fs/cgroup", "/sys/fs/cgroup/unified"]
+            .iter()
+            .map(PathBuf::from)
+            .find(|p| p.join("cgroup.controllers").exists())
+            .ok_or("no cgroup2 file system under /sys/fs/cgroup")?;
+        let parent = mount.join(rel.trim_start_matches('/'));
+        let controllers = std::fs::read_to_string(parent.join("cgroup.controllers")).unwrap_or_default();
+        if !controllers.split_whitespace().any(|c| c == "cpu") {
+            return Err(format!(
+                "the cpu controller is not delegated to {} (controllers: `{}`)",
+                parent.display(),
+                controllers.trim()
+            ));
+        }
+        // Children of `parent` only get cpu.max if `parent` enables it for its subtree.
+        std::fs::write(parent.join("cgroup.subtree_control"), "+cpu")
+            .map_err(|e| format!("cannot enable +cpu in {}/cgroup.subtree_control: {e}", parent.display()))?;
+        let g = Self::make_base(&parent, Version::V2, cores)?;
+        std::fs::write(g.base.join("cgroup.subtree_control"), "+cpu")
+            .map_err(|e| format!("cannot enable +cpu in {}/cgroup.subtree_control: {e}", g.base.display()))?;
+        Ok(g)
+    }
+
+    fn make_base(parent: &Path, version: Version, cores: f64) -> Result<CpuGroups, String> {
+        remove_stale(parent);
+        let base = parent.join(format!("lab-{}", std::process::id()));
+        std::fs::create_dir_all(&base)
+            .map_err(|e| format!("cannot create {}: {e} (run as root, or delegate a cgroup to your user)", base.display()))?;
+        Ok(CpuGroups {
+            base,
+            version,
+            cores,
+            members: std::sync::Mutex::new(Vec::new()),
+        })
+    }
+
+    /// The interface in use.
+    pub fn version(&self) -> Version {
+        self.version
+    }
+
+    /// The lab's base folder (for messages).
+    pub fn base(&self) -> &Path {
+        &self.base
+    }
+
+    /// Creates the member group `name` with the quota and moves `pid` into it.
+    pub fn add(&self, name: &str, pid: u32) -> Result<PathBuf, String> {
+        let dir = self.base.join(name);
+        std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        if let Ok(mut m) = self.members.lock() {
+            m.push(dir.clone());
+        }
+        let quota = ((self.cores * PERIOD_US as f64).round() as u64).max(1000);
+        let write = |file: &str, value: String| {
+            std::fs::write(dir.join(file), &value)
+                .map_err(|e| format!("cannot write `{value}` to {}: {e}", dir.join(file).display()))
+        };
+        match self.version {
+            Version::V1 => {
+                write("cpu.cfs_period_us", PERIOD_US.to_string())?;
+                write("cpu.cfs_quota_us", quota.to_string())?;
+            }
+            Version::V2 => write("cpu.max", format!("{quota} {PERIOD_US}"))?,
+        }
+        write("cgroup.procs", pid.to_string())?;
+        Ok(dir)
+    }
+
+    /// Cumulative throttling counters of member `name`.
+    pub fn throttle(&self, name: &str) -> Option<Throttle> {
+        let text = std::fs::read_to_string(self.base.join(name).join("cpu.stat")).ok()?;
+        let mut t = Throttle::default();
+        for line in text.lines() {
+            let mut it = line.split_whitespace();
+            match (it.next(), it.next().and_then(|v| v.parse().ok())) {
+                (Some("nr_periods"), Some(v)) => t.periods = v,
+                (Some("nr_throttled"), Some(v)) => t.throttled = v,
+                _ => {}
+            }
+        }
+        Some(t)
+    }
+}
+
+impl Drop for CpuGroups {
+    fn drop(&mut self) {
+        // A cgroup folder can only be removed once its processes have exited;
+        // the guards of the processes are dropped first, give them a moment.
+        let members = self.members.lock().map(|m| m.clone()).unwrap_or_default();
+        for dir in members {
+            for _ in 0..50 {
+                if std::fs::remove_dir(&dir).is_ok() || !dir.exists() {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+        }
+        let _ = std::fs::remove_dir(&self.base);
+    }
+}
+
+/// Removes `lab-<pid>` groups left by lab processes that no longer exist.
+fn remove_stale(parent: &Path) {
+    let Ok(entries) = std::fs::read_dir(parent) else { return };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name.strip_prefix("lab-").and_then(|p| p.parse::<u32>().ok()) else {
+            continue;
+        };
+        if Path::new(&format!("/proc/{pid}")).exists() {
+            continue;
+        }
+        if let Ok(subs) = std::fs::read_dir(e.path()) {
+            for s in subs.flatten() {
+                if s.path().is_dir() {
+                    let _ = std::fs::remove_dir(s.path());
+                }
+            }
+        }
+        let _ = std::fs::remove_dir(e.path());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn creates_quota_groups_where_writable_and_cleans_up() {
+        // This is environment-dependent: where no cgroup is writable the error
+        // must say why; where one is, the quota must be what we asked for.
+        match CpuGroups::create(0.25) {
+            Err(why) => assert!(why.contains("cgroup"), "{why}"),
+            Ok(g) => {
+                let base = g.base().to_path_buf();
+                let mut child = std::process::Command::new("sleep").arg("5").spawn().unwrap();
+                let dir = g.add("probe", child.id()).unwrap();
+                match g.version() {
+                    Version::V1 => assert_eq!(
+                        std::fs::read_to_string(dir.join("cpu.cfs_quota_us")).unwrap().trim(),
+                        "25000"
+                    ),
+                    Version::V2 => assert_eq!(
+                        std::fs::read_to_string(dir.join("cpu.max")).unwrap().trim(),
+                        "25000 100000"
+                    ),
+                }
+                assert!(std::fs::read_to_string(dir.join("cgroup.procs"))
+                    .unwrap()
+                    .contains(&child.id().to_string()));
+                assert!(g.throttle("probe").is_some());
+                child.kill().unwrap();
+                child.wait().unwrap();
+                drop(g);
+                assert!(!base.exists(), "{} left behind", base.display());
+            }
+        }
+    }
+}

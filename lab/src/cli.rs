@@ -1,0 +1,298 @@
+//! Command-line interface: `lab compare`, `lab up`, `lab demo`, and the hidden
+//! roles the lab re-executes itself in (`lab market-api …`, `lab balancer …`).
+//!
+//! The hidden roles forward their raw arguments to the other crates' own
+//! clap parsers, so a fresh clone needs exactly one binary: the lab spawns
+//! `current_exe() market-api serve …` for every replica and
+//! `current_exe() balancer …` for the balancer.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Market Lab: how many users can one API server take, and what does a
+/// balancer in front of N replicas change?
+#[derive(Debug, Parser)]
+#[command(name = "lab", version, about)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The lab's commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Measure one replica directly against N replicas behind the balancer,
+    /// stepping the load up until the service-level objective breaks.
+    Compare(CompareArgs),
+    /// Start replicas, balancer and the load generator's dashboard, print the
+    /// URLs and keep running until Ctrl-C.
+    Up(UpArgs),
+    /// A guided tour in five chapters that measures what the tutorial claims.
+    Demo(DemoArgs),
+    /// (internal) Run as a market-api process: `lab market-api serve …`.
+    #[command(name = "market-api", hide = true, disable_help_flag = true)]
+    MarketApi(RoleArgs),
+    /// (internal) Run as a balancer process: `lab balancer …`.
+    #[command(hide = true, disable_help_flag = true)]
+    Balancer(RoleArgs),
+}
+
+/// Raw arguments forwarded to another crate's parser.
+#[derive(Debug, Args)]
+pub struct RoleArgs {
+    /// Everything after the role name, passed on untouched.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, num_args = 0..)]
+    pub args: Vec<String>,
+}
+
+/// A CPU budget per replica: a fraction of one core, or none.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum CpuBudget {
+    /// No quota: every replica may use every core (the honest one-box result).
+    None,
+    /// At most this many cores per replica (e.g. 0.25).
+    Cores(f64),
+}
+
+impl CpuBudget {
+    /// The budget in cores, if any.
+    pub fn cores(self) -> Option<f64> {
+        match self {
+            CpuBudget::None => None,
+            CpuBudget::Cores(c) => Some(c),
+        }
+    }
+}
+
+impl std::fmt::Display for CpuBudget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CpuBudget::None => f.write_str("none"),
+            CpuBudget::Cores(c) => write!(f, "{c}"),
+        }
+    }
+}
+
+/// Parses `none` or a positive fraction of a core (`0.25`, `1`, `1.5`).
+pub fn parse_cpu_budget(s: &str) -> Result<CpuBudget, String> {
+    let t = s.trim();
+    if t.eq_ignore_ascii_case("none") || t.eq_ignore_ascii_case("off") {
+        return Ok(CpuBudget::None);
+    }
+    let v: f64 = t
+        .parse()
+        .map_err(|_| format!("`{s}` is not a number of cores (try 0.25) or `none`"))?;
+    if !v.is_finite() || v < 0.01 || v > 1024.0 {
+        return Err(format!(
+            "`{s}`: a CPU budget must be between 0.01 and 1024 cores"
+        ));
+    }
+    Ok(CpuBudget::Cores(v))
+}
+
+/// Parses a human duration (`500ms`, `5s`, `1m`), refusing zero.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(s.trim())
+        .map_err(|e| format!("`{s}` is not a duration (try 5s or 500ms): {e}"))?;
+    if d.is_zero() {
+        return Err(format!("`{s}`: the duration must be greater than zero"));
+    }
+    Ok(d)
+}
+
+/// Parses a percentage (`1`, `0.5`, `1%`) in 0..=100.
+pub fn parse_percent(s: &str) -> Result<f64, String> {
+    let t = s.trim().trim_end_matches('%');
+    let v: f64 = t
+        .parse()
+        .map_err(|_| format!("`{s}` is not a percentage (try 1 or 0.5%)"))?;
+    if !(0.0..=100.0).contains(&v) {
+        return Err(format!("`{s}`: a percentage must be between 0 and 100"));
+    }
+    Ok(v)
+}
+
+/// How the load is expressed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LoadModel {
+    /// Closed model (Locust's): a number of users, each waiting between tasks.
+    Closed,
+    /// Open model: a fixed arrival rate of scenario iterations per second.
+    Open,
+}
+
+/// What every command that starts the stack needs.
+#[derive(Debug, Clone, Args)]
+pub struct StackArgs {
+    /// Number of market-api replicas behind the balancer.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub replicas: u16,
+    /// CPU budget per replica in cores (cgroup CPU quota), or `none`.
+    /// A budget models N separate servers on one machine.
+    #[arg(long, default_value = "0.25", value_parser = parse_cpu_budget)]
+    pub replica_cpus: CpuBudget,
+    /// Tokio worker threads per replica (default: 1 with a CPU budget below
+    /// one core, the replica's own default otherwise).
+    #[arg(long)]
+    pub replica_workers: Option<u16>,
+    /// Balancing algorithm (any of the balancer's: round_robin, least_conn,
+    /// ip_hash, hash:KEY, random, random_two, random_two_least_conn,
+    /// least_time, p2c_ewma).
+    #[arg(long, default_value = "round_robin")]
+    pub algorithm: String,
+    /// SQLite database file shared by the replicas (default: `market.db` in
+    /// the output folder). Migrated and seeded once by the lab.
+    #[arg(long)]
+    pub database: Option<PathBuf>,
+    /// Output folder; each run writes into a `<timestamp>` folder inside it.
+    #[arg(long, default_value = "lab-out")]
+    pub out: PathBuf,
+    /// How long a process may take to announce its address.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    pub startup_timeout: Duration,
+    /// Extra argument for every replica's `serve` (repeatable), e.g.
+    /// `--replica-arg=--fault-delay=20ms`.
+    #[arg(long = "replica-arg", allow_hyphen_values = true, value_name = "ARG")]
+    pub replica_args: Vec<String>,
+    /// Extra argument for the balancer (repeatable), e.g.
+    /// `--balancer-arg=--queue=100`.
+    #[arg(long = "balancer-arg", allow_hyphen_values = true, value_name = "ARG")]
+    pub balancer_args: Vec<String>,
+}
+
+/// `lab compare`.
+#[derive(Debug, Clone, Args)]
+pub struct CompareArgs {
+    /// The stack to measure.
+    #[command(flatten)]
+    pub stack: StackArgs,
+    /// Scenario: `market-api` (built in) or a scenario file.
+    #[arg(short = 'f', long, default_value = "market-api")]
+    pub scenario: String,
+    /// Closed model (users) or open model (arrival rate).
+    #[arg(long, value_enum, default_value_t = LoadModel::Closed)]
+    pub model: LoadModel,
+    /// First load step: users (closed) or iterations/s (open).
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
+    pub start_load: u32,
+    /// Never go above this load.
+    #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_load: u32,
+    /// Multiply the load by this much after a step that kept the objective.
+    #[arg(long, default_value_t = 2.0)]
+    pub growth: f64,
+    /// After the objective broke, this many bisection steps between the last
+    /// good load and the broken one.
+    #[arg(long, default_value_t = 2)]
+    pub refine: u32,
+    /// At most this many steps per run (single and group each).
+    #[arg(long, default_value_t = 9, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub max_steps: u32,
+    /// Length of each step.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    pub step_duration: Duration,
+    /// Objective: at most this percentage of requests may fail.
+    #[arg(long, default_value = "1", value_parser = parse_percent)]
+    pub slo_failures: f64,
+    /// Objective: the 95th percentile must stay at or below this.
+    #[arg(long, default_value = "500ms", value_parser = parse_duration)]
+    pub slo_p95: Duration,
+    /// Do not write the HTML report.
+    #[arg(long)]
+    pub no_html: bool,
+}
+
+/// `lab up`.
+#[derive(Debug, Clone, Args)]
+pub struct UpArgs {
+    /// The stack to start.
+    #[command(flatten)]
+    pub stack: StackArgs,
+    /// Address for the balancer (default: a free loopback port).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub listen: String,
+    /// Address for the balancer's admin endpoint.
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub admin: String,
+    /// Address for the load generator's dashboard.
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub web: String,
+    /// Stop by itself after this long (default: run until Ctrl-C).
+    #[arg(long, value_parser = parse_duration)]
+    pub duration: Option<Duration>,
+}
+
+/// `lab demo`.
+#[derive(Debug, Clone, Args)]
+pub struct DemoArgs {
+    /// Run only these chapters (1-5; repeatable; default all).
+    #[arg(long = "chapter", value_parser = clap::value_parser!(u8).range(1..=5))]
+    pub chapters: Vec<u8>,
+    /// Length of each measured run inside a chapter.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    pub run_time: Duration,
+    /// Users for the fixed-load runs (chapters 2-5).
+    #[arg(long, default_value_t = 40, value_parser = clap::value_parser!(u32).range(1..=10000))]
+    pub users: u32,
+    /// The stack (replica count, budget, output folder…).
+    #[command(flatten)]
+    pub stack: StackArgs,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_budget_parses_none_and_fractions() {
+        assert_eq!(parse_cpu_budget("none"), Ok(CpuBudget::None));
+        assert_eq!(parse_cpu_budget("0.25"), Ok(CpuBudget::Cores(0.25)));
+        assert!(parse_cpu_budget("0").is_err());
+        assert!(parse_cpu_budget("-1").is_err());
+        assert!(parse_cpu_budget("abc").is_err());
+        assert!(parse_cpu_budget("NaN").is_err());
+    }
+
+    #[test]
+    fn durations_and_percentages() {
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert!(parse_duration("0s").is_err());
+        assert!(parse_duration("fast").is_err());
+        assert_eq!(parse_percent("1%"), Ok(1.0));
+        assert!(parse_percent("101").is_err());
+    }
+
+    #[test]
+    fn roles_forward_raw_arguments() {
+        let cli = Cli::parse_from(["lab", "market-api", "serve", "--bind", "127.0.0.1:0", "--help"]);
+        match cli.command {
+            Command::MarketApi(r) => assert_eq!(r.args, ["serve", "--bind", "127.0.0.1:0", "--help"]),
+            other => panic!("unexpected {other:?}"),
+        }
+        let cli = Cli::parse_from(["lab", "balancer", "--upstream", "127.0.0.1:1,weight=2"]);
+        assert!(matches!(cli.command, Command::Balancer(r) if r.args.len() == 2));
+    }
+
+    #[test]
+    fn compare_defaults_and_repeatable_extra_args() {
+        let cli = Cli::parse_from([
+            "lab",
+            "compare",
+            "--replicas",
+            "2",
+            "--replica-arg=--fault-delay=5ms",
+            "--replica-arg",
+            "--workers=1",
+        ]);
+        let Command::Compare(c) = cli.command else { panic!() };
+        assert_eq!(c.stack.replicas, 2);
+        assert_eq!(c.stack.replica_cpus, CpuBudget::Cores(0.25));
+        assert_eq!(c.stack.replica_args, ["--fault-delay=5ms", "--workers=1"]);
+        assert_eq!(c.slo_p95, Duration::from_millis(500));
+        assert!(Cli::try_parse_from(["lab", "compare", "--replicas", "0"]).is_err());
+    }
+}

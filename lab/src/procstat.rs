@@ -1,0 +1,181 @@
+//! CPU and memory of processes and of the host, read from `/proc`.
+//!
+//! A [`Sampler`] takes a reading at the start of a load step and another at
+//! its end; CPU% is the CPU time used in between divided by the wall time
+//! (100% = one core busy), memory is the resident set at the end and its peak.
+//! Two readings per step are enough and cost nothing during the step.
+
+use std::time::Instant;
+
+/// Clock ticks per second in `/proc/<pid>/stat` (`USER_HZ`, 100 on Linux).
+const TICKS_PER_SEC: f64 = 100.0;
+
+/// Usage of one process over a step.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq)]
+pub struct ProcUsage {
+    /// Human name ("replica 1", "balancer", "loadgen (lab)").
+    pub name: String,
+    /// Its pid.
+    pub pid: u32,
+    /// CPU used, in percent of one core.
+    pub cpu_percent: f64,
+    /// Resident memory at the end of the step, MiB.
+    pub rss_mib: f64,
+    /// Peak resident memory since the process started, MiB.
+    pub peak_rss_mib: f64,
+}
+
+/// Usage of the whole machine over a step.
+#[derive(Debug, Clone, Copy, Default, serde::Serialize, serde::Deserialize, PartialEq)]
+pub struct HostUsage {
+    /// Busy time of all cores, percent of all cores (100 = every core busy).
+    pub cpu_percent: f64,
+    /// Number of cores.
+    pub cores: usize,
+}
+
+/// Cumulative user+system CPU ticks of `pid` (all threads).
+pub fn process_ticks(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    parse_stat_ticks(&stat)
+}
+
+fn parse_stat_ticks(stat: &str) -> Option<u64> {
+    // The command name is in parentheses and may contain spaces: start after the last ')'.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // fields[0] is field 3 (state); utime is field 14, stime field 15.
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some(utime + stime)
+}
+
+/// `(VmRSS, VmHWM)` of `pid` in KiB.
+pub fn memory_kib(pid: u32) -> Option<(u64, u64)> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    parse_status_memory(&status)
+}
+
+fn parse_status_memory(status: &str) -> Option<(u64, u64)> {
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse::<u64>().ok())
+    };
+    let rss = field("VmRSS:")?;
+    Some((rss, field("VmHWM:").unwrap_or(rss)))
+}
+
+/// `(busy, total)` ticks of all cores from `/proc/stat`.
+pub fn host_ticks() -> Option<(u64, u64)> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    parse_host_ticks(&stat)
+}
+
+fn parse_host_ticks(stat: &str) -> Option<(u64, u64)> {
+    let line = stat.lines().find(|l| l.starts_with("cpu "))?;
+    let v: Vec<u64> = line.split_whitespace().skip(1).filter_map(|x| x.parse().ok()).collect();
+    if v.len() < 4 {
+        return None;
+    }
+    // user nice system idle iowait irq softirq steal (guest is already in user).
+    let total: u64 = v.iter().take(8).sum();
+    let idle = v[3] + v.get(4).copied().unwrap_or(0);
+    Some((total - idle, total))
+}
+
+/// Readings taken at the start of a step.
+#[derive(Debug)]
+pub struct Sampler {
+    /// `(name, pid, ticks at start)`.
+    procs: Vec<(String, u32, Option<u64>)>,
+    /// Host ticks at start.
+    host: Option<(u64, u64)>,
+    /// Wall clock at start.
+    t0: Instant,
+}
+
+impl Sampler {
+    /// Takes the first reading of `procs` (name, pid) and of the host.
+    pub fn start(procs: &[(String, u32)]) -> Sampler {
+        Sampler {
+            procs: procs
+                .iter()
+                .map(|(n, p)| (n.clone(), *p, process_ticks(*p)))
+                .collect(),
+            host: host_ticks(),
+            t0: Instant::now(),
+        }
+    }
+
+    /// Takes the second reading and returns the usage in between.
+    pub fn finish(&self) -> (Vec<ProcUsage>, HostUsage) {
+        let secs = self.t0.elapsed().as_secs_f64().max(1e-3);
+        let procs = self
+            .procs
+            .iter()
+            .map(|(name, pid, t0)| {
+                let cpu = match (t0, process_ticks(*pid)) {
+                    (Some(a), Some(b)) => b.saturating_sub(*a) as f64 / TICKS_PER_SEC / secs * 100.0,
+                    _ => 0.0,
+                };
+                let (rss, hwm) = memory_kib(*pid).unwrap_or((0, 0));
+                ProcUsage {
+                    name: name.clone(),
+                    pid: *pid,
+                    cpu_percent: cpu,
+                    rss_mib: rss as f64 / 1024.0,
+                    peak_rss_mib: hwm as f64 / 1024.0,
+                }
+            })
+            .collect();
+        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+        let host = match (self.host, host_ticks()) {
+            (Some((b0, t0)), Some((b1, t1))) if t1 > t0 => HostUsage {
+                cpu_percent: (b1.saturating_sub(b0)) as f64 / (t1 - t0) as f64 * 100.0,
+                cores,
+            },
+            _ => HostUsage { cpu_percent: 0.0, cores },
+        };
+        (procs, host)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stat_with_spaces_in_command_name() {
+        let stat = "1234 (my (odd) name) S 1 1234 1234 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 4 0 100 1000 200";
+        assert_eq!(parse_stat_ticks(stat), Some(300));
+        assert_eq!(parse_stat_ticks("garbage"), None);
+    }
+
+    #[test]
+    fn status_memory_and_host_ticks() {
+        let status = "Name:\tx\nVmHWM:\t  2048 kB\nVmRSS:\t  1024 kB\n";
+        assert_eq!(parse_status_memory(status), Some((1024, 2048)));
+        assert_eq!(parse_status_memory("Name: kernel thread\n"), None);
+        let stat = "cpu  10 0 10 70 10 0 0 0 0 0\ncpu0 1 2 3 4\n";
+        assert_eq!(parse_host_ticks(stat), Some((20, 100)));
+    }
+
+    #[test]
+    fn measures_a_busy_thread_of_this_process() {
+        let me = std::process::id();
+        let s = Sampler::start(&[("me".into(), me)]);
+        let until = Instant::now() + std::time::Duration::from_millis(300);
+        let mut x = 0u64;
+        while Instant::now() < until {
+            x = x.wrapping_mul(31).wrapping_add(7);
+        }
+        std::hint::black_box(x);
+        let (procs, host) = s.finish();
+        assert!(procs[0].cpu_percent > 30.0, "{procs:?}");
+        assert!(procs[0].rss_mib > 0.0);
+        assert!(host.cores >= 1);
+    }
+}

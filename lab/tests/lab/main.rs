@@ -1,0 +1,7 @@
+//! End-to-end tests of the `lab` binary: real processes, real sockets, a
+//! real SQLite file in a temporary folder. One binary, a module per topic.
+
+mod compare;
+mod failures;
+mod support;
+mod up;

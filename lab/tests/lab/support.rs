@@ -1,0 +1,133 @@
+//! Helpers: run the lab binary with a deadline, find the processes a test
+//! started (by the run folder exported in their environment), wait for them
+//! to be gone.
+
+use std::io::Read;
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// The `lab` binary under test.
+pub fn lab() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_lab"));
+    c.env("RUST_LOG", "warn");
+    c
+}
+
+/// Runs `cmd` to completion, killing it (and failing) after `timeout`.
+pub fn run(mut cmd: Command, timeout: Duration) -> Output {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn lab");
+    let out = drain(&mut child);
+    let err = drain_err(&mut child);
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            return Output {
+                status,
+                stdout: out.join().unwrap(),
+                stderr: err.join().unwrap(),
+            };
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "lab did not finish within {timeout:?}\nstdout:\n{}\nstderr:\n{}",
+                String::from_utf8_lossy(&out.join().unwrap()),
+                String::from_utf8_lossy(&err.join().unwrap())
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn drain(child: &mut Child) -> std::thread::JoinHandle<Vec<u8>> {
+    let mut s = child.stdout.take().expect("stdout");
+    std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = s.read_to_end(&mut v);
+        v
+    })
+}
+
+fn drain_err(child: &mut Child) -> std::thread::JoinHandle<Vec<u8>> {
+    let mut s = child.stderr.take().expect("stderr");
+    std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = s.read_to_end(&mut v);
+        v
+    })
+}
+
+/// Pids of live processes whose environment or command line mentions `marker`
+/// (the test's temporary folder, which every lab child has in `LAB_RUN_DIR`).
+pub fn processes_mentioning(marker: &Path) -> Vec<u32> {
+    let marker = marker.to_string_lossy().into_owned();
+    let me = std::process::id();
+    let mut found = Vec::new();
+    let Ok(entries) = std::fs::read_dir("/proc") else { return found };
+    for e in entries.flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else { continue };
+        if pid == me {
+            continue;
+        }
+        // Zombies have no environment to read but are not running either.
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        if stat.rsplit(')').next().is_some_and(|r| r.trim_start().starts_with('Z')) {
+            continue;
+        }
+        let env = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
+        let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        if String::from_utf8_lossy(&env).contains(&marker) || String::from_utf8_lossy(&cmd).contains(&marker) {
+            found.push(pid);
+        }
+    }
+    found
+}
+
+/// Waits up to `timeout` for every process mentioning `marker` to be gone.
+pub fn assert_no_processes(marker: &Path, timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let left = processes_mentioning(marker);
+        if left.is_empty() {
+            return;
+        }
+        if Instant::now() > deadline {
+            let desc: Vec<String> = left
+                .iter()
+                .map(|p| {
+                    let cmd = std::fs::read(format!("/proc/{p}/cmdline")).unwrap_or_default();
+                    format!("{p}: {}", String::from_utf8_lossy(&cmd).replace('\0', " "))
+                })
+                .collect();
+            // Do not leave them behind for the next test either.
+            for p in &left {
+                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(*p as i32), nix::sys::signal::Signal::SIGKILL);
+            }
+            panic!("lab processes left behind:\n{}", desc.join("\n"));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// No `lab-<pid>` cgroup of process `pid` is left.
+pub fn assert_no_cgroup(pid: u32) {
+    for root in ["/sys/fs/cgroup/cpu", "/sys/fs/cgroup/cpu,cpuacct", "/sys/fs/cgroup", "/sys/fs/cgroup/unified"] {
+        let own = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+        let mut candidates = vec![Path::new(root).join(format!("lab-{pid}"))];
+        for line in own.lines() {
+            if let Some(rel) = line.rsplit(':').next() {
+                candidates.push(Path::new(root).join(rel.trim_start_matches('/')).join(format!("lab-{pid}")));
+            }
+        }
+        for c in candidates {
+            assert!(!c.exists(), "cgroup {} left behind", c.display());
+        }
+    }
+}
