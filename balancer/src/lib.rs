@@ -1,1 +1,100 @@
-//! balancer library (skeleton; filled in by its issue).
+//! An HTTP load balancer with nginx's upstream semantics, on hyper and tower.
+//!
+//! - [`config`]: the validated configuration, from flags ([`cli`]) or an
+//!   nginx-style file ([`config::nginx`]);
+//! - [`upstream`]: the server group at run time (peers, `max_conns`,
+//!   passive failures, queue);
+//! - [`algorithms`]: the balancing methods;
+//! - [`proxy`]: the request path (headers, bodies, upstream pool, retries);
+//! - [`health`]: active health checks; [`admin`]: status, metrics, control;
+//! - [`server`]: the listener with graceful shutdown; [`state`]: reloads.
+//!
+//! Entry points: [`run`] (what the binary does, signals included) and
+//! [`serve`] (in-process, with a bound listener and a shutdown future).
+
+pub mod admin;
+pub mod algorithms;
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod health;
+pub mod proxy;
+pub mod server;
+pub mod state;
+pub mod upstream;
+
+pub use cli::Cli;
+pub use config::Config;
+pub use error::Error;
+pub use server::serve;
+
+use std::io::Write as _;
+
+use tokio::net::TcpListener;
+
+/// Sets up `tracing` to stderr, filtered by `RUST_LOG` (default `info`).
+pub fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+async fn bind(addr: std::net::SocketAddr) -> Result<TcpListener, Error> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| Error::Bind { addr, source })
+}
+
+/// Runs the balancer as the binary does: builds the config, binds, prints
+/// `balancer listening on http://ADDR` (and the admin address), reloads on
+/// SIGHUP, drains and stops on SIGINT/SIGTERM.
+pub async fn run(cli: Cli) -> Result<(), Error> {
+    let config = cli.to_config()?;
+    let listener = bind(config.listen).await?;
+    let admin = match config.admin {
+        Some(a) => Some(bind(a).await?),
+        None => None,
+    };
+    {
+        let mut out = std::io::stdout().lock();
+        writeln!(
+            out,
+            "balancer listening on http://{}",
+            listener.local_addr()?
+        )?;
+        if let Some(a) = &admin {
+            writeln!(out, "balancer admin on http://{}", a.local_addr()?)?;
+        }
+        out.flush()?;
+    }
+    let reload_cli = cli.clone();
+    let reloader = config.source.is_some().then(|| {
+        Box::new(move || reload_cli.to_config())
+            as Box<dyn Fn() -> Result<Config, config::ConfigError> + Send + Sync>
+    });
+    let state = state::State::new(config, reloader);
+
+    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
+    let hup_state = state.clone();
+    let hup_task = tokio::spawn(async move {
+        while hup.recv().await.is_some() {
+            match hup_state.reload() {
+                Ok(n) => tracing::info!(generation = n, "reloaded on SIGHUP"),
+                Err(e) => tracing::error!("reload failed, keeping the running configuration: {e}"),
+            }
+        }
+    });
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let shutdown = async move {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {},
+            _ = term.recv() => {},
+        }
+    };
+    let r = server::serve_state(state, listener, admin, shutdown).await;
+    hup_task.abort();
+    r
+}

@@ -1,0 +1,78 @@
+//! Active health checks (NGINX Plus's `health_check`): every `interval`
+//! (plus random `jitter`) each server gets `GET uri` on a fresh connection;
+//! `fails` consecutive failures (connect error, timeout, or a status outside
+//! the expected range) mark it unhealthy, `passes` consecutive passes bring it
+//! back (and start its slow start). Passive checks (`max_fails`) work
+//! alongside: a server must satisfy both to get traffic.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{header, Request};
+use http_body_util::Empty;
+use hyper::client::conn::http1;
+use hyper_util::rt::TokioIo;
+use rand::Rng;
+use tokio::net::TcpStream;
+
+use crate::config::HealthConfig;
+use crate::upstream::{Clock, Peer};
+
+/// Checks one server until aborted.
+pub async fn check_loop(peer: Arc<Peer>, cfg: HealthConfig, clock: Clock) {
+    let mut fails = 0u32;
+    let mut passes = 0u32;
+    loop {
+        let ok = check_once(&peer, &cfg).await;
+        let now = clock.now();
+        if ok {
+            fails = 0;
+            passes += 1;
+            if !peer.healthy() && passes >= cfg.passes {
+                tracing::info!(server = %peer.name, "health check passed, server is back");
+                peer.set_healthy(true, now);
+            }
+        } else {
+            passes = 0;
+            fails += 1;
+            if peer.healthy() && fails >= cfg.fails {
+                tracing::warn!(server = %peer.name, "health check failed, server taken out");
+                peer.set_healthy(false, now);
+            }
+        }
+        let jitter = if cfg.jitter.is_zero() {
+            Duration::ZERO
+        } else {
+            rand::thread_rng().gen_range(Duration::ZERO..cfg.jitter)
+        };
+        tokio::time::sleep(cfg.interval + jitter).await;
+    }
+}
+
+/// One check: true when the server answers `uri` with an expected status
+/// within the timeout.
+pub async fn check_once(peer: &Peer, cfg: &HealthConfig) -> bool {
+    let attempt = async {
+        let tcp = TcpStream::connect(peer.addr).await.ok()?;
+        let _ = tcp.set_nodelay(true);
+        let (mut sender, conn) = http1::handshake::<_, Empty<Bytes>>(TokioIo::new(tcp))
+            .await
+            .ok()?;
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        let req = Request::get(cfg.uri.as_str())
+            .header(header::HOST, peer.name.as_str())
+            .header(header::USER_AGENT, "balancer-health-check")
+            .header(header::CONNECTION, "close")
+            .body(Empty::new())
+            .ok()?;
+        let resp = sender.send_request(req).await.ok()?;
+        Some(resp.status().as_u16())
+    };
+    match tokio::time::timeout(cfg.timeout, attempt).await {
+        Ok(Some(status)) => (cfg.status.0..=cfg.status.1).contains(&status),
+        _ => false,
+    }
+}

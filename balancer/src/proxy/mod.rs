@@ -1,0 +1,365 @@
+//! The proxy: a tower `Service` per client connection that carries one
+//! request through its whole life. Reading [`Proxy::forward`] top to bottom
+//! tells that life, in this order (and the order matters):
+//!
+//! 1. load the current configuration generation (a reload mid-request does
+//!    not affect it);
+//! 2. reject what hyper did not already: a bad `Content-Length` (400), a
+//!    body over `client_max_body_size` (413) — hyper itself answers 400 to
+//!    malformed heads, 431 to oversized ones, and cuts off slow headers;
+//! 3. rewrite headers (`forward`), before any server is chosen, once;
+//! 4. buffer a small body (so a retry can resend it) or stream it;
+//! 5. get a server from the upstream (method, `max_conns`, backup, queue);
+//! 6. send (`client`); on failure go to the next server while
+//!    `proxy_next_upstream` and the budget allow (`retry`);
+//! 7. relay the response, streaming, with `X-Upstream`; the server's slot
+//!    and connection are released when its last byte has passed (`body`).
+//!
+//! It is one service with the steps as functions rather than a stack of
+//! layers, so the hot path costs a single boxed future per request; each
+//! step lives in its own module.
+
+pub mod body;
+pub mod client;
+pub mod forward;
+pub mod retry;
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::io::Write as _;
+use std::pin::Pin;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use bytes::Bytes;
+use http::{header, HeaderValue, Request, Response, StatusCode};
+use http_body::Body as _;
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+
+use crate::config::{Algorithm, KeyPart, LeastTimeMode};
+use crate::state::{Generation, State};
+use crate::upstream::{rejection_status, PeerGuard, SelectCtx};
+use body::{Finish, ReqBody, RespBody, UpstreamBody};
+use client::{FailKind, Sender};
+use forward::ConnInfo;
+
+/// The per-connection proxy service.
+#[derive(Debug, Clone)]
+pub struct Proxy {
+    state: Arc<State>,
+    conn: Arc<ConnInfo>,
+}
+
+impl Proxy {
+    /// A service for one client connection.
+    pub fn new(state: Arc<State>, conn: ConnInfo) -> Self {
+        Proxy {
+            state,
+            conn: Arc::new(conn),
+        }
+    }
+
+    async fn forward(self, req: Request<Incoming>) -> Response<RespBody> {
+        self.state.stats.requests.fetch_add(1, Relaxed);
+        let generation = self.state.current();
+        let resp = proxy(&generation, &self.conn, req).await;
+        let class = (resp.status().as_u16() / 100).clamp(1, 5) as usize - 1;
+        self.state.stats.responses[class].fetch_add(1, Relaxed);
+        resp
+    }
+}
+
+impl tower::Service<Request<Incoming>> for Proxy {
+    type Response = Response<RespBody>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<Incoming>) -> Self::Future {
+        let this = self.clone();
+        Box::pin(async move { Ok(this.forward(req).await) })
+    }
+}
+
+/// A response the balancer produces itself.
+pub fn local_response(status: StatusCode, retry_after: Option<u32>) -> Response<RespBody> {
+    let text = format!(
+        "{} {}\n",
+        status.as_u16(),
+        status.canonical_reason().unwrap_or("")
+    );
+    let mut r = Response::new(RespBody::Full(Some(Bytes::from(text))));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    if let Some(s) = retry_after {
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(s));
+    }
+    r
+}
+
+/// The request body while attempts are made.
+enum Pending {
+    /// Empty or buffered: can be sent any number of times.
+    Replayable(Option<Bytes>),
+    /// The client's stream, until sent (it comes back if it was not).
+    Stream(Option<ReqBody>),
+}
+
+impl Pending {
+    fn take(&mut self) -> Option<ReqBody> {
+        match self {
+            Pending::Replayable(None) => Some(ReqBody::Empty),
+            Pending::Replayable(Some(b)) => Some(ReqBody::Full(Some(b.clone()))),
+            Pending::Stream(s) => s.take(),
+        }
+    }
+
+    fn replayable(&self) -> bool {
+        matches!(self, Pending::Replayable(_))
+    }
+
+    fn restore(&mut self, b: ReqBody) {
+        if let Pending::Stream(s) = self {
+            *s = Some(b);
+        }
+    }
+
+    fn available(&self) -> bool {
+        match self {
+            Pending::Replayable(_) => true,
+            Pending::Stream(s) => s.is_some(),
+        }
+    }
+}
+
+fn content_length(h: &http::HeaderMap) -> Result<Option<u64>, ()> {
+    match h.get(header::CONTENT_LENGTH) {
+        None => Ok(None),
+        Some(v) => v
+            .to_str()
+            .ok()
+            .and_then(|s| s.trim().parse::<u64>().ok())
+            .map(Some)
+            .ok_or(()),
+    }
+}
+
+/// Evaluates the `hash` key template for this request.
+fn eval_key(alg: &Algorithm, parts: &http::request::Parts, conn: &ConnInfo, out: &mut Vec<u8>) {
+    let Algorithm::Hash { key, .. } = alg else {
+        return;
+    };
+    for p in &key.parts {
+        match p {
+            KeyPart::Literal(s) => out.extend_from_slice(s.as_bytes()),
+            KeyPart::RemoteAddr => {
+                let _ = write!(out, "{}", conn.ip);
+            }
+            KeyPart::RequestUri => out.extend_from_slice(
+                parts
+                    .uri
+                    .path_and_query()
+                    .map_or("/", |pq| pq.as_str())
+                    .as_bytes(),
+            ),
+            KeyPart::Uri => out.extend_from_slice(parts.uri.path().as_bytes()),
+            KeyPart::Args => out.extend_from_slice(parts.uri.query().unwrap_or("").as_bytes()),
+            KeyPart::Host => {
+                if let Some(h) = parts.headers.get(header::HOST) {
+                    out.extend_from_slice(h.as_bytes());
+                }
+            }
+            KeyPart::Header(name) => {
+                if let Some(h) = parts.headers.get(name) {
+                    out.extend_from_slice(h.as_bytes());
+                }
+            }
+        }
+    }
+}
+
+async fn proxy(g: &Generation, conn: &ConnInfo, mut req: Request<Incoming>) -> Response<RespBody> {
+    let cfg = &g.config.proxy;
+    let upstream = &g.upstream;
+
+    let content_length = match content_length(req.headers()) {
+        Ok(n) => n,
+        Err(()) => return local_response(StatusCode::BAD_REQUEST, None),
+    };
+    if let Some(n) = content_length {
+        if cfg.client_max_body_size != 0 && n > cfg.client_max_body_size {
+            return local_response(StatusCode::PAYLOAD_TOO_LARGE, None);
+        }
+    }
+
+    let upgrade = forward::is_upgrade(req.version(), req.headers());
+    let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
+    let (mut parts, body) = req.into_parts();
+    forward::prepare_request(&mut parts, conn, upgrade);
+
+    let mut key = Vec::new();
+    eval_key(&upstream.algorithm, &parts, conn, &mut key);
+    let ctx = SelectCtx {
+        ip: conn.ip,
+        key: &key,
+    };
+
+    let idempotent = retry::idempotent(&parts.method);
+    let mut pending = if body.is_end_stream() {
+        Pending::Replayable(None)
+    } else if !upgrade && content_length.is_some_and(|n| n <= cfg.retry_buffer_size) {
+        match tokio::time::timeout(cfg.client_body_timeout, body.collect()).await {
+            Ok(Ok(c)) => Pending::Replayable(Some(c.to_bytes())),
+            Ok(Err(_)) => return local_response(StatusCode::BAD_REQUEST, None),
+            Err(_) => return local_response(StatusCode::REQUEST_TIMEOUT, None),
+        }
+    } else {
+        Pending::Stream(Some(ReqBody::stream(
+            body,
+            cfg.client_max_body_size,
+            cfg.client_body_timeout,
+        )))
+    };
+
+    let nu = &cfg.next_upstream;
+    let last_byte = g.upstream.algorithm == Algorithm::LeastTime(LeastTimeMode::LastByte);
+    let mut budget = retry::Budget::new(cfg, upstream.peers.len());
+    let mut tried: u128 = 0;
+    let mut parts_slot = Some(parts);
+    let mut last_failure: Option<StatusCode> = None;
+    loop {
+        let guard = match upstream.acquire(&ctx, tried).await {
+            Ok(guard) => guard,
+            Err(why) => {
+                if let Some(s) = last_failure {
+                    return local_response(s, None);
+                }
+                let (s, retry_after) = rejection_status(upstream, why);
+                return local_response(s, retry_after);
+            }
+        };
+        tried |= 1u128 << guard.idx();
+        budget.spend();
+        let (Some(body), Some(head)) = (pending.take(), parts_slot.as_ref()) else {
+            return local_response(StatusCode::BAD_GATEWAY, None);
+        };
+        // Keep a copy of the head only if another attempt could follow.
+        let again = budget.more() && pending.replayable();
+        let head = if again {
+            head.clone()
+        } else {
+            parts_slot.take().expect("checked above")
+        };
+        let peer = guard.peer().clone();
+        peer.requests.fetch_add(1, Relaxed);
+        let start = Instant::now();
+        match client::send(&peer, Request::from_parts(head, body), cfg).await {
+            Ok((resp, sender)) => {
+                let now = guard.now();
+                let status = resp.status();
+                peer.count_status(status.as_u16());
+                if again && nu.retries_status(status) && (idempotent || nu.non_idempotent) {
+                    peer.on_failure(now);
+                    last_failure = Some(status);
+                    continue;
+                }
+                peer.on_success(now);
+                let took = start.elapsed();
+                peer.observe_header(took, now);
+                if !last_byte {
+                    peer.observe_time(took);
+                }
+                return relay(g, resp, sender, guard, client_upgrade, start, last_byte);
+            }
+            Err(mut e) => {
+                let now = guard.now();
+                if let FailKind::ClientBody(s) = e.kind {
+                    return local_response(s, None);
+                }
+                if !e.stale {
+                    peer.on_failure(now);
+                } else {
+                    peer.failures.fetch_add(1, Relaxed);
+                }
+                if let Some(r) = e.request.take() {
+                    let (p, b) = r.into_parts();
+                    parts_slot = Some(p);
+                    pending.restore(b);
+                }
+                let status = if e.kind == FailKind::Timeout {
+                    StatusCode::GATEWAY_TIMEOUT
+                } else {
+                    StatusCode::BAD_GATEWAY
+                };
+                last_failure = Some(status);
+                tracing::debug!(server = %peer.name, kind = ?e.kind, sent = e.sent, "upstream attempt failed");
+                let may_resend = !e.sent || idempotent || nu.non_idempotent;
+                if retry::covers(nu, e.kind)
+                    && may_resend
+                    && parts_slot.is_some()
+                    && pending.available()
+                    && budget.more()
+                {
+                    continue;
+                }
+                return local_response(status, None);
+            }
+        }
+    }
+}
+
+/// Turns the upstream response into the client's, streaming the body.
+fn relay(
+    g: &Generation,
+    mut resp: Response<Incoming>,
+    sender: Sender,
+    guard: PeerGuard,
+    client_upgrade: Option<hyper::upgrade::OnUpgrade>,
+    start: Instant,
+    last_byte: bool,
+) -> Response<RespBody> {
+    let x_upstream = g
+        .config
+        .upstream_header
+        .then(|| guard.peer().header.clone());
+    if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
+        if let Some(client_side) = client_upgrade {
+            let upstream_side = hyper::upgrade::on(&mut resp);
+            let (mut parts, _) = resp.into_parts();
+            forward::prepare_response(&mut parts, true, x_upstream.as_ref());
+            tokio::spawn(async move {
+                // The slot and connection stay taken while the tunnel lives.
+                let _hold = (guard, sender);
+                if let (Ok(c), Ok(u)) = tokio::join!(client_side, upstream_side) {
+                    let mut c = TokioIo::new(c);
+                    let mut u = TokioIo::new(u);
+                    let _ = tokio::io::copy_bidirectional(&mut c, &mut u).await;
+                }
+            });
+            return Response::from_parts(parts, RespBody::empty());
+        }
+    }
+    let (mut parts, body) = resp.into_parts();
+    forward::prepare_response(&mut parts, false, x_upstream.as_ref());
+    let finish = Finish {
+        sender: Some(sender),
+        guard,
+        start,
+        last_byte,
+    };
+    Response::from_parts(
+        parts,
+        RespBody::Upstream(UpstreamBody::new(body, finish, g.config.proxy.read_timeout)),
+    )
+}

@@ -1,0 +1,127 @@
+//! The client-facing listener: accepts connections, serves HTTP/1.1 and h2c
+//! (hyper-util's auto builder) with the client limits from the config, and on
+//! shutdown stops accepting and drains in-flight requests (up to
+//! `shutdown_timeout`), as mini-redis's `run(listener, shutdown)`.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+
+use crate::admin;
+use crate::config::Config;
+use crate::error::Error;
+use crate::proxy::forward::ConnInfo;
+use crate::proxy::Proxy;
+use crate::state::State;
+
+fn builder(config: &Config) -> auto::Builder<TokioExecutor> {
+    let mut b = auto::Builder::new(TokioExecutor::new());
+    b.http1()
+        .timer(TokioTimer::new())
+        // Slowloris: the whole request head must arrive within this.
+        .header_read_timeout(config.proxy.client_header_timeout)
+        // A head larger than this is answered 431 by hyper.
+        .max_buf_size(config.proxy.max_header_size)
+        .keep_alive(true);
+    b.http2().timer(TokioTimer::new());
+    b
+}
+
+/// Serves until `shutdown` resolves, then drains. `admin`, if given, serves
+/// the admin API on its own listener.
+pub async fn serve(
+    listener: TcpListener,
+    admin: Option<TcpListener>,
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), Error> {
+    config.validate()?;
+    let source = config.source.clone();
+    let reloader = source.map(|path| {
+        Box::new(move || crate::config::nginx::parse_file(&path))
+            as Box<dyn Fn() -> Result<Config, crate::config::ConfigError> + Send + Sync>
+    });
+    let state = State::new(config, reloader);
+    serve_state(state, listener, admin, shutdown).await
+}
+
+/// Serves a prepared [`State`] (used by `run`, which also wires SIGHUP).
+pub async fn serve_state(
+    state: Arc<State>,
+    listener: TcpListener,
+    admin: Option<TcpListener>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), Error> {
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let admin_task = admin.map(|l| {
+        let mut rx = stop_rx.clone();
+        let app = admin::app(state.clone());
+        tokio::spawn(async move {
+            let r = axum::serve(l, app)
+                .with_graceful_shutdown(async move {
+                    let _ = rx.wait_for(|s| *s).await;
+                })
+                .await;
+            if let Err(e) = r {
+                tracing::error!(error = %e, "admin listener failed");
+            }
+        })
+    });
+
+    let graceful = GracefulShutdown::new();
+    let mut generation = state.current();
+    let mut http = builder(&generation.config);
+    let shutdown_timeout = generation.config.shutdown_timeout;
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            biased;
+            _ = &mut shutdown => break,
+            accepted = listener.accept() => {
+                let (stream, addr) = match accepted {
+                    Ok(x) => x,
+                    Err(e) => {
+                        // EMFILE and friends: back off instead of spinning.
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                let current = state.current();
+                if current.number != generation.number {
+                    http = builder(&current.config);
+                    generation = current;
+                }
+                let svc = TowerToHyperService::new(Proxy::new(state.clone(), ConnInfo::new(addr)));
+                let conn = http.serve_connection_with_upgrades(TokioIo::new(stream), svc).into_owned();
+                let conn = graceful.watch(conn);
+                tokio::spawn(async move {
+                    if let Err(e) = conn.await {
+                        tracing::debug!(error = %e, "client connection ended with an error");
+                    }
+                });
+            }
+        }
+    }
+    drop(listener);
+    tracing::info!("shutting down: draining in-flight requests");
+    let _ = stop_tx.send(true);
+    if tokio::time::timeout(shutdown_timeout, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("drain timeout reached; closing remaining connections");
+    }
+    state.stop();
+    if let Some(t) = admin_task {
+        let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
+    }
+    Ok(())
+}
