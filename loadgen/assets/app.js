@@ -212,7 +212,9 @@
       ? fmtInt(s.user_count) + " → " + fmtInt(s.target_users) : fmtInt(s.user_count);
     $("h-rps").textContent = fmtRate(s.total_rps);
     $("h-fail").textContent = fmtPct(s.fail_ratio);
-    $("h-lat").textContent = fmtMs(s.current_response_time_p50) + " / " + fmtMs(s.current_response_time_p95);
+    var anyRequests = (s.stats || []).some(function (r) { return r.num_requests > 0; });
+    $("h-lat").textContent = anyRequests
+      ? fmtMs(s.current_response_time_p50) + " / " + fmtMs(s.current_response_time_p95) : "– / –";
 
     if (running) state.startOpen = false; else state.editOpen = false;
     var showStart = s.state === "ready" || (s.state === "stopped" && state.startOpen);
@@ -240,10 +242,13 @@
     ul.replaceChildren.apply(ul, ws.map(function (w) { return el("li", null, w); }));
   }
 
+  // The CSV's columns, with short headings; the full name is the tooltip.
   var FIXED_COLS = [
-    ["Type", ""], ["Name", ""], ["# Requests", "num"], ["# Fails", "num"], ["Median (ms)", "num"],
-    ["Average (ms)", "num"], ["Min (ms)", "num"], ["Max (ms)", "num"], ["Average size (bytes)", "num"],
-    ["Current RPS", "num"], ["Current failures/s", "num"],
+    ["Type", "", "HTTP method"], ["Name", "", "Request name"], ["# Requests", "num", "Request count"],
+    ["# Fails", "num", "Failure count"], ["Median", "num", "Median response time (ms)"],
+    ["Average", "num", "Average response time (ms)"], ["Min", "num", "Min response time (ms)"],
+    ["Max", "num", "Max response time (ms)"], ["Avg size", "num", "Average content size (bytes)"],
+    ["RPS", "num", "Requests/s, last 10 s"], ["Failures/s", "num", "Failures/s, last 10 s"],
   ];
   var lastHeadKey = "";
   function renderStats(rows) {
@@ -251,8 +256,10 @@
     var headKey = qs.join(",");
     if (headKey !== lastHeadKey || !$("stats-head").children.length) {
       lastHeadKey = headKey;
-      var cells = FIXED_COLS.map(function (c) { var th = el("th", c[1], c[0]); th.scope = "col"; return th; });
-      qs.forEach(function (q) { var th = el("th", "num", pctLabel(q)); th.scope = "col"; cells.push(th); });
+      var cells = FIXED_COLS.map(function (c) { var th = el("th", c[1], c[0]); th.scope = "col"; th.title = c[2]; return th; });
+      qs.forEach(function (q) {
+        var th = el("th", "num pct", pctLabel(q)); th.scope = "col"; th.title = pctLabel(q) + " percentile (ms)"; cells.push(th);
+      });
       $("stats-head").replaceChildren.apply($("stats-head"), cells);
     }
     var body = $("stats-body");
@@ -335,6 +342,8 @@
       var total = (g.servers || []).reduce(function (a, s) { return a + (s.requests || 0); }, 0);
       sec.appendChild(el("h3", null, "Upstream " + g.name + " · " + fmtInt(total) + " requests" +
         (g.queue_depth ? " · queue " + fmtInt(g.queue_depth) : "")));
+      var grid = el("div", "share-grid");
+      sec.appendChild(grid);
       (g.servers || []).forEach(function (srv) {
         var share = total ? (srv.requests || 0) / total : 0;
         var row = el("div", "share-row st-" + (srv.state || "up"));
@@ -355,11 +364,13 @@
         var rate = state.upstreamRates[g.name + "|" + srv.id];
         var nums = el("div", "share-nums",
           fmtPct(share) + " · " + fmtInt(srv.requests) + " req" +
-          (rate != null ? " · " + fmtRate(rate) + "/s" : "") +
+          (rate != null ? " · " + fmtRate(rate) + " req/s" : "") +
           " · " + fmtMs(srv.latency_avg_ms) + " ms avg · " + fmtInt(srv.active) + " active" +
           (srv.failures ? " · " + fmtInt(srv.failures) + " failed" : ""));
-        row.appendChild(name); row.appendChild(bar); row.appendChild(nums);
-        sec.appendChild(row);
+        var cell = el("div", "share-cell");
+        cell.appendChild(bar);
+        row.appendChild(name); row.appendChild(cell); row.appendChild(nums);
+        grid.appendChild(row);
       });
       parts.push(sec);
     });
@@ -368,6 +379,20 @@
 
   // ---- charts -------------------------------------------------------------------
   var COLORS = { rps: "#1a7f37", fail: "#cf222e", p50: "#1f6feb", p95: "#bf8700", p99: "#8250df", users: "#0969da", hist: "#1f6feb" };
+
+  function pad2(n) { return n < 10 ? "0" + n : String(n); }
+  function fmtClock(sec) {
+    var d = new Date(sec * 1000);
+    return pad2(d.getHours()) + ":" + pad2(d.getMinutes()) + ":" + pad2(d.getSeconds());
+  }
+  // Axis ticks: short, no trailing zeros (1.5k, 250, 0.5).
+  function fmtTick(v) {
+    if (v == null) return "";
+    var a = Math.abs(v);
+    if (a >= 1e6) return +(v / 1e6).toFixed(1) + "M";
+    if (a >= 1e4) return +(v / 1e3).toFixed(1) + "k";
+    return String(+v.toFixed(2));
+  }
 
   function chartWidth(div) { return Math.max(280, Math.floor(div.clientWidth || div.parentNode.clientWidth || 600)); }
   function chartHeight() { return window.innerWidth < 640 ? 200 : 240; }
@@ -379,11 +404,12 @@
       legend: { live: true },
       scales: { x: { time: true }, y: { range: function (u, min, max) { return [0, max > 0 ? max * 1.1 : 1]; } } },
       axes: [
-        { stroke: "#5d6675", grid: { stroke: "#eceff3" } },
-        { label: yLabel, stroke: "#5d6675", grid: { stroke: "#eceff3" }, size: 60,
-          values: function (u, vals) { return vals.map(yFmt); } },
+        { label: "time", stroke: "#5d6675", grid: { stroke: "#eceff3" }, space: 80,
+          values: function (u, vals) { return vals.map(fmtClock); } },
+        { label: yLabel, stroke: "#5d6675", grid: { stroke: "#eceff3" }, size: 56,
+          values: function (u, vals) { return vals.map(fmtTick); } },
       ],
-      series: [{ label: "Time" }].concat(series.map(function (s) {
+      series: [{ label: "Time", value: function (u, v) { return v == null ? "–" : fmtClock(v); } }].concat(series.map(function (s) {
         return { label: s[0], stroke: s[1], width: 2, points: { show: false },
           value: function (u, v) { return v == null ? "–" : yFmt(v) + s[2]; } };
       })),
@@ -410,8 +436,8 @@
             var b = state.histBounds || [];
             return vals.map(function (i) { return Number.isInteger(i) && b[i] != null ? histLabel(b[i]) : ""; });
           } },
-        { label: "requests", stroke: "#5d6675", grid: { stroke: "#eceff3" }, size: 60,
-          values: function (u, vals) { return vals.map(fmtInt); } },
+        { label: "requests", stroke: "#5d6675", grid: { stroke: "#eceff3" }, size: 56,
+          values: function (u, vals) { return vals.map(fmtTick); } },
       ],
       series: [
         { label: "≤", value: function (u, i) { var b = state.histBounds || []; return i == null || b[i] == null ? "–" : histLabel(b[i]); } },
