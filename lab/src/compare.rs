@@ -16,7 +16,7 @@ use loadgen::report::RunReport;
 
 use crate::capacity::{Search, Slo};
 use crate::cli::{CompareArgs, LoadModel};
-use crate::diagnosis::{diagnose, Diagnosis, LOADGEN};
+use crate::diagnosis::{diagnose_run, Diagnosis, LOADGEN};
 use crate::load::{self, StepSummary};
 use crate::procstat::Sampler;
 use crate::report::{self, LabReport, RunResult, StepRecord, CAPACITY_MODEL};
@@ -154,7 +154,7 @@ pub async fn run(args: CompareArgs) -> Result<(), Error> {
                 diagnosis: Diagnosis::default(),
             };
             if let Some(step) = r.limiting_step() {
-                r.diagnosis = diagnose(step, budget);
+                r.diagnosis = diagnose_run(step, r.broken_at.is_some(), budget);
             }
             r
         })
@@ -357,6 +357,9 @@ fn conclusion(
     );
     if let (Some(s), Some(e)) = (speedup, efficiency) {
         out.push_str(&format!(" Speed-up {s:.2}× with {replicas} replicas, scaling efficiency {:.0}%.", e * 100.0));
+        if group.hit_ceiling {
+            out.push_str(" The group never broke the objective, so this is a lower bound: raise --max-load.");
+        }
     }
     out.push_str(&format!(
         " The group was limited by {}.",

@@ -27,6 +27,23 @@ pub struct Diagnosis {
     pub evidence: Vec<String>,
 }
 
+/// Diagnoses a run: its limiting step, or "none reached" when the objective
+/// held at every load tried.
+pub fn diagnose_run(step: &StepRecord, broke: bool, budget: Option<f64>) -> Diagnosis {
+    let d = diagnose(step, budget);
+    if broke {
+        return d;
+    }
+    Diagnosis {
+        bottleneck: "none reached".into(),
+        explanation: format!(
+            "the objective held at every load tried (up to {}): raise --max-load or --max-steps to find the limit",
+            step.load
+        ),
+        evidence: d.evidence,
+    }
+}
+
 /// Diagnoses a step. `budget` is the CPU budget per replica in force (cores).
 pub fn diagnose(step: &StepRecord, budget: Option<f64>) -> Diagnosis {
     let cpu = |pred: &dyn Fn(&str) -> bool| -> Vec<f64> {
@@ -64,6 +81,14 @@ pub fn diagnose(step: &StepRecord, budget: Option<f64>) -> Diagnosis {
     ];
     if let Some(b) = balancer {
         evidence.push(format!("the balancer used {b:.0}% of a core"));
+    }
+    // CPU the lab's processes do not account for: other jobs on this machine.
+    let ours: f64 = step.processes.iter().map(|p| p.cpu_percent).sum();
+    let others = (host * cores as f64 - ours).max(0.0);
+    if others >= 30.0 {
+        evidence.push(format!(
+            "other processes on this machine used about {others:.0}% of a core during the step (noise the lab cannot remove)"
+        ));
     }
     if !step.throttled.is_empty() {
         evidence.push(format!("budgeted replicas were throttled in {:.0}% of scheduler periods", throttled * 100.0));
@@ -108,7 +133,11 @@ pub fn diagnose(step: &StepRecord, budget: Option<f64>) -> Diagnosis {
     } else if host >= 90.0 {
         (
             "host CPU".to_string(),
-            format!("host CPU: all {cores} cores were busy, so the replicas, the balancer and the load generator slowed each other down"),
+            if others >= 50.0 {
+                format!("host CPU: all {cores} cores were busy, largely with processes outside the lab; rerun on a quieter machine")
+            } else {
+                format!("host CPU: all {cores} cores were busy, so the replicas, the balancer and the load generator slowed each other down")
+            },
         )
     } else if s.post_failures > 0 && post_ratio > 2.0 * get_ratio && s.post_failures * 2 >= s.failures {
         (
