@@ -48,14 +48,16 @@ pub async fn page(
     offset: i64,
 ) -> Result<Vec<CommentRow>, sqlx::Error> {
     match post {
-        Some(post) => sqlx::query_as(&format!(
+        Some(post) => {
+            sqlx::query_as(&format!(
             "{SELECT_COMMENT} WHERE post_id = ? ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?"
         ))
-        .bind(post)
-        .bind(limit)
-        .bind(offset)
-        .fetch_all(&db.read)
-        .await,
+            .bind(post)
+            .bind(limit)
+            .bind(offset)
+            .fetch_all(&db.read)
+            .await
+        }
         None => {
             sqlx::query_as(&format!(
                 "{SELECT_COMMENT} ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?"

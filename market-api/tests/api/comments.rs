@@ -1,0 +1,261 @@
+//! Comments: list, create, retrieve (fixed), author-only changes.
+
+use reqwest::Method;
+use serde_json::{json, Value};
+
+use super::support::{json, Server};
+
+#[tokio::test]
+async fn list_and_create() {
+    let s = Server::start().await;
+    assert_eq!(
+        s.get("/api/v1/products/comments/", None).await.status(),
+        401
+    );
+    let token = s.demo().await;
+    let (st, v) = json(s.get("/api/v1/products/comments/", Some(&token)).await).await;
+    assert_eq!(st, 200);
+    assert_eq!(v["count"], 30);
+    assert_eq!(v["results"].as_array().unwrap().len(), 10);
+    assert_eq!(v["results"][0]["id"], 30, "newest first");
+    let keys: Vec<&String> = v["results"][0].as_object().unwrap().keys().collect();
+    assert_eq!(keys.len(), 10);
+    let (st, _) = json(
+        s.get("/api/v1/products/comments/?page=4", Some(&token))
+            .await,
+    )
+    .await;
+    assert_eq!(st, 404);
+    let (st, _) = json(
+        s.get("/api/v1/products/comments/?page_size=x", Some(&token))
+            .await,
+    )
+    .await;
+    assert_eq!(st, 400);
+    let (_, v) = json(
+        s.get(
+            "/api/v1/products/comments/?post=2&page_size=100",
+            Some(&token),
+        )
+        .await,
+    )
+    .await;
+    assert!(v["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|c| c["post"] == 2));
+
+    let (st, v) = json(
+        s.post(
+            "/api/v1/products/comments/",
+            Some(&token),
+            json!({"reply": "Nice", "rating": 5, "post": 2}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(st, 201, "{v}");
+    assert_eq!(v["user"], 1);
+    assert_eq!(v["created_by"], 1);
+    assert_eq!(v["updated_by"], 1);
+    assert_eq!(v["deleted_at"], Value::Null);
+    assert_eq!(v["post"], 2);
+    assert!(v["created_at"].as_str().unwrap().ends_with('Z'));
+    let (_, v) = json(
+        s.post(
+            "/api/v1/products/comments/",
+            Some(&token),
+            json!({"reply": "Meh", "rating": null, "post": 2}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(v["rating"], Value::Null);
+
+    let cases = [
+        (json!({"post": 2}), "reply", "This field is required."),
+        (
+            json!({"reply": "", "post": 2}),
+            "reply",
+            "This field may not be blank.",
+        ),
+        (
+            json!({"reply": "r".repeat(301), "post": 2}),
+            "reply",
+            "Ensure this field has no more than 300 characters.",
+        ),
+        (
+            json!({"reply": "r", "post": 2, "rating": 0}),
+            "rating",
+            "Ensure this value is greater than or equal to 1.",
+        ),
+        (
+            json!({"reply": "r", "post": 2, "rating": 6}),
+            "rating",
+            "Ensure this value is less than or equal to 5.",
+        ),
+        (
+            json!({"reply": "r", "post": 2, "rating": "five"}),
+            "rating",
+            "A valid integer is required.",
+        ),
+        (json!({"reply": "r"}), "post", "This field is required."),
+        (
+            json!({"reply": "r", "post": 9999}),
+            "post",
+            "Invalid pk \"9999\" - object does not exist.",
+        ),
+    ];
+    for (body, field, message) in cases {
+        let (st, v) = json(
+            s.post("/api/v1/products/comments/", Some(&token), body.clone())
+                .await,
+        )
+        .await;
+        assert_eq!(st, 400, "{body}");
+        assert_eq!(v[field], json!([message]), "{body}: {v}");
+    }
+    let (_, v) = json(s.get("/api/v1/products/comments/", Some(&token)).await).await;
+    assert_eq!(v["count"], 32);
+}
+
+#[tokio::test]
+async fn retrieve_update_delete() {
+    let s = Server::start().await;
+    let demo = s.demo().await;
+    let other = s.other().await;
+    let (_, c) = json(
+        s.post(
+            "/api/v1/products/comments/",
+            Some(&demo),
+            json!({"reply": "First", "rating": 4, "post": 1}),
+        )
+        .await,
+    )
+    .await;
+    let path = format!("/api/v1/products/comments/{}/", c["id"]);
+    // Anyone logged in can read it (the original answered 403).
+    let (st, v) = json(s.get(&path, Some(&other)).await).await;
+    assert_eq!((st, &v), (200, &c));
+    assert_eq!(s.get(&path, None).await.status(), 401);
+    assert_eq!(
+        s.get("/api/v1/products/comments/9999/", Some(&demo))
+            .await
+            .status(),
+        404
+    );
+    assert_eq!(
+        s.get("/api/v1/products/comments/x/", Some(&demo))
+            .await
+            .status(),
+        404
+    );
+
+    for method in [Method::PUT, Method::PATCH, Method::DELETE] {
+        let (st, _) = json(
+            s.send(
+                method.clone(),
+                &path,
+                Some(&other),
+                Some(json!({"reply": "x", "post": 1})),
+            )
+            .await,
+        )
+        .await;
+        assert_eq!(st, 403, "{method}");
+    }
+    let (st, v) = json(
+        s.send(
+            Method::PATCH,
+            &path,
+            Some(&demo),
+            Some(json!({"rating": 2})),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(st, 200);
+    assert_eq!(
+        (v["reply"].clone(), v["rating"].clone()),
+        (json!("First"), json!(2))
+    );
+    let (st, v) = json(
+        s.send(
+            Method::PUT,
+            &path,
+            Some(&demo),
+            Some(json!({"reply": "Second"})),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!((st, v), (400, json!({"post": ["This field is required."]})));
+    let (st, v) = json(
+        s.send(
+            Method::PUT,
+            &path,
+            Some(&demo),
+            Some(json!({"reply": "Second", "post": 3})),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(st, 200);
+    assert_eq!(
+        (v["reply"].clone(), v["rating"].clone(), v["post"].clone()),
+        (json!("Second"), Value::Null, json!(3))
+    );
+
+    assert_eq!(
+        s.send(Method::DELETE, &path, Some(&demo), None)
+            .await
+            .status(),
+        204
+    );
+    assert_eq!(s.get(&path, Some(&demo)).await.status(), 404);
+}
+
+#[tokio::test]
+async fn deleting_a_product_removes_its_comments() {
+    let s = Server::start().await;
+    let demo = s.demo().await;
+    let (_, p) = json(
+        s.post(
+            "/api/v1/products/",
+            Some(&demo),
+            json!({"title": "Short-lived"}),
+        )
+        .await,
+    )
+    .await;
+    let (_, c) = json(
+        s.post(
+            "/api/v1/products/comments/",
+            Some(&demo),
+            json!({"reply": "x", "post": p["id"]}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(
+        s.send(
+            Method::DELETE,
+            &format!("/api/v1/products/{}/", p["id"]),
+            Some(&demo),
+            None
+        )
+        .await
+        .status(),
+        204
+    );
+    assert_eq!(
+        s.get(
+            &format!("/api/v1/products/comments/{}/", c["id"]),
+            Some(&demo)
+        )
+        .await
+        .status(),
+        404
+    );
+}

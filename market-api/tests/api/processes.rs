@@ -1,0 +1,302 @@
+//! The real binary as processes: two replicas on one SQLite file (racing
+//! migrations and seeding, sharing the JWT secret, writing concurrently
+//! without losing a row), SIGTERM with a request in flight, `migrate`/`seed`.
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use serde_json::{json, Value};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+use super::support::{client, json, PASSWORD};
+
+const BIN: &str = env!("CARGO_BIN_EXE_market-api");
+
+/// A `market-api serve` child process (killed if the test fails early).
+struct Replica {
+    child: Child,
+    base: String,
+}
+
+async fn start(db: &Path, extra: &[&str]) -> Replica {
+    let mut cmd = Command::new(BIN);
+    cmd.args([
+        "serve",
+        "--bind",
+        "127.0.0.1:0",
+        "--password-cost",
+        "fast",
+        "--workers",
+        "2",
+    ])
+    .args(["--users", "3", "--products", "20", "--comments", "20"])
+    .arg("--database-url")
+    .arg(format!("sqlite://{}", db.display()))
+    .args(extra)
+    .env_remove("MARKET_API_JWT_SECRET")
+    .env("RUST_LOG", "warn")
+    .stdout(Stdio::piped())
+    .stderr(Stdio::inherit())
+    .kill_on_drop(true);
+    let mut child = cmd.spawn().expect("spawn market-api");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+        .await
+        .expect("listening line in time")
+        .expect("read stdout")
+        .expect("a line");
+    let base = line
+        .strip_prefix("market-api listening on ")
+        .expect("announce line")
+        .to_owned();
+    Replica { child, base }
+}
+
+impl Replica {
+    async fn terminate(mut self) -> std::process::ExitStatus {
+        let pid = Pid::from_raw(self.child.id().expect("pid") as i32);
+        kill(pid, Signal::SIGTERM).expect("SIGTERM");
+        tokio::time::timeout(Duration::from_secs(15), self.child.wait())
+            .await
+            .expect("exits in time")
+            .expect("wait")
+    }
+}
+
+async fn login(base: &str) -> String {
+    let res = client()
+        .post(format!("{base}/api/v1/auth/token/"))
+        .json(&json!({"email": "demo@example.com", "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    let (st, v) = json(res).await;
+    assert_eq!(st, 200, "{v}");
+    v["access"].as_str().unwrap().to_owned()
+}
+
+async fn count(base: &str, path: &str, token: &str) -> i64 {
+    let (st, v) = json(
+        client()
+            .get(format!("{base}{path}"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(st, 200, "{v}");
+    v["count"].as_i64().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_share_one_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("shared.db");
+    // Both start at once on a fresh file: migrations and seeding race.
+    let (a, b) = tokio::join!(
+        start(&db, &["--replica-id", "a"]),
+        start(&db, &["--replica-id", "b"])
+    );
+    let token = login(&a.base).await;
+    // The secret lives in the database: B accepts A's token.
+    let res = client()
+        .get(format!("{}/api/v1/products/comments/", b.base))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["x-replica"], "b");
+    // Seeded once, not twice.
+    assert_eq!(count(&a.base, "/api/v1/products/", &token).await, 20);
+    assert_eq!(
+        count(&b.base, "/api/v1/products/comments/", &token).await,
+        20
+    );
+
+    // Concurrent writes from both processes, same title (slugs must still be unique).
+    const TASKS: usize = 4;
+    const PER_TASK: usize = 20;
+    let mut handles = Vec::new();
+    for base in [a.base.clone(), b.base.clone()] {
+        for t in 0..TASKS {
+            let base = base.clone();
+            let token = token.clone();
+            handles.push(tokio::spawn(async move {
+                let client = client();
+                let mut statuses = Vec::new();
+                for i in 0..PER_TASK {
+                    let res = client
+                        .post(format!("{base}/api/v1/products/"))
+                        .bearer_auth(&token)
+                        .json(&json!({"title": "Race", "description": format!("task {t} item {i}"), "votes": [2]}))
+                        .send()
+                        .await
+                        .unwrap();
+                    statuses.push(res.status().as_u16());
+                    let res = client
+                        .post(format!("{base}/api/v1/products/comments/"))
+                        .bearer_auth(&token)
+                        .json(&json!({"reply": "race", "post": 1}))
+                        .send()
+                        .await
+                        .unwrap();
+                    statuses.push(res.status().as_u16());
+                }
+                statuses
+            }));
+        }
+    }
+    for h in handles {
+        let statuses = h.await.unwrap();
+        assert!(statuses.iter().all(|&s| s == 201), "{statuses:?}");
+    }
+    let written = (2 * TASKS * PER_TASK) as i64;
+    assert_eq!(
+        count(&a.base, "/api/v1/products/", &token).await,
+        20 + written
+    );
+    assert_eq!(
+        count(&b.base, "/api/v1/products/", &token).await,
+        20 + written
+    );
+    assert_eq!(
+        count(&b.base, "/api/v1/products/comments/", &token).await,
+        20 + written
+    );
+    let mut slugs = std::collections::HashSet::new();
+    for page in 1..=2 {
+        let (_, v) = json(
+            client()
+                .get(format!(
+                    "{}/api/v1/products/?title=Race&page_size=100&page={page}",
+                    a.base
+                ))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        for p in v["results"].as_array().unwrap() {
+            assert!(
+                slugs.insert(p["slug"].as_str().unwrap().to_owned()),
+                "duplicate slug"
+            );
+            assert_eq!(p["votes_count"], 1);
+        }
+    }
+    assert_eq!(slugs.len() as i64, written);
+
+    assert!(a.terminate().await.success());
+    assert!(b.terminate().await.success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_finishes_in_flight_requests() {
+    let dir = tempfile::tempdir().unwrap();
+    let replica = start(&dir.path().join("m.db"), &["--fault-delay", "800ms"]).await;
+    let url = format!("{}/api/v1/products/1/", replica.base);
+    let in_flight = tokio::spawn(async move { client().get(url).send().await });
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    let status = replica.terminate().await;
+    let res = in_flight.await.unwrap().expect("request completed");
+    assert_eq!(res.status(), 200);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["id"], 1);
+    assert!(status.success(), "{status:?}");
+}
+
+async fn run_cli(args: &[&str]) -> String {
+    let out = tokio::time::timeout(
+        Duration::from_secs(60),
+        Command::new(BIN)
+            .args(args)
+            .env("RUST_LOG", "warn")
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("in time")
+    .expect("run");
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migrate_and_seed_commands() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("cli.db").display());
+    let out = run_cli(&["migrate", "--database-url", &url]).await;
+    assert!(out.starts_with("market-api migrated"), "{out}");
+    let seed = [
+        "seed",
+        "--database-url",
+        &url,
+        "--users",
+        "3",
+        "--products",
+        "110",
+        "--comments",
+        "210",
+        "--password-cost",
+        "fast",
+    ];
+    run_cli(&seed).await;
+    run_cli(&seed).await; // idempotent
+
+    use sqlx::Connection;
+    let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    let counts: (i64, i64, i64, i64, i64) = sqlx::query_as(
+        "SELECT (SELECT COUNT(*) FROM users), (SELECT COUNT(*) FROM products), \
+         (SELECT MIN(id) FROM products), (SELECT COUNT(*) FROM comments), (SELECT COUNT(*) FROM categories)",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!(counts, (3, 110, 1, 210, 18));
+    let names: Vec<(i64, String, String)> =
+        sqlx::query_as("SELECT id, name, code FROM categories WHERE id IN (1, 9, 18) ORDER BY id")
+            .fetch_all(&mut conn)
+            .await
+            .unwrap();
+    assert_eq!(
+        names,
+        vec![
+            (1, "Apparels & Accessories".into(), "aa".into()),
+            (9, "Home, Furnishing & Appliances".into(), "hfa".into()),
+            (18, "Others".into(), "o".into()),
+        ]
+    );
+    conn.close().await.unwrap();
+
+    // A bad flag is an error exit, not a panic.
+    let out = Command::new(BIN)
+        .args(["serve", "--fault-error-rate", "2"])
+        .output()
+        .await
+        .unwrap();
+    assert!(!out.status.success());
+    let out = Command::new(BIN)
+        .args([
+            "serve",
+            "--bind",
+            "127.0.0.1:0",
+            "--database-url",
+            "sqlite:///nonexistent-dir/x/y.db",
+        ])
+        .output()
+        .await
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("market-api:"));
+}

@@ -1,0 +1,522 @@
+//! Products: shape, list (pagination, filters, search, ordering), create,
+//! update, delete, permissions, has-product.
+
+use reqwest::Method;
+use serde_json::{json, Value};
+
+use super::support::{json, Server};
+
+fn ids(v: &Value) -> Vec<i64> {
+    v["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["id"].as_i64().unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn retrieve_shape_and_not_found() {
+    let s = Server::start().await;
+    let (st, v) = json(s.get("/api/v1/products/1/", None).await).await;
+    assert_eq!(st, 200);
+    let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
+    let mut expected = vec![
+        "id",
+        "product_id",
+        "title",
+        "slug",
+        "description",
+        "image",
+        "category",
+        "tags",
+        "votes",
+        "views",
+        "user",
+        "votes_count",
+    ];
+    let mut got = keys.clone();
+    got.sort_unstable();
+    expected.sort_unstable();
+    assert_eq!(got, expected);
+    assert_eq!(v["id"], 1);
+    assert!(uuid::Uuid::parse_str(v["product_id"].as_str().unwrap()).is_ok());
+    assert_eq!(v["user"].as_object().unwrap().len(), 4);
+    assert_eq!(
+        v["votes_count"].as_u64().unwrap() as usize,
+        v["votes"].as_array().unwrap().len()
+    );
+    // Views are a stored field; reading does not write.
+    let (_, again) = json(s.get("/api/v1/products/1/", None).await).await;
+    assert_eq!(again["views"], v["views"]);
+    // Product 3 has votes (seed: n % 4 voters).
+    let (_, p3) = json(s.get("/api/v1/products/3/", None).await).await;
+    assert_eq!(p3["votes_count"], 2);
+    assert!(p3["votes"][0]["first_name"].is_string());
+
+    for path in [
+        "/api/v1/products/999/",
+        "/api/v1/products/abc/",
+        "/api/v1/products/0/",
+        "/api/v1/products/-1/",
+    ] {
+        let (st, v) = json(s.get(path, None).await).await;
+        assert_eq!((st, v), (404, json!({"detail": "Not found."})), "{path}");
+    }
+}
+
+#[tokio::test]
+async fn list_pagination_edges() {
+    let s = Server::start().await;
+    let (st, v) = json(s.get("/api/v1/products/", None).await).await;
+    assert_eq!(st, 200);
+    assert_eq!(v["count"], 25);
+    assert_eq!(v["results"].as_array().unwrap().len(), 10);
+    assert_eq!(v["previous"], Value::Null);
+    assert_eq!(v["next"], json!(s.url("/api/v1/products/?page=2")));
+    // Newest first by default.
+    assert_eq!(ids(&v)[..3], [25, 24, 23]);
+
+    let (st, v) = json(s.get("/api/v1/products/?page=3", None).await).await;
+    assert_eq!(st, 200);
+    assert_eq!(ids(&v), vec![5, 4, 3, 2, 1]);
+    assert_eq!(v["next"], Value::Null);
+    assert_eq!(v["previous"], json!(s.url("/api/v1/products/?page=2")));
+    let (_, v) = json(s.get("/api/v1/products/?page=2", None).await).await;
+    assert_eq!(v["previous"], json!(s.url("/api/v1/products/")));
+
+    for q in [
+        "page=4",
+        "page=0",
+        "page=abc",
+        "page=-1",
+        "page=99999999999999999999999",
+    ] {
+        let (st, v) = json(s.get(&format!("/api/v1/products/?{q}"), None).await).await;
+        assert_eq!((st, v), (404, json!({"detail": "Invalid page."})), "{q}");
+    }
+    for q in [
+        "page_size=abc",
+        "page_size=0",
+        "page_size=-5",
+        "page_size=1.5",
+    ] {
+        let (st, v) = json(s.get(&format!("/api/v1/products/?{q}"), None).await).await;
+        assert_eq!(st, 400, "{q}");
+        assert!(v["page_size"].is_array(), "{q}: {v}");
+    }
+    let (_, v) = json(s.get("/api/v1/products/?page_size=1000", None).await).await;
+    assert_eq!(v["results"].as_array().unwrap().len(), 25);
+    let (_, v) = json(s.get("/api/v1/products/?page_size=7&page=last", None).await).await;
+    assert_eq!(v["results"].as_array().unwrap().len(), 4);
+    let (_, v) = json(
+        s.get("/api/v1/products/?page_size=5&page=2&search=demo", None)
+            .await,
+    )
+    .await;
+    assert_eq!(
+        v["next"],
+        json!(s.url("/api/v1/products/?page_size=5&search=demo&page=3"))
+    );
+    // An empty result is one empty page, not a 404.
+    let (st, v) = json(
+        s.get("/api/v1/products/?title=nothing-like-this", None)
+            .await,
+    )
+    .await;
+    assert_eq!(
+        (st, v["count"].clone(), v["results"].clone()),
+        (200, json!(0), json!([]))
+    );
+}
+
+#[tokio::test]
+async fn list_filters_search_ordering() {
+    let s = Server::start().await;
+    let (_, v) = json(
+        s.get("/api/v1/products/?ordering=id&page_size=3", None)
+            .await,
+    )
+    .await;
+    assert_eq!(ids(&v), vec![1, 2, 3]);
+    let (_, v) = json(
+        s.get("/api/v1/products/?ordering=-id&page_size=3", None)
+            .await,
+    )
+    .await;
+    assert_eq!(ids(&v), vec![25, 24, 23]);
+    let (_, v) = json(
+        s.get("/api/v1/products/?ordering=bogus&page_size=2", None)
+            .await,
+    )
+    .await;
+    assert_eq!(ids(&v), vec![25, 24], "unknown ordering fields are ignored");
+    let (_, v) = json(
+        s.get("/api/v1/products/?ordering=title&page_size=100", None)
+            .await,
+    )
+    .await;
+    let titles: Vec<&str> = v["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["title"].as_str().unwrap())
+        .collect();
+    let mut sorted = titles.clone();
+    sorted.sort_unstable();
+    assert_eq!(titles, sorted);
+
+    let (_, v) = json(s.get("/api/v1/products/?user=2&page_size=100", None).await).await;
+    assert!(v["count"].as_u64().unwrap() > 0);
+    assert!(v["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|p| p["user"]["id"] == 2));
+    let (_, v) = json(
+        s.get("/api/v1/products/?category=3&page_size=100", None)
+            .await,
+    )
+    .await;
+    assert!(v["count"].as_u64().unwrap() > 0);
+    assert!(v["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|p| p["category"] == 3));
+    let (_, p1) = json(s.get("/api/v1/products/1/", None).await).await;
+    let title = p1["title"].as_str().unwrap();
+    let (_, v) = json(
+        s.get(
+            &format!("/api/v1/products/?title={}", title.replace(' ', "%20")),
+            None,
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(ids(&v), vec![1]);
+    let (_, v) = json(
+        s.get("/api/v1/products/?tags=vintage&page_size=100", None)
+            .await,
+    )
+    .await;
+    assert!(v["count"].as_u64().unwrap() > 0);
+    assert!(v["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|p| p["tags"] == "vintage"));
+    // Search: case-insensitive, over title, description and tags; all terms must match.
+    let (_, v) = json(
+        s.get("/api/v1/products/?search=LAMP&page_size=100", None)
+            .await,
+    )
+    .await;
+    assert!(v["count"].as_u64().unwrap() > 0);
+    assert!(v["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|p| p["title"].as_str().unwrap().contains("Lamp")));
+    let (_, v) = json(
+        s.get("/api/v1/products/?search=number%2012.&page_size=100", None)
+            .await,
+    )
+    .await;
+    assert_eq!(ids(&v), vec![12]);
+    let (_, v) = json(
+        s.get("/api/v1/products/?search=%25&page_size=100", None)
+            .await,
+    )
+    .await;
+    assert_eq!(v["count"], 0, "LIKE wildcards are escaped");
+    let (st, v) = json(s.get("/api/v1/products/?user=abc", None).await).await;
+    assert_eq!((st, v), (400, json!({"user": ["Enter a number."]})));
+}
+
+#[tokio::test]
+async fn create_and_validation() {
+    let s = Server::start().await;
+    let body = json!({"title": "Lamp", "description": "bright", "tags": "home", "category": 9, "votes": [2, 3]});
+    let (st, v) = json(s.post("/api/v1/products/", None, body.clone()).await).await;
+    assert_eq!(
+        (st, v),
+        (
+            401,
+            json!({"detail": "Authentication credentials were not provided."})
+        )
+    );
+
+    let token = s.demo().await;
+    let (st, v) = json(
+        s.post("/api/v1/products/", Some(&token), body.clone())
+            .await,
+    )
+    .await;
+    assert_eq!(st, 201, "{v}");
+    assert_eq!(v["slug"], "lamp");
+    assert_eq!(v["user"]["id"], 1);
+    assert_eq!(v["category"], 9);
+    assert_eq!(v["votes_count"], 2);
+    assert_eq!(v["views"], 0);
+    let id = v["id"].as_i64().unwrap();
+    let (st, fetched) = json(s.get(&format!("/api/v1/products/{id}/"), None).await).await;
+    assert_eq!((st, &fetched), (200, &v));
+    let (_, v2) = json(
+        s.post(
+            "/api/v1/products/",
+            Some(&token),
+            json!({"title": "Lamp", "user": 1}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(v2["slug"], "lamp-1");
+    assert_eq!(v2["votes"], json!([]));
+    let (_, v3) = json(
+        s.post("/api/v1/products/", Some(&token), json!({"title": "lamp!"}))
+            .await,
+    )
+    .await;
+    assert_eq!(v3["slug"], "lamp-2");
+    // Image paths become absolute URLs.
+    let (_, v4) = json(
+        s.post(
+            "/api/v1/products/",
+            Some(&token),
+            json!({"title": "Pic", "image": "products/p.png"}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(v4["image"], json!(s.url("/media/products/p.png")));
+
+    let cases = [
+        (json!({}), "title", "This field is required."),
+        (
+            json!({"title": ""}),
+            "title",
+            "This field may not be blank.",
+        ),
+        (
+            json!({"title": "x".repeat(131)}),
+            "title",
+            "Ensure this field has no more than 130 characters.",
+        ),
+        (
+            json!({"title": "t", "description": "d".repeat(1501)}),
+            "description",
+            "Ensure this field has no more than 1500 characters.",
+        ),
+        (
+            json!({"title": "t", "tags": "t".repeat(71)}),
+            "tags",
+            "Ensure this field has no more than 70 characters.",
+        ),
+        (
+            json!({"title": "t", "category": 19}),
+            "category",
+            "Invalid pk \"19\" - object does not exist.",
+        ),
+        (
+            json!({"title": "t", "category": "x"}),
+            "category",
+            "Invalid pk \"x\" - object does not exist.",
+        ),
+        (
+            json!({"title": "t", "votes": [999]}),
+            "votes",
+            "Invalid pk \"999\" - object does not exist.",
+        ),
+        (
+            json!({"title": "t", "votes": 2}),
+            "votes",
+            "Expected a list of items but got type \"int\".",
+        ),
+        (
+            json!({"title": "t", "votes": [{"id": 1}]}),
+            "votes",
+            "Incorrect type. Expected pk value, received dict.",
+        ),
+        (json!({"title": ["t"]}), "title", "Not a valid string."),
+        (
+            json!({"title": "t", "user": 2}),
+            "user",
+            "Must be the authenticated user.",
+        ),
+    ];
+    for (body, field, message) in cases {
+        let (st, v) = json(
+            s.post("/api/v1/products/", Some(&token), body.clone())
+                .await,
+        )
+        .await;
+        assert_eq!(st, 400, "{body}");
+        assert_eq!(v[field], json!([message]), "{body}: {v}");
+    }
+    // Nothing of the rejected bodies was stored.
+    let (_, list) = json(s.get("/api/v1/products/", None).await).await;
+    assert_eq!(list["count"], 29);
+}
+
+#[tokio::test]
+async fn update_and_delete_by_owner_only() {
+    let s = Server::start().await;
+    let demo = s.demo().await;
+    let other = s.other().await;
+    let (_, created) = json(
+        s.post(
+            "/api/v1/products/",
+            Some(&demo),
+            json!({"title": "Desk", "tags": "wood", "category": 9, "votes": [2]}),
+        )
+        .await,
+    )
+    .await;
+    let path = format!("/api/v1/products/{}/", created["id"]);
+
+    for method in [Method::PUT, Method::PATCH, Method::DELETE] {
+        let (st, v) = json(
+            s.send(
+                method.clone(),
+                &path,
+                Some(&other),
+                Some(json!({"title": "Mine"})),
+            )
+            .await,
+        )
+        .await;
+        assert_eq!(
+            (st, v),
+            (
+                403,
+                json!({"detail": "You do not have permission to perform this action."})
+            ),
+            "{method}"
+        );
+        let (st, _) = json(
+            s.send(method.clone(), &path, None, Some(json!({"title": "Mine"})))
+                .await,
+        )
+        .await;
+        assert_eq!(st, 401, "{method}");
+    }
+    // Non-owner with a malformed body still gets 403 (permission before parsing).
+    let res = s
+        .client
+        .patch(s.url(&path))
+        .bearer_auth(&other)
+        .header("content-type", "application/json")
+        .body("{")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403);
+
+    let (st, v) = json(
+        s.send(
+            Method::PATCH,
+            &path,
+            Some(&demo),
+            Some(json!({"description": "oak"})),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(st, 200);
+    assert_eq!(
+        (
+            v["title"].clone(),
+            v["description"].clone(),
+            v["tags"].clone(),
+            v["category"].clone()
+        ),
+        (json!("Desk"), json!("oak"), json!("wood"), json!(9))
+    );
+    assert_eq!(v["votes_count"], 1);
+    let (st, v) = json(
+        s.send(
+            Method::PUT,
+            &path,
+            Some(&demo),
+            Some(json!({"description": "x"})),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(
+        (st, v),
+        (400, json!({"title": ["This field is required."]}))
+    );
+    let (st, v) = json(
+        s.send(
+            Method::PUT,
+            &path,
+            Some(&demo),
+            Some(json!({"title": "Table", "votes": [3, 4]})),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(st, 200);
+    assert_eq!(v["title"], "Table");
+    assert_eq!(v["tags"], "");
+    assert_eq!(v["category"], Value::Null);
+    assert_eq!(
+        v["votes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x["id"].as_i64().unwrap())
+            .collect::<Vec<_>>(),
+        vec![3, 4]
+    );
+    let (st, _) = json(
+        s.send(
+            Method::PATCH,
+            "/api/v1/products/9999/",
+            Some(&demo),
+            Some(json!({})),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(st, 404);
+
+    let (_, before) = json(s.get("/api/v1/products/", None).await).await;
+    let res = s.send(Method::DELETE, &path, Some(&demo), None).await;
+    assert_eq!(res.status(), 204);
+    assert_eq!(s.get(&path, None).await.status(), 404);
+    let (_, after) = json(s.get("/api/v1/products/", None).await).await;
+    assert_eq!(
+        after["count"].as_i64().unwrap(),
+        before["count"].as_i64().unwrap() - 1
+    );
+    assert!(!ids(&after).contains(&created["id"].as_i64().unwrap()));
+    assert_eq!(
+        s.send(Method::DELETE, &path, Some(&demo), None)
+            .await
+            .status(),
+        404
+    );
+}
+
+#[tokio::test]
+async fn has_product() {
+    let s = Server::start().await;
+    let (st, v) = json(s.get("/api/v1/products/has-product/?client=1", None).await).await;
+    assert_eq!((st, v), (200, json!({"has_product": true})));
+    let (_, v) = json(
+        s.get("/api/v1/products/has-product/?client=999", None)
+            .await,
+    )
+    .await;
+    assert_eq!(v, json!({"has_product": false}));
+    let (st, v) = json(s.get("/api/v1/products/has-product/", None).await).await;
+    assert_eq!(
+        (st, v),
+        (400, json!({"client": ["This field is required."]}))
+    );
+    let (st, _) = json(s.get("/api/v1/products/has-product/?client=x", None).await).await;
+    assert_eq!(st, 400);
+}
