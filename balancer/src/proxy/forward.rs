@@ -145,6 +145,9 @@ pub fn prepare_response(
     if upgrade {
         parts.headers.insert(header::CONNECTION, UPGRADE);
     }
+    // The client connection decides its own version (an HTTP/1.0 upstream
+    // does not make the client's response HTTP/1.0).
+    parts.version = Version::HTTP_11;
     append_value(&mut parts.headers, &header::VIA, &VIA_11);
     if let Some(v) = upstream {
         parts.headers.insert(X_UPSTREAM.clone(), v.clone());

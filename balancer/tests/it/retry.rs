@@ -1,0 +1,174 @@
+//! Failures: retries with `proxy_next_upstream` semantics, passive
+//! `max_fails`, active health checks, backups.
+
+use std::sync::atomic::Ordering::SeqCst;
+use std::time::Duration;
+
+use balancer::config::HealthConfig;
+
+use crate::support::*;
+
+#[tokio::test]
+async fn killed_backend_idempotent_requests_go_elsewhere() {
+    let a = Backend::start("a").await;
+    let b = Backend::start("b").await;
+    let bal = Bal::start(config(vec![a.server(), b.server()])).await;
+    for _ in 0..4 {
+        assert_eq!(get(&bal.url("/")).await.status, 200);
+    }
+    a.kill().await;
+    // Every request still succeeds: the dead server is tried, fails, and the
+    // request goes to the other one; then max_fails=1 keeps it out.
+    for _ in 0..10 {
+        let r = get(&bal.url("/")).await;
+        assert_eq!((r.status, r.backend().as_str()), (200, "b"));
+    }
+    // A POST to a refused connection was never sent: it may go elsewhere.
+    let s = bal.status().await;
+    assert_eq!(s["upstreams"][0]["servers"][0]["state"], "unhealthy");
+    assert!(
+        s["upstreams"][0]["servers"][0]["failures"]
+            .as_u64()
+            .unwrap()
+            >= 1
+    );
+    bal.stop().await;
+}
+
+#[tokio::test]
+async fn backend_killed_mid_request_get_is_retried() {
+    let a = Backend::start("a").await;
+    let b = Backend::start("b").await;
+    let bal = Bal::start(config(vec![a.server(), b.server()])).await;
+    a.seen.delay_ms.store(2000, SeqCst);
+    // Round robin sends the first request to a, which dies while working.
+    let url = bal.url("/");
+    let inflight = tokio::spawn(async move { get(&url).await });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    a.kill().await;
+    let r = inflight.await.unwrap();
+    assert_eq!((r.status, r.backend().as_str()), (200, "b"));
+    let s = bal.status().await;
+    assert_eq!(s["upstreams"][0]["servers"][0]["requests"], 1);
+    assert_eq!(s["upstreams"][0]["servers"][1]["requests"], 1);
+    bal.stop().await;
+}
+
+#[tokio::test]
+async fn post_is_not_replayed_once_sent_but_get_is() {
+    let a = Backend::start("a").await;
+    let b = Backend::start("b").await;
+    let mut c = config(vec![a.server(), b.server()]);
+    // Keep both servers in rotation despite failures.
+    for s in &mut c.upstream.servers {
+        s.max_fails = 0;
+    }
+    let bal = Bal::start(c).await;
+    // Round robin: a, b, a, b... /hangup makes the server drop the
+    // connection after reading the request.
+    let r = post(&bal.url("/hangup"), "payment").await;
+    assert_eq!(r.status, 502);
+    assert_eq!(
+        a.seen.posts.load(SeqCst) + b.seen.posts.load(SeqCst),
+        1,
+        "POST sent exactly once"
+    );
+    let r = get(&bal.url("/hangup")).await;
+    assert_eq!(r.status, 502, "every server hangs up on /hangup");
+    assert_eq!(a.hits() + b.hits(), 3, "the GET was tried on both servers");
+    bal.stop().await;
+}
+
+#[tokio::test]
+async fn unsent_post_goes_to_the_next_server() {
+    let a = Backend::start("a").await;
+    let b = Backend::start("b").await;
+    let bal = Bal::start(config(vec![a.server(), b.server()])).await;
+    a.kill().await;
+    for _ in 0..3 {
+        let r = post(&bal.url("/echo"), "order-1").await;
+        assert_eq!((r.status, r.body.as_str()), (200, "order-1"));
+    }
+    assert_eq!(b.seen.posts.load(SeqCst), 3);
+    bal.stop().await;
+}
+
+#[tokio::test]
+async fn retry_on_status_when_configured() {
+    let a = Backend::start("a").await;
+    let b = Backend::start("b").await;
+    let mut c = config(vec![a.server(), b.server()]);
+    c.proxy.next_upstream =
+        balancer::config::NextUpstream::parse(["error", "timeout", "http_503"]).unwrap();
+    for s in &mut c.upstream.servers {
+        s.max_fails = 0;
+    }
+    let bal = Bal::start(c).await;
+    // Both answer 503 on /status/503: tried on both, then 503.
+    assert_eq!(get(&bal.url("/status/503")).await.status, 503);
+    assert_eq!(a.hits() + b.hits(), 2);
+    // 500 is not in the list: passed through, one try.
+    assert_eq!(get(&bal.url("/status/500")).await.status, 500);
+    assert_eq!(a.hits() + b.hits(), 3);
+    bal.stop().await;
+}
+
+#[tokio::test]
+async fn upstream_timeout_is_504_and_backup_takes_over() {
+    let a = Backend::start("a").await;
+    let backup = Backend::start("backup").await;
+    let mut bs = backup.server();
+    bs.backup = true;
+    bs.max_fails = 0;
+    let mut c = config(vec![a.server(), bs]);
+    c.proxy.read_timeout = Duration::from_millis(300);
+    let bal = Bal::start(c).await;
+    assert_eq!(get(&bal.url("/")).await.backend(), "a");
+    // a times out, the backup answers (after its own 300 ms).
+    a.seen.delay_ms.store(1000, SeqCst);
+    backup.seen.delay_ms.store(1000, SeqCst);
+    assert_eq!(get(&bal.url("/")).await.status, 504);
+    backup.seen.delay_ms.store(0, SeqCst);
+    // a is now failed (max_fails=1): the backup serves.
+    assert_eq!(get(&bal.url("/")).await.backend(), "backup");
+    bal.stop().await;
+}
+
+#[tokio::test]
+async fn active_health_checks_take_a_server_out_and_back() {
+    let a = Backend::start("a").await;
+    let b = Backend::start("b").await;
+    let mut c = config(vec![a.server(), b.server()]);
+    c.health = Some(HealthConfig {
+        uri: "/healthz".into(),
+        interval: Duration::from_millis(100),
+        timeout: Duration::from_millis(500),
+        fails: 2,
+        passes: 2,
+        ..HealthConfig::default()
+    });
+    let bal = Bal::start(c).await;
+    a.seen.unhealthy.store(true, SeqCst);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+    while bal.status().await["upstreams"][0]["servers"][0]["state"] != "unhealthy" {
+        assert!(tokio::time::Instant::now() < deadline, "not taken out");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let before = a.hits();
+    for _ in 0..6 {
+        assert_eq!(get(&bal.url("/")).await.backend(), "b");
+    }
+    assert_eq!(a.hits(), before, "no traffic to an unhealthy server");
+    a.seen.unhealthy.store(false, SeqCst);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+    while bal.status().await["upstreams"][0]["servers"][0]["state"] != "up" {
+        assert!(tokio::time::Instant::now() < deadline, "not brought back");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut names = Vec::new();
+    for _ in 0..4 {
+        names.push(get(&bal.url("/")).await.backend());
+    }
+    assert!(names.iter().any(|n| n == "a"), "{names:?}");
+    bal.stop().await;
+}
