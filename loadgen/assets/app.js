@@ -405,6 +405,7 @@
       scales: { x: { time: true }, y: { range: function (u, min, max) { return [0, max > 0 ? max * 1.1 : 1]; } } },
       axes: [
         { label: "time", stroke: "#5d6675", grid: { stroke: "#eceff3" }, space: 80,
+          incrs: [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 14400, 43200, 86400],
           values: function (u, vals) { return vals.map(fmtClock); } },
         { label: yLabel, stroke: "#5d6675", grid: { stroke: "#eceff3" }, size: 56,
           values: function (u, vals) { return vals.map(fmtTick); } },
@@ -431,7 +432,7 @@
       cursor: { drag: { x: false, y: false } },
       scales: { x: { time: false }, y: { range: function (u, min, max) { return [0, max > 0 ? max * 1.1 : 1]; } } },
       axes: [
-        { label: "response time (bucket upper bound)", stroke: "#5d6675", grid: { show: false }, incrs: [1, 2, 3, 5, 10, 20, 50],
+        { label: "response time (bucket upper bound)", stroke: "#5d6675", grid: { show: false }, space: 64, incrs: [1, 2, 3, 5, 10, 20, 50],
           values: function (u, vals) {
             var b = state.histBounds || [];
             return vals.map(function (i) { return Number.isInteger(i) && b[i] != null ? histLabel(b[i]) : ""; });
@@ -487,16 +488,27 @@
     state.charts.users.setData([t, users]);
     ["chart-rps", "chart-lat", "chart-users"].forEach(function (id) { $(id).dataset.points = String(h.length); });
 
-    // Histogram: trim empty buckets at both ends so the populated range fills the chart.
+    // Histogram: the snapshot lists only non-empty buckets, log-spaced four
+    // per decade. Lay them on that grid, empty buckets included, so that bar
+    // positions are proportional to log(latency) and gaps mean "no requests".
     var hist = (state.snap && state.snap.histogram) || [];
-    var lo = 0, hi = hist.length - 1;
-    while (lo <= hi && !hist[lo][1]) lo++;
-    while (hi >= lo && !hist[hi][1]) hi--;
+    var byStep = {}, lo = Infinity, hi = -Infinity;
+    hist.forEach(function (b) {
+      if (!(b[0] > 0) || !b[1]) return;
+      var k = Math.round(Math.log10(b[0]) * 4);
+      byStep[k] = (byStep[k] || 0) + b[1];
+      if (k < lo) lo = k;
+      if (k > hi) hi = k;
+    });
     var bounds = [], xs = [], ys = [];
-    for (var j = lo; j <= hi; j++) { xs.push(j - lo); bounds.push(hist[j][0]); ys.push(hist[j][1]); }
+    if (hi >= lo) {
+      for (var k = lo - 1; k <= hi + 1; k++) {
+        xs.push(k - lo + 1); bounds.push(Math.pow(10, k / 4)); ys.push(byStep[k] || 0);
+      }
+    }
     state.histBounds = bounds;
     state.charts.hist.setData([xs, ys]);
-    $("chart-hist").dataset.points = String(xs.length);
+    $("chart-hist").dataset.points = String(hist.length);
   }
 
   // ---- snapshots ------------------------------------------------------------------

@@ -1,0 +1,273 @@
+//! Shared pieces of the dashboard tests: a real HTTP target to load, the
+//! dashboard itself on a real socket, and a tiny HTTP client.
+
+#![allow(dead_code)] // each test binary uses a different subset
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::routing::get;
+use axum::Router;
+use bytes::Bytes;
+use http::{HeaderMap, Method, Request, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use loadgen::control::Controller;
+use loadgen::plan::TestPlan;
+use loadgen::scenario::{LoadDefaults, RequestSpec, Scenario, Task, UserClass, WaitTime};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// Upper bound of every single wait in these tests.
+pub const WAIT: Duration = Duration::from_secs(20);
+
+/// A server running in this process; stopped (and awaited) on `stop` or drop.
+pub struct Server {
+    pub addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl Server {
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Signals shutdown and waits (bounded) for the server to finish.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            tokio::time::timeout(Duration::from_secs(10), task)
+                .await
+                .expect("server did not shut down within 10 s")
+                .expect("server task panicked");
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
+
+/// The load target: `/items` (a few ms), `/items/{id}`, and `/flaky`, which
+/// answers every fourth request with 503 so that the Failures tab has rows.
+pub async fn start_target() -> Server {
+    let flaky = Arc::new(AtomicU64::new(0));
+    let app = Router::new()
+        .route(
+            "/items",
+            get(|| async {
+                tokio::time::sleep(Duration::from_millis(3)).await;
+                axum::Json(
+                    serde_json::json!([{"id": 1, "name": "apple"}, {"id": 2, "name": "pear"}]),
+                )
+            }),
+        )
+        .route(
+            "/items/{id}",
+            get(
+                |axum::extract::Path(id): axum::extract::Path<u64>| async move {
+                    axum::Json(serde_json::json!({"id": id, "name": "item"}))
+                },
+            ),
+        )
+        .route(
+            "/flaky",
+            get(move || {
+                let n = flaky.fetch_add(1, Ordering::Relaxed);
+                async move {
+                    if n % 4 == 3 {
+                        (StatusCode::SERVICE_UNAVAILABLE, "try later")
+                    } else {
+                        (StatusCode::OK, "fine")
+                    }
+                }
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = rx.await;
+            })
+            .await
+            .unwrap();
+    });
+    Server {
+        addr,
+        stop: Some(tx),
+        task: Some(task),
+    }
+}
+
+/// Three endpoints with short think times: a few users make tens of requests per second.
+pub fn scenario() -> Scenario {
+    let user = UserClass {
+        wait: WaitTime::Between(0.02, 0.08),
+        ..UserClass::new(
+            "WebUser",
+            vec![
+                Task::new("items", 3, vec![RequestSpec::get("/items").unwrap().into()]),
+                Task::new(
+                    "item",
+                    2,
+                    vec![RequestSpec::get("/items/1")
+                        .unwrap()
+                        .name("/items/[id]")
+                        .into()],
+                ),
+                Task::new("flaky", 1, vec![RequestSpec::get("/flaky").unwrap().into()]),
+            ],
+        )
+    };
+    Scenario {
+        name: "dashboard-test".into(),
+        host: None,
+        load: LoadDefaults::default(),
+        thresholds: Vec::new(),
+        users: vec![user],
+    }
+}
+
+/// An idle controller whose base plan points at `host`.
+pub fn controller(host: &str) -> Controller {
+    let mut plan = TestPlan::new(host, scenario());
+    plan.timeout = Duration::from_secs(5);
+    plan.stop_timeout = Duration::from_secs(2);
+    Controller::new(plan)
+}
+
+/// The dashboard on `127.0.0.1:0`, serving `controller`.
+pub async fn start_dashboard(controller: Controller) -> Server {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        loadgen::web::serve(listener, controller, async move {
+            let _ = rx.await;
+        })
+        .await
+        .unwrap();
+    });
+    Server {
+        addr,
+        stop: Some(tx),
+        task: Some(task),
+    }
+}
+
+/// A response read whole.
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl Reply {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// Minimal HTTP/1 client over hyper (no extra dependency), every call bounded.
+#[derive(Clone)]
+pub struct Http {
+    client: Client<HttpConnector, Full<Bytes>>,
+}
+
+impl Default for Http {
+    fn default() -> Self {
+        Http {
+            client: Client::builder(TokioExecutor::new()).build_http(),
+        }
+    }
+}
+
+impl Http {
+    pub async fn send(
+        &self,
+        method: Method,
+        url: &str,
+        content_type: Option<&str>,
+        body: impl Into<Bytes>,
+    ) -> Reply {
+        let mut req = Request::builder().method(method).uri(url);
+        if let Some(ct) = content_type {
+            req = req.header(http::header::CONTENT_TYPE, ct);
+        }
+        let req = req.body(Full::new(body.into())).unwrap();
+        let fut = async {
+            let res = self.client.request(req).await.expect("HTTP request failed");
+            let (parts, body) = res.into_parts();
+            let body = body
+                .collect()
+                .await
+                .expect("reading the body failed")
+                .to_bytes();
+            Reply {
+                status: parts.status,
+                headers: parts.headers,
+                body,
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(60), fut)
+            .await
+            .unwrap_or_else(|_| panic!("HTTP request to {url} timed out"))
+    }
+
+    pub async fn get(&self, url: &str) -> Reply {
+        self.send(Method::GET, url, None, Bytes::new()).await
+    }
+
+    pub async fn post_json(&self, url: &str, body: &serde_json::Value) -> Reply {
+        self.send(
+            Method::POST,
+            url,
+            Some("application/json"),
+            serde_json::to_vec(body).unwrap(),
+        )
+        .await
+    }
+
+    pub async fn delete(&self, url: &str) -> Reply {
+        self.send(Method::DELETE, url, None, Bytes::new()).await
+    }
+}
+
+/// Polls `check` every 100 ms until it returns `Some`, for at most [`WAIT`].
+pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            panic!("timed out after {WAIT:?} waiting for: {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
