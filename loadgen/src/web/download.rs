@@ -8,8 +8,11 @@ use axum::response::{IntoResponse, Response};
 use super::WebState;
 use crate::report::{self, RunReport};
 
+/// Formats a report as one downloadable file.
+type Writer = fn(&RunReport) -> String;
+
 /// The downloadable files: name, media type, writer.
-const FILES: &[(&str, &str, fn(&RunReport) -> String)] = &[
+const FILES: &[(&str, &str, Writer)] = &[
     ("stats.csv", "text/csv; charset=utf-8", report::stats_csv),
     (
         "stats_history.csv",
