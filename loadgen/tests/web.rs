@@ -219,6 +219,28 @@ async fn run(browser: webdriver::Browser) {
         "status codes: {codes}"
     );
 
+    // Upstreams: one share bar per server of the (stand-in) balancer status.
+    s.click("#tab-upstreams").await;
+    let shares = eventually("the upstream share bars", || async {
+        let v = s
+            .exec(
+                "return Array.from(document.querySelectorAll('#upstreams [role=meter]'))\
+                 .map(m => Number(m.getAttribute('aria-valuenow')));",
+                json!([]),
+            )
+            .await;
+        let shares: Vec<f64> = serde_json::from_value(v).unwrap_or_default();
+        (shares.len() == 3 && shares.iter().all(|x| *x > 0.0)).then_some(shares)
+    })
+    .await;
+    let sum: f64 = shares.iter().sum();
+    assert!(
+        (sum - 100.0).abs() < 0.5,
+        "shares add up to 100 %: {shares:?}"
+    );
+    let upstream_text = s.text("#upstreams").await;
+    assert!(upstream_text.contains("route /flaky"), "{upstream_text}");
+
     // Charts: canvases drawn with real points.
     s.click("#tab-charts").await;
     for id in ["chart-rps", "chart-lat", "chart-users"] {

@@ -266,6 +266,15 @@ async fn a_run_streams_snapshots_and_downloads_reports() {
             > 0
     );
 
+    // The balancer status the run polls reaches the snapshots (the Upstreams tab).
+    let servers = eventually("upstreams in the snapshot", || async {
+        let snap = http.get(&(dash.url() + "/api/snapshot")).await.json();
+        let servers = snap["upstreams"]["upstreams"][0]["servers"].as_array()?.clone();
+        (servers.len() == 3).then_some(servers)
+    })
+    .await;
+    assert!(servers.iter().any(|s| s["requests"].as_u64().unwrap_or(0) > 0));
+
     let r = http
         .post_json(
             &(dash.url() + "/api/users"),

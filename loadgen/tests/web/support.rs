@@ -62,39 +62,80 @@ impl Drop for Server {
     }
 }
 
+/// Requests the target answered, per route.
+#[derive(Default)]
+pub struct Counts {
+    pub items: AtomicU64,
+    pub item: AtomicU64,
+    pub flaky: AtomicU64,
+    pub flaky_failed: AtomicU64,
+}
+
 /// The load target: `/items` (a few ms), `/items/{id}`, and `/flaky`, which
 /// answers every fourth request with 503 so that the Failures tab has rows.
+/// `/status` reports what it served in the balancer admin `/status` format,
+/// one "server" per route, from its real counters, so the Upstreams tab can
+/// be tested without a balancer process.
 pub async fn start_target() -> Server {
-    let flaky = Arc::new(AtomicU64::new(0));
+    let counts = Arc::new(Counts::default());
+    let (c1, c2, c3, c4) = (counts.clone(), counts.clone(), counts.clone(), counts);
     let app = Router::new()
         .route(
             "/items",
-            get(|| async {
-                tokio::time::sleep(Duration::from_millis(3)).await;
-                axum::Json(
-                    serde_json::json!([{"id": 1, "name": "apple"}, {"id": 2, "name": "pear"}]),
-                )
+            get(move || {
+                c1.items.fetch_add(1, Ordering::Relaxed);
+                async {
+                    tokio::time::sleep(Duration::from_millis(3)).await;
+                    axum::Json(serde_json::json!([{"id": 1, "name": "apple"}, {"id": 2, "name": "pear"}]))
+                }
             }),
         )
         .route(
             "/items/{id}",
-            get(
-                |axum::extract::Path(id): axum::extract::Path<u64>| async move {
-                    axum::Json(serde_json::json!({"id": id, "name": "item"}))
-                },
-            ),
+            get(move |axum::extract::Path(id): axum::extract::Path<u64>| {
+                c2.item.fetch_add(1, Ordering::Relaxed);
+                async move { axum::Json(serde_json::json!({"id": id, "name": "item"})) }
+            }),
         )
         .route(
             "/flaky",
             get(move || {
-                let n = flaky.fetch_add(1, Ordering::Relaxed);
+                let n = c3.flaky.fetch_add(1, Ordering::Relaxed);
+                let fail = n % 4 == 3;
+                if fail {
+                    c3.flaky_failed.fetch_add(1, Ordering::Relaxed);
+                }
                 async move {
-                    if n % 4 == 3 {
+                    if fail {
                         (StatusCode::SERVICE_UNAVAILABLE, "try later")
                     } else {
                         (StatusCode::OK, "fine")
                     }
                 }
+            }),
+        )
+        .route(
+            "/status",
+            get(move || {
+                let server = |id: u32, addr: &str, n: &AtomicU64, failures: u64| {
+                    serde_json::json!({
+                        "id": id, "addr": addr, "state": "up", "weight": 1, "active": 0,
+                        "requests": n.load(Ordering::Relaxed), "failures": failures, "latency_avg_ms": 1.0
+                    })
+                };
+                let body = serde_json::json!({
+                    "algorithm": "round_robin",
+                    "upstreams": [{
+                        "name": "backend",
+                        "queue_depth": 0,
+                        "servers": [
+                            server(0, "route /items", &c4.items, 0),
+                            server(1, "route /items/{id}", &c4.item, 0),
+                            server(2, "route /flaky", &c4.flaky, c4.flaky_failed.load(Ordering::Relaxed)),
+                        ]
+                    }]
+                });
+                async move { axum::Json(body) }
             }),
         );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -147,6 +188,7 @@ pub fn scenario() -> Scenario {
 /// An idle controller whose base plan points at `host`.
 pub fn controller(host: &str) -> Controller {
     let mut plan = TestPlan::new(host, scenario());
+    plan.balancer_status = Some(format!("{}/status", host.trim_end_matches('/')));
     plan.timeout = Duration::from_secs(5);
     plan.stop_timeout = Duration::from_secs(2);
     Controller::new(plan)
