@@ -97,6 +97,27 @@ async fn run(browser: webdriver::Browser) {
         "host comes from the base plan"
     );
 
+    // Keyboard: arrow keys move between the tabs (and focus follows).
+    s.keys("#tab-stats", "\u{E014}").await;
+    let focused = s
+        .exec(
+            "return [document.activeElement.id, document.getElementById('tab-charts').getAttribute('aria-selected'), \
+             document.getElementById('view-charts').hidden];",
+            json!([]),
+        )
+        .await;
+    assert_eq!(
+        focused,
+        json!(["tab-charts", "true", false]),
+        "ArrowRight on the tabs"
+    );
+    s.keys("#tab-charts", "\u{E012}").await;
+    assert_eq!(
+        s.exec("return document.activeElement.id;", json!([])).await,
+        json!("tab-stats"),
+        "ArrowLeft on the tabs"
+    );
+
     // Bad input gets messages on the page and starts nothing.
     s.fill("#f-users", "-3").await;
     s.fill("#f-host", "not a url").await;

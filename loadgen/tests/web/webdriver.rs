@@ -277,6 +277,17 @@ impl Session {
         .await;
     }
 
+    /// Types `text` into the element (WebDriver key codes allowed, e.g. `\u{E014}` = ArrowRight).
+    pub async fn keys(&self, css: &str, text: &str) {
+        let e = self.find(css).await;
+        self.call(
+            Method::POST,
+            &format!("/element/{}/value", e.0),
+            Some(json!({ "text": text })),
+        )
+        .await;
+    }
+
     pub async fn text(&self, css: &str) -> String {
         let e = self.find(css).await;
         self.call(Method::GET, &format!("/element/{}/text", e.0), None)
