@@ -21,7 +21,7 @@ use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 use tokio::time::Sleep;
 
-use super::client::Sender;
+use super::client::Conn;
 use crate::upstream::PeerGuard;
 
 /// The error type of both bodies (boxed only when an error happens).
@@ -162,8 +162,9 @@ impl Body for ReqBody {
 /// What to do when an upstream response has been fully relayed.
 #[derive(Debug)]
 pub struct Finish {
-    /// The connection, returned to the pool on completion.
-    pub sender: Option<Sender>,
+    /// The connection, driven while the body streams and returned to the
+    /// pool on completion.
+    pub conn: Option<Conn>,
     /// The server's slot, freed on completion (or drop).
     pub guard: PeerGuard,
     /// When the request was sent (for `least_time last_byte`).
@@ -175,8 +176,8 @@ pub struct Finish {
 impl Finish {
     fn complete(mut self) {
         let peer = self.guard.peer();
-        if let Some(s) = self.sender.take() {
-            peer.pool.put(s);
+        if let Some(c) = self.conn.take() {
+            peer.pool.put(c);
         }
         if self.last_byte {
             peer.observe_time(self.start.elapsed());
@@ -222,7 +223,15 @@ impl Body for UpstreamBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = self.get_mut();
-        match Pin::new(&mut this.inner).poll_frame(cx) {
+        let mut polled = Pin::new(&mut this.inner).poll_frame(cx);
+        if polled.is_pending() {
+            // Let the connection read more, then look again.
+            if let Some(c) = this.finish.as_mut().and_then(|f| f.conn.as_mut()) {
+                c.drive(cx);
+                polled = Pin::new(&mut this.inner).poll_frame(cx);
+            }
+        }
+        match polled {
             Poll::Ready(Some(Ok(frame))) => {
                 this.idle.progress();
                 if this.inner.is_end_stream() {

@@ -7,10 +7,19 @@
 //! POST), apply its own connect timeout, and key pools by server, not by
 //! URI authority. A pooled connection that turns out to be closed before the
 //! request was written is replaced by a fresh one without counting a failure.
+//!
+//! Connections are driven inline: the request that uses a connection polls
+//! its I/O from the client connection's task (and the response body keeps
+//! doing so while it streams), instead of one spawned task per upstream
+//! connection talking to it over channels. Idle pooled connections are not
+//! polled; a close by the server is noticed at the next checkout.
 
+use std::future::{poll_fn, Future};
 use std::net::SocketAddr;
+use std::pin::{pin, Pin};
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::Mutex;
+use std::task::Context;
 use std::time::Duration;
 
 use http::{Request, Response};
@@ -23,14 +32,44 @@ use super::body::{BodyError, ReqBody};
 use crate::config::ProxyConfig;
 use crate::upstream::Peer;
 
-/// A connection's request handle.
-pub type Sender = http1::SendRequest<ReqBody>;
+/// An upstream connection: the request handle and, unless it was spawned
+/// onto its own task (upgrades), the connection's I/O driver. The driver is
+/// polled by whichever request uses the connection, inside the client
+/// connection's task: no extra task, no cross-task wake-ups per request.
+pub struct Conn {
+    sender: http1::SendRequest<ReqBody>,
+    driver: Option<http1::Connection<TokioIo<TcpStream>, ReqBody>>,
+}
+
+impl std::fmt::Debug for Conn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Conn")
+            .field("inline", &self.driver.is_some())
+            .finish()
+    }
+}
+
+impl Conn {
+    /// Lets the connection do its I/O; forgets the driver once it is done.
+    #[inline]
+    pub fn drive(&mut self, cx: &mut Context<'_>) {
+        if let Some(d) = self.driver.as_mut() {
+            if Pin::new(d).poll(cx).is_ready() {
+                self.driver = None;
+            }
+        }
+    }
+
+    fn is_closed(&self) -> bool {
+        self.sender.is_closed()
+    }
+}
 
 /// Idle keepalive connections to one server. The `std::sync::Mutex` is held
 /// only for a push or pop (no `.await`); each server has its own.
 #[derive(Debug)]
 pub struct Pool {
-    idle: Mutex<Vec<Sender>>,
+    idle: Mutex<Vec<Conn>>,
     max_idle: AtomicUsize,
 }
 
@@ -49,17 +88,17 @@ impl Pool {
     }
 
     /// Returns a connection after its response was fully read.
-    pub fn put(&self, s: Sender) {
-        if s.is_closed() {
+    pub fn put(&self, c: Conn) {
+        if c.is_closed() || c.driver.is_none() {
             return;
         }
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
         if idle.len() < self.max_idle.load(Relaxed) {
-            idle.push(s);
+            idle.push(c);
         }
     }
 
-    fn take(&self) -> Option<Sender> {
+    fn take(&self) -> Option<Conn> {
         self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop()
     }
 
@@ -68,18 +107,16 @@ impl Pool {
         self.idle.lock().unwrap_or_else(|e| e.into_inner()).len()
     }
 
-    /// A live pooled connection ready for a request, if any.
-    async fn checkout(&self, wait: Duration) -> Option<Sender> {
-        while let Some(mut s) = self.take() {
-            if s.is_ready() {
-                return Some(s);
-            }
-            if s.is_closed() {
-                continue;
-            }
-            // Returned a moment ago: its task has not yet noticed.
-            if let Ok(Ok(())) = tokio::time::timeout(wait, s.ready()).await {
-                return Some(s);
+    /// A live pooled connection ready for a request, if any. Driving an
+    /// idle connection once lets it notice a close by the server.
+    async fn checkout(&self, wait: Duration) -> Option<Conn> {
+        while let Some(mut c) = self.take() {
+            let ready = poll_fn(|cx| {
+                c.drive(cx);
+                c.sender.poll_ready(cx)
+            });
+            if let Ok(Ok(())) = tokio::time::timeout(wait, ready).await {
+                return Some(c);
             }
         }
         None
@@ -113,8 +150,9 @@ pub struct SendError {
     pub stale: bool,
 }
 
-/// Opens a connection to `addr`.
-pub async fn connect(addr: SocketAddr, timeout: Duration) -> Result<Sender, FailKind> {
+/// Opens a connection to `addr`; an upgrade connection gets its own task
+/// (it outlives the request as a tunnel).
+pub async fn connect(addr: SocketAddr, timeout: Duration, upgrade: bool) -> Result<Conn, FailKind> {
     let tcp = match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
         Err(_) => return Err(FailKind::Timeout),
         Ok(Err(_)) => return Err(FailKind::Error),
@@ -125,12 +163,21 @@ pub async fn connect(addr: SocketAddr, timeout: Duration) -> Result<Sender, Fail
         .handshake(TokioIo::new(tcp))
         .await
         .map_err(|_| FailKind::Error)?;
-    tokio::spawn(async move {
-        if let Err(e) = conn.with_upgrades().await {
-            tracing::debug!(%addr, error = %e, "upstream connection closed");
-        }
-    });
-    Ok(sender)
+    if upgrade {
+        tokio::spawn(async move {
+            if let Err(e) = conn.with_upgrades().await {
+                tracing::debug!(%addr, error = %e, "upstream connection closed");
+            }
+        });
+        return Ok(Conn {
+            sender,
+            driver: None,
+        });
+    }
+    Ok(Conn {
+        sender,
+        driver: Some(conn),
+    })
 }
 
 fn classify(e: &hyper::Error) -> FailKind {
@@ -160,13 +207,18 @@ pub async fn send(
     peer: &Peer,
     mut req: Request<ReqBody>,
     cfg: &ProxyConfig,
-) -> Result<(Response<Incoming>, Sender), SendError> {
-    let mut pooled = peer.pool.checkout(cfg.connect_timeout).await;
+    upgrade: bool,
+) -> Result<(Response<Incoming>, Conn), SendError> {
+    let mut pooled = if upgrade {
+        None
+    } else {
+        peer.pool.checkout(cfg.connect_timeout).await
+    };
     loop {
         let reused = pooled.is_some();
-        let mut sender = match pooled.take() {
-            Some(s) => s,
-            None => match connect(peer.addr, cfg.connect_timeout).await {
+        let mut conn = match pooled.take() {
+            Some(c) => c,
+            None => match connect(peer.addr, cfg.connect_timeout, upgrade).await {
                 Ok(s) => s,
                 Err(kind) => {
                     return Err(SendError {
@@ -178,8 +230,14 @@ pub async fn send(
                 }
             },
         };
-        let fut = sender.try_send_request(req);
-        match tokio::time::timeout(cfg.read_timeout, fut).await {
+        let mut fut = pin!(conn.sender.try_send_request(req));
+        let exchange = poll_fn(|cx| {
+            // Drive the connection (write the request, read the response)
+            // in this task, then see whether the response head is here.
+            conn.drive(cx);
+            fut.as_mut().poll(cx)
+        });
+        match tokio::time::timeout(cfg.read_timeout, exchange).await {
             Err(_) => {
                 return Err(SendError {
                     kind: FailKind::Timeout,
@@ -188,7 +246,7 @@ pub async fn send(
                     stale: false,
                 })
             }
-            Ok(Ok(resp)) => return Ok((resp, sender)),
+            Ok(Ok(resp)) => return Ok((resp, conn)),
             Ok(Err(mut e)) => match e.take_message() {
                 Some(r) if reused => {
                     // A stale keepalive connection: try a fresh one.

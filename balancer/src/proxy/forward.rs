@@ -53,35 +53,59 @@ impl ConnInfo {
 }
 
 /// Removes hop-by-hop headers, including those listed in `Connection`.
+/// One pass over the names finds which are present (usually none or just
+/// `Connection`), so the common case does no extra hash lookups.
 fn strip_hop_by_hop(h: &mut HeaderMap, keep_upgrade: bool) {
-    if let Some(conn) = h.get(header::CONNECTION) {
-        // Custom tokens (rare) name further hop-by-hop headers.
-        let extra: Vec<HeaderName> = conn
-            .to_str()
-            .unwrap_or("")
-            .split(',')
-            .map(str::trim)
-            .filter(|t| {
+    const CONN: u8 = 1;
+    const OTHER: u8 = 2;
+    let mut found = 0u8;
+    for name in h.keys() {
+        match name.as_str() {
+            "connection" => found |= CONN,
+            "keep-alive" | "proxy-connection" | "te" | "trailer" | "transfer-encoding"
+            | "proxy-authenticate" => found |= OTHER,
+            "upgrade" if !keep_upgrade => found |= OTHER,
+            _ => {}
+        }
+    }
+    if found == 0 {
+        return;
+    }
+    if found & CONN != 0 {
+        let custom = h.get_all(header::CONNECTION).iter().any(|v| {
+            v.to_str().unwrap_or("").split(',').any(|t| {
+                let t = t.trim();
                 !t.is_empty()
                     && !t.eq_ignore_ascii_case("close")
                     && !t.eq_ignore_ascii_case("keep-alive")
                     && !t.eq_ignore_ascii_case("upgrade")
             })
-            .filter_map(|t| HeaderName::from_bytes(t.as_bytes()).ok())
-            .collect();
-        for name in extra {
-            h.remove(name);
+        });
+        if custom {
+            // Custom tokens (rare) name further hop-by-hop headers.
+            let extra: Vec<HeaderName> = h
+                .get_all(header::CONNECTION)
+                .iter()
+                .flat_map(|v| v.to_str().unwrap_or("").split(','))
+                .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
+                .filter(|n| n != header::UPGRADE || !keep_upgrade)
+                .collect();
+            for name in extra {
+                h.remove(name);
+            }
         }
         h.remove(header::CONNECTION);
     }
-    h.remove(&KEEP_ALIVE);
-    h.remove(&PROXY_CONNECTION);
-    h.remove(header::TE);
-    h.remove(header::TRAILER);
-    h.remove(header::TRANSFER_ENCODING);
-    h.remove(header::PROXY_AUTHENTICATE);
-    if !keep_upgrade {
-        h.remove(header::UPGRADE);
+    if found & OTHER != 0 {
+        h.remove(&KEEP_ALIVE);
+        h.remove(&PROXY_CONNECTION);
+        h.remove(header::TE);
+        h.remove(header::TRAILER);
+        h.remove(header::TRANSFER_ENCODING);
+        h.remove(header::PROXY_AUTHENTICATE);
+        if !keep_upgrade {
+            h.remove(header::UPGRADE);
+        }
     }
 }
 
