@@ -273,6 +273,9 @@ impl Body for UpstreamBody {
 }
 
 /// A response body sent to the client.
+// Not boxed: the large variant is the common one, and boxing it would cost
+// an allocation per response.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum RespBody {
     /// A canned body (errors, empty upgrade responses).
