@@ -394,6 +394,20 @@
     return String(+v.toFixed(2));
   }
 
+  // With the mouse away from a chart its legend shows the newest values
+  // (uPlot would show dashes), so the charts read at a glance.
+  function legendLatest(u) {
+    var n = u.data[0].length;
+    if (n && !(u.cursor.left >= 0)) u.setLegend({ idx: n - 1 }, false);
+  }
+  var LATEST_HOOKS = { setCursor: [legendLatest] };
+  // The histogram's legend shows its tallest bucket instead.
+  function legendPeak(u) {
+    var ys = u.data[1] || [], best = -1;
+    for (var i = 0; i < ys.length; i++) if (best < 0 || ys[i] > ys[best]) best = i;
+    if (best >= 0 && !(u.cursor.left >= 0)) u.setLegend({ idx: best }, false);
+  }
+
   function chartWidth(div) { return Math.max(280, Math.floor(div.clientWidth || div.parentNode.clientWidth || 600)); }
   function chartHeight() { return window.innerWidth < 640 ? 200 : 240; }
 
@@ -402,6 +416,7 @@
       width: chartWidth(div), height: chartHeight(),
       cursor: { drag: { x: true, y: false } },
       legend: { live: true },
+      hooks: LATEST_HOOKS,
       scales: { x: { time: true }, y: { range: function (u, min, max) { return [0, max > 0 ? max * 1.1 : 1]; } } },
       axes: [
         { label: "time", stroke: "#5d6675", grid: { stroke: "#eceff3" }, space: 80,
@@ -430,6 +445,7 @@
       width: chartWidth(div), height: chartHeight(),
       legend: { live: true },
       cursor: { drag: { x: false, y: false } },
+      hooks: { setCursor: [legendPeak] },
       scales: { x: { time: false }, y: { range: function (u, min, max) { return [0, max > 0 ? max * 1.1 : 1]; } } },
       axes: [
         { label: "response time (bucket upper bound)", stroke: "#5d6675", grid: { show: false }, space: 64, incrs: [1, 2, 3, 5, 10, 20, 50],
@@ -486,6 +502,7 @@
     state.charts.rps.setData([t, rps, fail]);
     state.charts.lat.setData([t, p50, p95, p99]);
     state.charts.users.setData([t, users]);
+    legendLatest(state.charts.rps); legendLatest(state.charts.lat); legendLatest(state.charts.users);
     ["chart-rps", "chart-lat", "chart-users"].forEach(function (id) { $(id).dataset.points = String(h.length); });
 
     // Histogram: the snapshot lists only non-empty buckets, log-spaced four
@@ -508,6 +525,7 @@
     }
     state.histBounds = bounds;
     state.charts.hist.setData([xs, ys]);
+    legendPeak(state.charts.hist);
     $("chart-hist").dataset.points = String(hist.length);
   }
 
