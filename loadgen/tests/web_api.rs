@@ -269,11 +269,15 @@ async fn a_run_streams_snapshots_and_downloads_reports() {
     // The balancer status the run polls reaches the snapshots (the Upstreams tab).
     let servers = eventually("upstreams in the snapshot", || async {
         let snap = http.get(&(dash.url() + "/api/snapshot")).await.json();
-        let servers = snap["upstreams"]["upstreams"][0]["servers"].as_array()?.clone();
+        let servers = snap["upstreams"]["upstreams"][0]["servers"]
+            .as_array()?
+            .clone();
         (servers.len() == 3).then_some(servers)
     })
     .await;
-    assert!(servers.iter().any(|s| s["requests"].as_u64().unwrap_or(0) > 0));
+    assert!(servers
+        .iter()
+        .any(|s| s["requests"].as_u64().unwrap_or(0) > 0));
 
     let r = http
         .post_json(
