@@ -21,7 +21,7 @@ use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 use tokio::time::Sleep;
 
-use super::client::Conn;
+use super::client::Sender;
 use crate::upstream::PeerGuard;
 
 /// The error type of both bodies (boxed only when an error happens).
@@ -162,9 +162,8 @@ impl Body for ReqBody {
 /// What to do when an upstream response has been fully relayed.
 #[derive(Debug)]
 pub struct Finish {
-    /// The connection, driven while the body streams and returned to the
-    /// pool on completion.
-    pub conn: Option<Conn>,
+    /// The connection, returned to the pool on completion.
+    pub sender: Option<Sender>,
     /// The server's slot, freed on completion (or drop).
     pub guard: PeerGuard,
     /// When the request was sent (for `least_time last_byte`).
@@ -176,8 +175,8 @@ pub struct Finish {
 impl Finish {
     fn complete(mut self) {
         let peer = self.guard.peer();
-        if let Some(c) = self.conn.take() {
-            peer.pool.put(c);
+        if let Some(s) = self.sender.take() {
+            peer.pool.put(s);
         }
         if self.last_byte {
             peer.observe_time(self.start.elapsed());
@@ -223,15 +222,7 @@ impl Body for UpstreamBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = self.get_mut();
-        let mut polled = Pin::new(&mut this.inner).poll_frame(cx);
-        if polled.is_pending() {
-            // Let the connection read more, then look again.
-            if let Some(c) = this.finish.as_mut().and_then(|f| f.conn.as_mut()) {
-                c.drive(cx);
-                polled = Pin::new(&mut this.inner).poll_frame(cx);
-            }
-        }
-        match polled {
+        match Pin::new(&mut this.inner).poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => {
                 this.idle.progress();
                 if this.inner.is_end_stream() {
@@ -273,9 +264,6 @@ impl Body for UpstreamBody {
 }
 
 /// A response body sent to the client.
-// Not boxed: the large variant is the common one, and boxing it would cost
-// an allocation per response.
-#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum RespBody {
     /// A canned body (errors, empty upgrade responses).

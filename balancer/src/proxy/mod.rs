@@ -44,7 +44,7 @@ use crate::config::{Algorithm, KeyPart, LeastTimeMode};
 use crate::state::{Generation, State};
 use crate::upstream::{rejection_status, PeerGuard, SelectCtx};
 use body::{Finish, ReqBody, RespBody, UpstreamBody};
-use client::{Conn, FailKind};
+use client::{FailKind, Sender};
 use forward::ConnInfo;
 
 /// The per-connection proxy service.
@@ -264,8 +264,8 @@ async fn proxy(g: &Generation, conn: &ConnInfo, mut req: Request<Incoming>) -> R
         let peer = guard.peer().clone();
         peer.requests.fetch_add(1, Relaxed);
         let start = Instant::now();
-        match client::send(&peer, Request::from_parts(head, body), cfg, upgrade).await {
-            Ok((resp, conn)) => {
+        match client::send(&peer, Request::from_parts(head, body), cfg).await {
+            Ok((resp, sender)) => {
                 let now = guard.now();
                 let status = resp.status();
                 peer.count_status(status.as_u16());
@@ -280,7 +280,7 @@ async fn proxy(g: &Generation, conn: &ConnInfo, mut req: Request<Incoming>) -> R
                 if !last_byte {
                     peer.observe_time(took);
                 }
-                return relay(g, resp, conn, guard, client_upgrade, start, last_byte);
+                return relay(g, resp, sender, guard, client_upgrade, start, last_byte);
             }
             Err(mut e) => {
                 let now = guard.now();
@@ -323,7 +323,7 @@ async fn proxy(g: &Generation, conn: &ConnInfo, mut req: Request<Incoming>) -> R
 fn relay(
     g: &Generation,
     mut resp: Response<Incoming>,
-    conn: Conn,
+    sender: Sender,
     guard: PeerGuard,
     client_upgrade: Option<hyper::upgrade::OnUpgrade>,
     start: Instant,
@@ -340,7 +340,7 @@ fn relay(
             forward::prepare_response(&mut parts, true, x_upstream.as_ref());
             tokio::spawn(async move {
                 // The slot and connection stay taken while the tunnel lives.
-                let _hold = (guard, conn);
+                let _hold = (guard, sender);
                 if let (Ok(c), Ok(u)) = tokio::join!(client_side, upstream_side) {
                     let mut c = TokioIo::new(c);
                     let mut u = TokioIo::new(u);
@@ -353,7 +353,7 @@ fn relay(
     let (mut parts, body) = resp.into_parts();
     forward::prepare_response(&mut parts, false, x_upstream.as_ref());
     let finish = Finish {
-        conn: Some(conn),
+        sender: Some(sender),
         guard,
         start,
         last_byte,
