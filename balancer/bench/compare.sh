@@ -34,7 +34,6 @@ cleanup() {
 trap cleanup EXIT
 mkdir -p "$TMP/logs"
 
-common="worker_processes 1; daemon off; master_process off; pid $TMP/nginx-\$name.pid; error_log $TMP/logs/error.log crit; events { worker_connections 4096; }"
 
 cat >"$TMP/backend.conf" <<CONF
 worker_processes 1; daemon off; master_process off; pid $TMP/backend.pid;
@@ -77,7 +76,7 @@ CONF
 cat >"$TMP/haproxy.cfg" <<CONF
 global
   nbthread 1
-  maxconn 4096
+  maxconn 2000
 defaults
   mode http
   timeout connect 5s
