@@ -378,3 +378,41 @@ impl Peer {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slow_start_ramps_weight_after_recovery() {
+        let mut cfg = ServerConfig::new("127.0.0.1:1".parse().unwrap());
+        cfg.weight = 10;
+        cfg.slow_start = Duration::from_secs(10);
+        let p = Peer::new(&cfg, 1);
+        assert_eq!(p.effective_weight(5_000), 10, "no slow start at startup");
+        p.set_healthy(false, 5_000);
+        p.set_healthy(true, 6_000);
+        assert_eq!(p.effective_weight(6_000), 1);
+        assert_eq!(p.effective_weight(11_000), 5);
+        assert_eq!(p.effective_weight(16_000), 10);
+    }
+
+    #[test]
+    fn nginx_max_fails_window() {
+        let mut cfg = ServerConfig::new("127.0.0.1:1".parse().unwrap());
+        cfg.max_fails = 2;
+        cfg.fail_timeout = Duration::from_secs(10);
+        let p = Peer::new(&cfg, 1);
+        p.on_failure(1_000);
+        assert!(p.usable(1_001), "one failure of two allowed");
+        p.on_failure(2_000);
+        assert!(!p.usable(2_001));
+        assert!(!p.usable(12_000));
+        // After fail_timeout the server is probed again; success clears it.
+        assert!(p.usable(12_001));
+        p.on_selected(12_001);
+        p.on_success(12_050);
+        assert!(p.usable(12_100));
+        assert_eq!(p.state_name(12_100), "up");
+    }
+}

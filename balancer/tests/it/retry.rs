@@ -172,3 +172,69 @@ async fn active_health_checks_take_a_server_out_and_back() {
     assert!(names.iter().any(|n| n == "a"), "{names:?}");
     bal.stop().await;
 }
+
+#[tokio::test]
+async fn failed_server_comes_back_after_fail_timeout() {
+    let a = Backend::start("a").await;
+    let b = Backend::start("b").await;
+    let mut sa = a.server();
+    sa.fail_timeout = Duration::from_millis(300);
+    let bal = Bal::start(config(vec![sa, b.server()])).await;
+    let addr = a.addr;
+    a.kill().await;
+    for _ in 0..4 {
+        assert_eq!(get(&bal.url("/")).await.backend(), "b");
+    }
+    let a2 = Backend::start_on("a", addr).await;
+    // Still inside fail_timeout: no traffic to a yet.
+    assert_eq!(get(&bal.url("/")).await.backend(), "b");
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let mut names = Vec::new();
+    for _ in 0..4 {
+        names.push(get(&bal.url("/")).await.backend());
+    }
+    assert!(names.iter().filter(|n| *n == "a").count() >= 1, "{names:?}");
+    assert_eq!(
+        bal.status().await["upstreams"][0]["servers"][0]["state"],
+        "up"
+    );
+    assert!(a2.hits() >= 1);
+    bal.stop().await;
+}
+
+#[tokio::test]
+async fn garbage_from_upstream_is_502_and_next_server() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // A "server" that answers every connection with garbage.
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let bad_addr = l.local_addr().unwrap();
+    let bad = tokio::spawn(async move {
+        loop {
+            let Ok((mut s, _)) = l.accept().await else {
+                continue;
+            };
+            tokio::spawn(async move {
+                let mut buf = [0u8; 1024];
+                let _ = s.read(&mut buf).await;
+                let _ = s.write_all(b"HELLO THERE\r\n\r\n").await;
+            });
+        }
+    });
+    let good = Backend::start("good").await;
+    let bal = Bal::start(config(vec![
+        balancer::config::ServerConfig::new(bad_addr),
+        good.server(),
+    ]))
+    .await;
+    for _ in 0..3 {
+        let r = get(&bal.url("/")).await;
+        assert_eq!((r.status, r.backend().as_str()), (200, "good"));
+    }
+    // Alone, the bad server gives a 502, never a hang or a crash.
+    let solo = Bal::start(config(vec![balancer::config::ServerConfig::new(bad_addr)])).await;
+    assert_eq!(get(&solo.url("/")).await.status, 502);
+    assert_eq!(get(&solo.url("/")).await.status, 502);
+    solo.stop().await;
+    bal.stop().await;
+    bad.abort();
+}

@@ -118,6 +118,12 @@ impl Backend {
         Self::serve(name, l)
     }
 
+    /// Starts a backend on a given address (to bring a killed one back).
+    pub async fn start_on(name: &str, addr: SocketAddr) -> Backend {
+        let l = TcpListener::bind(addr).await.unwrap();
+        Self::serve(name, l)
+    }
+
     fn serve(name: &str, l: TcpListener) -> Backend {
         let addr = l.local_addr().unwrap();
         let seen = Arc::new(Seen::default());
