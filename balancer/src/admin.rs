@@ -152,6 +152,8 @@ async fn control(
         }
         other => return bad(StatusCode::NOT_FOUND, format!("unknown action \"{other}\"")),
     }
+    // A server that came up (or got more weight) may serve queued requests.
+    g.upstream.kick();
     let idx = id.parse::<usize>().unwrap_or_default();
     Json(server_status(idx, peer, now)).into_response()
 }

@@ -142,6 +142,7 @@ impl Upstream {
             // freed concurrently is either seen here or handed to us: no
             // request waits while a server is free.
             let mut waiters = q.lock();
+            self.serve_waiters(q, &mut waiters, ctx);
             if waiters.is_empty() {
                 if let Some(g) = self.select(ctx, tried) {
                     return Ok(g);
@@ -162,12 +163,46 @@ impl Upstream {
                 Ok(PeerGuard {
                     upstream: self.clone(),
                     idx,
+                    armed: true,
                 })
             }
             None => {
                 q.rejected();
                 Err(Unavailable::QueueTimeout)
             }
+        }
+    }
+
+    /// Hands servers that became available without a release (admin `up`,
+    /// health or failure recovery) to queued requests, oldest first, so a
+    /// newcomer never overtakes them.
+    fn serve_waiters(
+        self: &Arc<Self>,
+        q: &Queue,
+        waiters: &mut queue::Waiters,
+        ctx: &SelectCtx<'_>,
+    ) {
+        while !waiters.is_empty() {
+            let Some(g) = self.select(ctx, 0) else { break };
+            let idx = g.disarm();
+            if !q.hand_off(waiters, idx) {
+                self.peers[idx]
+                    .active
+                    .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+                break;
+            }
+        }
+    }
+
+    /// Serves queued requests if servers are free (after admin changes).
+    pub fn kick(self: &Arc<Self>) {
+        if let Some(q) = &self.queue {
+            let mut waiters = q.lock();
+            let ctx = SelectCtx {
+                ip: IpAddr::from([0, 0, 0, 0]),
+                key: b"",
+            };
+            self.serve_waiters(q, &mut waiters, &ctx);
         }
     }
 
@@ -195,6 +230,7 @@ impl Upstream {
                     return Some(PeerGuard {
                         upstream: self.clone(),
                         idx: i,
+                        armed: true,
                     });
                 }
                 skip |= 1u128 << i;
@@ -242,6 +278,8 @@ impl Upstream {
 pub struct PeerGuard {
     upstream: Arc<Upstream>,
     idx: usize,
+    /// False once the slot was passed on by hand (see `disarm`).
+    armed: bool,
 }
 
 impl PeerGuard {
@@ -259,11 +297,20 @@ impl PeerGuard {
     pub fn now(&self) -> u64 {
         self.upstream.clock.now()
     }
+
+    /// Gives up the guard without releasing the slot (the caller passes
+    /// it on); returns the peer index.
+    fn disarm(mut self) -> usize {
+        self.armed = false;
+        self.idx
+    }
 }
 
 impl Drop for PeerGuard {
     fn drop(&mut self) {
-        self.upstream.release(self.idx);
+        if self.armed {
+            self.upstream.release(self.idx);
+        }
     }
 }
 

@@ -111,3 +111,23 @@ async fn max_conns_without_queue_spills_to_the_next_server() {
     assert_eq!(busy.await.unwrap().backend(), "a");
     bal.stop().await;
 }
+
+#[tokio::test]
+async fn queued_request_is_served_when_a_server_comes_up() {
+    let b = Backend::start("b0").await;
+    let bal = Bal::start(queued(&b, 5, Duration::from_secs(5))).await;
+    assert_eq!(
+        post(&bal.admin_url("/servers/0/down"), "").await.status,
+        200
+    );
+    let u = bal.url("/?queued");
+    let waiting = tokio::spawn(async move { get(&u).await });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(bal.status().await["upstreams"][0]["queue_depth"], 1);
+    let t = Instant::now();
+    assert_eq!(post(&bal.admin_url("/servers/0/up"), "").await.status, 200);
+    let r = waiting.await.unwrap();
+    assert_eq!(r.status, 200);
+    assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
+    bal.stop().await;
+}
