@@ -67,6 +67,8 @@ pub struct Peer {
     checked: AtomicU64,
     /// When it last became available again (slow start); 0 = never.
     recovered: AtomicU64,
+    /// "temporarily disabled" was logged for the current outage.
+    disabled_logged: AtomicBool,
     latency_sum_us: AtomicU64,
     latency_count: AtomicU64,
     /// Peak-EWMA of time to response header, in ns (f64 bits).
@@ -106,6 +108,7 @@ impl Peer {
             accessed: AtomicU64::new(0),
             checked: AtomicU64::new(0),
             recovered: AtomicU64::new(0),
+            disabled_logged: AtomicBool::new(false),
             latency_sum_us: AtomicU64::new(0),
             latency_count: AtomicU64::new(0),
             ewma_ns: AtomicU64::new(DEFAULT_RTT_NS.to_bits()),
@@ -252,7 +255,8 @@ impl Peer {
         self.accessed.store(now, Relaxed);
         self.checked.store(now, Relaxed);
         let mf = self.max_fails.load(Relaxed);
-        if mf != 0 && fails == mf {
+        // Logged once per outage, not once per failed probe.
+        if mf != 0 && fails == mf && !self.disabled_logged.swap(true, Relaxed) {
             tracing::warn!(server = %self.name, "upstream server temporarily disabled");
         }
     }
@@ -262,6 +266,9 @@ impl Peer {
     pub fn on_success(&self, now: u64) {
         if self.accessed.load(Relaxed) < self.checked.load(Relaxed) {
             let prev = self.fails.swap(0, Relaxed);
+            if self.disabled_logged.swap(false, Relaxed) {
+                tracing::info!(server = %self.name, "upstream server is answering again");
+            }
             let mf = self.max_fails.load(Relaxed);
             if mf != 0 && prev >= mf {
                 self.recovered.store(now, Relaxed);
