@@ -98,8 +98,9 @@ impl Proc {
     }
 
     fn signal(&self, sig: &str) {
-        let ok = Command::new("kill")
-            .args([sig, &self.child.id().to_string()])
+        // The shell's builtin `kill`: no procps needed on a bare CI image.
+        let ok = Command::new("sh")
+            .args(["-c", &format!("kill {sig} {}", self.child.id())])
             .status()
             .unwrap()
             .success();
