@@ -17,10 +17,12 @@ use rand::Rng;
 use tokio::net::TcpStream;
 
 use crate::config::HealthConfig;
-use crate::upstream::{Clock, Peer};
+use crate::upstream::{Peer, Upstream};
 
-/// Checks one server until aborted.
-pub async fn check_loop(peer: Arc<Peer>, cfg: HealthConfig, clock: Clock) {
+/// Checks server `idx` of `upstream` until aborted.
+pub async fn check_loop(upstream: Arc<Upstream>, idx: usize, cfg: HealthConfig) {
+    let peer = upstream.peers[idx].clone();
+    let clock = upstream.clock;
     let mut fails = 0u32;
     let mut passes = 0u32;
     loop {
@@ -32,6 +34,8 @@ pub async fn check_loop(peer: Arc<Peer>, cfg: HealthConfig, clock: Clock) {
             if !peer.healthy() && passes >= cfg.passes {
                 tracing::info!(server = %peer.name, "health check passed, server is back");
                 peer.set_healthy(true, now);
+                // Requests queued while it was out may go to it now.
+                upstream.kick();
             }
         } else {
             passes = 0;

@@ -1,3 +1,6 @@
+//! The `balancer` binary: parse flags, set up tracing, build the runtime
+//! (`--workers`), run [`balancer::run`], turn an error into an exit code.
+
 use std::process::ExitCode;
 
 use clap::Parser;

@@ -136,11 +136,11 @@ impl State {
             t.abort();
         }
         if let Some(h) = &g.config.health {
-            for peer in &g.upstream.peers {
+            for idx in 0..g.upstream.peers.len() {
                 tasks.push(tokio::spawn(health::check_loop(
-                    peer.clone(),
+                    g.upstream.clone(),
+                    idx,
                     h.clone(),
-                    self.clock,
                 )));
             }
         }
