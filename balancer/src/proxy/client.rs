@@ -166,7 +166,12 @@ pub async fn send(
     mut req: Request<ReqBody>,
     cfg: &ProxyConfig,
 ) -> Result<(Response<Incoming>, Sender), SendError> {
-    let mut pooled = peer.pool.checkout(cfg.connect_timeout).await;
+    // A pooled connection becomes ready as soon as its task has seen the end
+    // of the previous response; one that takes longer is dropped.
+    let mut pooled = peer
+        .pool
+        .checkout(cfg.connect_timeout.min(Duration::from_secs(1)))
+        .await;
     loop {
         let reused = pooled.is_some();
         let mut sender = match pooled.take() {

@@ -110,19 +110,23 @@ fn strip_hop_by_hop(h: &mut HeaderMap, keep_upgrade: bool) {
 }
 
 fn append_value(h: &mut HeaderMap, name: &HeaderName, value: &HeaderValue) {
-    match h.get(name) {
-        None => {
-            h.insert(name.clone(), value.clone());
-        }
-        Some(prev) => {
-            let mut v = Vec::with_capacity(prev.len() + 2 + value.len());
-            v.extend_from_slice(prev.as_bytes());
-            v.extend_from_slice(b", ");
-            v.extend_from_slice(value.as_bytes());
-            if let Ok(v) = HeaderValue::from_bytes(&v) {
-                h.insert(name.clone(), v);
-            }
-        }
+    let mut prev = h.get_all(name).iter();
+    let Some(first) = prev.next() else {
+        h.insert(name.clone(), value.clone());
+        return;
+    };
+    // All existing values (a client may send the header more than once),
+    // then ours: "a, b, ours".
+    let mut v = Vec::with_capacity(first.len() + 2 + value.len());
+    v.extend_from_slice(first.as_bytes());
+    for more in prev {
+        v.extend_from_slice(b", ");
+        v.extend_from_slice(more.as_bytes());
+    }
+    v.extend_from_slice(b", ");
+    v.extend_from_slice(value.as_bytes());
+    if let Ok(v) = HeaderValue::from_bytes(&v) {
+        h.insert(name.clone(), v);
     }
 }
 
@@ -205,6 +209,7 @@ mod tests {
             .header("keep-alive", "timeout=5")
             .header("te", "trailers")
             .header("x-forwarded-for", "10.0.0.1")
+            .header("x-forwarded-for", "10.0.0.2")
             .body(())
             .unwrap()
             .into_parts();
@@ -212,7 +217,8 @@ mod tests {
         prepare_request(&mut parts, &conn, false);
         let h = &parts.headers;
         assert_eq!(h["host"], "example.com");
-        assert_eq!(h["x-forwarded-for"], "10.0.0.1, 192.0.2.7");
+        assert_eq!(h["x-forwarded-for"], "10.0.0.1, 10.0.0.2, 192.0.2.7");
+        assert_eq!(h.get_all("x-forwarded-for").iter().count(), 1);
         assert_eq!(h["x-real-ip"], "192.0.2.7");
         assert_eq!(h["x-forwarded-proto"], "http");
         assert_eq!(h["via"], "1.1 balancer");
