@@ -49,6 +49,19 @@ impl PageParams {
         Ok(PageParams { page, page_size })
     }
 
+    /// The page number asked for; `None` for `last` (needs the count first).
+    pub fn number(&self) -> Option<u64> {
+        match self.page {
+            PageRequest::Number(n) => Some(n),
+            PageRequest::Last => None,
+        }
+    }
+
+    /// Rows to skip for page `number`.
+    pub fn offset_of(&self, number: u64) -> i64 {
+        (number.saturating_sub(1).saturating_mul(self.page_size)).min(i64::MAX as u64) as i64
+    }
+
     /// The page to show given `count` rows: `(page, num_pages)`.
     pub fn resolve(&self, count: i64) -> Result<Page, ApiError> {
         let count = count.max(0) as u64;

@@ -7,7 +7,6 @@ use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 
-use crate::auth::jwt::TokenType;
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -39,12 +38,8 @@ fn authenticate(parts: &Parts, state: &AppState) -> Result<Option<AuthUser>, Api
     };
     state
         .jwt
-        .decode_as(token, TokenType::Access)
-        .map(|claims| {
-            Some(AuthUser {
-                user_id: claims.user_id,
-            })
-        })
+        .access_user(token)
+        .map(|user_id| Some(AuthUser { user_id }))
         .ok_or(ApiError::InvalidAccessToken)
 }
 

@@ -24,6 +24,9 @@ pub struct ProductRow {
     pub user_last_name: String,
     pub user_image: Option<String>,
     pub votes: String,
+    /// Rows matching the list filter (list queries only).
+    #[sqlx(default)]
+    pub total: i64,
 }
 
 const SELECT_PRODUCT: &str = "SELECT p.id, p.product_id, p.title, p.slug, p.description, p.image, \
@@ -175,23 +178,38 @@ pub async fn count(db: &Db, filter: &ProductFilter) -> Result<i64, sqlx::Error> 
     Ok(n)
 }
 
-/// One page of products matching `filter`.
+/// One page of products matching `filter`; each row also carries the
+/// number of matching rows (`total`), so a page costs one query, not two.
 pub async fn page(
     db: &Db,
     filter: &ProductFilter,
     limit: i64,
     offset: i64,
 ) -> Result<Vec<ProductRow>, sqlx::Error> {
-    let mut sql = String::with_capacity(SELECT_PRODUCT.len() + 128);
-    sql.push_str(SELECT_PRODUCT);
+    let mut sql = String::with_capacity(SELECT_PRODUCT.len() + 512);
     let mut args = Vec::new();
-    filter.where_clause(&mut sql, &mut args);
-    sql.push_str(" ORDER BY ");
+    let mut order = String::from(" ORDER BY ");
     for (field, desc) in &filter.ordering {
-        sql.push_str(field.column());
-        sql.push_str(if *desc { " DESC, " } else { " ASC, " });
+        order.push_str(field.column());
+        order.push_str(if *desc { " DESC, " } else { " ASC, " });
     }
-    sql.push_str("p.id DESC LIMIT ? OFFSET ?");
+    order.push_str("p.id DESC");
+    // The count is an uncorrelated subquery: SQLite evaluates it once. The
+    // page's ids are chosen first on the bare table, so the owner join and
+    // the votes aggregate run for the page's rows only, not for every row
+    // that goes through the sorter.
+    let (select, join) = SELECT_PRODUCT
+        .split_once(" FROM products p")
+        .unwrap_or((SELECT_PRODUCT, ""));
+    sql.push_str(select);
+    sql.push_str(", (SELECT COUNT(*) FROM products p");
+    filter.where_clause(&mut sql, &mut args);
+    sql.push_str(") AS total FROM (SELECT p.id FROM products p");
+    filter.where_clause(&mut sql, &mut args);
+    sql.push_str(&order);
+    sql.push_str(" LIMIT ? OFFSET ?) AS pg JOIN products p ON p.id = pg.id");
+    sql.push_str(join);
+    sql.push_str(&order);
     args.push(Arg::Int(limit));
     args.push(Arg::Int(offset));
     bind_all(sqlx::query_as(&sql), args)

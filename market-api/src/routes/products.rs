@@ -136,8 +136,25 @@ pub async fn list(
 ) -> Result<Response, ApiError> {
     let params = PageParams::from_query(&query)?;
     let filter = filter_from_query(&query)?;
-    let page = params.resolve(products::count(&state.db, &filter).await?)?;
-    let rows = products::page(&state.db, &filter, page.limit(), page.offset()).await?;
+    // One query for a numbered page (rows carry the total); `last` and
+    // pages past the end need the count on its own.
+    let limit = params.page_size as i64;
+    let (page, rows) = match params.number() {
+        Some(n) => {
+            let rows = products::page(&state.db, &filter, limit, params.offset_of(n)).await?;
+            let count = match rows.first() {
+                Some(row) => row.total,
+                None if n == 1 => 0,
+                None => return Err(ApiError::InvalidPage),
+            };
+            (params.resolve(count)?, rows)
+        }
+        None => {
+            let page = params.resolve(products::count(&state.db, &filter).await?)?;
+            let rows = products::page(&state.db, &filter, page.limit(), page.offset()).await?;
+            (page, rows)
+        }
+    };
     let results: Vec<ProductOut<'_>> = rows.iter().map(|r| ProductOut::new(r, &origin)).collect();
     let body: Paginated<ProductOut<'_>> = page.wrap(&origin, results);
     Ok(Json(body).into_response())
