@@ -42,7 +42,10 @@ impl Slo {
             ));
         }
         if p95_ms > self.max_p95_ms {
-            return Err(format!("p95 {p95_ms:.0} ms (objective ≤ {:.0} ms)", self.max_p95_ms));
+            return Err(format!(
+                "p95 {p95_ms:.0} ms (objective ≤ {:.0} ms)",
+                self.max_p95_ms
+            ));
         }
         Ok(())
     }
@@ -83,7 +86,11 @@ impl Search {
         Search {
             start: start.clamp(1, max),
             max,
-            growth: if growth.is_finite() && growth > 1.0 { growth } else { 2.0 },
+            growth: if growth.is_finite() && growth > 1.0 {
+                growth
+            } else {
+                2.0
+            },
             refine_left: refine,
             steps_left: max_steps,
             best_ok: None,
@@ -190,8 +197,14 @@ mod tests {
     fn slo_reasons() {
         let slo = Slo::default();
         assert!(slo.check(100, 0.0, 100.0).is_ok());
-        assert!(slo.check(100, 0.02, 100.0).unwrap_err().contains("2.0% failed"));
-        assert!(slo.check(100, 0.0, 600.0).unwrap_err().contains("p95 600 ms"));
+        assert!(slo
+            .check(100, 0.02, 100.0)
+            .unwrap_err()
+            .contains("2.0% failed"));
+        assert!(slo
+            .check(100, 0.0, 600.0)
+            .unwrap_err()
+            .contains("p95 600 ms"));
         assert!(slo.check(0, 0.0, 0.0).is_err());
     }
 }

@@ -48,8 +48,9 @@ impl CpuGroups {
     /// Finds a writable cgroup hierarchy with the CPU controller and creates
     /// the lab's sub-group there. The error explains why it is not possible.
     pub fn create(cores: f64) -> Result<CpuGroups, String> {
-        let own = std::fs::read_to_string("/proc/self/cgroup")
-            .map_err(|e| format!("cannot read /proc/self/cgroup ({e}): not Linux, or /proc is not mounted"))?;
+        let own = std::fs::read_to_string("/proc/self/cgroup").map_err(|e| {
+            format!("cannot read /proc/self/cgroup ({e}): not Linux, or /proc is not mounted")
+        })?;
         let mut reasons = Vec::new();
         match Self::try_v1(&own, cores) {
             Ok(g) => return Ok(g),
@@ -69,7 +70,9 @@ impl CpuGroups {
             .filter_map(|l| {
                 let mut parts = l.splitn(3, ':');
                 let (_, ctrl, path) = (parts.next()?, parts.next()?, parts.next()?);
-                ctrl.split(',').any(|c| c == "cpu").then(|| path.to_string())
+                ctrl.split(',')
+                    .any(|c| c == "cpu")
+                    .then(|| path.to_string())
             })
             .next()
             .ok_or("no cpu controller in /proc/self/cgroup")?;
@@ -79,7 +82,11 @@ impl CpuGroups {
             .find(|p| p.join("cpu.cfs_quota_us").exists())
             .ok_or("no cpu hierarchy mounted under /sys/fs/cgroup")?;
         let parent = mount.join(rel.trim_start_matches('/'));
-        let parent = if parent.join("cpu.cfs_quota_us").exists() { parent } else { mount };
+        let parent = if parent.join("cpu.cfs_quota_us").exists() {
+            parent
+        } else {
+            mount
+        };
         Self::make_base(&parent, Version::V1, cores)
     }
 
@@ -94,7 +101,8 @@ impl CpuGroups {
             .find(|p| p.join("cgroup.controllers").exists())
             .ok_or("no cgroup2 file system under /sys/fs/cgroup")?;
         let parent = mount.join(rel.trim_start_matches('/'));
-        let controllers = std::fs::read_to_string(parent.join("cgroup.controllers")).unwrap_or_default();
+        let controllers =
+            std::fs::read_to_string(parent.join("cgroup.controllers")).unwrap_or_default();
         if !controllers.split_whitespace().any(|c| c == "cpu") {
             return Err(format!(
                 "the cpu controller is not delegated to {} (controllers: `{}`)",
@@ -103,19 +111,31 @@ impl CpuGroups {
             ));
         }
         // Children of `parent` only get cpu.max if `parent` enables it for its subtree.
-        std::fs::write(parent.join("cgroup.subtree_control"), "+cpu")
-            .map_err(|e| format!("cannot enable +cpu in {}/cgroup.subtree_control: {e}", parent.display()))?;
+        std::fs::write(parent.join("cgroup.subtree_control"), "+cpu").map_err(|e| {
+            format!(
+                "cannot enable +cpu in {}/cgroup.subtree_control: {e}",
+                parent.display()
+            )
+        })?;
         let g = Self::make_base(&parent, Version::V2, cores)?;
-        std::fs::write(g.base.join("cgroup.subtree_control"), "+cpu")
-            .map_err(|e| format!("cannot enable +cpu in {}/cgroup.subtree_control: {e}", g.base.display()))?;
+        std::fs::write(g.base.join("cgroup.subtree_control"), "+cpu").map_err(|e| {
+            format!(
+                "cannot enable +cpu in {}/cgroup.subtree_control: {e}",
+                g.base.display()
+            )
+        })?;
         Ok(g)
     }
 
     fn make_base(parent: &Path, version: Version, cores: f64) -> Result<CpuGroups, String> {
         remove_stale(parent);
         let base = parent.join(format!("lab-{}", std::process::id()));
-        std::fs::create_dir_all(&base)
-            .map_err(|e| format!("cannot create {}: {e} (run as root, or delegate a cgroup to your user)", base.display()))?;
+        std::fs::create_dir_all(&base).map_err(|e| {
+            format!(
+                "cannot create {}: {e} (run as root, or delegate a cgroup to your user)",
+                base.display()
+            )
+        })?;
         Ok(CpuGroups {
             base,
             version,
@@ -137,14 +157,19 @@ impl CpuGroups {
     /// Creates the member group `name` with the quota and moves `pid` into it.
     pub fn add(&self, name: &str, pid: u32) -> Result<PathBuf, String> {
         let dir = self.base.join(name);
-        std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
         if let Ok(mut m) = self.members.lock() {
             m.push(dir.clone());
         }
         let quota = ((self.cores * PERIOD_US as f64).round() as u64).max(1000);
         let write = |file: &str, value: String| {
-            std::fs::write(dir.join(file), &value)
-                .map_err(|e| format!("cannot write `{value}` to {}: {e}", dir.join(file).display()))
+            std::fs::write(dir.join(file), &value).map_err(|e| {
+                format!(
+                    "cannot write `{value}` to {}: {e}",
+                    dir.join(file).display()
+                )
+            })
         };
         match self.version {
             Version::V1 => {
@@ -192,10 +217,15 @@ impl Drop for CpuGroups {
 
 /// Removes `lab-<pid>` groups left by lab processes that no longer exist.
 fn remove_stale(parent: &Path) {
-    let Ok(entries) = std::fs::read_dir(parent) else { return };
+    let Ok(entries) = std::fs::read_dir(parent) else {
+        return;
+    };
     for e in entries.flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
-        let Some(pid) = name.strip_prefix("lab-").and_then(|p| p.parse::<u32>().ok()) else {
+        let Some(pid) = name
+            .strip_prefix("lab-")
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
             continue;
         };
         if Path::new(&format!("/proc/{pid}")).exists() {
@@ -224,11 +254,16 @@ mod tests {
             Err(why) => assert!(why.contains("cgroup"), "{why}"),
             Ok(g) => {
                 let base = g.base().to_path_buf();
-                let mut child = std::process::Command::new("sleep").arg("5").spawn().unwrap();
+                let mut child = std::process::Command::new("sleep")
+                    .arg("5")
+                    .spawn()
+                    .unwrap();
                 let dir = g.add("probe", child.id()).unwrap();
                 match g.version() {
                     Version::V1 => assert_eq!(
-                        std::fs::read_to_string(dir.join("cpu.cfs_quota_us")).unwrap().trim(),
+                        std::fs::read_to_string(dir.join("cpu.cfs_quota_us"))
+                            .unwrap()
+                            .trim(),
                         "25000"
                     ),
                     Version::V2 => assert_eq!(

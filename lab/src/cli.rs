@@ -268,9 +268,18 @@ mod tests {
 
     #[test]
     fn roles_forward_raw_arguments() {
-        let cli = Cli::parse_from(["lab", "market-api", "serve", "--bind", "127.0.0.1:0", "--help"]);
+        let cli = Cli::parse_from([
+            "lab",
+            "market-api",
+            "serve",
+            "--bind",
+            "127.0.0.1:0",
+            "--help",
+        ]);
         match cli.command {
-            Command::MarketApi(r) => assert_eq!(r.args, ["serve", "--bind", "127.0.0.1:0", "--help"]),
+            Command::MarketApi(r) => {
+                assert_eq!(r.args, ["serve", "--bind", "127.0.0.1:0", "--help"])
+            }
             other => panic!("unexpected {other:?}"),
         }
         let cli = Cli::parse_from(["lab", "balancer", "--upstream", "127.0.0.1:1,weight=2"]);
@@ -288,7 +297,9 @@ mod tests {
             "--replica-arg",
             "--workers=1",
         ]);
-        let Command::Compare(c) = cli.command else { panic!() };
+        let Command::Compare(c) = cli.command else {
+            panic!()
+        };
         assert_eq!(c.stack.replicas, 2);
         assert_eq!(c.stack.replica_cpus, CpuBudget::Cores(0.25));
         assert_eq!(c.stack.replica_args, ["--fault-delay=5ms", "--workers=1"]);

@@ -62,12 +62,18 @@ pub fn make_run_dir(out: &Path) -> Result<PathBuf, Error> {
             Err(e) => return Err(Error::io(dir, e)),
         }
     }
-    Err(Error::Usage(format!("{}: too many runs in the same second", out.display())))
+    Err(Error::Usage(format!(
+        "{}: too many runs in the same second",
+        out.display()
+    )))
 }
 
 fn validate(args: &CompareArgs) -> Result<(), Error> {
     if !(args.growth.is_finite() && args.growth > 1.0 && args.growth <= 100.0) {
-        return Err(Error::Usage(format!("--growth {} must be above 1 (e.g. 2)", args.growth)));
+        return Err(Error::Usage(format!(
+            "--growth {} must be above 1 (e.g. 2)",
+            args.growth
+        )));
     }
     if args.start_load > args.max_load {
         return Err(Error::Usage(format!(
@@ -102,13 +108,35 @@ pub async fn run(args: CompareArgs) -> Result<(), Error> {
     let plan = StackPlan::from_args(&args.stack, &run_dir, true);
     let stack = Stack::start(&plan).await?;
     println!("lab: {}", stack.budget_note);
-    println!("lab: objective: {}; steps of {}", slo.describe(), humantime::format_duration(args.step_duration));
+    println!(
+        "lab: objective: {}; steps of {}",
+        slo.describe(),
+        humantime::format_duration(args.step_duration)
+    );
     let budget = stack.budget_applied.cores();
     let started = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
 
     let mut searches = [
-        (Side::Single, Search::new(args.start_load, args.max_load, args.growth, args.refine, args.max_steps)),
-        (Side::Group, Search::new(args.start_load, args.max_load, args.growth, args.refine, args.max_steps)),
+        (
+            Side::Single,
+            Search::new(
+                args.start_load,
+                args.max_load,
+                args.growth,
+                args.refine,
+                args.max_steps,
+            ),
+        ),
+        (
+            Side::Group,
+            Search::new(
+                args.start_load,
+                args.max_load,
+                args.growth,
+                args.refine,
+                args.max_steps,
+            ),
+        ),
     ];
     let mut records: [Vec<StepRecord>; 2] = [Vec::new(), Vec::new()];
     let mut reports: [Vec<RunReport>; 2] = [Vec::new(), Vec::new()];
@@ -116,11 +144,18 @@ pub async fn run(args: CompareArgs) -> Result<(), Error> {
     loop {
         let mut progressed = false;
         for (i, (side, search)) in searches.iter_mut().enumerate() {
-            let Some(load) = search.next_load() else { continue };
+            let Some(load) = search.next_load() else {
+                continue;
+            };
             progressed = true;
             let number = records[i].len() as u32 + 1;
-            let (mut rec, rep) = measure_step(&stack, &probe, *side, &scenario, &args, load, number).await?;
-            let verdict = slo.check(rec.summary.requests, rec.summary.fail_ratio, rec.summary.p95_ms);
+            let (mut rec, rep) =
+                measure_step(&stack, &probe, *side, &scenario, &args, load, number).await?;
+            let verdict = slo.check(
+                rec.summary.requests,
+                rec.summary.fail_ratio,
+                rec.summary.p95_ms,
+            );
             rec.kept = verdict.is_ok();
             rec.verdict = verdict.err().unwrap_or_default();
             search.record(load, rec.kept);
@@ -144,7 +179,11 @@ pub async fn run(args: CompareArgs) -> Result<(), Error> {
             let mut r = RunResult {
                 name: side.name().into(),
                 target: match side {
-                    Side::Single => stack.single.as_ref().map(|s| format!("http://{}", s.addr)).unwrap_or_default(),
+                    Side::Single => stack
+                        .single
+                        .as_ref()
+                        .map(|s| format!("http://{}", s.addr))
+                        .unwrap_or_default(),
                     Side::Group => stack.balancer_url(),
                 },
                 steps,
@@ -159,7 +198,9 @@ pub async fn run(args: CompareArgs) -> Result<(), Error> {
             r
         })
         .collect();
-    let [single, group]: [RunResult; 2] = results.try_into().map_err(|_| Error::Usage("internal: two runs expected".into()))?;
+    let [single, group]: [RunResult; 2] = results
+        .try_into()
+        .map_err(|_| Error::Usage("internal: two runs expected".into()))?;
 
     // Loadgen's own files (JSON + Locust CSVs) for the step at capacity of each run.
     let mut files = Vec::new();
@@ -193,7 +234,10 @@ async fn measure_step(
     let me = (LOADGEN.to_string(), std::process::id());
     let (host, mut procs, ids): (String, Vec<(String, u32)>, Vec<String>) = match side {
         Side::Single => {
-            let s = stack.single.as_ref().ok_or_else(|| Error::Usage("internal: no single replica".into()))?;
+            let s = stack
+                .single
+                .as_ref()
+                .ok_or_else(|| Error::Usage("internal: no single replica".into()))?;
             (
                 format!("http://{}", s.addr),
                 vec![(format!("replica {}", s.id), s.guard.pid())],
@@ -207,7 +251,11 @@ async fn measure_step(
                 .map(|r| (format!("replica {}", r.id), r.guard.pid()))
                 .collect();
             p.push(("balancer".into(), stack.balancer.guard.pid()));
-            (stack.balancer_url(), p, stack.replicas.iter().map(|r| r.id.clone()).collect())
+            (
+                stack.balancer_url(),
+                p,
+                stack.replicas.iter().map(|r| r.id.clone()).collect(),
+            )
         }
     };
     procs.push(me);
@@ -302,11 +350,21 @@ fn build_report(
     let n = f64::from(args.stack.replicas);
     let cap = |r: &RunResult| r.capacity().map(|s| (f64::from(s.load), s.summary.rps));
     let (speedup, rps_speedup) = match (cap(&single), cap(&group)) {
-        (Some((l1, r1)), Some((ln, rn))) if l1 > 0.0 => (Some(ln / l1), (r1 > 0.0).then(|| rn / r1)),
+        (Some((l1, r1)), Some((ln, rn))) if l1 > 0.0 => {
+            (Some(ln / l1), (r1 > 0.0).then(|| rn / r1))
+        }
         _ => (None, None),
     };
     let efficiency = speedup.map(|s| s / n);
-    let conclusion = conclusion(&single, &group, speedup, efficiency, args.stack.replicas, unit, stack);
+    let conclusion = conclusion(
+        &single,
+        &group,
+        speedup,
+        efficiency,
+        args.stack.replicas,
+        unit,
+        stack,
+    );
     LabReport {
         started,
         command: std::env::args().collect::<Vec<_>>().join(" "),
@@ -316,7 +374,9 @@ fn build_report(
         budget_applied: stack.budget_applied.to_string(),
         budget_note: stack.budget_note.clone(),
         capacity_model: CAPACITY_MODEL.to_string(),
-        host_cores: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        host_cores: std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1),
         slo,
         model: match args.model {
             LoadModel::Closed => "closed".into(),
@@ -345,7 +405,10 @@ fn conclusion(
     stack: &Stack,
 ) -> String {
     let describe = |r: &RunResult| match r.capacity() {
-        Some(s) if r.hit_ceiling => format!("at least {} {unit} (never broke the objective up to --max-load)", s.load),
+        Some(s) if r.hit_ceiling => format!(
+            "at least {} {unit} (never broke the objective up to --max-load)",
+            s.load
+        ),
         Some(s) => format!("{} {unit} ({:.0} req/s)", s.load, s.summary.rps),
         None => "not even the first step".to_string(),
     };
@@ -356,14 +419,23 @@ fn conclusion(
         describe(group)
     );
     if let (Some(s), Some(e)) = (speedup, efficiency) {
-        out.push_str(&format!(" Speed-up {s:.2}× with {replicas} replicas, scaling efficiency {:.0}%.", e * 100.0));
+        out.push_str(&format!(
+            " Speed-up {s:.2}× with {replicas} replicas, scaling efficiency {:.0}%.",
+            e * 100.0
+        ));
         if group.hit_ceiling {
-            out.push_str(" The group never broke the objective, so this is a lower bound: raise --max-load.");
+            out.push_str(
+                " The group never broke the objective, so this is a lower bound: raise --max-load.",
+            );
         }
     }
     out.push_str(&format!(
         " The group was limited by {}.",
-        if group.diagnosis.bottleneck.is_empty() { "nothing measured" } else { &group.diagnosis.bottleneck }
+        if group.diagnosis.bottleneck.is_empty() {
+            "nothing measured"
+        } else {
+            &group.diagnosis.bottleneck
+        }
     ));
     if stack.budget_applied.cores().is_none() {
         out.push_str(" Without CPU budgets all processes share this machine's cores: read this as one box, not N servers.");

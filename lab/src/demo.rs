@@ -10,7 +10,6 @@
 
 use std::net::SocketAddr;
 
-
 use loadgen::scenario::Scenario;
 
 use crate::capacity::{Search, Slo};
@@ -24,10 +23,18 @@ use crate::Error;
 
 /// Runs the chapters asked for.
 pub async fn run(args: DemoArgs) -> Result<(), Error> {
-    let chapters: Vec<u8> = if args.chapters.is_empty() { vec![1, 2, 3, 4, 5] } else { args.chapters.clone() };
+    let chapters: Vec<u8> = if args.chapters.is_empty() {
+        vec![1, 2, 3, 4, 5]
+    } else {
+        args.chapters.clone()
+    };
     let scenario = load::scenario("market-api")?;
     let run_dir = make_run_dir(&args.stack.out)?;
-    println!("lab demo: starting 1 + {} replicas and a balancer (logs in {})…", args.stack.replicas, run_dir.display());
+    println!(
+        "lab demo: starting 1 + {} replicas and a balancer (logs in {})…",
+        args.stack.replicas,
+        run_dir.display()
+    );
     let plan = StackPlan::from_args(&args.stack, &run_dir, true);
     let mut stack = Stack::start(&plan).await?;
     println!("lab demo: {}\n", stack.budget_note);
@@ -78,7 +85,13 @@ fn heading(n: u8, title: &str, look: &str) {
 
 impl Demo<'_> {
     async fn measure(&self, host: &str, users: u32) -> Result<StepSummary, Error> {
-        let plan = load::step_plan(host, &self.scenario, LoadModel::Closed, users, self.args.run_time);
+        let plan = load::step_plan(
+            host,
+            &self.scenario,
+            LoadModel::Closed,
+            users,
+            self.args.run_time,
+        );
         Ok(StepSummary::from_report(&load::run(plan).await?))
     }
 
@@ -88,14 +101,24 @@ impl Demo<'_> {
             "swarm one server until it fails",
             "the step where p95 passes 500 ms or failures pass 1%: that is how many users one server takes",
         );
-        let single = stack.single.as_ref().ok_or_else(|| Error::Usage("internal: no single replica".into()))?;
+        let single = stack
+            .single
+            .as_ref()
+            .ok_or_else(|| Error::Usage("internal: no single replica".into()))?;
         let host = format!("http://{}", single.addr);
         let slo = Slo::default();
         let mut search = Search::new(10, 5000, 2.0, 0, 7);
         while let Some(users) = search.next_load() {
             let s = self.measure(&host, users).await?;
             let verdict = slo.check(s.requests, s.fail_ratio, s.p95_ms);
-            println!("  {users:>5} users: {}{}", line(&s), verdict.as_ref().err().map_or(String::new(), |e| format!("  ← broke: {e}")));
+            println!(
+                "  {users:>5} users: {}{}",
+                line(&s),
+                verdict
+                    .as_ref()
+                    .err()
+                    .map_or(String::new(), |e| format!("  ← broke: {e}"))
+            );
             search.record(users, verdict.is_ok());
         }
         self.breaking_load = search.broken_at().or(search.capacity());
@@ -135,18 +158,39 @@ impl Demo<'_> {
             "one slow replica: round robin vs least_conn vs p2c/peak-EWMA",
             "the p95/p99 columns and the slow replica's share: round robin keeps feeding it, the others learn to avoid it",
         );
-        let slow = stack.add_replica("slow", &["--fault-delay".into(), "200ms".into()]).await?;
+        let slow = stack
+            .add_replica("slow", &["--fault-delay".into(), "200ms".into()])
+            .await?;
         let mut ups: Vec<SocketAddr> = vec![slow];
         ups.extend(stack.replicas.iter().skip(1).map(|r| r.addr));
-        let mut rows = vec![vec!["  algorithm".to_string(), "req/s".into(), "p50 ms".into(), "p95 ms".into(), "p99 ms".into(), "failed".into(), "slow replica's share".into()]];
+        let mut rows = vec![vec![
+            "  algorithm".to_string(),
+            "req/s".into(),
+            "p50 ms".into(),
+            "p95 ms".into(),
+            "p99 ms".into(),
+            "failed".into(),
+            "slow replica's share".into(),
+        ]];
         for algo in ["round_robin", "least_conn", "p2c_ewma"] {
-            let b = launch_balancer(&stack.plan, &ups, &BalancerOptions::new(&format!("balancer-{algo}"), algo)).await?;
+            let b = launch_balancer(
+                &stack.plan,
+                &ups,
+                &BalancerOptions::new(&format!("balancer-{algo}"), algo),
+            )
+            .await?;
             let status = format!("http://{}/status", b.admin);
             let before = self.probe.balancer_status(&status).await?;
-            let s = self.measure(&format!("http://{}", b.addr), self.args.users).await?;
+            let s = self
+                .measure(&format!("http://{}", b.addr), self.args.users)
+                .await?;
             let after = self.probe.balancer_status(&status).await?;
             let d = ShareDelta::between(&before, &after);
-            let slow_share = d.shares.iter().find(|x| x.addr == slow.to_string()).map_or(0.0, |x| x.fraction);
+            let slow_share = d
+                .shares
+                .iter()
+                .find(|x| x.addr == slow.to_string())
+                .map_or(0.0, |x| x.fraction);
             rows.push(vec![
                 format!("  {algo}"),
                 format!("{:.1}", s.rps),
@@ -175,23 +219,48 @@ impl Demo<'_> {
         ups.push(victim);
         let mut opts = BalancerOptions::new("balancer-health", "round_robin");
         opts.server_params = ",max_fails=1,fail_timeout=10s".into();
-        opts.extra = vec!["--health-check".into(), "/healthz".into(), "--health-interval".into(), "500ms".into()];
+        opts.extra = vec![
+            "--health-check".into(),
+            "/healthz".into(),
+            "--health-interval".into(),
+            "500ms".into(),
+        ];
         let b = launch_balancer(&stack.plan, &ups, &opts).await?;
         let host = format!("http://{}", b.addr);
         let half = self.args.run_time / 2;
         let idx = stack.extras.len() - 1;
-        let plan = load::step_plan(&host, &self.scenario, LoadModel::Closed, self.args.users, self.args.run_time);
+        let plan = load::step_plan(
+            &host,
+            &self.scenario,
+            LoadModel::Closed,
+            self.args.users,
+            self.args.run_time,
+        );
         let killer = async {
             tokio::time::sleep(half).await;
             stack.extras[idx].guard.kill().await;
-            println!("  (killed replica `victim` at {victim} after {})", humantime::format_duration(half));
+            println!(
+                "  (killed replica `victim` at {victim} after {})",
+                humantime::format_duration(half)
+            );
         };
         let (rep, ()) = tokio::join!(load::run(plan), killer);
         let s = StepSummary::from_report(&rep?);
-        let st = self.probe.balancer_status(&format!("http://{}/status", b.admin)).await?;
-        println!("  {} users, one of {} replicas killed: {}", self.args.users, ups.len(), line(&s));
+        let st = self
+            .probe
+            .balancer_status(&format!("http://{}/status", b.admin))
+            .await?;
+        println!(
+            "  {} users, one of {} replicas killed: {}",
+            self.args.users,
+            ups.len(),
+            line(&s)
+        );
         for srv in st.servers() {
-            println!("    {:<22} state {:<10} requests {:>6} failures {:>4}", srv.addr, srv.state, srv.requests, srv.failures);
+            println!(
+                "    {:<22} state {:<10} requests {:>6} failures {:>4}",
+                srv.addr, srv.state, srv.requests, srv.failures
+            );
         }
         println!(
             "why: {} of {} requests failed; without checks and retries about 1/{} of the requests after the kill would have failed\n",
@@ -212,16 +281,35 @@ impl Demo<'_> {
             "with max_conns and a bounded queue the excess is refused quickly (503) and the requests that get in stay fast; without, everyone waits",
         );
         let one = [stack.replicas[0].addr];
-        let mut rows = vec![vec!["  balancer".to_string(), "req/s".into(), "p50 ms".into(), "p95 ms".into(), "p99 ms".into(), "failed".into()]];
+        let mut rows = vec![vec![
+            "  balancer".to_string(),
+            "req/s".into(),
+            "p50 ms".into(),
+            "p95 ms".into(),
+            "p99 ms".into(),
+            "failed".into(),
+        ]];
         for (name, params, extra) in [
             ("plain", "", vec![]),
             (
                 "max_conns=4, queue 16 (500ms)",
                 ",max_conns=4",
-                vec!["--queue".to_string(), "16".into(), "--queue-timeout".into(), "500ms".into()],
+                vec![
+                    "--queue".to_string(),
+                    "16".into(),
+                    "--queue-timeout".into(),
+                    "500ms".into(),
+                ],
             ),
         ] {
-            let mut opts = BalancerOptions::new(if params.is_empty() { "balancer-plain" } else { "balancer-queue" }, "round_robin");
+            let mut opts = BalancerOptions::new(
+                if params.is_empty() {
+                    "balancer-plain"
+                } else {
+                    "balancer-queue"
+                },
+                "round_robin",
+            );
             opts.server_params = params.into();
             opts.extra = extra;
             let mut b = launch_balancer(&stack.plan, &one, &opts).await?;
@@ -245,8 +333,15 @@ impl Demo<'_> {
 
 fn print_shares(d: &ShareDelta, loadgen_requests: u64) {
     for s in &d.shares {
-        println!("    {:<22} {:>7} requests  {:>5.1}%", s.addr, s.requests, s.fraction * 100.0);
+        println!(
+            "    {:<22} {:>7} requests  {:>5.1}%",
+            s.addr,
+            s.requests,
+            s.fraction * 100.0
+        );
     }
-    println!("    balancer sent {} in total; the load generator counted {}", d.total, loadgen_requests);
+    println!(
+        "    balancer sent {} in total; the load generator counted {}",
+        d.total, loadgen_requests
+    );
 }
-

@@ -91,7 +91,10 @@ pub fn diagnose(step: &StepRecord, budget: Option<f64>) -> Diagnosis {
         ));
     }
     if !step.throttled.is_empty() {
-        evidence.push(format!("budgeted replicas were throttled in {:.0}% of scheduler periods", throttled * 100.0));
+        evidence.push(format!(
+            "budgeted replicas were throttled in {:.0}% of scheduler periods",
+            throttled * 100.0
+        ));
     }
     let post_ratio = ratio(s.post_failures, s.post_requests);
     let get_ratio = ratio(s.get_failures, s.get_requests);
@@ -105,7 +108,9 @@ pub fn diagnose(step: &StepRecord, budget: Option<f64>) -> Diagnosis {
         ));
     }
 
-    let (bottleneck, explanation) = if let Some(b) = budget.filter(|b| avg_replica >= b * 100.0 * SATURATED || throttled >= 0.5) {
+    let (bottleneck, explanation) = if let Some(b) =
+        budget.filter(|b| avg_replica >= b * 100.0 * SATURATED || throttled >= 0.5)
+    {
         (
             "the replicas' CPU budget".to_string(),
             format!(
@@ -139,13 +144,19 @@ pub fn diagnose(step: &StepRecord, budget: Option<f64>) -> Diagnosis {
                 format!("host CPU: all {cores} cores were busy, so the replicas, the balancer and the load generator slowed each other down")
             },
         )
-    } else if s.post_failures > 0 && post_ratio > 2.0 * get_ratio && s.post_failures * 2 >= s.failures {
+    } else if s.post_failures > 0
+        && post_ratio > 2.0 * get_ratio
+        && s.post_failures * 2 >= s.failures
+    {
         (
             "SQLite writes".to_string(),
             "SQLite writes: failures concentrate on POSTs while reads pass; SQLite lets one writer at a time, so writes queue behind each other (the replicas all share one database file)".to_string(),
         )
     } else if s.failures == 0 && s.p95_ms <= 0.0 {
-        ("nothing measured".to_string(), "no request completed in this step".to_string())
+        (
+            "nothing measured".to_string(),
+            "no request completed in this step".to_string(),
+        )
     } else {
         (
             "waiting, not CPU".to_string(),
@@ -190,7 +201,10 @@ mod tests {
                     peak_rss_mib: 1.0,
                 })
                 .collect(),
-            host: HostUsage { cpu_percent: host, cores: 2 },
+            host: HostUsage {
+                cpu_percent: host,
+                cores: 2,
+            },
             throttled: Vec::new(),
             shares: None,
         }
@@ -206,13 +220,24 @@ mod tests {
 
     #[test]
     fn names_the_budget_when_replicas_sit_at_their_quota() {
-        let s = step(&[("replica r1", 24.0), ("replica r2", 25.0), (LOADGEN, 40.0)], 70.0, busy());
-        assert_eq!(diagnose(&s, Some(0.25)).bottleneck, "the replicas' CPU budget");
+        let s = step(
+            &[("replica r1", 24.0), ("replica r2", 25.0), (LOADGEN, 40.0)],
+            70.0,
+            busy(),
+        );
+        assert_eq!(
+            diagnose(&s, Some(0.25)).bottleneck,
+            "the replicas' CPU budget"
+        );
     }
 
     #[test]
     fn names_host_cpu_without_a_budget() {
-        let s = step(&[("replica r1", 80.0), ("replica r2", 70.0), (LOADGEN, 45.0)], 97.0, busy());
+        let s = step(
+            &[("replica r1", 80.0), ("replica r2", 70.0), (LOADGEN, 45.0)],
+            97.0,
+            busy(),
+        );
         let d = diagnose(&s, None);
         assert_eq!(d.bottleneck, "host CPU");
         assert!(d.explanation.contains("a balancer alone adds no capacity"));
@@ -221,8 +246,15 @@ mod tests {
     #[test]
     fn names_the_load_generator_and_the_balancer() {
         let s = step(&[("replica r1", 10.0), (LOADGEN, 99.0)], 60.0, busy());
-        assert_eq!(diagnose(&s, Some(0.25)).bottleneck, "the load generator itself");
-        let s = step(&[("replica r1", 10.0), ("balancer", 98.0), (LOADGEN, 30.0)], 60.0, busy());
+        assert_eq!(
+            diagnose(&s, Some(0.25)).bottleneck,
+            "the load generator itself"
+        );
+        let s = step(
+            &[("replica r1", 10.0), ("balancer", 98.0), (LOADGEN, 30.0)],
+            60.0,
+            busy(),
+        );
         assert_eq!(diagnose(&s, Some(0.25)).bottleneck, "the balancer");
     }
 

@@ -62,7 +62,9 @@ pub enum Error {
         port: u16,
     },
     /// The SQLite database file cannot be created where asked.
-    #[error("cannot create the database {path}: {reason} (choose a writable place with --database)")]
+    #[error(
+        "cannot create the database {path}: {reason} (choose a writable place with --database)"
+    )]
     Database {
         /// The file asked for.
         path: PathBuf,

@@ -52,14 +52,18 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
             let Some(role) = parse_role::<market_api::Cli>("market-api", args)? else {
                 return Ok(());
             };
-            market_api::run(role).await.map_err(|e| Error::Role(format!("{e:#}")))
+            market_api::run(role)
+                .await
+                .map_err(|e| Error::Role(format!("{e:#}")))
         }
         Command::Balancer(RoleArgs { args }) => {
             process::adopt_parent_death_signal();
             let Some(role) = parse_role::<balancer::Cli>("balancer", args)? else {
                 return Ok(());
             };
-            balancer::run(role).await.map_err(|e| Error::Role(format!("{e:#}")))
+            balancer::run(role)
+                .await
+                .map_err(|e| Error::Role(format!("{e:#}")))
         }
         Command::Compare(args) => until_signal(compare::run(args)).await,
         Command::Up(args) => up::run(args).await,
@@ -71,11 +75,11 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
 /// `--workers` when running as a replica or balancer, tokio's default otherwise.
 pub fn runtime_workers(cli: &Cli) -> Option<usize> {
     match &cli.command {
-        Command::MarketApi(RoleArgs { args }) => {
-            market_api::Cli::try_parse_from(std::iter::once("market-api".to_string()).chain(args.iter().cloned()))
-                .ok()
-                .and_then(|c| c.workers())
-        }
+        Command::MarketApi(RoleArgs { args }) => market_api::Cli::try_parse_from(
+            std::iter::once("market-api".to_string()).chain(args.iter().cloned()),
+        )
+        .ok()
+        .and_then(|c| c.workers()),
         Command::Balancer(RoleArgs { args }) => args
             .iter()
             .position(|a| a == "--workers")

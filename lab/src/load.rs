@@ -41,7 +41,13 @@ pub fn scenario(name_or_path: &str) -> Result<Scenario, Error> {
 
 /// A plan for one step: `load` users (closed) or iterations/s (open) against
 /// `host` for `duration`, everyone started within the first second or so.
-pub fn step_plan(host: &str, scenario: &Scenario, model: LoadModel, load: u32, duration: Duration) -> TestPlan {
+pub fn step_plan(
+    host: &str,
+    scenario: &Scenario,
+    model: LoadModel,
+    load: u32,
+    duration: Duration,
+) -> TestPlan {
     let mut plan = TestPlan::new(host, scenario.clone());
     plan.run_time = Some(duration);
     plan.timeout = REQUEST_TIMEOUT;
@@ -162,7 +168,11 @@ impl StepSummary {
             s.p95_ms = pct(0.95);
             s.p99_ms = pct(0.99);
         }
-        for row in r.stats.iter().filter(|row| row.name != "Aggregated" || !row.method.is_empty()) {
+        for row in r
+            .stats
+            .iter()
+            .filter(|row| row.name != "Aggregated" || !row.method.is_empty())
+        {
             match row.method.as_str() {
                 "POST" | "PUT" | "PATCH" | "DELETE" => {
                     s.post_requests += row.num_requests;

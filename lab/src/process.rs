@@ -117,7 +117,9 @@ impl ChildGuard {
                 Ok(Err(e)) => return Err(guard.start_failed(format!("reading its output: {e}"))),
                 Ok(Ok(None)) => {
                     let status = guard.wait_briefly().await;
-                    return Err(guard.start_failed(format!("it exited ({status}) before listening")));
+                    return Err(
+                        guard.start_failed(format!("it exited ({status}) before listening"))
+                    );
                 }
                 Ok(Ok(Some(line))) => line,
             };
@@ -131,7 +133,11 @@ impl ChildGuard {
         // Keep draining stdout into the log so the child never blocks on a full pipe.
         let log_path = spec.log.clone();
         tokio::spawn(async move {
-            let Ok(mut f) = tokio::fs::OpenOptions::new().append(true).open(&log_path).await else {
+            let Ok(mut f) = tokio::fs::OpenOptions::new()
+                .append(true)
+                .open(&log_path)
+                .await
+            else {
                 return;
             };
             for l in echoed {
@@ -169,7 +175,10 @@ impl ChildGuard {
             Ok(Err(e)) => Err(Error::io(&guard.log, e)),
             Err(_) => Err(Error::TaskFailed {
                 what: guard.name.clone(),
-                status: format!("still running after {}", humantime::format_duration(timeout)),
+                status: format!(
+                    "still running after {}",
+                    humantime::format_duration(timeout)
+                ),
                 log: guard.log.clone(),
                 tail: log_tail(&guard.log, 12),
             }),

@@ -76,7 +76,11 @@ pub fn host_ticks() -> Option<(u64, u64)> {
 
 fn parse_host_ticks(stat: &str) -> Option<(u64, u64)> {
     let line = stat.lines().find(|l| l.starts_with("cpu "))?;
-    let v: Vec<u64> = line.split_whitespace().skip(1).filter_map(|x| x.parse().ok()).collect();
+    let v: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|x| x.parse().ok())
+        .collect();
     if v.len() < 4 {
         return None;
     }
@@ -118,7 +122,9 @@ impl Sampler {
             .iter()
             .map(|(name, pid, t0)| {
                 let cpu = match (t0, process_ticks(*pid)) {
-                    (Some(a), Some(b)) => b.saturating_sub(*a) as f64 / TICKS_PER_SEC / secs * 100.0,
+                    (Some(a), Some(b)) => {
+                        b.saturating_sub(*a) as f64 / TICKS_PER_SEC / secs * 100.0
+                    }
                     _ => 0.0,
                 };
                 let (rss, hwm) = memory_kib(*pid).unwrap_or((0, 0));
@@ -131,13 +137,18 @@ impl Sampler {
                 }
             })
             .collect();
-        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+        let cores = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1);
         let host = match (self.host, host_ticks()) {
             (Some((b0, t0)), Some((b1, t1))) if t1 > t0 => HostUsage {
                 cpu_percent: (b1.saturating_sub(b0)) as f64 / (t1 - t0) as f64 * 100.0,
                 cores,
             },
-            _ => HostUsage { cpu_percent: 0.0, cores },
+            _ => HostUsage {
+                cpu_percent: 0.0,
+                cores,
+            },
         };
         (procs, host)
     }

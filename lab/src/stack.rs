@@ -153,10 +153,24 @@ impl Stack {
                 ),
             },
         };
-        let jwt_secret = format!("lab-{}-{}", std::process::id(), chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0));
+        let jwt_secret = format!(
+            "lab-{}-{}",
+            std::process::id(),
+            chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0)
+        );
         let mut single = None;
         if plan.single {
-            single = Some(start_replica(plan, "single", &database_url, &jwt_secret, cgroups.as_ref(), &[]).await?);
+            single = Some(
+                start_replica(
+                    plan,
+                    "single",
+                    &database_url,
+                    &jwt_secret,
+                    cgroups.as_ref(),
+                    &[],
+                )
+                .await?,
+            );
         }
         let mut replicas = Vec::with_capacity(plan.replicas as usize);
         for i in 0..plan.replicas as usize {
@@ -165,7 +179,17 @@ impl Stack {
                 _ => &[],
             };
             let id = format!("r{}", i + 1);
-            replicas.push(start_replica(plan, &id, &database_url, &jwt_secret, cgroups.as_ref(), extra).await?);
+            replicas.push(
+                start_replica(
+                    plan,
+                    &id,
+                    &database_url,
+                    &jwt_secret,
+                    cgroups.as_ref(),
+                    extra,
+                )
+                .await?,
+            );
         }
         let balancer = start_balancer(plan, &replicas).await?;
         let probe = Probe::new();
@@ -175,7 +199,10 @@ impl Stack {
                 .await?;
         }
         probe
-            .wait_ok(&format!("http://{}/status", balancer.admin), plan.startup_timeout)
+            .wait_ok(
+                &format!("http://{}/status", balancer.admin),
+                plan.startup_timeout,
+            )
             .await?;
         Ok(Stack {
             balancer,
@@ -217,9 +244,20 @@ impl Stack {
     /// Starts one more replica on the shared database (same budget), with
     /// `extra` serve flags, e.g. `--fault-delay 200ms`; returns its address.
     pub async fn add_replica(&mut self, id: &str, extra: &[String]) -> Result<SocketAddr, Error> {
-        let r = start_replica(&self.plan, id, &self.database_url, &self.jwt_secret, self.cgroups.as_ref(), extra).await?;
+        let r = start_replica(
+            &self.plan,
+            id,
+            &self.database_url,
+            &self.jwt_secret,
+            self.cgroups.as_ref(),
+            extra,
+        )
+        .await?;
         Probe::new()
-            .wait_ok(&format!("http://{}/healthz", r.addr), self.plan.startup_timeout)
+            .wait_ok(
+                &format!("http://{}/healthz", r.addr),
+                self.plan.startup_timeout,
+            )
             .await?;
         let addr = r.addr;
         self.extras.push(r);
@@ -229,7 +267,12 @@ impl Stack {
     /// Stops everything gracefully (the same happens, less gently, on drop).
     pub async fn shutdown(mut self) {
         self.balancer.guard.stop().await;
-        for r in self.replicas.iter_mut().chain(self.single.iter_mut()).chain(self.extras.iter_mut()) {
+        for r in self
+            .replicas
+            .iter_mut()
+            .chain(self.single.iter_mut())
+            .chain(self.extras.iter_mut())
+        {
             r.guard.stop().await;
         }
     }
@@ -264,7 +307,12 @@ async fn prepare_database(plan: &StackPlan) -> Result<String, Error> {
     for task in ["migrate", "seed"] {
         let spec = Spec {
             name: format!("market-api {task}"),
-            args: vec!["market-api".into(), task.into(), "--database-url".into(), url.clone().into()],
+            args: vec![
+                "market-api".into(),
+                task.into(),
+                "--database-url".into(),
+                url.clone().into(),
+            ],
             log: log.clone(),
             run_dir: plan.run_dir.clone(),
         };
@@ -281,10 +329,17 @@ async fn start_replica(
     cgroups: Option<&CpuGroups>,
     extra: &[String],
 ) -> Result<Replica, Error> {
-    let mut args: Vec<OsString> = ["market-api", "serve", "--bind", "127.0.0.1:0", "--no-seed", "--database-url"]
-        .iter()
-        .map(OsString::from)
-        .collect();
+    let mut args: Vec<OsString> = [
+        "market-api",
+        "serve",
+        "--bind",
+        "127.0.0.1:0",
+        "--no-seed",
+        "--database-url",
+    ]
+    .iter()
+    .map(OsString::from)
+    .collect();
     args.push(database_url.into());
     args.push("--jwt-secret".into());
     args.push(jwt_secret.into());
@@ -357,7 +412,11 @@ impl BalancerOptions {
 }
 
 /// Starts a balancer in front of `upstreams` and waits for its admin endpoint.
-pub async fn launch_balancer(plan: &StackPlan, upstreams: &[SocketAddr], opts: &BalancerOptions) -> Result<Balancer, Error> {
+pub async fn launch_balancer(
+    plan: &StackPlan,
+    upstreams: &[SocketAddr],
+    opts: &BalancerOptions,
+) -> Result<Balancer, Error> {
     let mut args: Vec<OsString> = vec![
         "balancer".into(),
         "--listen".into(),
@@ -379,7 +438,12 @@ pub async fn launch_balancer(plan: &StackPlan, upstreams: &[SocketAddr], opts: &
         log: plan.run_dir.join(format!("{}.log", opts.name)),
         run_dir: plan.run_dir.clone(),
     };
-    let (guard, addrs) = ChildGuard::start(&spec, &["balancer listening on", "balancer admin on"], plan.startup_timeout).await?;
+    let (guard, addrs) = ChildGuard::start(
+        &spec,
+        &["balancer listening on", "balancer admin on"],
+        plan.startup_timeout,
+    )
+    .await?;
     let b = Balancer {
         addr: addrs[0],
         admin: addrs[1],
@@ -394,7 +458,9 @@ pub async fn launch_balancer(plan: &StackPlan, upstreams: &[SocketAddr], opts: &
 /// Refuses an explicit address that is already taken, with a clear message.
 pub fn check_port_free(addr: &str) -> Result<(), Error> {
     let Ok(sa) = addr.parse::<SocketAddr>() else {
-        return Err(Error::Usage(format!("`{addr}` is not an address like 127.0.0.1:8080")));
+        return Err(Error::Usage(format!(
+            "`{addr}` is not an address like 127.0.0.1:8080"
+        )));
     };
     if sa.port() == 0 {
         return Ok(());

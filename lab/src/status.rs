@@ -105,7 +105,9 @@ impl ShareDelta {
         let mut shares: Vec<Share> = after
             .servers()
             .map(|s| {
-                let (r0, f0) = old.get(s.addr.as_str()).map_or((0, 0), |o| (o.requests, o.failures));
+                let (r0, f0) = old
+                    .get(s.addr.as_str())
+                    .map_or((0, 0), |o| (o.requests, o.failures));
                 Share {
                     addr: s.addr.clone(),
                     requests: s.requests.saturating_sub(r0),
@@ -117,7 +119,11 @@ impl ShareDelta {
             .collect();
         let total: u64 = shares.iter().map(|s| s.requests).sum();
         for s in &mut shares {
-            s.fraction = if total == 0 { 0.0 } else { s.requests as f64 / total as f64 };
+            s.fraction = if total == 0 {
+                0.0
+            } else {
+                s.requests as f64 / total as f64
+            };
         }
         ShareDelta { shares, total }
     }
@@ -183,14 +189,22 @@ impl Probe {
         while tokio::time::Instant::now() < deadline {
             match self.get(url).await {
                 Ok((200, _)) => return Ok(()),
-                Ok((code, body)) => last = format!("status {code}: {}", body.chars().take(200).collect::<String>()),
+                Ok((code, body)) => {
+                    last = format!(
+                        "status {code}: {}",
+                        body.chars().take(200).collect::<String>()
+                    )
+                }
                 Err(e) => last = e.to_string(),
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         Err(Error::Http {
             what: format!("GET {url}"),
-            message: format!("not ready after {}: {last}", humantime::format_duration(timeout)),
+            message: format!(
+                "not ready after {}: {last}",
+                humantime::format_duration(timeout)
+            ),
         })
     }
 }

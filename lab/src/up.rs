@@ -33,14 +33,24 @@ pub async fn run(args: UpArgs) -> Result<(), Error> {
     );
     let stack = crate::until_signal(Stack::start(&plan)).await?;
 
-    let web = tokio::net::TcpListener::bind(&args.web).await.map_err(|e| {
-        if e.kind() == std::io::ErrorKind::AddrInUse {
-            let port = args.web.rsplit(':').next().and_then(|p| p.parse().ok()).unwrap_or(0);
-            Error::PortInUse { addr: args.web.clone(), port }
-        } else {
-            Error::io(&args.web, e)
-        }
-    })?;
+    let web = tokio::net::TcpListener::bind(&args.web)
+        .await
+        .map_err(|e| {
+            if e.kind() == std::io::ErrorKind::AddrInUse {
+                let port = args
+                    .web
+                    .rsplit(':')
+                    .next()
+                    .and_then(|p| p.parse().ok())
+                    .unwrap_or(0);
+                Error::PortInUse {
+                    addr: args.web.clone(),
+                    port,
+                }
+            } else {
+                Error::io(&args.web, e)
+            }
+        })?;
     let web_addr = web.local_addr().map_err(|e| Error::io(&args.web, e))?;
     let mut base = TestPlan::new(&stack.balancer_url(), scenario);
     base.users = 20;
@@ -55,15 +65,29 @@ pub async fn run(args: UpArgs) -> Result<(), Error> {
     }));
     let probe = Probe::new();
     let dashboard_url = format!("http://{web_addr}/");
-    probe.wait_ok(&dashboard_url, Duration::from_secs(10)).await?;
+    probe
+        .wait_ok(&dashboard_url, Duration::from_secs(10))
+        .await?;
 
-    println!("lab up: the stack is running ({}); Ctrl-C stops everything", stack.budget_note);
+    println!(
+        "lab up: the stack is running ({}); Ctrl-C stops everything",
+        stack.budget_note
+    );
     for r in &stack.replicas {
-        println!("  API replica {:<4}     http://{}/api/v1/products/", r.id, r.addr);
+        println!(
+            "  API replica {:<4}     http://{}/api/v1/products/",
+            r.id, r.addr
+        );
     }
-    println!("  balancer             {}/api/v1/products/", stack.balancer_url());
+    println!(
+        "  balancer             {}/api/v1/products/",
+        stack.balancer_url()
+    );
     println!("  balancer status      {}", stack.status_url());
-    println!("  balancer metrics     http://{}/metrics", stack.balancer.admin);
+    println!(
+        "  balancer metrics     http://{}/metrics",
+        stack.balancer.admin
+    );
     println!("  dashboard            {dashboard_url}");
     println!("  logs                 {}", run_dir.display());
     println!("  login                demo@example.com / Passw0rd!");

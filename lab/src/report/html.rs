@@ -71,7 +71,11 @@ pub fn line_chart(title: &str, y_label: &str, series: &[Series<'_>]) -> String {
         if s.points.is_empty() {
             continue;
         }
-        let pts: Vec<String> = s.points.iter().map(|(x, y)| format!("{:.1},{:.1}", px(*x), py(*y))).collect();
+        let pts: Vec<String> = s
+            .points
+            .iter()
+            .map(|(x, y)| format!("{:.1},{:.1}", px(*x), py(*y)))
+            .collect();
         let _ = write!(
             o,
             r#"<polyline fill="none" stroke="{}" stroke-width="1.6" points="{}"/><text x="{}" y="{}" class="legend" fill="{}">{}</text>"#,
@@ -160,7 +164,10 @@ fn run_column(r: &LabReport, run: &RunResult) -> String {
     let mut o = String::new();
     let title = match run.name.as_str() {
         "single" => "One replica, directly".to_string(),
-        _ => format!("{} replicas behind the balancer ({})", r.replicas, r.algorithm),
+        _ => format!(
+            "{} replicas behind the balancer ({})",
+            r.replicas, r.algorithm
+        ),
     };
     let _ = write!(o, "<section class=\"run\"><h2>{}</h2>", esc(&title));
     let _ = write!(o, "<p class=\"target\">target {}</p>", esc(&run.target));
@@ -183,38 +190,76 @@ fn run_column(r: &LabReport, run: &RunResult) -> String {
         o,
         "<p><b>Bottleneck:</b> {}</p><ul>{}</ul>",
         esc(&run.diagnosis.explanation),
-        run.diagnosis.evidence.iter().map(|e| format!("<li>{}</li>", esc(e))).collect::<String>()
+        run.diagnosis
+            .evidence
+            .iter()
+            .map(|e| format!("<li>{}</li>", esc(e)))
+            .collect::<String>()
     );
     o.push_str(&line_chart(
         "requests/s",
         "req/s",
         &[
-            Series { name: "req/s", color: "#2a7", points: run_series(run, |p| p.rps) },
-            Series { name: "failures/s", color: "#d33", points: run_series(run, |p| p.fail_per_sec) },
+            Series {
+                name: "req/s",
+                color: "#2a7",
+                points: run_series(run, |p| p.rps),
+            },
+            Series {
+                name: "failures/s",
+                color: "#d33",
+                points: run_series(run, |p| p.fail_per_sec),
+            },
         ],
     ));
     o.push_str(&line_chart(
         "latency percentiles",
         "ms",
         &[
-            Series { name: "p50", color: "#2a7", points: run_series(run, |p| p.p50) },
-            Series { name: "p95", color: "#e90", points: run_series(run, |p| p.p95) },
-            Series { name: "p99", color: "#d33", points: run_series(run, |p| p.p99) },
+            Series {
+                name: "p50",
+                color: "#2a7",
+                points: run_series(run, |p| p.p50),
+            },
+            Series {
+                name: "p95",
+                color: "#e90",
+                points: run_series(run, |p| p.p95),
+            },
+            Series {
+                name: "p99",
+                color: "#d33",
+                points: run_series(run, |p| p.p99),
+            },
         ],
     ));
     o.push_str(&line_chart(
         "users",
         "users",
-        &[Series { name: "users", color: "#4a7fd4", points: run_series(run, |p| f64::from(p.users)) }],
+        &[Series {
+            name: "users",
+            color: "#4a7fd4",
+            points: run_series(run, |p| f64::from(p.users)),
+        }],
     ));
     if let Some(step) = run.capacity().or_else(|| run.limiting_step()) {
         if let Some(d) = &step.shares {
             let items: Vec<(String, f64, String)> = d
                 .shares
                 .iter()
-                .map(|s| (s.addr.clone(), s.fraction, format!("{:.1}% ({})", s.fraction * 100.0, s.requests)))
+                .map(|s| {
+                    (
+                        s.addr.clone(),
+                        s.fraction,
+                        format!("{:.1}% ({})", s.fraction * 100.0, s.requests),
+                    )
+                })
                 .collect();
-            o.push_str(&bars(&format!("share of requests, step {} (balancer /status)", step.number), &items, 1.0));
+            o.push_str(&bars(
+                &format!("share of requests, step {} (balancer /status)", step.number),
+                &items,
+                1.0,
+            ));
             let _ = write!(
                 o,
                 "<p class=\"note\">The balancer sent {} requests in this step (the sum of the shares); the load generator counted {}.</p>",
@@ -224,10 +269,24 @@ fn run_column(r: &LabReport, run: &RunResult) -> String {
         let items: Vec<(String, f64, String)> = step
             .processes
             .iter()
-            .map(|p| (p.name.clone(), p.cpu_percent, format!("{:.0}% · {:.0} MiB", p.cpu_percent, p.rss_mib)))
+            .map(|p| {
+                (
+                    p.name.clone(),
+                    p.cpu_percent,
+                    format!("{:.0}% · {:.0} MiB", p.cpu_percent, p.rss_mib),
+                )
+            })
             .collect();
-        let max = step.processes.iter().map(|p| p.cpu_percent).fold(100.0, f64::max);
-        o.push_str(&bars(&format!("process CPU (% of a core), step {}", step.number), &items, max));
+        let max = step
+            .processes
+            .iter()
+            .map(|p| p.cpu_percent)
+            .fold(100.0, f64::max);
+        o.push_str(&bars(
+            &format!("process CPU (% of a core), step {}", step.number),
+            &items,
+            max,
+        ));
     }
     o.push_str(&steps_table(r, run));
     o.push_str("</section>");
@@ -302,16 +361,24 @@ tr.bad td{{color:#b22}} .note,.target{{color:#555;font-size:12px}} .model{{backg
         _ => "Speed-up not computable.".into(),
     };
     let _ = write!(o, "<p>{speed} {}</p>", esc(&r.conclusion));
-    let _ = write!(o, "<div class=\"runs\">{}{}</div>", run_column(r, &r.single), run_column(r, &r.group));
+    let _ = write!(
+        o,
+        "<div class=\"runs\">{}{}</div>",
+        run_column(r, &r.single),
+        run_column(r, &r.group)
+    );
     let _ = write!(
         o,
         "<p class=\"note\">Files: {}. Command: <code>{}</code></p></body></html>\n",
-        r.files.iter().map(|f| format!("<a href=\"{0}\">{0}</a>", esc(f))).collect::<Vec<_>>().join(", "),
+        r.files
+            .iter()
+            .map(|f| format!("<a href=\"{0}\">{0}</a>", esc(f)))
+            .collect::<Vec<_>>()
+            .join(", "),
         esc(&r.command)
     );
     o
 }
-
 
 #[cfg(test)]
 mod tests {
@@ -319,11 +386,22 @@ mod tests {
 
     #[test]
     fn escapes_and_scales() {
-        assert_eq!(esc("<a href=\"x\">&'"), "&lt;a href=&quot;x&quot;&gt;&amp;&#39;");
+        assert_eq!(
+            esc("<a href=\"x\">&'"),
+            "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"
+        );
         assert_eq!(nice_max(0.0), 1.0);
         assert_eq!(nice_max(73.0), 100.0);
         assert_eq!(nice_max(120.0), 200.0);
-        let svg = line_chart("t", "ms", &[Series { name: "a", color: "#000", points: vec![(1.0, 2.0), (2.0, 3.0)] }]);
+        let svg = line_chart(
+            "t",
+            "ms",
+            &[Series {
+                name: "a",
+                color: "#000",
+                points: vec![(1.0, 2.0), (2.0, 3.0)],
+            }],
+        );
         assert!(svg.starts_with("<svg") && svg.contains("polyline") && svg.ends_with("</svg>"));
     }
 }

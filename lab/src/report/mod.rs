@@ -158,7 +158,8 @@ pub fn write_all(report: &mut LabReport, dir: &Path, html: bool) -> Result<Vec<P
     }
     report.files.sort();
     report.files.dedup();
-    let json = serde_json::to_string_pretty(report).map_err(|e| Error::io(&json_path, std::io::Error::other(e)))?;
+    let json = serde_json::to_string_pretty(report)
+        .map_err(|e| Error::io(&json_path, std::io::Error::other(e)))?;
     std::fs::write(&json_path, json).map_err(|e| Error::io(&json_path, e))?;
     written.push(json_path);
     if html {

@@ -10,7 +10,13 @@ use super::{LabReport, RunResult, StepRecord};
 pub fn table(rows: &[Vec<String>]) -> String {
     let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
     let widths: Vec<usize> = (0..cols)
-        .map(|c| rows.iter().filter_map(|r| r.get(c)).map(|s| s.chars().count()).max().unwrap_or(0))
+        .map(|c| {
+            rows.iter()
+                .filter_map(|r| r.get(c))
+                .map(|s| s.chars().count())
+                .max()
+                .unwrap_or(0)
+        })
         .collect();
     let mut out = String::new();
     for r in rows {
@@ -31,11 +37,21 @@ pub fn table(rows: &[Vec<String>]) -> String {
 fn cap_cells(r: &RunResult, unit: &str) -> [String; 6] {
     match r.capacity() {
         Some(s) => [
-            if r.hit_ceiling { format!("≥ {} {unit}", s.load) } else { format!("{} {unit}", s.load) },
+            if r.hit_ceiling {
+                format!("≥ {} {unit}", s.load)
+            } else {
+                format!("{} {unit}", s.load)
+            },
             format!("{:.1}", s.summary.rps),
-            format!("{:.0} / {:.0} / {:.0}", s.summary.p50_ms, s.summary.p95_ms, s.summary.p99_ms),
+            format!(
+                "{:.0} / {:.0} / {:.0}",
+                s.summary.p50_ms, s.summary.p95_ms, s.summary.p99_ms
+            ),
             format!("{:.2}%", s.summary.fail_ratio * 100.0),
-            match (r.broken_at, r.steps.iter().filter(|x| !x.kept).min_by_key(|x| x.load)) {
+            match (
+                r.broken_at,
+                r.steps.iter().filter(|x| !x.kept).min_by_key(|x| x.load),
+            ) {
                 (Some(b), Some(st)) => format!("{b} {unit} ({})", st.verdict),
                 _ => "never (within --max-load / --max-steps)".into(),
             },
@@ -46,7 +62,9 @@ fn cap_cells(r: &RunResult, unit: &str) -> [String; 6] {
             "-".into(),
             "-".into(),
             "-".into(),
-            r.broken_at.map(|b| format!("{b} {unit}")).unwrap_or_default(),
+            r.broken_at
+                .map(|b| format!("{b} {unit}"))
+                .unwrap_or_default(),
             r.diagnosis.bottleneck.clone(),
         ],
     }
@@ -63,7 +81,13 @@ pub fn render(r: &LabReport) -> String {
     );
     let _ = writeln!(o, "capacity model: {}", r.capacity_model);
     let _ = writeln!(o, "CPU budget: {}", r.budget_note);
-    let _ = writeln!(o, "objective: {}   scenario: {}   steps of {:.0} s\n", r.slo.describe(), r.scenario, r.step_seconds);
+    let _ = writeln!(
+        o,
+        "objective: {}   scenario: {}   steps of {:.0} s\n",
+        r.slo.describe(),
+        r.scenario,
+        r.step_seconds
+    );
 
     let s = cap_cells(&r.single, &r.load_unit);
     let g = cap_cells(&r.group, &r.load_unit);
@@ -95,22 +119,37 @@ pub fn render(r: &LabReport) -> String {
             );
         }
         _ => {
-            let _ = writeln!(o, "speed-up: not computable (one side never kept the objective)");
+            let _ = writeln!(
+                o,
+                "speed-up: not computable (one side never kept the objective)"
+            );
         }
     }
 
     if let Some(step) = r.group.capacity().or_else(|| r.group.limiting_step()) {
-        let _ = writeln!(o, "\nper-replica share of requests (balancer /status, group step {} at {} {}):", step.number, step.load, r.load_unit);
+        let _ = writeln!(
+            o,
+            "\nper-replica share of requests (balancer /status, group step {} at {} {}):",
+            step.number, step.load, r.load_unit
+        );
         o.push_str(&shares_table(step));
     }
     for run in [&r.single, &r.group] {
         if let Some(step) = run.capacity().or_else(|| run.limiting_step()) {
-            let _ = writeln!(o, "\nprocesses during {} step {} ({} {}):", run.name, step.number, step.load, r.load_unit);
+            let _ = writeln!(
+                o,
+                "\nprocesses during {} step {} ({} {}):",
+                run.name, step.number, step.load, r.load_unit
+            );
             o.push_str(&procs_table(step));
         }
     }
     for run in [&r.single, &r.group] {
-        let _ = writeln!(o, "\nbottleneck ({}): {}", run.name, run.diagnosis.explanation);
+        let _ = writeln!(
+            o,
+            "\nbottleneck ({}): {}",
+            run.name, run.diagnosis.explanation
+        );
         for e in &run.diagnosis.evidence {
             let _ = writeln!(o, "  - {e}");
         }
@@ -149,7 +188,11 @@ pub fn shares_table(step: &StepRecord) -> String {
     rows.push(vec![
         "  total the balancer sent".into(),
         d.total.to_string(),
-        if sum == d.total { "100.0%".into() } else { format!("(shares sum {sum})") },
+        if sum == d.total {
+            "100.0%".into()
+        } else {
+            format!("(shares sum {sum})")
+        },
         String::new(),
         String::new(),
     ]);

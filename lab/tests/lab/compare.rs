@@ -32,7 +32,10 @@ fn compare_two_replicas_writes_both_runs_and_shares_add_up() {
     let out = run(cmd, Duration::from_secs(120));
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "lab compare failed\nstdout:\n{stdout}\nstderr:\n{stderr}");
+    assert!(
+        out.status.success(),
+        "lab compare failed\nstdout:\n{stdout}\nstderr:\n{stderr}"
+    );
     assert!(stdout.contains("[single] step 1/2"), "{stdout}");
     assert!(stdout.contains("[group ] step 1/2"), "{stdout}");
     assert!(stdout.contains("speed-up"), "{stdout}");
@@ -43,29 +46,64 @@ fn compare_two_replicas_writes_both_runs_and_shares_add_up() {
         .map(|e| e.path())
         .find(|p| p.is_dir())
         .expect("a run folder");
-    let report: Value = serde_json::from_slice(&std::fs::read(run_dir.join("report.json")).unwrap()).unwrap();
+    let report: Value =
+        serde_json::from_slice(&std::fs::read(run_dir.join("report.json")).unwrap()).unwrap();
     for side in ["single", "group"] {
         let steps = report[side]["steps"].as_array().unwrap();
-        assert!(!steps.is_empty() && steps.len() <= 2, "{side}: {} steps", steps.len());
-        assert!(steps[0]["summary"]["requests"].as_u64().unwrap() > 0, "{side} made no request");
+        assert!(
+            !steps.is_empty() && steps.len() <= 2,
+            "{side}: {} steps",
+            steps.len()
+        );
+        assert!(
+            steps[0]["summary"]["requests"].as_u64().unwrap() > 0,
+            "{side} made no request"
+        );
         assert!(!steps[0]["processes"].as_array().unwrap().is_empty());
-        assert!(!report[side]["diagnosis"]["bottleneck"].as_str().unwrap().is_empty());
+        assert!(!report[side]["diagnosis"]["bottleneck"]
+            .as_str()
+            .unwrap()
+            .is_empty());
     }
     for step in report["group"]["steps"].as_array().unwrap() {
         let shares = &step["shares"];
         let list = shares["shares"].as_array().unwrap();
         assert_eq!(list.len(), 2, "one share per replica");
         let sum: u64 = list.iter().map(|s| s["requests"].as_u64().unwrap()).sum();
-        assert_eq!(sum, shares["total"].as_u64().unwrap(), "shares add up to the balancer's total");
-        assert!(list.iter().all(|s| s["requests"].as_u64().unwrap() > 0), "round robin used both: {list:?}");
+        assert_eq!(
+            sum,
+            shares["total"].as_u64().unwrap(),
+            "shares add up to the balancer's total"
+        );
+        assert!(
+            list.iter().all(|s| s["requests"].as_u64().unwrap() > 0),
+            "round robin used both: {list:?}"
+        );
         // The balancer forwards every request the load generator sent (retries would add some).
         let counted = step["summary"]["requests"].as_u64().unwrap();
-        assert!(sum >= counted, "balancer sent {sum} < loadgen counted {counted}");
+        assert!(
+            sum >= counted,
+            "balancer sent {sum} < loadgen counted {counted}"
+        );
     }
     let html = std::fs::read_to_string(run_dir.join("report.html")).unwrap();
-    assert!(html.contains("<svg") && html.contains("One replica, directly") && html.contains("replicas behind the balancer"));
-    for f in ["single.json", "group.json", "single_stats.csv", "group_stats.csv", "single_stats_history.csv"] {
-        assert!(run_dir.join(f).is_file(), "{f} missing in {}", run_dir.display());
+    assert!(
+        html.contains("<svg")
+            && html.contains("One replica, directly")
+            && html.contains("replicas behind the balancer")
+    );
+    for f in [
+        "single.json",
+        "group.json",
+        "single_stats.csv",
+        "group_stats.csv",
+        "single_stats_history.csv",
+    ] {
+        assert!(
+            run_dir.join(f).is_file(),
+            "{f} missing in {}",
+            run_dir.display()
+        );
     }
     assert_no_processes(tmp.path(), Duration::from_secs(10));
     // The lab process is gone; its cgroup folders must be too.

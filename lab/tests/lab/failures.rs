@@ -8,12 +8,22 @@ use crate::support::{assert_no_cgroup, assert_no_processes, lab, run};
 fn a_replica_that_will_not_start_gives_a_clear_error_and_leaves_nothing() {
     let tmp = tempfile::tempdir().unwrap();
     let mut cmd = lab();
-    cmd.args(["compare", "--replicas", "2", "--replica-arg=--no-such-flag", "--out"]).arg(tmp.path());
+    cmd.args([
+        "compare",
+        "--replicas",
+        "2",
+        "--replica-arg=--no-such-flag",
+        "--out",
+    ])
+    .arg(tmp.path());
     let child_out = run(cmd, Duration::from_secs(60));
     let err = String::from_utf8_lossy(&child_out.stderr);
     assert_eq!(child_out.status.code(), Some(1), "{err}");
     assert!(err.contains("replica single did not start"), "{err}");
-    assert!(err.contains("--no-such-flag"), "the replica's own complaint is shown: {err}");
+    assert!(
+        err.contains("--no-such-flag"),
+        "the replica's own complaint is shown: {err}"
+    );
     assert_no_processes(tmp.path(), Duration::from_secs(10));
 }
 
@@ -21,12 +31,22 @@ fn a_replica_that_will_not_start_gives_a_clear_error_and_leaves_nothing() {
 fn a_database_that_cannot_be_created_is_named() {
     let tmp = tempfile::tempdir().unwrap();
     let mut cmd = lab();
-    cmd.args(["compare", "--replicas", "1", "--database", "/nonexistent-lab-dir/market.db", "--out"])
-        .arg(tmp.path());
+    cmd.args([
+        "compare",
+        "--replicas",
+        "1",
+        "--database",
+        "/nonexistent-lab-dir/market.db",
+        "--out",
+    ])
+    .arg(tmp.path());
     let out = run(cmd, Duration::from_secs(30));
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
-    assert!(err.contains("cannot create the database /nonexistent-lab-dir/market.db"), "{err}");
+    assert!(
+        err.contains("cannot create the database /nonexistent-lab-dir/market.db"),
+        "{err}"
+    );
     assert!(err.contains("--database"), "{err}");
     assert_no_processes(tmp.path(), Duration::from_secs(5));
 }
@@ -37,7 +57,8 @@ fn a_port_in_use_is_named() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = taken.local_addr().unwrap().to_string();
     let mut cmd = lab();
-    cmd.args(["up", "--replicas", "1", "--listen", &addr, "--out"]).arg(tmp.path());
+    cmd.args(["up", "--replicas", "1", "--listen", &addr, "--out"])
+        .arg(tmp.path());
     let out = run(cmd, Duration::from_secs(30));
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
@@ -62,12 +83,18 @@ fn bad_flags_are_usage_errors() {
             },
             Duration::from_secs(10),
         );
-        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     // Caught after parsing, before anything starts.
     let tmp = tempfile::tempdir().unwrap();
     let mut c = lab();
-    c.args(["compare", "--start-load", "50", "--max-load", "10", "--out"]).arg(tmp.path());
+    c.args(["compare", "--start-load", "50", "--max-load", "10", "--out"])
+        .arg(tmp.path());
     let out = run(c, Duration::from_secs(10));
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--start-load 50 is above --max-load 10"));

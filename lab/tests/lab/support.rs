@@ -70,20 +70,30 @@ pub fn processes_mentioning(marker: &Path) -> Vec<u32> {
     let marker = marker.to_string_lossy().into_owned();
     let me = std::process::id();
     let mut found = Vec::new();
-    let Ok(entries) = std::fs::read_dir("/proc") else { return found };
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return found;
+    };
     for e in entries.flatten() {
-        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else { continue };
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+            continue;
+        };
         if pid == me {
             continue;
         }
         // Zombies have no environment to read but are not running either.
         let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        if stat.rsplit(')').next().is_some_and(|r| r.trim_start().starts_with('Z')) {
+        if stat
+            .rsplit(')')
+            .next()
+            .is_some_and(|r| r.trim_start().starts_with('Z'))
+        {
             continue;
         }
         let env = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
         let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-        if String::from_utf8_lossy(&env).contains(&marker) || String::from_utf8_lossy(&cmd).contains(&marker) {
+        if String::from_utf8_lossy(&env).contains(&marker)
+            || String::from_utf8_lossy(&cmd).contains(&marker)
+        {
             found.push(pid);
         }
     }
@@ -108,7 +118,10 @@ pub fn assert_no_processes(marker: &Path, timeout: Duration) {
                 .collect();
             // Do not leave them behind for the next test either.
             for p in &left {
-                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(*p as i32), nix::sys::signal::Signal::SIGKILL);
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(*p as i32),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
             }
             panic!("lab processes left behind:\n{}", desc.join("\n"));
         }
@@ -118,12 +131,21 @@ pub fn assert_no_processes(marker: &Path, timeout: Duration) {
 
 /// No `lab-<pid>` cgroup of process `pid` is left.
 pub fn assert_no_cgroup(pid: u32) {
-    for root in ["/sys/fs/cgroup/cpu", "/sys/fs/cgroup/cpu,cpuacct", "/sys/fs/cgroup", "/sys/fs/cgroup/unified"] {
+    for root in [
+        "/sys/fs/cgroup/cpu",
+        "/sys/fs/cgroup/cpu,cpuacct",
+        "/sys/fs/cgroup",
+        "/sys/fs/cgroup/unified",
+    ] {
         let own = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
         let mut candidates = vec![Path::new(root).join(format!("lab-{pid}"))];
         for line in own.lines() {
             if let Some(rel) = line.rsplit(':').next() {
-                candidates.push(Path::new(root).join(rel.trim_start_matches('/')).join(format!("lab-{pid}")));
+                candidates.push(
+                    Path::new(root)
+                        .join(rel.trim_start_matches('/'))
+                        .join(format!("lab-{pid}")),
+                );
             }
         }
         for c in candidates {

@@ -14,8 +14,16 @@ use crate::support::{assert_no_cgroup, assert_no_processes, lab};
 /// Starts `lab up` and returns it with the URLs it printed before `ready`.
 fn start_up(tmp: &std::path::Path, extra: &[&str]) -> (Child, Vec<String>, mpsc::Receiver<String>) {
     let mut cmd = lab();
-    cmd.args(["up", "--replicas", "2"]).args(extra).arg("--out").arg(tmp);
-    let mut child = cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
+    cmd.args(["up", "--replicas", "2"])
+        .args(extra)
+        .arg("--out")
+        .arg(tmp);
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
     let stdout = child.stdout.take().unwrap();
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
@@ -65,18 +73,41 @@ fn up_answers_on_every_url_and_stops_on_sigint() {
     let (mut child, urls, rx) = start_up(tmp.path(), &["--replica-cpus", "none"]);
     // 2 replicas, balancer, status, metrics, dashboard.
     assert!(urls.len() >= 6, "{urls:?}");
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    let client = reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(5)).build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
     for u in &urls {
         let code = rt.block_on(async { client.get(u).send().await.map(|r| r.status().as_u16()) });
         let code = code.unwrap_or_else(|e| panic!("{u} did not answer: {e}"));
         assert!(code < 500, "{u} answered {code}");
     }
     // The balancer's status shows both replicas.
-    let status_url = urls.iter().find(|u| u.ends_with("/status")).expect("status URL");
-    let body = rt.block_on(async { client.get(status_url).send().await.unwrap().text().await.unwrap() });
+    let status_url = urls
+        .iter()
+        .find(|u| u.ends_with("/status"))
+        .expect("status URL");
+    let body = rt.block_on(async {
+        client
+            .get(status_url)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    });
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();
-    assert_eq!(v["upstreams"][0]["servers"].as_array().unwrap().len(), 2, "{body}");
+    assert_eq!(
+        v["upstreams"][0]["servers"].as_array().unwrap().len(),
+        2,
+        "{body}"
+    );
 
     kill(Pid::from_raw(child.id() as i32), Signal::SIGINT).unwrap();
     let status = wait_exit(&mut child, Duration::from_secs(20));
