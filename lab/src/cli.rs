@@ -85,7 +85,7 @@ pub fn parse_cpu_budget(s: &str) -> Result<CpuBudget, String> {
     let v: f64 = t
         .parse()
         .map_err(|_| format!("`{s}` is not a number of cores (try 0.25) or `none`"))?;
-    if !v.is_finite() || v < 0.01 || v > 1024.0 {
+    if !v.is_finite() || !(0.01..=1024.0).contains(&v) {
         return Err(format!(
             "`{s}`: a CPU budget must be between 0.01 and 1024 cores"
         ));

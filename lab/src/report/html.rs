@@ -367,9 +367,9 @@ tr.bad td{{color:#b22}} .note,.target{{color:#555;font-size:12px}} .model{{backg
         run_column(r, &r.single),
         run_column(r, &r.group)
     );
-    let _ = write!(
+    let _ = writeln!(
         o,
-        "<p class=\"note\">Files: {}. Command: <code>{}</code></p></body></html>\n",
+        "<p class=\"note\">Files: {}. Command: <code>{}</code></p></body></html>",
         r.files
             .iter()
             .map(|f| format!("<a href=\"{0}\">{0}</a>", esc(f)))
