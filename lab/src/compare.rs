@@ -160,9 +160,16 @@ pub async fn run(args: CompareArgs) -> Result<(), Error> {
             rec.verdict = verdict.err().unwrap_or_default();
             search.record(load, rec.kept);
             println!("{}", progress_line(*side, &rec, args.max_steps, unit));
+            let broke = !rec.kept;
             records[i].push(rec);
             reports[i].push(rep);
             tokio::time::sleep(SETTLE).await;
+            if broke {
+                // An overloaded replica keeps working off its backlog after the
+                // load stops; wait (bounded) until it answers promptly again so
+                // the next step does not inherit this one's queue.
+                recover(&stack, &probe, *side).await;
+            }
         }
         if !progressed {
             break;
@@ -220,6 +227,27 @@ pub async fn run(args: CompareArgs) -> Result<(), Error> {
     println!("lab: logs and Locust-style CSVs in {}", run_dir.display());
     stack.shutdown().await;
     Ok(())
+}
+
+/// Waits up to 30 s until every replica of `side` answers `/healthz` within 200 ms.
+async fn recover(stack: &Stack, probe: &Probe, side: Side) {
+    let addrs: Vec<std::net::SocketAddr> = match side {
+        Side::Single => stack.single.iter().map(|r| r.addr).collect(),
+        Side::Group => stack.replicas.iter().map(|r| r.addr).collect(),
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    for a in addrs {
+        let url = format!("http://{a}/healthz");
+        while tokio::time::Instant::now() < deadline {
+            let t = std::time::Instant::now();
+            if matches!(probe.get(&url).await, Ok((200, _)))
+                && t.elapsed() < Duration::from_millis(200)
+            {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
 }
 
 async fn measure_step(
