@@ -1,1 +1,264 @@
-//! loadgen library (skeleton; filled in by its issue).
+//! loadgen: Locust's user model and outputs, at wrk's speed, without
+//! coordinated omission.
+//!
+//! Module map (see `docs/loadgen.md` for usage):
+//! - `cli` — the command line (Locust's flags, quick mode, `merge`); `plan` —
+//!   the validated `TestPlan` built from it.
+//! - `scenario` — the model (user classes, tasks, requests, wait times), the
+//!   YAML/TOML file format, templates, JSON captures, the built-in `market-api`.
+//! - `users` — the user loop and the two load models (`spawner`: closed,
+//!   `arrival`: open); `client` — one keep-alive connection per user.
+//! - `stats` — samples, per-endpoint HDR histograms, failures, history.
+//! - `control` — the `Controller` every run goes through (CLI and dashboard).
+//! - `report` — `RunReport` and its CSV/JSON/HTML/terminal writers;
+//!   `threshold` — k6-style pass/fail; `merge` — combining segments;
+//!   `selfcheck` — loadgen's own CPU and lag warnings; `web` — the dashboard.
+//!
+//! Library use (what `lab` does):
+//! ```no_run
+//! # async fn demo() -> Result<(), loadgen::Error> {
+//! use std::time::Duration;
+//! let scenario = loadgen::scenario::builtin::market_api("demo@example.com", "Passw0rd!")?;
+//! let mut plan = loadgen::TestPlan::new("http://127.0.0.1:8000", scenario);
+//! plan.users = 50;
+//! plan.spawn_rate = 10.0;
+//! plan.run_time = Some(Duration::from_secs(30));
+//! let report = loadgen::run_test(plan).await?;
+//! loadgen::write_csv(&report, std::path::Path::new("out"))?;
+//! # Ok(()) }
+//! ```
+
+pub mod cli;
+pub mod client;
+pub mod control;
+pub mod error;
+pub mod merge;
+pub mod plan;
+pub mod report;
+pub mod scenario;
+pub mod selfcheck;
+pub mod stats;
+pub mod threshold;
+pub mod users;
+pub mod web;
+
+use std::future::Future;
+use std::io::{IsTerminal, Write};
+use std::net::IpAddr;
+use std::time::Duration;
+
+pub use cli::Cli;
+pub use control::{ControlError, Controller, RunState, Snapshot, StartRequest};
+pub use error::Error;
+pub use plan::TestPlan;
+pub use report::{write_csv, write_html, write_json, RunReport};
+pub use scenario::Scenario;
+pub use stats::{FailureRow, HistoryPoint, StatsRow};
+
+/// Sets up `tracing` for the binary (RUST_LOG, default `info`), on stderr.
+pub fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// Runs one test to its end (run time, iterations, stages) and returns its report,
+/// thresholds evaluated. No signal handling: stop it by dropping the future or
+/// use a `Controller`.
+pub async fn run_test(plan: TestPlan) -> Result<RunReport, Error> {
+    let controller = Controller::new(plan.clone());
+    controller.start_plan(plan)?;
+    controller.wait().await;
+    Ok(controller.report())
+}
+
+/// Resolves when SIGINT or SIGTERM arrives.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+}
+
+/// The binary's entry: parse → run → outputs. Errors map to exit codes via `Error::exit_code`.
+pub async fn run(cli: Cli) -> Result<(), Error> {
+    run_with_shutdown(cli, shutdown_signal()).await
+}
+
+/// `run`, stopping on `shutdown` instead of SIGINT/SIGTERM (for tests and `lab`).
+pub async fn run_with_shutdown(
+    cli: Cli,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), Error> {
+    if let Some(cli::Command::Merge(m)) = &cli.command {
+        return run_merge(m);
+    }
+    let a = &cli.run;
+    let web = a.web || (!a.headless && a.url.is_none());
+    let plan = TestPlan::from_cli(a, !web || a.autostart)?;
+    let controller = Controller::new(plan.clone());
+    let mut shutdown = Box::pin(shutdown);
+    if web {
+        let addr = format!("{}:{}", a.web_host, a.web_port);
+        let listener = tokio::net::TcpListener::bind(&addr)
+            .await
+            .map_err(|e| Error::Bind {
+                addr: addr.clone(),
+                source: e,
+            })?;
+        let local = listener.local_addr().map_err(|e| Error::Bind { addr, source: e })?;
+        println!("Dashboard: http://{local}/");
+        let _ = std::io::stdout().flush();
+        if !a.web_host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback()) {
+            tracing::warn!(
+                "the dashboard listens on {local}, reachable from other machines: it can start load tests, keep it on a trusted network"
+            );
+        }
+        if a.autostart {
+            controller.start_plan(plan)?;
+        }
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(web::serve(listener, controller.clone(), async move {
+            let _ = rx.await;
+        }));
+        if a.autostart && a.run_time.is_some() {
+            tokio::select! {
+                _ = controller.wait() => {}
+                _ = &mut shutdown => {}
+            }
+        } else {
+            shutdown.await;
+        }
+        controller.stop();
+        controller.wait().await;
+        let _ = tx.send(());
+        match server.await {
+            Ok(r) => r?,
+            Err(e) => tracing::warn!("dashboard task ended abnormally: {e}"),
+        }
+        if controller.snapshot().state == RunState::Ready {
+            return Ok(());
+        }
+        return finish(&controller.report(), a, false);
+    }
+
+    controller.start_plan(plan)?;
+    let live = (!a.only_summary).then(|| {
+        let c = controller.clone();
+        tokio::spawn(async move {
+            let mut rx = c.subscribe();
+            let mut last = std::time::Instant::now();
+            let tty = std::io::stderr().is_terminal();
+            while rx.changed().await.is_ok() {
+                let snap = rx.borrow_and_update().clone();
+                if snap.state == RunState::Stopped {
+                    break;
+                }
+                if last.elapsed() >= Duration::from_secs(2) {
+                    last = std::time::Instant::now();
+                    let text = report::terminal::live(&snap);
+                    let mut err = std::io::stderr().lock();
+                    if tty {
+                        let _ = write!(err, "\x1b[2J\x1b[H");
+                    }
+                    let _ = writeln!(err, "{text}");
+                }
+            }
+        })
+    });
+    tokio::select! {
+        _ = controller.wait() => {}
+        _ = &mut shutdown => {
+            tracing::info!("stopping: waiting for users to finish");
+            controller.stop();
+            controller.wait().await;
+        }
+    }
+    if let Some(l) = live {
+        l.abort();
+    }
+    finish(&controller.report(), a, true)
+}
+
+/// Writes the requested outputs, prints the summary and decides the exit status.
+fn finish(r: &RunReport, a: &cli::RunArgs, print: bool) -> Result<(), Error> {
+    write_outputs(r, a.csv.as_deref(), a.html.as_deref(), a.json.as_deref())?;
+    if print {
+        println!("{}", report::terminal::summary(r));
+    }
+    verdict(r)
+}
+
+fn write_outputs(
+    r: &RunReport,
+    csv: Option<&std::path::Path>,
+    html: Option<&std::path::Path>,
+    json: Option<&std::path::Path>,
+) -> Result<(), Error> {
+    if let Some(p) = csv {
+        write_csv(r, p)?;
+    }
+    if let Some(p) = html {
+        write_html(r, p)?;
+    }
+    if let Some(p) = json {
+        write_json(r, p)?;
+    }
+    Ok(())
+}
+
+/// Exit status of a finished run: thresholds first (3), then failed requests (1).
+pub fn verdict(r: &RunReport) -> Result<(), Error> {
+    let breached: Vec<String> = r
+        .thresholds
+        .iter()
+        .filter(|t| !t.ok)
+        .map(|t| t.threshold.clone())
+        .collect();
+    if !breached.is_empty() {
+        return Err(Error::ThresholdsBreached(breached));
+    }
+    let (requests, failures) = r.counts();
+    if failures > 0 {
+        return Err(Error::RequestsFailed { failures, requests });
+    }
+    Ok(())
+}
+
+fn run_merge(m: &cli::MergeArgs) -> Result<(), Error> {
+    let mut reports = Vec::new();
+    for f in &m.files {
+        reports.push(report::json::read_json(f)?);
+    }
+    let mut merged = merge::merge(&reports).map_err(|message| Error::BadReport {
+        path: m.files.first().cloned().unwrap_or_default(),
+        message,
+    })?;
+    let thresholds = m
+        .thresholds
+        .iter()
+        .map(|t| threshold::Threshold::parse(t))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(Error::Usage)?;
+    merged.thresholds = thresholds.iter().map(|t| t.evaluate(&merged.stats)).collect();
+    write_outputs(&merged, m.csv.as_deref(), m.html.as_deref(), m.json.as_deref())?;
+    println!("{}", report::terminal::summary(&merged));
+    verdict(&merged)
+}

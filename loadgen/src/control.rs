@@ -1,0 +1,609 @@
+//! The live handle on a load test: start, edit, stop, read.
+//!
+//! `Controller` is what both the CLI (`run_test`) and the web dashboard drive.
+//! A run is a set of tasks: the load driver (closed-model spawner or
+//! open-model arrival scheduler, in `users`), the users themselves, and one
+//! collector. Users send samples to the collector over a channel; once a
+//! second the collector closes a history point, checks loadgen's own health
+//! (`selfcheck`) and publishes a fresh `Snapshot` on a `watch` channel, which
+//! is all the dashboard and the terminal view read. Stopping cancels one
+//! token; the run is over when every user has returned its recorder and the
+//! collector has drained the channel, so a stopped run's figures are final.
+
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Deserializer, Serialize};
+use tokio::sync::{mpsc, watch, Notify};
+use tokio_util::sync::CancellationToken;
+
+use crate::plan::{Target, TestPlan};
+use crate::report::{ReportMeta, RunReport};
+use crate::stats::{FailureRow, HistoryPoint, Recorder, Sample, StatsRow, StatsState};
+use crate::users;
+
+/// Where a run is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunState {
+    /// Nothing started yet.
+    Ready,
+    /// Users are being started (or stopped) towards the target.
+    Spawning,
+    /// All users are running.
+    Running,
+    /// The run is over; its figures are final.
+    Stopped,
+}
+
+/// What the dashboard's "Start" form sends.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct StartRequest {
+    /// Users to reach.
+    pub users: u32,
+    /// Users started per second.
+    pub spawn_rate: f64,
+    /// Target URL (`http://...`).
+    pub host: String,
+    /// Stop after this long: a number of seconds or a string like `"1m30s"`; empty or absent = until stopped.
+    #[serde(default, deserialize_with = "de_opt_duration")]
+    pub run_time: Option<Duration>,
+}
+
+fn de_opt_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Secs(f64),
+        Text(String),
+    }
+    match Option::<Raw>::deserialize(d)? {
+        None => Ok(None),
+        Some(Raw::Secs(s)) if s.is_finite() && s > 0.0 => Ok(Some(Duration::from_secs_f64(s))),
+        Some(Raw::Secs(s)) if s == 0.0 => Ok(None),
+        Some(Raw::Secs(s)) => Err(serde::de::Error::custom(format!(
+            "run_time {s} must be a positive number of seconds"
+        ))),
+        Some(Raw::Text(t)) if t.trim().is_empty() => Ok(None),
+        Some(Raw::Text(t)) => crate::cli::parse_duration(&t)
+            .map(Some)
+            .map_err(serde::de::Error::custom),
+    }
+}
+
+/// Why the controller refused a request.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ControlError {
+    /// The parameters are invalid; the message says which and why.
+    #[error("{0}")]
+    Invalid(String),
+    /// A test is already running.
+    #[error("a test is already running; stop it first")]
+    AlreadyRunning,
+    /// Editing needs a running test.
+    #[error("no test is running")]
+    NotRunning,
+    /// `start` was called outside a Tokio runtime.
+    #[error("the controller needs a Tokio runtime")]
+    NoRuntime,
+}
+
+/// Everything the dashboard shows, published about once a second.
+#[derive(Debug, Clone, Serialize)]
+pub struct Snapshot {
+    /// Run state.
+    pub state: RunState,
+    /// Target URL.
+    pub host: String,
+    /// Users running now.
+    pub user_count: u32,
+    /// Users asked for.
+    pub target_users: u32,
+    /// Requests/s (aggregate, last 10 s).
+    pub total_rps: f64,
+    /// Failures / requests over the run.
+    pub fail_ratio: f64,
+    /// Median of the last 10 s (ms).
+    pub current_response_time_p50: f64,
+    /// 95th percentile of the last 10 s (ms).
+    pub current_response_time_p95: f64,
+    /// Per (method, name), then `Aggregated` last.
+    pub stats: Vec<StatsRow>,
+    /// Grouped failures.
+    pub failures: Vec<FailureRow>,
+    /// `(status, responses)`.
+    pub status_codes: Vec<(u16, u64)>,
+    /// The last (up to) 3600 seconds.
+    pub history: Vec<HistoryPoint>,
+    /// Whole-run latency histogram, `(upper bound ms, count)`.
+    pub histogram: Vec<(f64, u64)>,
+    /// The last balancer `/status` (with `--balancer-status`).
+    pub upstreams: Option<serde_json::Value>,
+    /// Warnings about loadgen itself.
+    pub warnings: Vec<String>,
+    /// Iterations the open model could not start.
+    pub dropped_iterations: u64,
+    /// Seconds since the start.
+    pub elapsed_s: f64,
+}
+
+impl Snapshot {
+    fn idle(host: &str) -> Snapshot {
+        Snapshot {
+            state: RunState::Ready,
+            host: host.to_string(),
+            user_count: 0,
+            target_users: 0,
+            total_rps: 0.0,
+            fail_ratio: 0.0,
+            current_response_time_p50: 0.0,
+            current_response_time_p95: 0.0,
+            stats: Vec::new(),
+            failures: Vec::new(),
+            status_codes: Vec::new(),
+            history: Vec::new(),
+            histogram: Vec::new(),
+            upstreams: None,
+            warnings: Vec::new(),
+            dropped_iterations: 0,
+            elapsed_s: 0.0,
+        }
+    }
+}
+
+/// History points kept in a snapshot.
+const SNAPSHOT_HISTORY: usize = 3600;
+
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panicking holder cannot leave these structures half-updated in a way
+    // that matters more than losing the figures, so poisoning is ignored.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+pub(crate) fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// State shared by the tasks of one run.
+pub(crate) struct RunShared {
+    /// The plan of this run (this segment's share already applied by the drivers).
+    pub plan: TestPlan,
+    /// Target address parts.
+    pub target: Target,
+    /// Monotonic start.
+    pub started: Instant,
+    /// Start, Unix ms.
+    pub started_unix_ms: u64,
+    /// The collected statistics (written by the collector only).
+    pub stats: Mutex<StatsState>,
+    /// Run state.
+    pub state: Mutex<RunState>,
+    /// Users asked for (closed model; changed by `set_users`).
+    pub target_users: AtomicU32,
+    /// Spawn rate in users/s, as f64 bits (changed by `set_users`).
+    pub spawn_rate_bits: AtomicU64,
+    /// Wakes the spawner when the target changes.
+    pub retarget: Notify,
+    /// Users running now.
+    pub user_count: AtomicU32,
+    /// Most users at once.
+    pub max_users: AtomicU32,
+    /// Open-model arrivals that found no free user.
+    pub dropped: AtomicU64,
+    /// Largest send lag seen since the last tick, µs.
+    pub lag_us: AtomicU64,
+    /// Cancelled to stop the run.
+    pub cancel: CancellationToken,
+    /// When the users were stopped.
+    pub ended: Mutex<Option<Instant>>,
+    /// Warnings so far (deduplicated).
+    pub warnings: Mutex<Vec<String>>,
+    /// The last balancer status.
+    pub upstreams: Mutex<Option<serde_json::Value>>,
+}
+
+impl RunShared {
+    pub(crate) fn spawn_rate(&self) -> f64 {
+        f64::from_bits(self.spawn_rate_bits.load(Ordering::Relaxed))
+    }
+
+    pub(crate) fn set_state(&self, s: RunState) {
+        let mut st = lock(&self.state);
+        if *st != RunState::Stopped {
+            *st = s;
+        }
+    }
+
+    pub(crate) fn warn(&self, w: String) {
+        let mut ws = lock(&self.warnings);
+        if !ws.contains(&w) {
+            tracing::warn!("{w}");
+            ws.push(w);
+        }
+    }
+
+    fn elapsed(&self) -> Duration {
+        match *lock(&self.ended) {
+            Some(end) => end - self.started,
+            None => self.started.elapsed(),
+        }
+    }
+
+    fn model(&self) -> &'static str {
+        if self.plan.arrival.is_some() {
+            "open"
+        } else {
+            "closed"
+        }
+    }
+
+    fn snapshot(&self) -> Snapshot {
+        let elapsed = self.elapsed().as_secs_f64();
+        let st = lock(&self.stats);
+        let stats = st.rows(elapsed);
+        let total = stats.last().cloned();
+        let from = st.history.len().saturating_sub(SNAPSHOT_HISTORY);
+        Snapshot {
+            state: *lock(&self.state),
+            host: self.plan.host.clone(),
+            user_count: self.user_count.load(Ordering::Relaxed),
+            target_users: self.target_users.load(Ordering::Relaxed),
+            total_rps: total.as_ref().map(|t| t.current_rps).unwrap_or(0.0),
+            fail_ratio: total.as_ref().map(|t| t.fail_ratio).unwrap_or(0.0),
+            current_response_time_p50: st.current_percentile(0.5),
+            current_response_time_p95: st.current_percentile(0.95),
+            failures: st.failures.rows(),
+            status_codes: st.status_codes.iter().map(|(k, v)| (*k, *v)).collect(),
+            history: st.history[from..].to_vec(),
+            histogram: st.histogram_buckets(),
+            upstreams: lock(&self.upstreams).clone(),
+            warnings: lock(&self.warnings).clone(),
+            dropped_iterations: self.dropped.load(Ordering::Relaxed),
+            elapsed_s: elapsed,
+            stats,
+        }
+    }
+
+    fn report(&self) -> RunReport {
+        let meta = ReportMeta {
+            scenario: self.plan.scenario.name.clone(),
+            host: self.plan.host.clone(),
+            model: self.model().to_string(),
+            segment: self
+                .plan
+                .segment
+                .map(|s| format!("{}/{}", s.index + 1, s.count)),
+            started_at: self.started_unix_ms,
+            duration_s: self.elapsed().as_secs_f64(),
+            max_users: self.max_users.load(Ordering::Relaxed),
+            warnings: lock(&self.warnings).clone(),
+            upstreams: lock(&self.upstreams).clone(),
+        };
+        let st = lock(&self.stats);
+        let mut r = RunReport::from_state(&st, meta);
+        r.dropped_iterations = self.dropped.load(Ordering::Relaxed);
+        r.thresholds = self
+            .plan
+            .thresholds
+            .iter()
+            .map(|t| t.evaluate(&r.stats))
+            .collect();
+        r
+    }
+}
+
+struct Inner {
+    base: TestPlan,
+    runtime: Option<tokio::runtime::Handle>,
+    snap_tx: watch::Sender<Arc<Snapshot>>,
+    current: Mutex<Option<Arc<RunShared>>>,
+    /// `true` once the current run has fully stopped.
+    done_tx: watch::Sender<bool>,
+}
+
+/// Live handle on one load test: the dashboard and the CLI drive runs through it.
+#[derive(Clone)]
+pub struct Controller {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Controller {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Controller")
+            .field("host", &self.inner.base.host)
+            .finish()
+    }
+}
+
+impl Controller {
+    /// An idle controller; `base` supplies everything `start` does not set.
+    pub fn new(base: TestPlan) -> Controller {
+        let (snap_tx, _) = watch::channel(Arc::new(Snapshot::idle(&base.host)));
+        let (done_tx, _) = watch::channel(true);
+        Controller {
+            inner: Arc::new(Inner {
+                base,
+                runtime: tokio::runtime::Handle::try_current().ok(),
+                snap_tx,
+                current: Mutex::new(None),
+                done_tx,
+            }),
+        }
+    }
+
+    /// The plan runs start from.
+    pub fn base_plan(&self) -> &TestPlan {
+        &self.inner.base
+    }
+
+    /// Starts a run with the base plan's settings and `req`'s users, rate, host and time.
+    pub fn start(&self, req: StartRequest) -> Result<(), ControlError> {
+        if req.users < 1 {
+            return Err(ControlError::Invalid("users must be at least 1".into()));
+        }
+        if !(req.spawn_rate > 0.0) {
+            return Err(ControlError::Invalid("spawn rate must be above 0".into()));
+        }
+        crate::plan::parse_host(&req.host).map_err(ControlError::Invalid)?;
+        let mut plan = self.inner.base.clone();
+        plan.users = req.users;
+        plan.spawn_rate = req.spawn_rate;
+        plan.host = req.host;
+        plan.run_time = req.run_time;
+        self.start_plan(plan)
+    }
+
+    /// Starts a run of exactly `plan` (used by `run_test`).
+    pub fn start_plan(&self, plan: TestPlan) -> Result<(), ControlError> {
+        let target = plan.validate().map_err(ControlError::Invalid)?;
+        let rt = self
+            .inner
+            .runtime
+            .clone()
+            .or_else(|| tokio::runtime::Handle::try_current().ok())
+            .ok_or(ControlError::NoRuntime)?;
+        let mut current = lock(&self.inner.current);
+        if let Some(run) = current.as_ref() {
+            if *lock(&run.state) != RunState::Stopped {
+                return Err(ControlError::AlreadyRunning);
+            }
+        }
+        let (compiled, names) = users::compile(&plan.scenario, &target.base_path);
+        let users_target = plan.users;
+        let spawn_rate = plan.spawn_rate;
+        let shared = Arc::new(RunShared {
+            target,
+            started: Instant::now(),
+            started_unix_ms: unix_ms(),
+            stats: Mutex::new(StatsState::new(names)),
+            state: Mutex::new(RunState::Spawning),
+            target_users: AtomicU32::new(users_target),
+            spawn_rate_bits: AtomicU64::new(spawn_rate.to_bits()),
+            retarget: Notify::new(),
+            user_count: AtomicU32::new(0),
+            max_users: AtomicU32::new(0),
+            dropped: AtomicU64::new(0),
+            lag_us: AtomicU64::new(0),
+            cancel: CancellationToken::new(),
+            ended: Mutex::new(None),
+            warnings: Mutex::new(Vec::new()),
+            upstreams: Mutex::new(None),
+            plan,
+        });
+        *current = Some(shared.clone());
+        drop(current);
+        self.inner.done_tx.send_replace(false);
+        let _ = self.inner.snap_tx.send_replace(Arc::new(shared.snapshot()));
+        let inner = self.inner.clone();
+        rt.spawn(drive(shared, compiled, inner));
+        Ok(())
+    }
+
+    /// Changes the number of users of the running test (Locust's "Edit").
+    pub fn set_users(&self, users: u32, spawn_rate: f64) -> Result<(), ControlError> {
+        if !(spawn_rate > 0.0) {
+            return Err(ControlError::Invalid("spawn rate must be above 0".into()));
+        }
+        let run = self.running().ok_or(ControlError::NotRunning)?;
+        if run.plan.arrival.is_some() || !run.plan.stages.is_empty() {
+            return Err(ControlError::Invalid(
+                "this run follows an arrival rate or stages; its users cannot be edited".into(),
+            ));
+        }
+        run.spawn_rate_bits
+            .store(spawn_rate.to_bits(), Ordering::Relaxed);
+        run.target_users.store(users, Ordering::Relaxed);
+        run.set_state(RunState::Spawning);
+        run.retarget.notify_one();
+        Ok(())
+    }
+
+    fn running(&self) -> Option<Arc<RunShared>> {
+        lock(&self.inner.current)
+            .as_ref()
+            .filter(|r| *lock(&r.state) != RunState::Stopped)
+            .cloned()
+    }
+
+    /// Stops the users; the statistics stay for reading and download.
+    pub fn stop(&self) {
+        if let Some(run) = lock(&self.inner.current).as_ref() {
+            run.cancel.cancel();
+        }
+    }
+
+    /// Forgets the figures collected so far (the run goes on).
+    pub fn reset_stats(&self) {
+        if let Some(run) = lock(&self.inner.current).as_ref() {
+            lock(&run.stats).reset();
+            lock(&run.warnings).clear();
+            run.dropped.store(0, Ordering::Relaxed);
+            let _ = self.inner.snap_tx.send_replace(Arc::new(run.snapshot()));
+        }
+    }
+
+    /// The latest snapshot (cheap).
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.inner.snap_tx.borrow().clone()
+    }
+
+    /// Snapshots as they are published: about once a second while running, and on every state change.
+    pub fn subscribe(&self) -> watch::Receiver<Arc<Snapshot>> {
+        self.inner.snap_tx.subscribe()
+    }
+
+    /// The full report of the current (or last) run so far.
+    pub fn report(&self) -> RunReport {
+        match lock(&self.inner.current).as_ref() {
+            Some(run) => run.report(),
+            None => {
+                let st = StatsState::new(Default::default());
+                RunReport::from_state(
+                    &st,
+                    ReportMeta {
+                        scenario: self.inner.base.scenario.name.clone(),
+                        host: self.inner.base.host.clone(),
+                        model: "closed".into(),
+                        ..ReportMeta::default()
+                    },
+                )
+            }
+        }
+    }
+
+    /// Waits until the current run (if any) has completely stopped.
+    pub async fn wait(&self) {
+        let mut rx = self.inner.done_tx.subscribe();
+        let _ = rx.wait_for(|done| *done).await;
+    }
+}
+
+/// Runs one test to its end: load driver, timer, collector.
+async fn drive(shared: Arc<RunShared>, compiled: Arc<users::Compiled>, inner: Arc<Inner>) {
+    let (recorder, rx) = Recorder::channel();
+    let collector = tokio::spawn(collect(shared.clone(), rx, inner.snap_tx.clone()));
+    let poller = shared
+        .plan
+        .balancer_status
+        .clone()
+        .map(|url| tokio::spawn(crate::selfcheck::poll_balancer(shared.clone(), url)));
+    if let Some(rt) = shared.plan.run_time {
+        let s = shared.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = tokio::time::sleep(rt) => s.cancel.cancel(),
+                _ = s.cancel.cancelled() => {}
+            }
+        });
+    }
+    if shared.plan.arrival.is_some() {
+        users::arrival::drive(shared.clone(), compiled, recorder).await;
+    } else {
+        users::spawner::drive(shared.clone(), compiled, recorder).await;
+    }
+    // Every user has returned: no more samples will come.
+    shared.cancel.cancel();
+    *lock(&shared.ended) = Some(Instant::now());
+    let _ = collector.await;
+    if let Some(p) = poller {
+        p.abort();
+    }
+    *lock(&shared.state) = RunState::Stopped;
+    let _ = inner.snap_tx.send_replace(Arc::new(shared.snapshot()));
+    inner.done_tx.send_replace(true);
+}
+
+/// Drains samples into the statistics; ticks once a second.
+async fn collect(
+    shared: Arc<RunShared>,
+    mut rx: mpsc::UnboundedReceiver<Sample>,
+    snap_tx: watch::Sender<Arc<Snapshot>>,
+) {
+    let mut buf = Vec::with_capacity(4096);
+    let start = tokio::time::Instant::now();
+    let mut ticker = tokio::time::interval_at(start + Duration::from_secs(1), Duration::from_secs(1));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut health = crate::selfcheck::SelfCheck::new();
+    let mut last_state = *lock(&shared.state);
+    loop {
+        tokio::select! {
+            n = rx.recv_many(&mut buf, 4096) => {
+                if n == 0 {
+                    break;
+                }
+                let mut st = lock(&shared.stats);
+                for s in buf.drain(..) {
+                    st.record(s);
+                }
+            }
+            _ = ticker.tick() => {
+                let users = shared.user_count.load(Ordering::Relaxed);
+                let dropped = shared.dropped.load(Ordering::Relaxed);
+                lock(&shared.stats).tick(unix_ms(), users, dropped);
+                let lag = Duration::from_micros(shared.lag_us.swap(0, Ordering::Relaxed));
+                for w in health.check(lag) {
+                    shared.warn(w);
+                }
+                let _ = snap_tx.send_replace(Arc::new(shared.snapshot()));
+                last_state = *lock(&shared.state);
+            }
+        }
+        let state = *lock(&shared.state);
+        if state != last_state {
+            last_state = state;
+            let _ = snap_tx.send_replace(Arc::new(shared.snapshot()));
+        }
+    }
+    // The final partial second.
+    let users = shared.user_count.load(Ordering::Relaxed);
+    let dropped = shared.dropped.load(Ordering::Relaxed);
+    lock(&shared.stats).tick(unix_ms(), users, dropped);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn start_request_accepts_seconds_and_text() {
+        let r: StartRequest =
+            serde_json::from_str(r#"{"users":3,"spawn_rate":1.5,"host":"http://x","run_time":"1m"}"#)
+                .unwrap();
+        assert_eq!(r.run_time, Some(Duration::from_secs(60)));
+        let r: StartRequest =
+            serde_json::from_str(r#"{"users":3,"spawn_rate":1,"host":"http://x","run_time":30}"#).unwrap();
+        assert_eq!(r.run_time, Some(Duration::from_secs(30)));
+        let r: StartRequest =
+            serde_json::from_str(r#"{"users":3,"spawn_rate":1,"host":"http://x","run_time":""}"#).unwrap();
+        assert_eq!(r.run_time, None);
+        let r: StartRequest = serde_json::from_str(r#"{"users":3,"spawn_rate":1,"host":"http://x"}"#).unwrap();
+        assert_eq!(r.run_time, None);
+        assert!(serde_json::from_str::<StartRequest>(
+            r#"{"users":3,"spawn_rate":1,"host":"http://x","run_time":"soon"}"#
+        )
+        .is_err());
+    }
+
+    #[tokio::test]
+    async fn start_validates() {
+        let c = Controller::new(TestPlan::new(
+            "http://127.0.0.1:9",
+            crate::scenario::Scenario::single_get("/").unwrap(),
+        ));
+        let bad = |users, rate: f64, host: &str| StartRequest {
+            users,
+            spawn_rate: rate,
+            host: host.into(),
+            run_time: None,
+        };
+        assert!(matches!(c.start(bad(0, 1.0, "http://x")), Err(ControlError::Invalid(_))));
+        assert!(matches!(c.start(bad(1, 0.0, "http://x")), Err(ControlError::Invalid(_))));
+        assert!(matches!(c.start(bad(1, 1.0, "ftp://x")), Err(ControlError::Invalid(_))));
+        assert!(matches!(c.set_users(3, 1.0), Err(ControlError::NotRunning)));
+        assert_eq!(c.snapshot().state, RunState::Ready);
+    }
+}

@@ -1,0 +1,248 @@
+//! The result of a run (`RunReport`) and the writers that present it.
+//!
+//! `RunReport` is exactly what `--json` writes, and what `merge` reads back:
+//! besides the tables it carries every row's HDR histograms, serialized
+//! (V2 + deflate, base64), so that reports of several segments combine into
+//! exact statistics. `csv`, `html` and `terminal` only format a report; each
+//! has an in-memory form (`stats_csv(&report) -> String`, …) for the dashboard
+//! downloads, and a file form used by the CLI.
+
+pub mod csv;
+pub mod html;
+pub mod json;
+pub mod terminal;
+
+use std::path::Path;
+
+use base64::Engine;
+use hdrhistogram::serialization::{Deserializer, Serializer, V2DeflateSerializer};
+use hdrhistogram::Histogram;
+use serde::{Deserialize, Serialize};
+
+use crate::stats::{self, Entry, FailureRow, HistoryPoint, StatsRow, StatsState};
+use crate::threshold::ThresholdResult;
+use crate::Error;
+
+pub use self::csv::{exceptions_csv, failures_csv, stats_csv, stats_history_csv, write_csv};
+pub use self::html::{html_report, write_html};
+pub use self::json::write_json;
+
+/// The complete result of a run: what `--json` writes and `merge` reads.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunReport {
+    /// Version of loadgen that wrote it.
+    pub loadgen_version: String,
+    /// Scenario name.
+    pub scenario: String,
+    /// Target URL.
+    pub host: String,
+    /// `closed` (users with think time) or `open` (arrival rate).
+    pub model: String,
+    /// `I/N` when this is one segment of a distributed test; `merged` after merge.
+    pub segment: Option<String>,
+    /// Start, Unix time in ms.
+    pub started_at: u64,
+    /// Length of the run in seconds (the divisor of every total rate).
+    pub duration_s: f64,
+    /// Most users running at once.
+    pub max_users: u32,
+    /// One row per (method, name) sorted by name, then the `Aggregated` row.
+    pub stats: Vec<StatsRow>,
+    /// Failures grouped by (method, name, kind, message).
+    pub failures: Vec<FailureRow>,
+    /// `(status, responses)`, ascending.
+    pub status_codes: Vec<(u16, u64)>,
+    /// One point per second.
+    pub history: Vec<HistoryPoint>,
+    /// Whole-run latency histogram, `(upper bound ms, count)`, log-spaced.
+    pub histogram: Vec<(f64, u64)>,
+    /// Iterations the open model could not start.
+    pub dropped_iterations: u64,
+    /// Threshold outcomes.
+    pub thresholds: Vec<ThresholdResult>,
+    /// Warnings about loadgen itself (CPU, send lag).
+    pub warnings: Vec<String>,
+    /// The last balancer `/status` seen (with `--balancer-status`).
+    pub upstreams: Option<serde_json::Value>,
+    /// Serialized histograms and sums of every row, same order as `stats`.
+    pub hdr: Vec<HdrEntry>,
+}
+
+/// The exact, mergeable state of one row.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HdrEntry {
+    /// HTTP method (empty for the aggregate).
+    pub method: String,
+    /// Name (`Aggregated` for the aggregate).
+    pub name: String,
+    /// Requests.
+    pub num_requests: u64,
+    /// Failures.
+    pub num_failures: u64,
+    /// Sum of body sizes.
+    pub total_content: u64,
+    /// Sum of corrected latencies, µs.
+    pub sum_us: u64,
+    /// Sum of uncorrected latencies, µs.
+    pub sum_raw_us: u64,
+    /// Corrected histogram (µs), HDR V2 deflate, base64.
+    pub corrected: String,
+    /// Uncorrected histogram (µs), HDR V2 deflate, base64.
+    pub uncorrected: String,
+}
+
+/// Serializes a histogram for a report.
+pub fn encode_hist(h: &Histogram<u64>) -> String {
+    let mut buf = Vec::new();
+    match V2DeflateSerializer::new().serialize(h, &mut buf) {
+        Ok(_) => base64::engine::general_purpose::STANDARD.encode(buf),
+        Err(_) => String::new(),
+    }
+}
+
+/// Reads a histogram written by `encode_hist`.
+pub fn decode_hist(s: &str) -> Result<Histogram<u64>, String> {
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(s)
+        .map_err(|e| format!("histogram is not base64: {e}"))?;
+    let h: Histogram<u64> = Deserializer::new()
+        .deserialize(&mut bytes.as_slice())
+        .map_err(|e| format!("histogram cannot be decoded: {e:?}"))?;
+    let mut out = stats::entry::new_hist();
+    out.add(&h)
+        .map_err(|e| format!("histogram out of range: {e:?}"))?;
+    Ok(out)
+}
+
+impl HdrEntry {
+    /// Captures an entry.
+    pub fn from_entry(e: &Entry) -> HdrEntry {
+        HdrEntry {
+            method: e.method.clone(),
+            name: e.name.clone(),
+            num_requests: e.num_requests,
+            num_failures: e.num_failures,
+            total_content: e.total_content,
+            sum_us: e.sum_us,
+            sum_raw_us: e.sum_raw_us,
+            corrected: encode_hist(&e.hist),
+            uncorrected: encode_hist(&e.raw),
+        }
+    }
+
+    /// Rebuilds the entry.
+    pub fn to_entry(&self) -> Result<Entry, String> {
+        let mut e = Entry::new(&self.method, &self.name);
+        e.num_requests = self.num_requests;
+        e.num_failures = self.num_failures;
+        e.total_content = self.total_content;
+        e.sum_us = self.sum_us;
+        e.sum_raw_us = self.sum_raw_us;
+        e.hist = decode_hist(&self.corrected)?;
+        e.raw = decode_hist(&self.uncorrected)?;
+        if e.hist.len() != self.num_requests {
+            return Err(format!(
+                "row {} {}: histogram holds {} values but the count is {}",
+                self.method,
+                self.name,
+                e.hist.len(),
+                self.num_requests
+            ));
+        }
+        Ok(e)
+    }
+}
+
+/// What a report needs besides the statistics.
+#[derive(Debug, Clone, Default)]
+pub struct ReportMeta {
+    /// Scenario name.
+    pub scenario: String,
+    /// Target URL.
+    pub host: String,
+    /// `closed` or `open`.
+    pub model: String,
+    /// `I/N`.
+    pub segment: Option<String>,
+    /// Start (Unix ms).
+    pub started_at: u64,
+    /// Duration (s).
+    pub duration_s: f64,
+    /// Most users at once.
+    pub max_users: u32,
+    /// Warnings.
+    pub warnings: Vec<String>,
+    /// Last balancer status.
+    pub upstreams: Option<serde_json::Value>,
+}
+
+impl RunReport {
+    /// Builds a report from collected statistics.
+    pub fn from_state(st: &StatsState, meta: ReportMeta) -> RunReport {
+        let stats = st.rows(meta.duration_s);
+        // `rows` sorts entries by (name, method); keep `hdr` in the same order.
+        let mut entries: Vec<&Entry> = st.entries.iter().collect();
+        entries.sort_by(|x, y| x.name.cmp(&y.name).then_with(|| x.method.cmp(&y.method)));
+        let mut hdr: Vec<HdrEntry> = entries.into_iter().map(HdrEntry::from_entry).collect();
+        hdr.push(HdrEntry::from_entry(&st.total));
+        RunReport {
+            loadgen_version: env!("CARGO_PKG_VERSION").to_string(),
+            scenario: meta.scenario,
+            host: meta.host,
+            model: meta.model,
+            segment: meta.segment,
+            started_at: meta.started_at,
+            duration_s: meta.duration_s,
+            max_users: meta.max_users,
+            stats,
+            failures: st.failures.rows(),
+            status_codes: st.status_codes.iter().map(|(k, v)| (*k, *v)).collect(),
+            history: st.history.clone(),
+            histogram: st.histogram_buckets(),
+            dropped_iterations: st.dropped_iterations,
+            thresholds: Vec::new(),
+            warnings: meta.warnings,
+            upstreams: meta.upstreams,
+            hdr,
+        }
+    }
+
+    /// The `Aggregated` row.
+    pub fn total(&self) -> Option<&StatsRow> {
+        self.stats.last()
+    }
+
+    /// Total requests and failures.
+    pub fn counts(&self) -> (u64, u64) {
+        self.total()
+            .map(|t| (t.num_requests, t.num_failures))
+            .unwrap_or((0, 0))
+    }
+}
+
+/// Writes `text` to `path`, mapping the error to the crate's.
+pub(crate) fn write_file(path: &Path, text: &str) -> Result<(), Error> {
+    std::fs::write(path, text).map_err(|e| Error::io(path, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histograms_round_trip() {
+        let mut e = Entry::new("GET", "/");
+        for v in [1u64, 20_000, 20_100, 5_000_000] {
+            e.record(v, v / 2, 3, false);
+        }
+        let h = HdrEntry::from_entry(&e);
+        let back = h.to_entry().unwrap();
+        assert_eq!(back.hist, e.hist);
+        assert_eq!(back.raw, e.raw);
+        assert_eq!(back.num_requests, 4);
+        let mut bad = h.clone();
+        bad.num_requests = 5;
+        assert!(bad.to_entry().is_err());
+        assert!(decode_hist("!!").is_err());
+    }
+}

@@ -1,0 +1,169 @@
+//! Honest about itself: warn when loadgen, not the target, is the bottleneck.
+//!
+//! Once a second the collector asks `SelfCheck` whether loadgen's own CPU use
+//! (from `/proc/self/stat`, all threads, against all cores) passed 90%, and
+//! whether the send lag — how late iterations started against their schedule,
+//! or how late the collector's own timer fired — passed 100 ms. A saturated
+//! generator under-reports the target's capacity; the warnings end up in the
+//! snapshot, the terminal and every report. The balancer poller lives here
+//! too: it is loadgen looking outside the test, not part of it.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::control::{lock, RunShared};
+
+/// CPU share (of all cores) above which loadgen warns.
+pub const CPU_LIMIT: f64 = 0.90;
+/// Send lag above which loadgen warns.
+pub const LAG_LIMIT: Duration = Duration::from_millis(100);
+
+/// Linux reports process times in clock ticks of 1/100 s on every mainstream platform.
+const CLOCK_TICKS: f64 = 100.0;
+
+/// The state between two checks.
+#[derive(Debug)]
+pub struct SelfCheck {
+    last_cpu: Option<f64>,
+    last_wall: Instant,
+    last_tick: Instant,
+    cores: f64,
+    busy_seconds: u32,
+}
+
+impl Default for SelfCheck {
+    fn default() -> Self {
+        SelfCheck::new()
+    }
+}
+
+impl SelfCheck {
+    /// Starts measuring now.
+    pub fn new() -> SelfCheck {
+        SelfCheck {
+            last_cpu: process_cpu_seconds(),
+            last_wall: Instant::now(),
+            last_tick: Instant::now(),
+            cores: std::thread::available_parallelism().map_or(1, |n| n.get()) as f64,
+            busy_seconds: 0,
+        }
+    }
+
+    /// Called about once a second with the largest send lag seen since the last call.
+    pub fn check(&mut self, send_lag: Duration) -> Vec<String> {
+        let mut out = Vec::new();
+        let now = Instant::now();
+        // The collector ticks once a second: a late tick is scheduler lag too.
+        let tick_lag = (now - self.last_tick).saturating_sub(Duration::from_secs(1));
+        self.last_tick = now;
+        let lag = send_lag.max(tick_lag);
+        if lag > LAG_LIMIT {
+            out.push(format!(
+                "send lag {} ms: loadgen is behind its schedule, figures may understate the target",
+                lag.as_millis()
+            ));
+        }
+        if let (Some(prev), Some(cur)) = (self.last_cpu, process_cpu_seconds()) {
+            let wall = (now - self.last_wall).as_secs_f64();
+            if wall > 0.5 {
+                let share = (cur - prev) / wall / self.cores;
+                self.busy_seconds = if share > CPU_LIMIT { self.busy_seconds + 1 } else { 0 };
+                // Two seconds in a row, so a spawn burst does not trigger it.
+                if self.busy_seconds >= 2 {
+                    out.push(format!(
+                        "loadgen CPU above {:.0}% ({:.0}% of {} cores): the generator may be the bottleneck",
+                        CPU_LIMIT * 100.0,
+                        share * 100.0,
+                        self.cores
+                    ));
+                }
+                self.last_cpu = Some(cur);
+                self.last_wall = now;
+            }
+        }
+        out
+    }
+}
+
+/// User + system CPU time of this process, in seconds (`None` off Linux).
+pub fn process_cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // The command name may hold spaces; the fields start after the last ')'.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // After the name: state(0) ppid(1) ... utime is field 14 of the full line, index 11 here.
+    let utime: f64 = fields.get(11)?.parse().ok()?;
+    let stime: f64 = fields.get(12)?.parse().ok()?;
+    Some((utime + stime) / CLOCK_TICKS)
+}
+
+/// Polls a balancer admin `/status` URL once a second into the run's state.
+pub(crate) async fn poll_balancer(shared: Arc<RunShared>, url: String) {
+    let Ok(target) = crate::plan::parse_host(&url) else {
+        return;
+    };
+    let Ok(u) = url::Url::parse(&url) else {
+        return;
+    };
+    let path = match u.query() {
+        Some(q) => format!("{}?{q}", u.path()),
+        None => u.path().to_string(),
+    };
+    let endpoint = Arc::new(crate::client::Endpoint::resolve(&target.authority).await);
+    let mut client = crate::client::UserClient::new(endpoint, Duration::from_secs(2));
+    let mut warned = false;
+    loop {
+        let req = http::Request::get(path.as_str())
+            .body(http_body_util::Full::new(bytes::Bytes::new()));
+        if let Ok(req) = req {
+            match client.send(req, true).await {
+                Ok(resp) if resp.status.is_success() => {
+                    if let Some(v) = resp
+                        .body
+                        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+                    {
+                        *lock(&shared.upstreams) = Some(v);
+                    }
+                }
+                Ok(resp) if !warned => {
+                    warned = true;
+                    shared.warn(format!("balancer status {url} answered {}", resp.status));
+                }
+                Err(f) if !warned => {
+                    warned = true;
+                    shared.warn(format!("cannot read balancer status {url}: {}", f.message));
+                }
+                _ => {}
+            }
+        }
+        tokio::select! {
+            _ = shared.cancel.cancelled() => break,
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_own_cpu_time() {
+        let a = process_cpu_seconds().expect("Linux /proc");
+        let mut x = 0u64;
+        for i in 0..20_000_000u64 {
+            x = x.wrapping_add(i * i);
+        }
+        std::hint::black_box(x);
+        let b = process_cpu_seconds().unwrap();
+        assert!(b >= a);
+    }
+
+    #[test]
+    fn warns_on_lag() {
+        let mut s = SelfCheck::new();
+        let w = s.check(Duration::from_millis(250));
+        assert!(w.iter().any(|w| w.contains("send lag 250 ms")), "{w:?}");
+        assert!(s.check(Duration::ZERO).is_empty());
+    }
+}

@@ -1,0 +1,357 @@
+//! Statistics: users produce samples, one collector aggregates them.
+//!
+//! Every user owns a `Recorder` (a clone of an unbounded channel sender): it
+//! sends one small `Sample` per finished request and never touches shared
+//! state, so the hot loop takes no lock. The collector task (in `control`)
+//! drains the channel in batches into `StatsState`, which holds the
+//! per-(method, name) `Entry`s, the aggregate, the failure table, the status
+//! codes and the per-second history. Readers (terminal, dashboard, reports)
+//! only see what the collector publishes.
+
+pub mod entry;
+pub mod failures;
+pub mod history;
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+
+use hdrhistogram::Histogram;
+use tokio::sync::mpsc;
+
+pub use entry::{Entry, StatsRow, Uncorrected, PERCENTILES};
+pub use failures::{Failure, FailureKind, FailureRow, Failures};
+pub use history::HistoryPoint;
+
+/// Which statistics row a sample belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Key {
+    /// A name known before the run (index into the `Names` registry).
+    Id(u32),
+    /// A name only known at run time (a templated path without `name`).
+    Named(Box<(http::Method, String)>),
+}
+
+/// One finished request, as a user reports it.
+#[derive(Debug)]
+pub struct Sample {
+    /// The row.
+    pub key: Key,
+    /// Latency from when the request was due (µs).
+    pub latency_us: u64,
+    /// Latency from when it was sent (µs).
+    pub raw_us: u64,
+    /// Response body size.
+    pub content_len: u64,
+    /// Response status, 0 when there was no response.
+    pub status: u16,
+    /// Why it failed, if it did.
+    pub failure: Option<Box<Failure>>,
+}
+
+/// A user's handle for reporting samples (cheap to clone).
+#[derive(Debug, Clone)]
+pub struct Recorder {
+    tx: mpsc::UnboundedSender<Sample>,
+}
+
+impl Recorder {
+    /// A recorder and the receiving end for the collector.
+    pub fn channel() -> (Recorder, mpsc::UnboundedReceiver<Sample>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        (Recorder { tx }, rx)
+    }
+
+    /// Reports a sample (dropped silently once the collector is gone).
+    #[inline]
+    pub fn record(&self, s: Sample) {
+        let _ = self.tx.send(s);
+    }
+}
+
+/// The (method, name) pairs known before the run; `Key::Id` indexes it.
+#[derive(Debug, Clone, Default)]
+pub struct Names {
+    list: Vec<(String, String)>,
+}
+
+impl Names {
+    /// The id of (method, name), registering it if new.
+    pub fn intern(&mut self, method: &str, name: &str) -> u32 {
+        if let Some(i) = self
+            .list
+            .iter()
+            .position(|(m, n)| m == method && n == name)
+        {
+            return i as u32;
+        }
+        self.list.push((method.to_string(), name.to_string()));
+        (self.list.len() - 1) as u32
+    }
+}
+
+fn small_hist() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, entry::MAX_US, 2).expect("static histogram bounds are valid")
+}
+
+/// Everything the collector aggregates.
+#[derive(Debug)]
+pub struct StatsState {
+    names: Names,
+    /// Entry index for each `Names` id (created on the first sample).
+    by_id: Vec<Option<usize>>,
+    by_name: HashMap<(String, String), usize>,
+    /// Per-endpoint entries, in order of first appearance.
+    pub entries: Vec<Entry>,
+    /// The aggregate (`Aggregated` row).
+    pub total: Entry,
+    /// Grouped failures.
+    pub failures: Failures,
+    /// Responses per status code.
+    pub status_codes: BTreeMap<u16, u64>,
+    /// One point per second.
+    pub history: Vec<HistoryPoint>,
+    /// Iterations the open model could not start (total).
+    pub dropped_iterations: u64,
+    /// This second's latencies (aggregate), corrected and uncorrected.
+    second: Histogram<u64>,
+    second_raw: Histogram<u64>,
+    second_reqs: u64,
+    second_fails: u64,
+    /// The last seconds' histograms, for the "current" percentiles.
+    recent: VecDeque<Histogram<u64>>,
+}
+
+/// Most history points kept (a day at one per second).
+const MAX_HISTORY: usize = 86_400;
+
+impl StatsState {
+    /// Empty statistics for a run whose static names are `names`.
+    pub fn new(names: Names) -> StatsState {
+        StatsState {
+            by_id: vec![None; names.list.len()],
+            names,
+            by_name: HashMap::new(),
+            entries: Vec::new(),
+            total: Entry::new("", "Aggregated"),
+            failures: Failures::default(),
+            status_codes: BTreeMap::new(),
+            history: Vec::new(),
+            dropped_iterations: 0,
+            second: small_hist(),
+            second_raw: small_hist(),
+            second_reqs: 0,
+            second_fails: 0,
+            recent: VecDeque::new(),
+        }
+    }
+
+    /// Forgets all figures (Locust's "reset stats"); names stay known.
+    pub fn reset(&mut self) {
+        let names = std::mem::take(&mut self.names);
+        *self = StatsState::new(names);
+    }
+
+    fn entry_index(&mut self, key: &Key) -> usize {
+        match key {
+            Key::Id(id) => {
+                let id = *id as usize;
+                if let Some(Some(i)) = self.by_id.get(id) {
+                    return *i;
+                }
+                let (m, n) = self
+                    .names
+                    .list
+                    .get(id)
+                    .cloned()
+                    .unwrap_or_else(|| ("?".into(), format!("#{id}")));
+                let i = self.index_for(m, n);
+                if id < self.by_id.len() {
+                    self.by_id[id] = Some(i);
+                }
+                i
+            }
+            Key::Named(b) => self.index_for(b.0.to_string(), b.1.clone()),
+        }
+    }
+
+    fn index_for(&mut self, method: String, name: String) -> usize {
+        if let Some(i) = self.by_name.get(&(method.clone(), name.clone())) {
+            return *i;
+        }
+        self.entries.push(Entry::new(&method, &name));
+        let i = self.entries.len() - 1;
+        self.by_name.insert((method, name), i);
+        i
+    }
+
+    /// Adds one sample.
+    pub fn record(&mut self, s: Sample) {
+        let i = self.entry_index(&s.key);
+        let failed = s.failure.is_some();
+        let e = &mut self.entries[i];
+        e.record(s.latency_us, s.raw_us, s.content_len, failed);
+        if let Some(f) = &s.failure {
+            let (m, n) = (e.method.clone(), e.name.clone());
+            self.failures.add(&m, &n, f, 1);
+        }
+        self.total
+            .record(s.latency_us, s.raw_us, s.content_len, failed);
+        let us = s.latency_us.min(entry::MAX_US);
+        self.second.saturating_record(us);
+        self.second_raw.saturating_record(s.raw_us.min(entry::MAX_US));
+        self.second_reqs += 1;
+        if failed {
+            self.second_fails += 1;
+        }
+        if s.status != 0 {
+            *self.status_codes.entry(s.status).or_insert(0) += 1;
+        }
+    }
+
+    /// Closes one second: appends a history point and rolls the windows.
+    pub fn tick(&mut self, now_unix_ms: u64, user_count: u32, dropped_total: u64) -> HistoryPoint {
+        let q = |h: &Histogram<u64>, p: f64| {
+            if h.is_empty() {
+                0.0
+            } else {
+                h.value_at_quantile(p) as f64 / 1000.0
+            }
+        };
+        let t = self.total.row(1.0);
+        let point = HistoryPoint {
+            time: now_unix_ms,
+            user_count,
+            rps: self.second_reqs as f64,
+            fail_per_sec: self.second_fails as f64,
+            p50: q(&self.second, 0.5),
+            p95: q(&self.second, 0.95),
+            p99: q(&self.second, 0.99),
+            p99_uncorrected: q(&self.second_raw, 0.99),
+            total_requests: t.num_requests,
+            total_failures: t.num_failures,
+            total_median: t.median_response_time,
+            total_avg: t.avg_response_time,
+            total_min: t.min_response_time,
+            total_max: t.max_response_time,
+            total_avg_content: t.avg_content_length,
+            dropped: dropped_total.saturating_sub(self.dropped_iterations),
+            percentiles: PERCENTILES.iter().map(|p| q(&self.second, *p)).collect(),
+        };
+        self.dropped_iterations = dropped_total.max(self.dropped_iterations);
+        if self.history.len() >= MAX_HISTORY {
+            self.history.remove(0);
+        }
+        self.history.push(point.clone());
+        let full = std::mem::replace(&mut self.second, small_hist());
+        self.second_raw.reset();
+        self.recent.push_back(full);
+        if self.recent.len() > entry::WINDOW {
+            self.recent.pop_front();
+        }
+        self.second_reqs = 0;
+        self.second_fails = 0;
+        for e in &mut self.entries {
+            e.tick();
+        }
+        self.total.tick();
+        point
+    }
+
+    /// The aggregate's percentile `p` over the last 10 seconds (Locust's "current").
+    pub fn current_percentile(&self, p: f64) -> f64 {
+        let mut h = small_hist();
+        for r in &self.recent {
+            let _ = h.add(r);
+        }
+        if h.is_empty() {
+            0.0
+        } else {
+            h.value_at_quantile(p) as f64 / 1000.0
+        }
+    }
+
+    /// The per-endpoint rows sorted by (name, method), then the `Aggregated` row.
+    pub fn rows(&self, elapsed_s: f64) -> Vec<StatsRow> {
+        let mut idx: Vec<usize> = (0..self.entries.len()).collect();
+        idx.sort_by(|a, b| {
+            let (x, y) = (&self.entries[*a], &self.entries[*b]);
+            x.name.cmp(&y.name).then_with(|| x.method.cmp(&y.method))
+        });
+        let mut rows: Vec<StatsRow> = idx.iter().map(|i| self.entries[*i].row(elapsed_s)).collect();
+        rows.push(self.total.row(elapsed_s));
+        rows
+    }
+
+    /// The whole-run latency histogram in log-spaced buckets: `(upper bound ms, count)`.
+    pub fn histogram_buckets(&self) -> Vec<(f64, u64)> {
+        buckets(&self.total.hist)
+    }
+}
+
+/// Log-spaced buckets (4 per power of ten, from 0.1 ms) of a µs histogram:
+/// `(upper bound ms, count)`; empty buckets are skipped.
+pub fn buckets(h: &Histogram<u64>) -> Vec<(f64, u64)> {
+    let mut counts: BTreeMap<i32, u64> = BTreeMap::new();
+    for v in h.iter_recorded() {
+        let ms = h.median_equivalent(v.value_iterated_to()) as f64 / 1000.0;
+        // Bucket k holds (0.1·10^((k-1)/4), 0.1·10^(k/4)] ms.
+        let k = if ms <= 0.1 { 0 } else { ((ms / 0.1).log10() * 4.0).ceil() as i32 };
+        *counts.entry(k).or_insert(0) += v.count_at_value();
+    }
+    counts
+        .into_iter()
+        .map(|(k, c)| {
+            let upper = 0.1 * 10f64.powf(f64::from(k) / 4.0);
+            ((upper * 1000.0).round() / 1000.0, c)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(key: Key, ms: u64, fail: bool) -> Sample {
+        Sample {
+            key,
+            latency_us: ms * 1000,
+            raw_us: ms * 1000,
+            content_len: 2,
+            status: if fail { 503 } else { 200 },
+            failure: fail.then(|| {
+                Box::new(Failure {
+                    kind: FailureKind::Status,
+                    message: "HTTP 503".into(),
+                })
+            }),
+        }
+    }
+
+    #[test]
+    fn aggregates_rows_history_and_codes() {
+        let mut names = Names::default();
+        let b = names.intern("GET", "/b");
+        let a = names.intern("GET", "/a");
+        assert_eq!(names.intern("GET", "/b"), b);
+        let mut st = StatsState::new(names);
+        st.record(sample(Key::Id(b), 10, false));
+        st.record(sample(Key::Id(a), 20, true));
+        st.record(sample(
+            Key::Named(Box::new((http::Method::POST, "/c/1".into()))),
+            30,
+            false,
+        ));
+        let p = st.tick(1000, 3, 0);
+        assert_eq!(p.rps, 3.0);
+        assert_eq!(p.fail_per_sec, 1.0);
+        let rows = st.rows(1.0);
+        let names: Vec<&str> = rows.iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(names, ["/a", "/b", "/c/1", "Aggregated"]);
+        assert_eq!(rows[3].num_requests, 3);
+        assert_eq!(st.status_codes.get(&503), Some(&1));
+        assert_eq!(st.failures.rows()[0].name, "/a");
+        let total: u64 = st.histogram_buckets().iter().map(|b| b.1).sum();
+        assert_eq!(total, 3);
+        st.reset();
+        assert_eq!(st.rows(1.0).len(), 1);
+    }
+}

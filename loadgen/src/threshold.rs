@@ -1,0 +1,262 @@
+//! k6-style pass/fail criteria: `p99<300ms`, `fail_ratio<0.01`, `rps>1000`.
+//!
+//! Syntax: `METRIC OP VALUE[UNIT][@[METHOD ]NAME]`. Metrics: `p50`…`p100`
+//! (any percentile, e.g. `p99.9`), `avg`, `med`, `min`, `max` (times; units
+//! `us`, `ms` (default), `s`), `fail_ratio`, `failures`, `requests`, `rps`.
+//! Operators: `<`, `<=`, `>`, `>=`, `==`. Without `@`, the aggregate is
+//! checked; `@/api/v1/products/` or `@GET /api/v1/products/` checks one row.
+//! Percentiles are taken from the coordinated-omission corrected histogram.
+
+use serde::{Deserialize, Serialize};
+
+use crate::stats::StatsRow;
+
+/// What a threshold measures.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Metric {
+    /// Latency percentile (0..=1), ms.
+    Percentile(f64),
+    /// Average latency, ms.
+    Avg,
+    /// Median latency, ms.
+    Median,
+    /// Minimum latency, ms.
+    Min,
+    /// Maximum latency, ms.
+    Max,
+    /// failures / requests.
+    FailRatio,
+    /// Failed requests.
+    Failures,
+    /// Requests.
+    Requests,
+    /// Requests per second over the run.
+    Rps,
+}
+
+/// Comparison operator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    /// `<`
+    Lt,
+    /// `<=`
+    Le,
+    /// `>`
+    Gt,
+    /// `>=`
+    Ge,
+    /// `==`
+    Eq,
+}
+
+/// One parsed threshold.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Threshold {
+    /// As written.
+    pub text: String,
+    /// The metric.
+    pub metric: Metric,
+    /// The comparison.
+    pub op: Op,
+    /// The bound (ms for times).
+    pub value: f64,
+    /// `Some((method, name))` to check one row instead of the aggregate.
+    pub endpoint: Option<(Option<String>, String)>,
+}
+
+/// The outcome of one threshold.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ThresholdResult {
+    /// The threshold as written.
+    pub threshold: String,
+    /// The measured value (`None` when the endpoint had no requests).
+    pub actual: Option<f64>,
+    /// Whether it holds.
+    pub ok: bool,
+}
+
+impl Threshold {
+    /// Parses one threshold expression.
+    pub fn parse(text: &str) -> Result<Threshold, String> {
+        let t = text.trim();
+        let (expr, endpoint) = match t.split_once('@') {
+            Some((e, ep)) => {
+                let ep = ep.trim();
+                if ep.is_empty() {
+                    return Err(format!("threshold {t:?}: nothing after '@'"));
+                }
+                let endpoint = match ep.split_once(' ') {
+                    Some((m, n)) if m.chars().all(|c| c.is_ascii_uppercase()) => {
+                        (Some(m.to_string()), n.trim().to_string())
+                    }
+                    _ => (None, ep.to_string()),
+                };
+                (e.trim(), Some(endpoint))
+            }
+            None => (t, None),
+        };
+        let pos = expr
+            .find(['<', '>', '='])
+            .ok_or_else(|| format!("threshold {t:?}: expected METRIC<VALUE (or >, <=, >=, ==)"))?;
+        let (metric_s, rest) = expr.split_at(pos);
+        let (op, value_s) = if let Some(v) = rest.strip_prefix("<=") {
+            (Op::Le, v)
+        } else if let Some(v) = rest.strip_prefix(">=") {
+            (Op::Ge, v)
+        } else if let Some(v) = rest.strip_prefix("==") {
+            (Op::Eq, v)
+        } else if let Some(v) = rest.strip_prefix('<') {
+            (Op::Lt, v)
+        } else if let Some(v) = rest.strip_prefix('>') {
+            (Op::Gt, v)
+        } else {
+            return Err(format!("threshold {t:?}: unknown operator"));
+        };
+        let metric = match metric_s.trim() {
+            "avg" => Metric::Avg,
+            "med" | "median" => Metric::Median,
+            "min" => Metric::Min,
+            "max" => Metric::Max,
+            "fail_ratio" => Metric::FailRatio,
+            "failures" => Metric::Failures,
+            "requests" => Metric::Requests,
+            "rps" => Metric::Rps,
+            m => {
+                let p = m
+                    .strip_prefix('p')
+                    .map(|p| p.trim_start_matches('(').trim_end_matches(')'))
+                    .and_then(|p| p.parse::<f64>().ok())
+                    .filter(|p| *p > 0.0 && *p <= 100.0)
+                    .ok_or_else(|| {
+                        format!("threshold {t:?}: unknown metric {m:?} (p50..p100, avg, med, min, max, fail_ratio, failures, requests, rps)")
+                    })?;
+                Metric::Percentile(p / 100.0)
+            }
+        };
+        let is_time = matches!(
+            metric,
+            Metric::Percentile(_) | Metric::Avg | Metric::Median | Metric::Min | Metric::Max
+        );
+        let v = value_s.trim();
+        let (num, scale) = if is_time {
+            if let Some(n) = v.strip_suffix("ms") {
+                (n, 1.0)
+            } else if let Some(n) = v.strip_suffix("us").or_else(|| v.strip_suffix("µs")) {
+                (n, 0.001)
+            } else if let Some(n) = v.strip_suffix('s') {
+                (n, 1000.0)
+            } else {
+                (v, 1.0)
+            }
+        } else {
+            (v, 1.0)
+        };
+        let value: f64 = num
+            .trim()
+            .parse()
+            .ok()
+            .filter(|n: &f64| n.is_finite())
+            .ok_or_else(|| format!("threshold {t:?}: {v:?} is not a number"))?;
+        Ok(Threshold {
+            text: t.to_string(),
+            metric,
+            op,
+            value: value * scale,
+            endpoint,
+        })
+    }
+
+    /// The measured value in `row`.
+    pub fn measure(&self, row: &StatsRow) -> f64 {
+        match self.metric {
+            Metric::Percentile(p) => row.percentile(p).unwrap_or_else(|| {
+                // Not one of the CSV columns: the nearest reported one above it.
+                row.percentiles
+                    .iter()
+                    .find(|(q, _)| *q >= p)
+                    .map(|(_, v)| *v)
+                    .unwrap_or(row.max_response_time)
+            }),
+            Metric::Avg => row.avg_response_time,
+            Metric::Median => row.median_response_time,
+            Metric::Min => row.min_response_time,
+            Metric::Max => row.max_response_time,
+            Metric::FailRatio => row.fail_ratio,
+            Metric::Failures => row.num_failures as f64,
+            Metric::Requests => row.num_requests as f64,
+            Metric::Rps => row.total_rps,
+        }
+    }
+
+    /// Evaluates against the rows of a report (the last row is the aggregate).
+    pub fn evaluate(&self, rows: &[StatsRow]) -> ThresholdResult {
+        let row = match &self.endpoint {
+            None => rows.last(),
+            Some((m, n)) => rows[..rows.len().saturating_sub(1)]
+                .iter()
+                .find(|r| &r.name == n && m.as_ref().is_none_or(|m| &r.method == m)),
+        };
+        let Some(row) = row.filter(|r| r.num_requests > 0 || matches!(self.metric, Metric::Requests | Metric::Failures)) else {
+            return ThresholdResult {
+                threshold: self.text.clone(),
+                actual: None,
+                ok: false,
+            };
+        };
+        let a = self.measure(row);
+        let ok = match self.op {
+            Op::Lt => a < self.value,
+            Op::Le => a <= self.value,
+            Op::Gt => a > self.value,
+            Op::Ge => a >= self.value,
+            Op::Eq => (a - self.value).abs() < 1e-9,
+        };
+        ThresholdResult {
+            threshold: self.text.clone(),
+            actual: Some(a),
+            ok,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stats::Entry;
+
+    #[test]
+    fn parses_k6_style() {
+        let t = Threshold::parse("p99<300ms").unwrap();
+        assert_eq!((t.metric, t.op, t.value), (Metric::Percentile(0.99), Op::Lt, 300.0));
+        let t = Threshold::parse("p(99.9) <= 1s").unwrap();
+        assert_eq!((t.op, t.value), (Op::Le, 1000.0));
+        assert_eq!(t.metric, Metric::Percentile(0.999));
+        let t = Threshold::parse("fail_ratio<0.01").unwrap();
+        assert_eq!((t.metric, t.value), (Metric::FailRatio, 0.01));
+        let t = Threshold::parse("rps>1000@GET /api/v1/products/").unwrap();
+        assert_eq!(t.endpoint, Some((Some("GET".into()), "/api/v1/products/".into())));
+        let t = Threshold::parse("avg<20@/x").unwrap();
+        assert_eq!(t.endpoint, Some((None, "/x".into())));
+        for bad in ["p99", "p0<1", "p101<1", "speed<1", "p99<fast", "rps>1@"] {
+            assert!(Threshold::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn evaluates_rows() {
+        let mut e = Entry::new("GET", "/x");
+        for ms in 1..=100u64 {
+            e.record(ms * 1000, ms * 1000, 0, ms > 98);
+        }
+        let mut total = e.clone();
+        total.method = String::new();
+        total.name = "Aggregated".into();
+        let rows = vec![e.row(10.0), total.row(10.0)];
+        assert!(Threshold::parse("p50<60ms").unwrap().evaluate(&rows).ok);
+        assert!(!Threshold::parse("p99<50ms").unwrap().evaluate(&rows).ok);
+        assert!(!Threshold::parse("fail_ratio<0.01").unwrap().evaluate(&rows).ok);
+        assert!(Threshold::parse("fail_ratio<0.05").unwrap().evaluate(&rows).ok);
+        assert!(Threshold::parse("rps>=10@/x").unwrap().evaluate(&rows).ok);
+        assert!(!Threshold::parse("rps>=10@/missing").unwrap().evaluate(&rows).ok);
+    }
+}

@@ -1,0 +1,591 @@
+//! Simulated users: one loop, parameterised by the load model.
+//!
+//! `compile` turns a `Scenario` into a form cheap to execute (static paths
+//! parsed once into `Uri`s, static headers and bodies prepared, statistics
+//! names interned to ids). A `User` owns its client (connection + cookies),
+//! variables and random generator, and executes iterations: pick a task (by
+//! weight, or in sequence), run its steps, report one `Sample` per request.
+//! The two drivers decide *when* iterations run: `spawner` (closed model:
+//! N users with think time, stages) and `arrival` (open model: iterations
+//! start at a rate). Both pass the time an iteration was *due*, so latency
+//! can be measured from then (coordinated-omission correction).
+
+pub mod arrival;
+pub mod spawner;
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{CONTENT_TYPE, USER_AGENT};
+use http::{HeaderName, HeaderValue, Method, Request, Uri};
+use http_body_util::Full;
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use tokio::time::Instant;
+
+use crate::client::{Endpoint, UserClient};
+use crate::control::RunShared;
+use crate::scenario::template::Lookup;
+use crate::scenario::{Body, Check, RequestSpec, Scenario, Step, Template, WaitTime};
+use crate::stats::{Failure, FailureKind, Key, Names, Recorder, Sample};
+
+/// A request ready to execute.
+pub struct CReq {
+    spec: RequestSpec,
+    method: Method,
+    /// Statistics id when the name is known in advance.
+    key: Option<u32>,
+    /// Parsed once when the path has no placeholders.
+    static_uri: Option<Uri>,
+    static_headers: Vec<(HeaderName, HeaderValue)>,
+    dyn_headers: Vec<(HeaderName, Template)>,
+    static_body: Option<Bytes>,
+    content_type: Option<HeaderValue>,
+    base_path: String,
+    need_body: bool,
+    /// Locust marks statuses >= 400 as failures unless a status check says otherwise.
+    status_check: Option<Vec<u16>>,
+}
+
+/// A step ready to execute.
+pub enum CStep {
+    /// A request.
+    Req(Box<CReq>),
+    /// An inclusive loop.
+    Loop {
+        /// Variable.
+        var: String,
+        /// First value.
+        from: i64,
+        /// Last value.
+        to: i64,
+        /// Body.
+        steps: Vec<CStep>,
+    },
+}
+
+/// A task ready to execute.
+pub struct CTask {
+    weight: u32,
+    steps: Vec<CStep>,
+}
+
+/// A user class ready to execute.
+pub struct CClass {
+    /// Name.
+    pub name: String,
+    weight: u32,
+    fixed_count: Option<u32>,
+    wait: WaitTime,
+    vars: Vec<(String, String)>,
+    on_start: Vec<CStep>,
+    on_stop: Vec<CStep>,
+    tasks: Vec<CTask>,
+    sequential: bool,
+    total_weight: u32,
+}
+
+/// A scenario ready to execute.
+pub struct Compiled {
+    /// The classes.
+    pub classes: Vec<CClass>,
+    fixed_total: u64,
+    weight_total: u64,
+}
+
+static UA: HeaderValue = HeaderValue::from_static(concat!("loadgen/", env!("CARGO_PKG_VERSION")));
+
+/// Prepares `scenario` for execution against a host whose path prefix is `base_path`.
+pub fn compile(scenario: &Scenario, base_path: &str) -> (Arc<Compiled>, Names) {
+    let mut names = Names::default();
+    let classes: Vec<CClass> = scenario
+        .users
+        .iter()
+        .map(|c| CClass {
+            name: c.name.clone(),
+            weight: c.weight,
+            fixed_count: c.fixed_count,
+            wait: c.wait,
+            vars: c.vars.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            on_start: steps(&c.on_start, base_path, &mut names),
+            on_stop: steps(&c.on_stop, base_path, &mut names),
+            tasks: c
+                .tasks
+                .iter()
+                .map(|t| CTask {
+                    weight: t.weight,
+                    steps: steps(&t.steps, base_path, &mut names),
+                })
+                .collect(),
+            sequential: c.sequential,
+            total_weight: c.tasks.iter().map(|t| t.weight).sum(),
+        })
+        .collect();
+    let fixed_total = classes
+        .iter()
+        .filter_map(|c| c.fixed_count)
+        .map(u64::from)
+        .sum();
+    let weight_total = classes
+        .iter()
+        .filter(|c| c.fixed_count.is_none())
+        .map(|c| u64::from(c.weight))
+        .sum();
+    (
+        Arc::new(Compiled {
+            classes,
+            fixed_total,
+            weight_total,
+        }),
+        names,
+    )
+}
+
+fn steps(list: &[Step], base: &str, names: &mut Names) -> Vec<CStep> {
+    list.iter()
+        .map(|s| match s {
+            Step::Request(r) => CStep::Req(Box::new(creq(r, base, names))),
+            Step::Loop {
+                var,
+                from,
+                to,
+                steps: inner,
+            } => CStep::Loop {
+                var: var.clone(),
+                from: *from,
+                to: *to,
+                steps: steps(inner, base, names),
+            },
+        })
+        .collect()
+}
+
+fn static_text(t: &Template) -> Option<String> {
+    t.is_static().then(|| {
+        t.segments()
+            .iter()
+            .map(|s| match s {
+                crate::scenario::template::Segment::Literal(l) => l.as_str(),
+                _ => "",
+            })
+            .collect()
+    })
+}
+
+fn creq(r: &RequestSpec, base: &str, names: &mut Names) -> CReq {
+    let static_path = static_text(&r.path).map(|p| format!("{base}{p}"));
+    let key = match (&r.name, &static_path) {
+        (Some(n), _) => Some(names.intern(r.method.as_str(), n)),
+        (None, Some(p)) => Some(names.intern(r.method.as_str(), p)),
+        (None, None) => None,
+    };
+    let mut static_headers = Vec::new();
+    let mut dyn_headers = Vec::new();
+    for (n, v) in &r.headers {
+        match static_text(v).and_then(|t| HeaderValue::from_str(&t).ok()) {
+            Some(hv) => static_headers.push((n.clone(), hv)),
+            None => dyn_headers.push((n.clone(), v.clone())),
+        }
+    }
+    let (static_body, content_type) = match &r.body {
+        Body::Empty => (Some(Bytes::new()), None),
+        Body::Json(t) => (
+            static_text(t).map(Bytes::from),
+            Some(HeaderValue::from_static("application/json")),
+        ),
+        Body::Raw(t) => (static_text(t).map(Bytes::from), None),
+        Body::Form(_) => (
+            None,
+            Some(HeaderValue::from_static("application/x-www-form-urlencoded")),
+        ),
+    };
+    let status_check = r.checks.iter().find_map(|c| match c {
+        Check::Status(s) => Some(s.clone()),
+        _ => None,
+    });
+    CReq {
+        method: r.method.clone(),
+        key,
+        static_uri: static_path.and_then(|p| Uri::try_from(p).ok()),
+        static_headers,
+        dyn_headers,
+        static_body,
+        content_type,
+        base_path: base.to_string(),
+        need_body: r.needs_body(),
+        status_check,
+        spec: r.clone(),
+    }
+}
+
+impl Compiled {
+    /// The class of the user with global index `u` (fixed counts first, then by weight).
+    pub fn class_of(&self, u: u64) -> usize {
+        let mut left = u;
+        for (i, c) in self.classes.iter().enumerate() {
+            if let Some(n) = c.fixed_count {
+                if left < u64::from(n) {
+                    return i;
+                }
+                left -= u64::from(n);
+            }
+        }
+        if self.weight_total == 0 {
+            return 0;
+        }
+        let mut pos = (u - self.fixed_total.min(u)) % self.weight_total;
+        for (i, c) in self.classes.iter().enumerate() {
+            if c.fixed_count.is_none() {
+                if pos < u64::from(c.weight) {
+                    return i;
+                }
+                pos -= u64::from(c.weight);
+            }
+        }
+        0
+    }
+
+    /// Users of fixed-count classes (they are started first).
+    pub fn fixed_total(&self) -> u64 {
+        self.fixed_total
+    }
+}
+
+/// A user's variables: a small vector beats a map for the handful a scenario uses.
+#[derive(Default)]
+struct Vars(Vec<(String, String)>);
+
+impl Vars {
+    fn set(&mut self, name: &str, value: String) {
+        match self.0.iter_mut().find(|(n, _)| n == name) {
+            Some(slot) => slot.1 = value,
+            None => self.0.push((name.to_string(), value)),
+        }
+    }
+}
+
+impl Lookup for Vars {
+    fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// One simulated user.
+pub struct User {
+    client: UserClient,
+    vars: Vars,
+    rng: SmallRng,
+    recorder: Recorder,
+    compiled: Arc<Compiled>,
+    shared: Arc<RunShared>,
+    class: usize,
+    /// Next task index for sequential classes.
+    seq_pos: usize,
+    scratch: String,
+}
+
+impl User {
+    /// The user with global index `u`.
+    pub(crate) fn new(
+        u: u64,
+        compiled: Arc<Compiled>,
+        endpoint: Arc<Endpoint>,
+        recorder: Recorder,
+        shared: Arc<RunShared>,
+    ) -> User {
+        let class = compiled.class_of(u);
+        let vars = Vars(compiled.classes[class].vars.clone());
+        let seed = shared.plan.seed ^ u.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        User {
+            client: UserClient::new(endpoint, shared.plan.timeout),
+            vars,
+            rng: SmallRng::seed_from_u64(seed),
+            recorder,
+            compiled,
+            class,
+            seq_pos: 0,
+            scratch: String::new(),
+            shared,
+        }
+    }
+
+    /// The wait time of this user's class.
+    pub fn wait_time(&self) -> WaitTime {
+        self.compiled.classes[self.class].wait
+    }
+
+    /// Runs `on_start`; the first request is measured from `due`.
+    pub async fn on_start(&mut self, due: Option<Instant>) {
+        let c = self.compiled.clone();
+        let mut due = due;
+        self.run_steps(&c.classes[self.class].on_start, &mut due).await;
+    }
+
+    /// Runs `on_stop`.
+    pub async fn on_stop(&mut self) {
+        let c = self.compiled.clone();
+        self.run_steps(&c.classes[self.class].on_stop, &mut None).await;
+    }
+
+    /// Picks a task and runs it; its first request is measured from `due`.
+    pub async fn iteration(&mut self, due: Option<Instant>) {
+        let c = self.compiled.clone();
+        let class = &c.classes[self.class];
+        let idx = if class.sequential {
+            let i = self.seq_pos % class.tasks.len();
+            self.seq_pos = self.seq_pos.wrapping_add(1);
+            i
+        } else {
+            let mut pick = self.rng.gen_range(0..class.total_weight.max(1));
+            let mut chosen = 0;
+            for (i, t) in class.tasks.iter().enumerate() {
+                if pick < t.weight {
+                    chosen = i;
+                    break;
+                }
+                pick -= t.weight;
+            }
+            chosen
+        };
+        let mut due = due;
+        self.run_steps(&class.tasks[idx].steps, &mut due).await;
+    }
+
+    /// How long to think after a task (non-paced wait times).
+    pub fn think(&mut self) -> Duration {
+        match self.wait_time() {
+            WaitTime::None | WaitTime::ConstantPacing(_) | WaitTime::ConstantThroughput(_) => {
+                Duration::ZERO
+            }
+            WaitTime::Constant(s) => Duration::from_secs_f64(s),
+            WaitTime::Between(a, b) => {
+                if b > a {
+                    Duration::from_secs_f64(self.rng.gen_range(a..b))
+                } else {
+                    Duration::from_secs_f64(a)
+                }
+            }
+        }
+    }
+
+    async fn run_steps(&mut self, steps: &[CStep], due: &mut Option<Instant>) {
+        for s in steps {
+            match s {
+                CStep::Req(r) => {
+                    let d = due.take();
+                    self.exec(r, d).await;
+                }
+                CStep::Loop {
+                    var,
+                    from,
+                    to,
+                    steps: inner,
+                } => {
+                    for i in *from..=*to {
+                        self.vars.set(var, i.to_string());
+                        Box::pin(self.run_steps(inner, due)).await;
+                    }
+                }
+            }
+        }
+    }
+
+    fn build(&mut self, r: &CReq) -> Result<Request<Full<Bytes>>, String> {
+        let uri = match &r.static_uri {
+            Some(u) => u.clone(),
+            None => {
+                self.scratch.clear();
+                self.scratch.push_str(&r.base_path);
+                r.spec
+                    .path
+                    .render_into(&self.vars, &mut self.rng, &mut self.scratch);
+                Uri::try_from(self.scratch.as_str())
+                    .map_err(|e| format!("invalid path {:?}: {e}", self.scratch))?
+            }
+        };
+        let body = match &r.static_body {
+            Some(b) => b.clone(),
+            None => match &r.spec.body {
+                Body::Json(t) | Body::Raw(t) => Bytes::from(t.render(&self.vars, &mut self.rng)),
+                Body::Form(fields) => {
+                    let mut s = String::new();
+                    for (i, (k, t)) in fields.iter().enumerate() {
+                        if i > 0 {
+                            s.push('&');
+                        }
+                        let v = t.render(&self.vars, &mut self.rng);
+                        s.push_str(&url::form_urlencoded::byte_serialize(k.as_bytes()).collect::<String>());
+                        s.push('=');
+                        s.push_str(&url::form_urlencoded::byte_serialize(v.as_bytes()).collect::<String>());
+                    }
+                    Bytes::from(s)
+                }
+                Body::Empty => Bytes::new(),
+            },
+        };
+        let mut req = Request::new(Full::new(body));
+        *req.method_mut() = r.method.clone();
+        *req.uri_mut() = uri;
+        let h = req.headers_mut();
+        h.insert(USER_AGENT, UA.clone());
+        if let Some(ct) = &r.content_type {
+            h.insert(CONTENT_TYPE, ct.clone());
+        }
+        for (n, v) in &r.static_headers {
+            h.insert(n.clone(), v.clone());
+        }
+        for (n, t) in &r.dyn_headers {
+            let v = t.render(&self.vars, &mut self.rng);
+            let hv = HeaderValue::try_from(v).map_err(|_| format!("invalid value for header {n}"))?;
+            h.insert(n.clone(), hv);
+        }
+        Ok(req)
+    }
+
+    async fn exec(&mut self, r: &CReq, due: Option<Instant>) {
+        let sent = Instant::now();
+        let intended = match due {
+            Some(d) if d < sent => {
+                let lag = (sent - d).as_micros() as u64;
+                if lag > self.shared.lag_us.load(Ordering::Relaxed) {
+                    self.shared.lag_us.fetch_max(lag, Ordering::Relaxed);
+                }
+                d
+            }
+            _ => sent,
+        };
+        let key = match r.key {
+            Some(id) => Key::Id(id),
+            None => {
+                // Rendered below; Locust names such a request by its path.
+                Key::Named(Box::new((r.method.clone(), String::new())))
+            }
+        };
+        let built = self.build(r);
+        let key = match key {
+            Key::Named(mut b) => {
+                b.1 = self.scratch.clone();
+                Key::Named(b)
+            }
+            k => k,
+        };
+        let req = match built {
+            Ok(req) => req,
+            Err(msg) => {
+                self.recorder.record(Sample {
+                    key,
+                    latency_us: 0,
+                    raw_us: 0,
+                    content_len: 0,
+                    status: 0,
+                    failure: Some(Box::new(Failure {
+                        kind: FailureKind::Check,
+                        message: msg,
+                    })),
+                });
+                return;
+            }
+        };
+        let result = self.client.send(req, r.need_body).await;
+        let end = Instant::now();
+        let latency_us = (end - intended).as_micros() as u64;
+        let raw_us = (end - sent).as_micros() as u64;
+        let (status, len, failure) = match result {
+            Err(f) => (0, 0, Some(Box::new(f))),
+            Ok(resp) => {
+                let code = resp.status.as_u16();
+                let failure = self.evaluate(r, code, resp.body.as_deref());
+                (code, resp.len, failure.map(Box::new))
+            }
+        };
+        self.recorder.record(Sample {
+            key,
+            latency_us,
+            raw_us,
+            content_len: len,
+            status,
+            failure,
+        });
+    }
+
+    /// Applies the status rule, checks and captures.
+    fn evaluate(&mut self, r: &CReq, code: u16, body: Option<&[u8]>) -> Option<Failure> {
+        let status_ok = match &r.status_check {
+            Some(list) => list.contains(&code),
+            None => code < 400,
+        };
+        if !status_ok {
+            let reason = http::StatusCode::from_u16(code)
+                .ok()
+                .and_then(|s| s.canonical_reason())
+                .unwrap_or("");
+            return Some(Failure {
+                kind: FailureKind::Status,
+                message: format!("HTTP {code} {reason}").trim_end().to_string(),
+            });
+        }
+        if !r.need_body {
+            return None;
+        }
+        let body = body.unwrap_or(&[]);
+        let needs_json = !r.spec.captures.is_empty()
+            || r.spec.checks.iter().any(|c| matches!(c, Check::JsonExists(_)));
+        let json: Option<serde_json::Value> = if needs_json {
+            serde_json::from_slice(body).ok()
+        } else {
+            None
+        };
+        for c in &r.spec.checks {
+            match c {
+                Check::BodyContains(s) => {
+                    let found = body
+                        .windows(s.len().max(1))
+                        .any(|w| w == s.as_bytes());
+                    if !found {
+                        return Some(Failure {
+                            kind: FailureKind::Check,
+                            message: format!("body does not contain {s:?}"),
+                        });
+                    }
+                }
+                Check::JsonExists(p) => {
+                    if json.as_ref().and_then(|j| p.select(j)).is_none() {
+                        return Some(Failure {
+                            kind: FailureKind::Check,
+                            message: format!("no JSON value at {}", p.as_str()),
+                        });
+                    }
+                }
+                Check::Status(_) => {}
+            }
+        }
+        for (var, path) in &r.spec.captures {
+            match json.as_ref().and_then(|j| path.select_string(j)) {
+                Some(v) => self.vars.set(var, v),
+                None => {
+                    return Some(Failure {
+                        kind: FailureKind::Capture,
+                        message: format!("no value at {} for {{{{{var}}}}}", path.as_str()),
+                    })
+                }
+            }
+        }
+        None
+    }
+}
+
+/// Sleeps for `d` unless the token is cancelled first; returns false when cancelled.
+pub(crate) async fn sleep_or_cancel(d: Duration, cancel: &tokio_util::sync::CancellationToken) -> bool {
+    if d.is_zero() {
+        return !cancel.is_cancelled();
+    }
+    tokio::select! {
+        _ = tokio::time::sleep(d) => true,
+        _ = cancel.cancelled() => false,
+    }
+}
