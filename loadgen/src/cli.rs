@@ -58,7 +58,12 @@ pub struct RunArgs {
     #[arg(value_name = "URL")]
     pub url: Option<String>,
     /// Scenario: a YAML/TOML file, or a built-in name (`market-api`).
-    #[arg(short = 'f', long = "locustfile", visible_alias = "scenario", value_name = "SCENARIO")]
+    #[arg(
+        short = 'f',
+        long = "locustfile",
+        visible_alias = "scenario",
+        value_name = "SCENARIO"
+    )]
     pub scenario: Option<String>,
     /// Target base URL, e.g. http://127.0.0.1:8000 (overrides the scenario's host).
     #[arg(short = 'H', long, value_name = "URL")]
@@ -156,7 +161,8 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         }
         return Err(format!("{t:?}: a duration cannot be negative"));
     }
-    humantime::parse_duration(t).map_err(|e| format!("{t:?} is not a duration like 30s, 5m, 1h30m: {e}"))
+    humantime::parse_duration(t)
+        .map_err(|e| format!("{t:?} is not a duration like 30s, 5m, 1h30m: {e}"))
 }
 
 /// Parses `DURATION:TARGET,...`, e.g. `10s:50,30s:50,10s:0`.
@@ -189,8 +195,14 @@ pub fn parse_segment(text: &str) -> Result<Segment, String> {
     let (i, n) = text
         .split_once('/')
         .ok_or_else(|| format!("{text:?}: expected I/N, e.g. 2/4"))?;
-    let i: u32 = i.trim().parse().map_err(|_| format!("{text:?}: {i:?} is not a number"))?;
-    let n: u32 = n.trim().parse().map_err(|_| format!("{text:?}: {n:?} is not a number"))?;
+    let i: u32 = i
+        .trim()
+        .parse()
+        .map_err(|_| format!("{text:?}: {i:?} is not a number"))?;
+    let n: u32 = n
+        .trim()
+        .parse()
+        .map_err(|_| format!("{text:?}: {n:?} is not a number"))?;
     if n == 0 || i == 0 || i > n {
         return Err(format!("{text:?}: need 1 <= I <= N"));
     }
@@ -226,12 +238,21 @@ mod tests {
     fn stages_and_segments() {
         let s = parse_stages("10s:50, 30s:50,10s:0").unwrap().0;
         assert_eq!(s.len(), 3);
-        assert_eq!(s[0], Stage { duration: Duration::from_secs(10), target: 50.0 });
+        assert_eq!(
+            s[0],
+            Stage {
+                duration: Duration::from_secs(10),
+                target: 50.0
+            }
+        );
         assert!(parse_stages("10s").is_err());
         assert!(parse_stages("0s:5").is_err());
         assert!(parse_stages("10s:-1").is_err());
         assert!(parse_stages("").is_err());
-        assert_eq!(parse_segment("2/4").unwrap(), Segment { index: 1, count: 4 });
+        assert_eq!(
+            parse_segment("2/4").unwrap(),
+            Segment { index: 1, count: 4 }
+        );
         assert!(parse_segment("0/4").is_err());
         assert!(parse_segment("5/4").is_err());
         assert!(parse_segment("x").is_err());
@@ -240,14 +261,27 @@ mod tests {
     #[test]
     fn locust_flags_and_quick_mode_parse() {
         let c = Cli::try_parse_from([
-            "loadgen", "-f", "market-api", "-H", "http://127.0.0.1:8000", "-u", "10", "-r", "2",
-            "-t", "30s", "--headless", "--csv", "out",
+            "loadgen",
+            "-f",
+            "market-api",
+            "-H",
+            "http://127.0.0.1:8000",
+            "-u",
+            "10",
+            "-r",
+            "2",
+            "-t",
+            "30s",
+            "--headless",
+            "--csv",
+            "out",
         ])
         .unwrap();
         assert_eq!(c.run.users, Some(10));
         assert_eq!(c.run.run_time, Some(Duration::from_secs(30)));
         assert!(c.command.is_none());
-        let c = Cli::try_parse_from(["loadgen", "http://127.0.0.1:8081/", "-u", "32", "-t", "10s"]).unwrap();
+        let c = Cli::try_parse_from(["loadgen", "http://127.0.0.1:8081/", "-u", "32", "-t", "10s"])
+            .unwrap();
         assert_eq!(c.run.url.as_deref(), Some("http://127.0.0.1:8081/"));
         let c = Cli::try_parse_from(["loadgen", "merge", "a.json", "b.json"]).unwrap();
         assert!(matches!(c.command, Some(Command::Merge(m)) if m.files.len() == 2));

@@ -61,7 +61,7 @@ fn de_opt_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, 
     match Option::<Raw>::deserialize(d)? {
         None => Ok(None),
         Some(Raw::Secs(s)) if s.is_finite() && s > 0.0 => Ok(Some(Duration::from_secs_f64(s))),
-        Some(Raw::Secs(s)) if s == 0.0 => Ok(None),
+        Some(Raw::Secs(0.0)) => Ok(None),
         Some(Raw::Secs(s)) => Err(serde::de::Error::custom(format!(
             "run_time {s} must be a positive number of seconds"
         ))),
@@ -345,7 +345,7 @@ impl Controller {
         if req.users < 1 {
             return Err(ControlError::Invalid("users must be at least 1".into()));
         }
-        if !(req.spawn_rate > 0.0) {
+        if req.spawn_rate.is_nan() || req.spawn_rate <= 0.0 {
             return Err(ControlError::Invalid("spawn rate must be above 0".into()));
         }
         crate::plan::parse_host(&req.host).map_err(ControlError::Invalid)?;
@@ -405,7 +405,7 @@ impl Controller {
 
     /// Changes the number of users of the running test (Locust's "Edit").
     pub fn set_users(&self, users: u32, spawn_rate: f64) -> Result<(), ControlError> {
-        if !(spawn_rate > 0.0) {
+        if spawn_rate.is_nan() || spawn_rate <= 0.0 {
             return Err(ControlError::Invalid("spawn rate must be above 0".into()));
         }
         let run = self.running().ok_or(ControlError::NotRunning)?;
@@ -525,7 +525,8 @@ async fn collect(
 ) {
     let mut buf = Vec::with_capacity(4096);
     let start = tokio::time::Instant::now();
-    let mut ticker = tokio::time::interval_at(start + Duration::from_secs(1), Duration::from_secs(1));
+    let mut ticker =
+        tokio::time::interval_at(start + Duration::from_secs(1), Duration::from_secs(1));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut health = crate::selfcheck::SelfCheck::new();
     let mut last_state = *lock(&shared.state);
@@ -570,17 +571,21 @@ mod tests {
 
     #[test]
     fn start_request_accepts_seconds_and_text() {
-        let r: StartRequest =
-            serde_json::from_str(r#"{"users":3,"spawn_rate":1.5,"host":"http://x","run_time":"1m"}"#)
-                .unwrap();
+        let r: StartRequest = serde_json::from_str(
+            r#"{"users":3,"spawn_rate":1.5,"host":"http://x","run_time":"1m"}"#,
+        )
+        .unwrap();
         assert_eq!(r.run_time, Some(Duration::from_secs(60)));
         let r: StartRequest =
-            serde_json::from_str(r#"{"users":3,"spawn_rate":1,"host":"http://x","run_time":30}"#).unwrap();
+            serde_json::from_str(r#"{"users":3,"spawn_rate":1,"host":"http://x","run_time":30}"#)
+                .unwrap();
         assert_eq!(r.run_time, Some(Duration::from_secs(30)));
         let r: StartRequest =
-            serde_json::from_str(r#"{"users":3,"spawn_rate":1,"host":"http://x","run_time":""}"#).unwrap();
+            serde_json::from_str(r#"{"users":3,"spawn_rate":1,"host":"http://x","run_time":""}"#)
+                .unwrap();
         assert_eq!(r.run_time, None);
-        let r: StartRequest = serde_json::from_str(r#"{"users":3,"spawn_rate":1,"host":"http://x"}"#).unwrap();
+        let r: StartRequest =
+            serde_json::from_str(r#"{"users":3,"spawn_rate":1,"host":"http://x"}"#).unwrap();
         assert_eq!(r.run_time, None);
         assert!(serde_json::from_str::<StartRequest>(
             r#"{"users":3,"spawn_rate":1,"host":"http://x","run_time":"soon"}"#
@@ -600,9 +605,18 @@ mod tests {
             host: host.into(),
             run_time: None,
         };
-        assert!(matches!(c.start(bad(0, 1.0, "http://x")), Err(ControlError::Invalid(_))));
-        assert!(matches!(c.start(bad(1, 0.0, "http://x")), Err(ControlError::Invalid(_))));
-        assert!(matches!(c.start(bad(1, 1.0, "ftp://x")), Err(ControlError::Invalid(_))));
+        assert!(matches!(
+            c.start(bad(0, 1.0, "http://x")),
+            Err(ControlError::Invalid(_))
+        ));
+        assert!(matches!(
+            c.start(bad(1, 0.0, "http://x")),
+            Err(ControlError::Invalid(_))
+        ));
+        assert!(matches!(
+            c.start(bad(1, 1.0, "ftp://x")),
+            Err(ControlError::Invalid(_))
+        ));
         assert!(matches!(c.set_users(3, 1.0), Err(ControlError::NotRunning)));
         assert_eq!(c.snapshot().state, RunState::Ready);
     }

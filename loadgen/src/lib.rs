@@ -123,10 +123,16 @@ pub async fn run_with_shutdown(
                 addr: addr.clone(),
                 source: e,
             })?;
-        let local = listener.local_addr().map_err(|e| Error::Bind { addr, source: e })?;
+        let local = listener
+            .local_addr()
+            .map_err(|e| Error::Bind { addr, source: e })?;
         println!("Dashboard: http://{local}/");
         let _ = std::io::stdout().flush();
-        if !a.web_host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback()) {
+        if !a
+            .web_host
+            .parse::<IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+        {
             tracing::warn!(
                 "the dashboard listens on {local}, reachable from other machines: it can start load tests, keep it on a trusted network"
             );
@@ -257,8 +263,16 @@ fn run_merge(m: &cli::MergeArgs) -> Result<(), Error> {
         .map(|t| threshold::Threshold::parse(t))
         .collect::<Result<Vec<_>, _>>()
         .map_err(Error::Usage)?;
-    merged.thresholds = thresholds.iter().map(|t| t.evaluate(&merged.stats)).collect();
-    write_outputs(&merged, m.csv.as_deref(), m.html.as_deref(), m.json.as_deref())?;
+    merged.thresholds = thresholds
+        .iter()
+        .map(|t| t.evaluate(&merged.stats))
+        .collect();
+    write_outputs(
+        &merged,
+        m.csv.as_deref(),
+        m.html.as_deref(),
+        m.json.as_deref(),
+    )?;
     println!("{}", report::terminal::summary(&merged));
     verdict(&merged)
 }

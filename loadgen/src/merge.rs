@@ -30,7 +30,10 @@ pub fn merge(reports: &[RunReport]) -> Result<RunReport, String> {
             return Err(format!("report {} has no histograms", i + 1));
         };
         if agg.name != "Aggregated" {
-            return Err(format!("report {}: the last histogram is not the aggregate", i + 1));
+            return Err(format!(
+                "report {}: the last histogram is not the aggregate",
+                i + 1
+            ));
         }
         total.add(&agg.to_entry()?);
         for h in per {
@@ -63,7 +66,8 @@ pub fn merge(reports: &[RunReport]) -> Result<RunReport, String> {
     stats_rows.push(total.row(duration));
     let mut hdr: Vec<HdrEntry> = rows.values().map(HdrEntry::from_entry).collect();
     hdr.push(HdrEntry::from_entry(&total));
-    let series: Vec<&[stats::HistoryPoint]> = reports.iter().map(|r| r.history.as_slice()).collect();
+    let series: Vec<&[stats::HistoryPoint]> =
+        reports.iter().map(|r| r.history.as_slice()).collect();
     Ok(RunReport {
         loadgen_version: env!("CARGO_PKG_VERSION").to_string(),
         scenario: first.scenario.clone(),

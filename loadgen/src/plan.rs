@@ -154,14 +154,15 @@ impl TestPlan {
         if self.arrival.is_none() && self.stages.is_empty() && self.users == 0 {
             return Err("the number of users must be at least 1".into());
         }
-        if !(self.spawn_rate > 0.0) {
+        if self.spawn_rate.is_nan() || self.spawn_rate <= 0.0 {
             return Err("the spawn rate must be above 0".into());
         }
         if self.timeout.is_zero() {
             return Err("the request timeout must be above 0".into());
         }
         if let Some(a) = &self.arrival {
-            if !(a.rate >= 0.0 && a.rate.is_finite()) || a.stages.iter().any(|s| !(s.target >= 0.0)) {
+            let bad = |r: f64| !r.is_finite() || r < 0.0;
+            if bad(a.rate) || a.stages.iter().any(|s| bad(s.target)) {
                 return Err("arrival rates must be finite and >= 0".into());
             }
             if a.rate == 0.0 && a.stages.iter().all(|s| s.target == 0.0) {
@@ -224,27 +225,36 @@ impl TestPlan {
         let host = match host {
             Some(h) => h,
             None if !require_host => String::new(),
-            None => return Err(usage("no target: give --host URL (or `host:` in the scenario)".into())),
+            None => {
+                return Err(usage(
+                    "no target: give --host URL (or `host:` in the scenario)".into(),
+                ))
+            }
         };
         let mut plan = TestPlan::new(&host, scenario);
         plan.users = a.users.or(load.users).unwrap_or(1);
-        plan.spawn_rate = a
-            .spawn_rate
-            .or(load.spawn_rate)
-            .unwrap_or(if quick { f64::INFINITY } else { 1.0 });
+        plan.spawn_rate =
+            a.spawn_rate
+                .or(load.spawn_rate)
+                .unwrap_or(if quick { f64::INFINITY } else { 1.0 });
         plan.run_time = a.run_time.or(load.run_time);
         plan.iterations = a.iterations.or(load.iterations);
         plan.stages = match (&a.stages, &load.stages) {
             (Some(s), _) => s.0.clone(),
-            (None, Some(text)) => crate::cli::parse_stages(text)
-                .map_err(|e| usage(format!("scenario load.stages: {e}")))?
-                .0,
+            (None, Some(text)) => {
+                crate::cli::parse_stages(text)
+                    .map_err(|e| usage(format!("scenario load.stages: {e}")))?
+                    .0
+            }
             (None, None) => Vec::new(),
         };
         let rate = a.arrival_rate.or(load.arrival_rate);
         if rate.is_some() || a.arrival_stages.is_some() {
             if !plan.stages.is_empty() {
-                return Err(usage("--stages (closed model) and an arrival rate (open model) exclude each other".into()));
+                return Err(usage(
+                    "--stages (closed model) and an arrival rate (open model) exclude each other"
+                        .into(),
+                ));
             }
             plan.arrival = Some(Arrival {
                 rate: rate.unwrap_or(0.0),
@@ -252,7 +262,10 @@ impl TestPlan {
                 max_vus: a.max_vus,
             });
         }
-        plan.timeout = a.timeout.or(load.timeout).unwrap_or(Duration::from_secs(60));
+        plan.timeout = a
+            .timeout
+            .or(load.timeout)
+            .unwrap_or(Duration::from_secs(60));
         plan.segment = a.segment;
         plan.seed = a.seed;
         plan.stop_timeout = a.stop_timeout;
@@ -296,7 +309,9 @@ mod tests {
     #[test]
     fn segments_split_exactly() {
         for total in 0..20u64 {
-            let sum: u64 = (0..3).map(|i| Segment { index: i, count: 3 }.share(total)).sum();
+            let sum: u64 = (0..3)
+                .map(|i| Segment { index: i, count: 3 }.share(total))
+                .sum();
             assert_eq!(sum, total);
         }
         let s = Segment { index: 1, count: 3 };
@@ -311,7 +326,10 @@ mod tests {
         assert_eq!(t.authority, "127.0.0.1:8081");
         assert_eq!(t.base_path, "");
         let t = parse_host("http://localhost/api").unwrap();
-        assert_eq!((t.authority.as_str(), t.base_path.as_str()), ("localhost:80", "/api"));
+        assert_eq!(
+            (t.authority.as_str(), t.base_path.as_str()),
+            ("localhost:80", "/api")
+        );
         let t = parse_host("http://[::1]:9/").unwrap();
         assert_eq!(t.authority, "[::1]:9");
         assert!(parse_host("https://x/").unwrap_err().contains("https"));
@@ -322,8 +340,14 @@ mod tests {
     #[test]
     fn ramps_interpolate() {
         let st = [
-            Stage { duration: Duration::from_secs(10), target: 100.0 },
-            Stage { duration: Duration::from_secs(10), target: 0.0 },
+            Stage {
+                duration: Duration::from_secs(10),
+                target: 100.0,
+            },
+            Stage {
+                duration: Duration::from_secs(10),
+                target: 0.0,
+            },
         ];
         assert_eq!(ramp_at(0.0, &st, Duration::from_secs(5)), 50.0);
         assert_eq!(ramp_at(0.0, &st, Duration::from_secs(15)), 50.0);

@@ -67,7 +67,11 @@ impl SelfCheck {
             let wall = (now - self.last_wall).as_secs_f64();
             if wall > 0.5 {
                 let share = (cur - prev) / wall / self.cores;
-                self.busy_seconds = if share > CPU_LIMIT { self.busy_seconds + 1 } else { 0 };
+                self.busy_seconds = if share > CPU_LIMIT {
+                    self.busy_seconds + 1
+                } else {
+                    0
+                };
                 // Two seconds in a row, so a spawn burst does not trigger it.
                 if self.busy_seconds >= 2 {
                     out.push(format!(
@@ -113,8 +117,8 @@ pub(crate) async fn poll_balancer(shared: Arc<RunShared>, url: String) {
     let mut client = crate::client::UserClient::new(endpoint, Duration::from_secs(2));
     let mut warned = false;
     loop {
-        let req = http::Request::get(path.as_str())
-            .body(http_body_util::Full::new(bytes::Bytes::new()));
+        let req =
+            http::Request::get(path.as_str()).body(http_body_util::Full::new(bytes::Bytes::new()));
         if let Ok(req) = req {
             match client.send(req, true).await {
                 Ok(resp) if resp.status.is_success() => {

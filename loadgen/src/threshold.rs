@@ -75,6 +75,27 @@ pub struct ThresholdResult {
     pub ok: bool,
 }
 
+/// `"99.9"` (percent, decimal) → `0.999` exactly: the digits become an
+/// integer divided by a power of ten, one correctly rounded division, so the
+/// result is the same `f64` as the literal `0.999` and matches `PERCENTILES`
+/// (`99.9 / 100.0` would give `0.9990000000000001`).
+fn percent_to_quantile(text: &str) -> Option<f64> {
+    let (int, frac) = text.split_once('.').unwrap_or((text, ""));
+    if int.is_empty()
+        || !int.bytes().all(|b| b.is_ascii_digit())
+        || !frac.bytes().all(|b| b.is_ascii_digit())
+    {
+        return None;
+    }
+    if int.len() > 3 || frac.len() > 12 {
+        return None;
+    }
+    let digits: u64 = format!("{int}{frac}").parse().ok()?;
+    let scale = 10u64.checked_pow(frac.len() as u32 + 2)?;
+    let q = digits as f64 / scale as f64;
+    (q > 0.0 && q <= 1.0).then_some(q)
+}
+
 impl Threshold {
     /// Parses one threshold expression.
     pub fn parse(text: &str) -> Result<Threshold, String> {
@@ -125,12 +146,11 @@ impl Threshold {
                 let p = m
                     .strip_prefix('p')
                     .map(|p| p.trim_start_matches('(').trim_end_matches(')'))
-                    .and_then(|p| p.parse::<f64>().ok())
-                    .filter(|p| *p > 0.0 && *p <= 100.0)
+                    .and_then(percent_to_quantile)
                     .ok_or_else(|| {
                         format!("threshold {t:?}: unknown metric {m:?} (p50..p100, avg, med, min, max, fail_ratio, failures, requests, rps)")
                     })?;
-                Metric::Percentile(p / 100.0)
+                Metric::Percentile(p)
             }
         };
         let is_time = matches!(
@@ -196,7 +216,9 @@ impl Threshold {
                 .iter()
                 .find(|r| &r.name == n && m.as_ref().is_none_or(|m| &r.method == m)),
         };
-        let Some(row) = row.filter(|r| r.num_requests > 0 || matches!(self.metric, Metric::Requests | Metric::Failures)) else {
+        let Some(row) = row.filter(|r| {
+            r.num_requests > 0 || matches!(self.metric, Metric::Requests | Metric::Failures)
+        }) else {
             return ThresholdResult {
                 threshold: self.text.clone(),
                 actual: None,
@@ -227,14 +249,20 @@ mod tests {
     #[test]
     fn parses_k6_style() {
         let t = Threshold::parse("p99<300ms").unwrap();
-        assert_eq!((t.metric, t.op, t.value), (Metric::Percentile(0.99), Op::Lt, 300.0));
+        assert_eq!(
+            (t.metric, t.op, t.value),
+            (Metric::Percentile(0.99), Op::Lt, 300.0)
+        );
         let t = Threshold::parse("p(99.9) <= 1s").unwrap();
         assert_eq!((t.op, t.value), (Op::Le, 1000.0));
         assert_eq!(t.metric, Metric::Percentile(0.999));
         let t = Threshold::parse("fail_ratio<0.01").unwrap();
         assert_eq!((t.metric, t.value), (Metric::FailRatio, 0.01));
         let t = Threshold::parse("rps>1000@GET /api/v1/products/").unwrap();
-        assert_eq!(t.endpoint, Some((Some("GET".into()), "/api/v1/products/".into())));
+        assert_eq!(
+            t.endpoint,
+            Some((Some("GET".into()), "/api/v1/products/".into()))
+        );
         let t = Threshold::parse("avg<20@/x").unwrap();
         assert_eq!(t.endpoint, Some((None, "/x".into())));
         for bad in ["p99", "p0<1", "p101<1", "speed<1", "p99<fast", "rps>1@"] {
@@ -254,9 +282,24 @@ mod tests {
         let rows = vec![e.row(10.0), total.row(10.0)];
         assert!(Threshold::parse("p50<60ms").unwrap().evaluate(&rows).ok);
         assert!(!Threshold::parse("p99<50ms").unwrap().evaluate(&rows).ok);
-        assert!(!Threshold::parse("fail_ratio<0.01").unwrap().evaluate(&rows).ok);
-        assert!(Threshold::parse("fail_ratio<0.05").unwrap().evaluate(&rows).ok);
+        assert!(
+            !Threshold::parse("fail_ratio<0.01")
+                .unwrap()
+                .evaluate(&rows)
+                .ok
+        );
+        assert!(
+            Threshold::parse("fail_ratio<0.05")
+                .unwrap()
+                .evaluate(&rows)
+                .ok
+        );
         assert!(Threshold::parse("rps>=10@/x").unwrap().evaluate(&rows).ok);
-        assert!(!Threshold::parse("rps>=10@/missing").unwrap().evaluate(&rows).ok);
+        assert!(
+            !Threshold::parse("rps>=10@/missing")
+                .unwrap()
+                .evaluate(&rows)
+                .ok
+        );
     }
 }

@@ -88,7 +88,11 @@ pub fn stats_history_csv(r: &RunReport) -> String {
         let pct = if p.rps == 0.0 || p.percentiles.len() != PERCENTILES.len() {
             vec!["N/A".to_string(); PERCENTILES.len()].join(",")
         } else {
-            p.percentiles.iter().map(|v| ms(*v)).collect::<Vec<_>>().join(",")
+            p.percentiles
+                .iter()
+                .map(|v| ms(*v))
+                .collect::<Vec<_>>()
+                .join(",")
         };
         // Locust: timestamp, user count, type ("" for the aggregate), name, rates as "%2f".
         let _ = write!(

@@ -82,7 +82,11 @@ fn line_chart(title: &str, unit: &str, xs: &[f64], series: &[(&str, &str, Vec<f6
     }
     out.push_str("</svg><div class=legend>");
     for (label, colour, _) in series {
-        let _ = write!(out, "<span style=\"color:{colour}\">■</span> {} &nbsp; ", esc(label));
+        let _ = write!(
+            out,
+            "<span style=\"color:{colour}\">■</span> {} &nbsp; ",
+            esc(label)
+        );
     }
     let _ = write!(out, "<span class=muted>({})</span></div>", esc(unit));
     out
@@ -140,15 +144,27 @@ fn upstream_table(v: &serde_json::Value) -> String {
     out.push_str("<table><tr><th>Upstream</th><th>Server</th><th>State</th><th>Weight</th><th>Requests</th><th>Share</th><th>Failures</th><th>Avg latency (ms)</th></tr>");
     for u in ups {
         let name = u.get("name").and_then(|n| n.as_str()).unwrap_or("");
-        let servers = u.get("servers").and_then(|s| s.as_array()).cloned().unwrap_or_default();
+        let servers = u
+            .get("servers")
+            .and_then(|s| s.as_array())
+            .cloned()
+            .unwrap_or_default();
         let total: f64 = servers
             .iter()
             .filter_map(|s| s.get("requests").and_then(|r| r.as_f64()))
             .sum();
         for s in &servers {
-            let get = |k: &str| s.get(k).map(|v| v.to_string().trim_matches('"').to_string()).unwrap_or_default();
+            let get = |k: &str| {
+                s.get(k)
+                    .map(|v| v.to_string().trim_matches('"').to_string())
+                    .unwrap_or_default()
+            };
             let req = s.get("requests").and_then(|r| r.as_f64()).unwrap_or(0.0);
-            let share = if total > 0.0 { req / total * 100.0 } else { 0.0 };
+            let share = if total > 0.0 {
+                req / total * 100.0
+            } else {
+                0.0
+            };
             let _ = write!(
                 out,
                 "<tr><td>{}</td><td>{}</td><td>{}</td><td class=num>{}</td><td class=num>{}</td><td class=num>{share:.1}% <span class=bar style=\"width:{:.0}px\"></span></td><td class=num>{}</td><td class=num>{}</td></tr>",
@@ -187,7 +203,10 @@ pub fn html_report(r: &RunReport) -> String {
         r.max_users,
         reqs,
         fails,
-        r.segment.as_ref().map(|s| format!(" · segment {}", esc(s))).unwrap_or_default(),
+        r.segment
+            .as_ref()
+            .map(|s| format!(" · segment {}", esc(s)))
+            .unwrap_or_default(),
         if r.dropped_iterations > 0 {
             format!(" · <b>{} dropped iterations</b>", r.dropped_iterations)
         } else {
@@ -198,7 +217,9 @@ pub fn html_report(r: &RunReport) -> String {
         let _ = write!(out, "<p class=warn>⚠ {}</p>", esc(w));
     }
     if !r.thresholds.is_empty() {
-        out.push_str("<h2>Thresholds</h2><table><tr><th>Threshold</th><th>Actual</th><th>Result</th></tr>");
+        out.push_str(
+            "<h2>Thresholds</h2><table><tr><th>Threshold</th><th>Actual</th><th>Result</th></tr>",
+        );
         for t in &r.thresholds {
             let _ = write!(
                 out,
@@ -221,13 +242,22 @@ pub fn html_report(r: &RunReport) -> String {
             s.total_rps, s.total_fail_per_sec
         );
     }
-    out.push_str("</table><h2>Response time percentiles (ms)</h2><table><tr><th>Type</th><th>Name</th>");
-    for l in ["50%", "66%", "75%", "80%", "90%", "95%", "98%", "99%", "99.9%", "99.99%", "100%"] {
+    out.push_str(
+        "</table><h2>Response time percentiles (ms)</h2><table><tr><th>Type</th><th>Name</th>",
+    );
+    for l in [
+        "50%", "66%", "75%", "80%", "90%", "95%", "98%", "99%", "99.9%", "99.99%", "100%",
+    ] {
         let _ = write!(out, "<th>{l}</th>");
     }
     out.push_str("<th>p99 uncorrected</th></tr>");
     for s in &r.stats {
-        let _ = write!(out, "<tr><td>{}</td><td>{}</td>", esc(&s.method), esc(&s.name));
+        let _ = write!(
+            out,
+            "<tr><td>{}</td><td>{}</td>",
+            esc(&s.method),
+            esc(&s.name)
+        );
         for (_, v) in &s.percentiles {
             let _ = write!(out, "<td class=num>{}</td>", ms(*v));
         }
@@ -235,14 +265,22 @@ pub fn html_report(r: &RunReport) -> String {
     }
     out.push_str("</table>");
     let t0 = r.history.first().map_or(0, |p| p.time) as f64;
-    let xs: Vec<f64> = r.history.iter().map(|p| (p.time as f64 - t0) / 1000.0).collect();
-    let col = |f: fn(&crate::stats::HistoryPoint) -> f64| r.history.iter().map(f).collect::<Vec<f64>>();
+    let xs: Vec<f64> = r
+        .history
+        .iter()
+        .map(|p| (p.time as f64 - t0) / 1000.0)
+        .collect();
+    let col =
+        |f: fn(&crate::stats::HistoryPoint) -> f64| r.history.iter().map(f).collect::<Vec<f64>>();
     out.push_str("<h2>Charts</h2>");
     out.push_str(&line_chart(
         "Requests/s and failures/s",
         "per second",
         &xs,
-        &[("requests/s", "#2a9d4b", col(|p| p.rps)), ("failures/s", "#d03a3a", col(|p| p.fail_per_sec))],
+        &[
+            ("requests/s", "#2a9d4b", col(|p| p.rps)),
+            ("failures/s", "#d03a3a", col(|p| p.fail_per_sec)),
+        ],
     ));
     out.push_str(&line_chart(
         "Response time percentiles",
@@ -255,7 +293,12 @@ pub fn html_report(r: &RunReport) -> String {
             ("p99 uncorrected", "#999999", col(|p| p.p99_uncorrected)),
         ],
     ));
-    out.push_str(&line_chart("Users", "running users", &xs, &[("users", "#7a4ad0", col(|p| f64::from(p.user_count)))]));
+    out.push_str(&line_chart(
+        "Users",
+        "running users",
+        &xs,
+        &[("users", "#7a4ad0", col(|p| f64::from(p.user_count)))],
+    ));
     out.push_str(&histogram_chart(&r.histogram));
     if !r.failures.is_empty() {
         out.push_str("<h2>Failures</h2><table><tr><th>Method</th><th>Name</th><th>Error</th><th>Occurrences</th></tr>");
@@ -281,7 +324,11 @@ pub fn html_report(r: &RunReport) -> String {
     if let Some(u) = &r.upstreams {
         out.push_str(&upstream_table(u));
     }
-    let _ = write!(out, "<p class=muted>loadgen {}</p></body></html>", esc(&r.loadgen_version));
+    let _ = write!(
+        out,
+        "<p class=muted>loadgen {}</p></body></html>",
+        esc(&r.loadgen_version)
+    );
     out
 }
 

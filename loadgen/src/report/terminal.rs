@@ -104,20 +104,34 @@ fn pct_value(v: f64) -> String {
 
 /// The percentile table (Locust's `print_percentile_stats`), ms.
 pub fn percentile_table(rows: &[StatsRow]) -> String {
-    let mut out = String::from("Response time percentiles (ms, from HDR histograms, exact to 0.1%)\n");
-    let labels = ["50%", "66%", "75%", "80%", "90%", "95%", "98%", "99%", "99.9%", "99.99%", "100%"];
+    let mut out =
+        String::from("Response time percentiles (ms, from HDR histograms, exact to 0.1%)\n");
+    let labels = [
+        "50%", "66%", "75%", "80%", "90%", "95%", "98%", "99%", "99.9%", "99.99%", "100%",
+    ];
     let _ = write!(out, "{:<8} {:<nw$}", "Type", "Name", nw = NAME_W + 1);
     for l in labels {
         let _ = write!(out, " {l:>7}");
     }
     let _ = writeln!(out, " {:>8}", "# reqs");
-    let line = format!("{}|{}|{}\n", "-".repeat(8), "-".repeat(NAME_W + 2), "-".repeat(8 * 11 + 9));
+    let line = format!(
+        "{}|{}|{}\n",
+        "-".repeat(8),
+        "-".repeat(NAME_W + 2),
+        "-".repeat(8 * 11 + 9)
+    );
     out.push_str(&line);
     for (i, r) in rows.iter().enumerate() {
         if i + 1 == rows.len() {
             out.push_str(&line);
         }
-        let _ = write!(out, "{:<8} {:<nw$}", r.method, clip(&r.name, NAME_W), nw = NAME_W + 1);
+        let _ = write!(
+            out,
+            "{:<8} {:<nw$}",
+            r.method,
+            clip(&r.name, NAME_W),
+            nw = NAME_W + 1
+        );
         for (_, v) in &r.percentiles {
             if r.num_requests == 0 {
                 let _ = write!(out, " {:>7}", "N/A");
@@ -134,7 +148,8 @@ pub fn percentile_table(rows: &[StatsRow]) -> String {
 pub fn correction_table(total: &StatsRow) -> Option<String> {
     let u = &total.uncorrected;
     let p99 = total.percentile(0.99).unwrap_or(0.0);
-    if (p99 - u.p99).abs() < 0.001 && (total.avg_response_time - u.avg_response_time).abs() < 0.001 {
+    if (p99 - u.p99).abs() < 0.001 && (total.avg_response_time - u.avg_response_time).abs() < 0.001
+    {
         return None;
     }
     Some(format!(
@@ -142,9 +157,21 @@ pub fn correction_table(total: &StatsRow) -> Option<String> {
          {:<14} {:>9} {:>9} {:>9} {:>9}\n\
          {:<14} {:>9.2} {:>9.2} {:>9.2} {:>9.2}\n\
          {:<14} {:>9.2} {:>9.2} {:>9.2} {:>9.2}\n",
-        "", "median", "avg", "p99", "max",
-        "corrected", total.median_response_time, total.avg_response_time, p99, total.max_response_time,
-        "uncorrected", u.median_response_time, u.avg_response_time, u.p99, u.max_response_time,
+        "",
+        "median",
+        "avg",
+        "p99",
+        "max",
+        "corrected",
+        total.median_response_time,
+        total.avg_response_time,
+        p99,
+        total.max_response_time,
+        "uncorrected",
+        u.median_response_time,
+        u.avg_response_time,
+        u.p99,
+        u.max_response_time,
     ))
 }
 
@@ -154,7 +181,11 @@ pub fn error_table(failures: &[FailureRow]) -> String {
     let _ = writeln!(out, "{:>13}  {:<}", "# occurrences", "Error");
     out.push_str(&format!("{}|{}\n", "-".repeat(14), "-".repeat(80)));
     for f in failures {
-        let _ = writeln!(out, "{:>13}  {} {}: {}", f.occurrences, f.method, f.name, f.error);
+        let _ = writeln!(
+            out,
+            "{:>13}  {} {}: {}",
+            f.occurrences, f.method, f.name, f.error
+        );
     }
     out.push_str(&format!("{}|{}\n", "-".repeat(14), "-".repeat(80)));
     out
@@ -210,7 +241,11 @@ pub fn summary(r: &RunReport) -> String {
         out.push_str(&error_table(&r.failures));
     }
     if !r.status_codes.is_empty() {
-        let codes: Vec<String> = r.status_codes.iter().map(|(c, n)| format!("{c}: {n}")).collect();
+        let codes: Vec<String> = r
+            .status_codes
+            .iter()
+            .map(|(c, n)| format!("{c}: {n}"))
+            .collect();
         let _ = writeln!(out, "\nStatus codes: {}", codes.join(", "));
     }
     for t in &r.thresholds {

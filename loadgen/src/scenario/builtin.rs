@@ -97,10 +97,19 @@ mod tests {
     fn market_api_has_the_seed_tasks() {
         let s = builtin("market-api", DEFAULT_EMAIL, DEFAULT_PASSWORD).unwrap();
         let u = &s.users[0];
-        let tasks: Vec<(&str, u32)> = u.tasks.iter().map(|t| (t.name.as_str(), t.weight)).collect();
+        let tasks: Vec<(&str, u32)> = u
+            .tasks
+            .iter()
+            .map(|t| (t.name.as_str(), t.weight))
+            .collect();
         assert_eq!(
             tasks,
-            [("login", 1), ("list_items", 2), ("view_products", 3), ("refresh_token", 4)]
+            [
+                ("login", 1),
+                ("list_items", 2),
+                ("view_products", 3),
+                ("refresh_token", 4)
+            ]
         );
         assert_eq!(u.wait, WaitTime::Between(0.0, 1.9));
         assert_eq!(u.on_start.len(), 1);

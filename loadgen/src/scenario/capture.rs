@@ -117,7 +117,10 @@ mod tests {
             JsonPath::parse("$[\"k y\"]").unwrap().select_string(&v),
             Some("2".into())
         );
-        assert_eq!(JsonPath::parse("$.missing").unwrap().select_string(&v), None);
+        assert_eq!(
+            JsonPath::parse("$.missing").unwrap().select_string(&v),
+            None
+        );
     }
 
     #[test]

@@ -169,9 +169,7 @@ fn line_of(src: &str, needle: &str) -> Option<usize> {
     if needle.is_empty() {
         return None;
     }
-    src.lines()
-        .position(|l| l.contains(needle))
-        .map(|i| i + 1)
+    src.lines().position(|l| l.contains(needle)).map(|i| i + 1)
 }
 
 struct Ctx<'a> {
@@ -190,14 +188,15 @@ impl Ctx<'_> {
 
 fn convert(raw: RawScenario, src: &str) -> Result<Scenario, ScenarioError> {
     let cx = Ctx { src };
-    let dur = |text: &Option<String>, key: &str| -> Result<Option<std::time::Duration>, ScenarioError> {
-        text.as_deref()
-            .map(|t| {
-                crate::cli::parse_duration(t)
-                    .map_err(|e| cx.err(&format!("{key}:"), format!("load.{key}: {e}")))
-            })
-            .transpose()
-    };
+    let dur =
+        |text: &Option<String>, key: &str| -> Result<Option<std::time::Duration>, ScenarioError> {
+            text.as_deref()
+                .map(|t| {
+                    crate::cli::parse_duration(t)
+                        .map_err(|e| cx.err(&format!("{key}:"), format!("load.{key}: {e}")))
+                })
+                .transpose()
+        };
     let load = LoadDefaults {
         users: raw.load.users,
         spawn_rate: raw.load.spawn_rate,
@@ -354,7 +353,10 @@ fn step(cx: &Ctx<'_>, s: RawStep) -> Result<Step, ScenarioError> {
     }
     for (var, p) in &s.capture {
         if !super::template::is_ident(var) {
-            return Err(cx.err(var, format!("capture: {var:?} is not a valid variable name")));
+            return Err(cx.err(
+                var,
+                format!("capture: {var:?} is not a valid variable name"),
+            ));
         }
         let jp = JsonPath::parse(p).map_err(|e| cx.err(p, e))?;
         req.captures.push((var.clone(), jp));
@@ -388,7 +390,9 @@ fn parse_for(expr: &str) -> Result<(String, i64, i64), String> {
         .ok_or_else(|| format!("`for: {expr}`: expected `VAR in FROM..TO`"))?;
     let var = var.trim();
     if !super::template::is_ident(var) {
-        return Err(format!("`for: {expr}`: {var:?} is not a valid variable name"));
+        return Err(format!(
+            "`for: {expr}`: {var:?} is not a valid variable name"
+        ));
     }
     let (a, b) = range
         .trim()
@@ -448,16 +452,20 @@ users:
         assert_eq!(u.wait, WaitTime::Between(0.0, 1.9));
         assert_eq!(u.tasks[0].weight, 3);
         match &u.tasks[0].steps[0] {
-            Step::Loop { var, from, to, .. } => assert_eq!((var.as_str(), *from, *to), ("id", 1, 49)),
+            Step::Loop { var, from, to, .. } => {
+                assert_eq!((var.as_str(), *from, *to), ("id", 1, 49))
+            }
             other => panic!("{other:?}"),
         }
     }
 
     #[test]
     fn errors_name_the_line() {
+        // GOOD opens with a newline: line 1 is empty, `wait:` is line 8,
+        // `for:` line 17, `- get:` line 19, `headers:` line 21.
         let bad = GOOD.replace("get: /p/{{id}}/", "gett: /p/{{id}}/");
         let e = parse(&bad, false).unwrap_err();
-        assert_eq!(e.line, Some(18), "{e}");
+        assert_eq!(e.line, Some(19), "{e}");
         assert!(e.message.contains("gett"), "{e}");
 
         let bad = GOOD.replace("between(0, 1.9)", "sometimes(3)");
@@ -466,11 +474,11 @@ users:
 
         let bad = GOOD.replace("{{access}}", "{{acess}}");
         let e = parse(&bad, false).unwrap_err();
-        assert_eq!(e.line, Some(20), "{e}");
+        assert_eq!(e.line, Some(21), "{e}");
 
         let bad = GOOD.replace("1..49", "9..1");
         let e = parse(&bad, false).unwrap_err();
-        assert_eq!(e.line, Some(16), "{e}");
+        assert_eq!(e.line, Some(17), "{e}");
 
         let e = parse("users: [", false).unwrap_err();
         assert!(e.line.is_some(), "{e}");

@@ -143,7 +143,9 @@ impl WaitTime {
         let nums: Result<Vec<f64>, _> = args.split(',').map(|a| a.trim().parse::<f64>()).collect();
         let nums = nums.map_err(|_| format!("wait time {t:?}: arguments must be numbers"))?;
         if nums.iter().any(|n| !n.is_finite() || *n < 0.0) {
-            return Err(format!("wait time {t:?}: arguments must be finite and >= 0"));
+            return Err(format!(
+                "wait time {t:?}: arguments must be finite and >= 0"
+            ));
         }
         match (name, nums.as_slice()) {
             ("between", [a, b]) if a <= b => Ok(WaitTime::Between(*a, *b)),
@@ -157,7 +159,10 @@ impl WaitTime {
 
     /// True for the paced kinds, whose latency is measured from the due time.
     pub fn is_paced(&self) -> bool {
-        matches!(self, WaitTime::ConstantPacing(_) | WaitTime::ConstantThroughput(_))
+        matches!(
+            self,
+            WaitTime::ConstantPacing(_) | WaitTime::ConstantThroughput(_)
+        )
     }
 }
 
@@ -290,7 +295,9 @@ impl RequestSpec {
             .map_err(|_| ScenarioError::new(format!("invalid header name {name:?}")))?;
         let v = Template::parse(value).map_err(ScenarioError::new)?;
         if v.is_static() && HeaderValue::try_from(value).is_err() {
-            return Err(ScenarioError::new(format!("invalid header value {value:?}")));
+            return Err(ScenarioError::new(format!(
+                "invalid header value {value:?}"
+            )));
         }
         self.headers.push((n, v));
         Ok(self)
@@ -441,7 +448,9 @@ fn check_used(step: &Step, known: &[String], class: &str) -> Result<(), Scenario
             }
             Ok(())
         }
-        Step::Loop { from, to, steps, .. } => {
+        Step::Loop {
+            from, to, steps, ..
+        } => {
             if from > to {
                 return Err(ScenarioError::new(format!(
                     "loop {from}..{to}: the start is after the end"
@@ -465,9 +474,14 @@ mod tests {
             WaitTime::parse("between(0, 1.9)").unwrap(),
             WaitTime::Between(0.0, 1.9)
         );
-        assert_eq!(WaitTime::parse("constant(2)").unwrap(), WaitTime::Constant(2.0));
+        assert_eq!(
+            WaitTime::parse("constant(2)").unwrap(),
+            WaitTime::Constant(2.0)
+        );
         assert!(WaitTime::parse("constant_pacing(0.5)").unwrap().is_paced());
-        assert!(WaitTime::parse("constant_throughput(3)").unwrap().is_paced());
+        assert!(WaitTime::parse("constant_throughput(3)")
+            .unwrap()
+            .is_paced());
         assert_eq!(WaitTime::parse("none").unwrap(), WaitTime::None);
         assert!(WaitTime::parse("between(2,1)").is_err());
         assert!(WaitTime::parse("between(1)").is_err());

@@ -136,7 +136,9 @@ fn parse_placeholder(inner: &str) -> Result<Segment, String> {
                 .parse()
                 .map_err(|_| format!("{{{{rand A B}}}}: {b:?} is not an integer"))?;
             if a > b {
-                return Err(format!("{{{{rand {a} {b}}}}}: the lower bound is above the upper"));
+                return Err(format!(
+                    "{{{{rand {a} {b}}}}}: the lower bound is above the upper"
+                ));
             }
             Ok(Segment::Rand(a, b))
         }

@@ -77,7 +77,12 @@ impl Failures {
             return;
         }
         self.map.insert(
-            (method.to_string(), name.to_string(), f.kind, f.message.clone()),
+            (
+                method.to_string(),
+                name.to_string(),
+                f.kind,
+                f.message.clone(),
+            ),
             n,
         );
     }
@@ -107,7 +112,11 @@ impl Failures {
     /// Adds rows read back from a report (merge).
     pub fn add_row(&mut self, r: &FailureRow) {
         let prefix = format!("{}: ", r.kind.as_str());
-        let msg = r.error.strip_prefix(&prefix).unwrap_or(&r.error).to_string();
+        let msg = r
+            .error
+            .strip_prefix(&prefix)
+            .unwrap_or(&r.error)
+            .to_string();
         self.add(
             &r.method,
             &r.name,

@@ -78,7 +78,11 @@ pub fn merge(series: &[&[HistoryPoint]]) -> Vec<HistoryPoint> {
                     q.total_requests += p.total_requests;
                     q.total_failures += p.total_failures;
                     q.total_median = q.total_median.max(p.total_median);
-                    q.total_min = if q.total_min == 0.0 { p.total_min } else { q.total_min.min(p.total_min) };
+                    q.total_min = if q.total_min == 0.0 {
+                        p.total_min
+                    } else {
+                        q.total_min.min(p.total_min)
+                    };
                     q.total_max = q.total_max.max(p.total_max);
                     q.dropped += p.dropped;
                 })

@@ -76,11 +76,7 @@ pub struct Names {
 impl Names {
     /// The id of (method, name), registering it if new.
     pub fn intern(&mut self, method: &str, name: &str) -> u32 {
-        if let Some(i) = self
-            .list
-            .iter()
-            .position(|(m, n)| m == method && n == name)
-        {
+        if let Some(i) = self.list.iter().position(|(m, n)| m == method && n == name) {
             return i as u32;
         }
         self.list.push((method.to_string(), name.to_string()));
@@ -197,7 +193,8 @@ impl StatsState {
             .record(s.latency_us, s.raw_us, s.content_len, failed);
         let us = s.latency_us.min(entry::MAX_US);
         self.second.saturating_record(us);
-        self.second_raw.saturating_record(s.raw_us.min(entry::MAX_US));
+        self.second_raw
+            .saturating_record(s.raw_us.min(entry::MAX_US));
         self.second_reqs += 1;
         if failed {
             self.second_fails += 1;
@@ -276,7 +273,10 @@ impl StatsState {
             let (x, y) = (&self.entries[*a], &self.entries[*b]);
             x.name.cmp(&y.name).then_with(|| x.method.cmp(&y.method))
         });
-        let mut rows: Vec<StatsRow> = idx.iter().map(|i| self.entries[*i].row(elapsed_s)).collect();
+        let mut rows: Vec<StatsRow> = idx
+            .iter()
+            .map(|i| self.entries[*i].row(elapsed_s))
+            .collect();
         rows.push(self.total.row(elapsed_s));
         rows
     }
@@ -294,7 +294,11 @@ pub fn buckets(h: &Histogram<u64>) -> Vec<(f64, u64)> {
     for v in h.iter_recorded() {
         let ms = h.median_equivalent(v.value_iterated_to()) as f64 / 1000.0;
         // Bucket k holds (0.1·10^((k-1)/4), 0.1·10^(k/4)] ms.
-        let k = if ms <= 0.1 { 0 } else { ((ms / 0.1).log10() * 4.0).ceil() as i32 };
+        let k = if ms <= 0.1 {
+            0
+        } else {
+            ((ms / 0.1).log10() * 4.0).ceil() as i32
+        };
         *counts.entry(k).or_insert(0) += v.count_at_value();
     }
     counts

@@ -108,7 +108,12 @@ pub(crate) async fn drive(shared: Arc<RunShared>, compiled: Arc<Compiled>, recor
     }
 }
 
-async fn one_iteration(mut vu: Vu, due: Instant, shared: Arc<RunShared>, idle: Arc<Mutex<Vec<Vu>>>) {
+async fn one_iteration(
+    mut vu: Vu,
+    due: Instant,
+    shared: Arc<RunShared>,
+    idle: Arc<Mutex<Vec<Vu>>>,
+) {
     shared.user_count.fetch_add(1, Ordering::Relaxed);
     let finished = tokio::select! {
         _ = async {

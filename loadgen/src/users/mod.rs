@@ -198,7 +198,9 @@ fn creq(r: &RequestSpec, base: &str, names: &mut Names) -> CReq {
         Body::Raw(t) => (static_text(t).map(Bytes::from), None),
         Body::Form(_) => (
             None,
-            Some(HeaderValue::from_static("application/x-www-form-urlencoded")),
+            Some(HeaderValue::from_static(
+                "application/x-www-form-urlencoded",
+            )),
         ),
     };
     let status_check = r.checks.iter().find_map(|c| match c {
@@ -323,13 +325,15 @@ impl User {
     pub async fn on_start(&mut self, due: Option<Instant>) {
         let c = self.compiled.clone();
         let mut due = due;
-        self.run_steps(&c.classes[self.class].on_start, &mut due).await;
+        self.run_steps(&c.classes[self.class].on_start, &mut due)
+            .await;
     }
 
     /// Runs `on_stop`.
     pub async fn on_stop(&mut self) {
         let c = self.compiled.clone();
-        self.run_steps(&c.classes[self.class].on_stop, &mut None).await;
+        self.run_steps(&c.classes[self.class].on_stop, &mut None)
+            .await;
     }
 
     /// Picks a task and runs it; its first request is measured from `due`.
@@ -419,9 +423,13 @@ impl User {
                             s.push('&');
                         }
                         let v = t.render(&self.vars, &mut self.rng);
-                        s.push_str(&url::form_urlencoded::byte_serialize(k.as_bytes()).collect::<String>());
+                        s.push_str(
+                            &url::form_urlencoded::byte_serialize(k.as_bytes()).collect::<String>(),
+                        );
                         s.push('=');
-                        s.push_str(&url::form_urlencoded::byte_serialize(v.as_bytes()).collect::<String>());
+                        s.push_str(
+                            &url::form_urlencoded::byte_serialize(v.as_bytes()).collect::<String>(),
+                        );
                     }
                     Bytes::from(s)
                 }
@@ -441,7 +449,8 @@ impl User {
         }
         for (n, t) in &r.dyn_headers {
             let v = t.render(&self.vars, &mut self.rng);
-            let hv = HeaderValue::try_from(v).map_err(|_| format!("invalid value for header {n}"))?;
+            let hv =
+                HeaderValue::try_from(v).map_err(|_| format!("invalid value for header {n}"))?;
             h.insert(n.clone(), hv);
         }
         Ok(req)
@@ -534,7 +543,10 @@ impl User {
         }
         let body = body.unwrap_or(&[]);
         let needs_json = !r.spec.captures.is_empty()
-            || r.spec.checks.iter().any(|c| matches!(c, Check::JsonExists(_)));
+            || r.spec
+                .checks
+                .iter()
+                .any(|c| matches!(c, Check::JsonExists(_)));
         let json: Option<serde_json::Value> = if needs_json {
             serde_json::from_slice(body).ok()
         } else {
@@ -543,9 +555,7 @@ impl User {
         for c in &r.spec.checks {
             match c {
                 Check::BodyContains(s) => {
-                    let found = body
-                        .windows(s.len().max(1))
-                        .any(|w| w == s.as_bytes());
+                    let found = body.windows(s.len().max(1)).any(|w| w == s.as_bytes());
                     if !found {
                         return Some(Failure {
                             kind: FailureKind::Check,
@@ -580,7 +590,10 @@ impl User {
 }
 
 /// Sleeps for `d` unless the token is cancelled first; returns false when cancelled.
-pub(crate) async fn sleep_or_cancel(d: Duration, cancel: &tokio_util::sync::CancellationToken) -> bool {
+pub(crate) async fn sleep_or_cancel(
+    d: Duration,
+    cancel: &tokio_util::sync::CancellationToken,
+) -> bool {
     if d.is_zero() {
         return !cancel.is_cancelled();
     }
