@@ -185,16 +185,34 @@ pub struct CompareArgs {
     /// Multiply the load by this much after a step that kept the objective.
     #[arg(long, default_value_t = 2.0)]
     pub growth: f64,
-    /// After the objective broke, this many bisection steps between the last
-    /// good load and the broken one.
-    #[arg(long, default_value_t = 2)]
+    /// After the objective broke, up to this many steps walking down from the
+    /// broken load towards the last good one (3 = quarters of the gap).
+    #[arg(long, default_value_t = 3)]
     pub refine: u32,
     /// At most this many steps per run (single and group each).
-    #[arg(long, default_value_t = 9, value_parser = clap::value_parser!(u32).range(1..=100))]
+    #[arg(long, default_value_t = 12, value_parser = clap::value_parser!(u32).range(1..=100))]
     pub max_steps: u32,
-    /// Length of each step.
+    /// Length of each step's measurement window (after the ramp and warm-up).
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
     pub step_duration: Duration,
+    /// Users started per second and per replica when a step adds users (each
+    /// new user logs in first, an expensive argon2 hash; the group, with N
+    /// replicas, adds users N times as fast).
+    #[arg(long, default_value_t = 10.0)]
+    pub spawn_rate: f64,
+    /// Time after the ramp before the measurement window opens (more if the
+    /// latest second still breaks the objective, up to --settle-max).
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    pub warmup: Duration,
+    /// Longest wait for a step to settle after its ramp (backlogs of the
+    /// previous step, logins of new users) before measuring anyway.
+    #[arg(long, default_value = "15s", value_parser = parse_duration)]
+    pub settle_max: Duration,
+    /// Per-request timeout; a request not answered in time is a failure.
+    /// Default: 4 × --slo-p95 (at least 1 s), so a stuck server shows up as
+    /// failures within the step instead of as requests that never finished.
+    #[arg(long, value_parser = parse_duration)]
+    pub request_timeout: Option<Duration>,
     /// Objective: at most this percentage of requests may fail.
     #[arg(long, default_value = "1", value_parser = parse_percent)]
     pub slo_failures: f64,

@@ -1,31 +1,29 @@
 //! `lab compare`: one replica directly against N replicas behind the
-//! balancer, the same stepped load on both, in turns.
+//! balancer, the same stepped load on both, at the same time.
 //!
 //! Both sides run on the same started stack (one extra replica, `single`, is
-//! measured on its own; the group `r1..rN` sits behind the balancer). Step k
-//! of the single server is followed by step k of the group, so machine noise
-//! (another job, thermal throttling, a cache warming up) hits both alike.
-//! Every step records loadgen's figures, CPU/memory of the processes
-//! involved, cgroup throttling and, for the group, the balancer's
-//! per-replica request counts.
+//! measured on its own; the group `r1..rN` sits behind the balancer). Each
+//! side has its own users, kept across steps ([`load::Driver`]); step k of
+//! both sides is ramped, warmed up and measured in the same window, so
+//! machine noise (another job, thermal throttling, a cache warming up) hits
+//! both alike. Every step records loadgen's figures, CPU/memory of the
+//! processes involved, cgroup throttling and, for the group, the balancer's
+//! per-replica request counts over the same window.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use loadgen::report::RunReport;
 
 use crate::capacity::{Search, Slo};
 use crate::cli::{CompareArgs, LoadModel};
 use crate::diagnosis::{diagnose_run, Diagnosis, LOADGEN};
-use crate::load::{self, StepSummary};
+use crate::load::{self, Driver, DriverConfig, StepSummary};
 use crate::procstat::Sampler;
 use crate::report::{self, LabReport, RunResult, StepRecord, CAPACITY_MODEL};
 use crate::stack::{Stack, StackPlan};
 use crate::status::{Probe, ShareDelta};
 use crate::Error;
-
-/// Pause between steps so the previous step's connections drain.
-const SETTLE: Duration = Duration::from_millis(500);
 
 /// Which side of the comparison.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,22 +82,50 @@ fn validate(args: &CompareArgs) -> Result<(), Error> {
     if args.step_duration < Duration::from_secs(1) {
         return Err(Error::Usage("--step-duration must be at least 1s".into()));
     }
+    if !(args.spawn_rate.is_finite() && args.spawn_rate > 0.0) {
+        return Err(Error::Usage(format!(
+            "--spawn-rate {} must be above 0 (e.g. 10)",
+            args.spawn_rate
+        )));
+    }
     Ok(())
+}
+
+/// One side of the comparison while it runs.
+struct SideRun {
+    side: Side,
+    search: Search,
+    /// `None` once the side's search is over (its users are gone).
+    driver: Option<Driver>,
+    /// Load of the previous step (0 before the first).
+    load: u32,
+    records: Vec<StepRecord>,
+    reports: Vec<RunReport>,
 }
 
 /// Runs the comparison and writes the reports.
 pub async fn run(args: CompareArgs) -> Result<(), Error> {
     validate(&args)?;
     let scenario = load::scenario(&args.scenario)?;
-    let run_dir = make_run_dir(&args.stack.out)?;
     let slo = Slo {
         max_fail_ratio: args.slo_failures / 100.0,
         max_p95_ms: args.slo_p95.as_secs_f64() * 1000.0,
     };
+    let timeout = args
+        .request_timeout
+        .unwrap_or_else(|| load::timeout_for(&slo));
+    if timeout > args.step_duration {
+        return Err(Error::Usage(format!(
+            "--request-timeout {} is longer than --step-duration {}: a request could outlive its step",
+            humantime::format_duration(timeout),
+            humantime::format_duration(args.step_duration)
+        )));
+    }
     let unit = match args.model {
         LoadModel::Closed => "users",
         LoadModel::Open => "it/s",
     };
+    let run_dir = make_run_dir(&args.stack.out)?;
     println!("lab: writing into {}", run_dir.display());
     println!(
         "lab: starting 1 + {} replicas (CPU budget {}) and the balancer ({})…",
@@ -109,72 +135,125 @@ pub async fn run(args: CompareArgs) -> Result<(), Error> {
     let stack = Stack::start(&plan).await?;
     println!("lab: {}", stack.budget_note);
     println!(
-        "lab: objective: {}; steps of {}",
+        "lab: objective: {}; each step ramps (new users join at {}/s per replica and log in), warms up ≥ {}, then measures {}; a request unanswered after {} counts as failed",
         slo.describe(),
-        humantime::format_duration(args.step_duration)
+        args.spawn_rate,
+        humantime::format_duration(args.warmup),
+        humantime::format_duration(args.step_duration),
+        humantime::format_duration(timeout),
     );
     let budget = stack.budget_applied.cores();
     let started = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-
-    let mut searches = [
-        (
-            Side::Single,
-            Search::new(
-                args.start_load,
-                args.max_load,
-                args.growth,
-                args.refine,
-                args.max_steps,
-            ),
-        ),
-        (
-            Side::Group,
-            Search::new(
-                args.start_load,
-                args.max_load,
-                args.growth,
-                args.refine,
-                args.max_steps,
-            ),
-        ),
+    let n = f64::from(args.stack.replicas);
+    let search = || {
+        Search::new(
+            args.start_load,
+            args.max_load,
+            args.growth,
+            args.refine,
+            args.max_steps,
+        )
+    };
+    let driver = |host: String, rate: f64| {
+        Driver::new(DriverConfig {
+            host,
+            scenario: scenario.clone(),
+            model: args.model,
+            timeout,
+            spawn_rate: rate,
+        })
+    };
+    let single_host = stack
+        .single
+        .as_ref()
+        .map(|s| format!("http://{}", s.addr))
+        .ok_or_else(|| Error::Usage("internal: no single replica".into()))?;
+    let mut sides = [
+        SideRun {
+            side: Side::Single,
+            search: search(),
+            driver: Some(driver(single_host, args.spawn_rate)),
+            load: 0,
+            records: Vec::new(),
+            reports: Vec::new(),
+        },
+        SideRun {
+            side: Side::Group,
+            search: search(),
+            driver: Some(driver(stack.balancer_url(), args.spawn_rate * n)),
+            load: 0,
+            records: Vec::new(),
+            reports: Vec::new(),
+        },
     ];
-    let mut records: [Vec<StepRecord>; 2] = [Vec::new(), Vec::new()];
-    let mut reports: [Vec<RunReport>; 2] = [Vec::new(), Vec::new()];
     let probe = Probe::new();
+    let mut step_no = 0u32;
     loop {
-        let mut progressed = false;
-        for (i, (side, search)) in searches.iter_mut().enumerate() {
-            let Some(load) = search.next_load() else {
-                continue;
-            };
-            progressed = true;
-            let number = records[i].len() as u32 + 1;
-            let (mut rec, rep) =
-                measure_step(&stack, &probe, *side, &scenario, &args, load, number).await?;
+        let mut active = Vec::new();
+        for (i, s) in sides.iter_mut().enumerate() {
+            match s.search.next_load() {
+                Some(l) => active.push((i, l)),
+                None => {
+                    if let Some(d) = s.driver.take() {
+                        d.stop().await;
+                    }
+                }
+            }
+        }
+        if active.is_empty() {
+            break;
+        }
+        step_no += 1;
+        let plan: Vec<String> = active
+            .iter()
+            .map(|&(i, l)| format!("{} {l} {unit}", sides[i].side.name()))
+            .collect();
+        println!(
+            "lab: step {step_no}: {}; ramping, warming up, then measuring {}…",
+            plan.join(", "),
+            humantime::format_duration(args.step_duration)
+        );
+        let mut ramp = Duration::ZERO;
+        for &(i, l) in &active {
+            let s = &mut sides[i];
+            if let Some(d) = s.driver.as_mut() {
+                ramp = ramp.max(d.ramp_estimate(s.load, l));
+                d.set_load(l).await?;
+            }
+            s.load = l;
+        }
+        let drivers: Vec<&Driver> = active
+            .iter()
+            .filter_map(|&(i, _)| sides[i].driver.as_ref())
+            .collect();
+        let warmup = settle(&drivers, &slo, ramp, &args).await;
+        let (mut recs, reps) =
+            measure_window(&stack, &probe, &mut sides, &active, &args, warmup).await?;
+        for ((i, load), (mut rec, rep)) in active.iter().copied().zip(recs.drain(..).zip(reps)) {
+            let s = &mut sides[i];
+            rec.number = s.records.len() as u32 + 1;
+            rec.load = load;
             let verdict = slo.check(
                 rec.summary.requests,
                 rec.summary.fail_ratio,
                 rec.summary.p95_ms,
             );
+            let verdict = verdict.and_then(|()| dropped_check(&rec.summary, load, &slo));
             rec.kept = verdict.is_ok();
             rec.verdict = verdict.err().unwrap_or_default();
-            search.record(load, rec.kept);
-            println!("{}", progress_line(*side, &rec, args.max_steps, unit));
-            let broke = !rec.kept;
-            records[i].push(rec);
-            reports[i].push(rep);
-            tokio::time::sleep(SETTLE).await;
-            if broke {
-                // An overloaded replica keeps working off its backlog after the
-                // load stops; wait (bounded) until it answers promptly again so
-                // the next step does not inherit this one's queue.
-                recover(&stack, &probe, *side).await;
-            }
-        }
-        if !progressed {
-            break;
+            s.search.record(load, rec.kept);
+            println!("{}", progress_line(s.side, &rec, args.max_steps, unit));
+            s.records.push(rec);
+            s.reports.push(rep);
         }
     }
+    let [single_run, group_run] = sides;
+    let searches = [
+        (single_run.side, single_run.search),
+        (group_run.side, group_run.search),
+    ];
+    let records = [single_run.records, group_run.records];
+    let reports = [single_run.reports, group_run.reports];
 
     let results: Vec<RunResult> = searches
         .iter()
@@ -229,106 +308,146 @@ pub async fn run(args: CompareArgs) -> Result<(), Error> {
     Ok(())
 }
 
-/// Waits up to 30 s until every replica of `side` answers `/healthz` within 200 ms.
-async fn recover(stack: &Stack, probe: &Probe, side: Side) {
-    let addrs: Vec<std::net::SocketAddr> = match side {
-        Side::Single => stack.single.iter().map(|r| r.addr).collect(),
-        Side::Group => stack.replicas.iter().map(|r| r.addr).collect(),
-    };
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    for a in addrs {
-        let url = format!("http://{a}/healthz");
-        while tokio::time::Instant::now() < deadline {
-            let t = std::time::Instant::now();
-            if matches!(probe.get(&url).await, Ok((200, _)))
-                && t.elapsed() < Duration::from_millis(200)
-            {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(250)).await;
+/// Waits for the ramp (bounded), then at least `--warmup`, then until the
+/// latest second of every side keeps the objective (bounded by
+/// `--settle-max`: an overloaded step never settles and is measured anyway).
+/// Returns the seconds from the start of the ramp to the window.
+async fn settle(drivers: &[&Driver], slo: &Slo, ramp: Duration, args: &CompareArgs) -> f64 {
+    let begin = Instant::now();
+    let ramp_deadline = begin + ramp + Duration::from_secs(10);
+    while Instant::now() < ramp_deadline && !drivers.iter().all(|d| d.ramped()) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let ramped = Instant::now();
+    tokio::time::sleep(args.warmup).await;
+    let deadline = ramped + args.settle_max.max(args.warmup);
+    let since = ramped + args.warmup.saturating_sub(Duration::from_secs(1));
+    while Instant::now() < deadline && !drivers.iter().all(|d| d.settled(slo, since)) {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    begin.elapsed().as_secs_f64()
+}
+
+/// Open model: arrivals dropped for want of a free virtual user are load the
+/// server did not take; above the failure budget they break the objective.
+fn dropped_check(s: &StepSummary, load: u32, slo: &Slo) -> Result<(), String> {
+    let offered = f64::from(load) * s.seconds;
+    if s.dropped_iterations > 0 && offered > 0.0 {
+        let r = s.dropped_iterations as f64 / offered;
+        if r > slo.max_fail_ratio {
+            return Err(format!(
+                "{:.1}% of arrivals dropped (every virtual user busy)",
+                r * 100.0
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Processes of one side: its replicas (and the balancer for the group).
+fn side_processes(stack: &Stack, side: Side) -> (Vec<(String, u32)>, Vec<String>) {
+    match side {
+        Side::Single => stack
+            .single
+            .iter()
+            .map(|s| ((format!("replica {}", s.id), s.guard.pid()), s.id.clone()))
+            .unzip(),
+        Side::Group => {
+            let (mut p, ids): (Vec<_>, Vec<_>) = stack
+                .replicas
+                .iter()
+                .map(|r| ((format!("replica {}", r.id), r.guard.pid()), r.id.clone()))
+                .unzip();
+            p.push(("balancer".into(), stack.balancer.guard.pid()));
+            (p, ids)
         }
     }
 }
 
-async fn measure_step(
+/// Measures one window on every active side at once: resets their figures,
+/// waits `--step-duration`, and reads loadgen, `/proc`, the cgroups and the
+/// balancer over exactly that window.
+async fn measure_window(
     stack: &Stack,
     probe: &Probe,
-    side: Side,
-    scenario: &loadgen::scenario::Scenario,
+    sides: &mut [SideRun; 2],
+    active: &[(usize, u32)],
     args: &CompareArgs,
-    load: u32,
-    number: u32,
-) -> Result<(StepRecord, RunReport), Error> {
+    warmup_s: f64,
+) -> Result<(Vec<StepRecord>, Vec<RunReport>), Error> {
     let me = (LOADGEN.to_string(), std::process::id());
-    let (host, mut procs, ids): (String, Vec<(String, u32)>, Vec<String>) = match side {
-        Side::Single => {
-            let s = stack
-                .single
-                .as_ref()
-                .ok_or_else(|| Error::Usage("internal: no single replica".into()))?;
-            (
-                format!("http://{}", s.addr),
-                vec![(format!("replica {}", s.id), s.guard.pid())],
-                vec![s.id.clone()],
-            )
-        }
-        Side::Group => {
-            let mut p: Vec<(String, u32)> = stack
-                .replicas
-                .iter()
-                .map(|r| (format!("replica {}", r.id), r.guard.pid()))
-                .collect();
-            p.push(("balancer".into(), stack.balancer.guard.pid()));
-            (
-                stack.balancer_url(),
-                p,
-                stack.replicas.iter().map(|r| r.id.clone()).collect(),
-            )
-        }
-    };
-    procs.push(me);
-    let status_before = match side {
-        Side::Group => Some(probe.balancer_status(&stack.status_url()).await?),
-        Side::Single => None,
-    };
-    let throttle_before: Vec<_> = ids
+    let per_side: Vec<(Vec<(String, u32)>, Vec<String>)> = active
         .iter()
-        .map(|id| stack.cgroups.as_ref().and_then(|g| g.throttle(id)))
+        .map(|&(i, _)| side_processes(stack, sides[i].side))
         .collect();
-    let sampler = Sampler::start(&procs);
-    let plan = load::step_plan(&host, scenario, args.model, load, args.step_duration);
-    let rep = load::run(plan).await?;
-    let (processes, host_usage) = sampler.finish();
-    let throttled = ids
+    let mut all: Vec<(String, u32)> = per_side.iter().flat_map(|p| p.0.clone()).collect();
+    all.push(me);
+    let group_active = active.iter().any(|&(i, _)| sides[i].side == Side::Group);
+    let status_before = if group_active {
+        Some(probe.balancer_status(&stack.status_url()).await?)
+    } else {
+        None
+    };
+    let throttle_before: Vec<Vec<_>> = per_side
         .iter()
-        .zip(throttle_before)
-        .filter_map(|(id, before)| {
-            let after = stack.cgroups.as_ref()?.throttle(id)?;
-            Some((id.clone(), StepRecord::throttle_ratio(before?, after)))
+        .map(|(_, ids)| {
+            ids.iter()
+                .map(|id| stack.cgroups.as_ref().and_then(|g| g.throttle(id)))
+                .collect()
         })
         .collect();
-    let shares = match status_before {
-        Some(before) => {
-            // The balancer counts a request when it is sent upstream; give
-            // in-flight ones a moment to be counted before reading again.
-            tokio::time::sleep(Duration::from_millis(200)).await;
-            let after = probe.balancer_status(&stack.status_url()).await?;
-            Some(ShareDelta::between(&before, &after))
+    for &(i, _) in active {
+        if let Some(d) = sides[i].driver.as_mut() {
+            d.open_window();
         }
-        None => None,
+    }
+    let sampler = Sampler::start(&all);
+    tokio::time::sleep(args.step_duration).await;
+    let reps: Vec<RunReport> = active
+        .iter()
+        .filter_map(|&(i, _)| sides[i].driver.as_ref().map(Driver::window_report))
+        .collect();
+    let (processes, host_usage) = sampler.finish();
+    let status_after = if group_active {
+        Some(probe.balancer_status(&stack.status_url()).await?)
+    } else {
+        None
     };
-    let rec = StepRecord {
-        number,
-        load,
-        summary: StepSummary::from_report(&rep),
-        kept: false,
-        verdict: String::new(),
-        processes,
-        host: host_usage,
-        throttled,
-        shares,
-    };
-    Ok((rec, rep))
+    let mut recs = Vec::new();
+    for (k, &(i, load)) in active.iter().enumerate() {
+        let side = sides[i].side;
+        let (procs, ids) = &per_side[k];
+        let throttled = ids
+            .iter()
+            .zip(&throttle_before[k])
+            .filter_map(|(id, before)| {
+                let after = stack.cgroups.as_ref()?.throttle(id)?;
+                Some((id.clone(), StepRecord::throttle_ratio((*before)?, after)))
+            })
+            .collect();
+        let mine: Vec<_> = processes
+            .iter()
+            .filter(|p| p.name == LOADGEN || procs.iter().any(|(n, pid)| *n == p.name && *pid == p.pid))
+            .cloned()
+            .collect();
+        let shares = match (side, &status_before, &status_after) {
+            (Side::Group, Some(b), Some(a)) => Some(ShareDelta::between(b, a)),
+            _ => None,
+        };
+        recs.push(StepRecord {
+            number: 0,
+            load,
+            summary: reps.get(k).map(StepSummary::from_report).unwrap_or_default(),
+            kept: false,
+            verdict: String::new(),
+            warmup_s,
+            processes: mine,
+            host: host_usage,
+            throttled,
+            shares,
+        });
+    }
+    Ok((recs, reps))
 }
 
 /// `[single] step 3/9: 40 users … 118 req/s, p95 41 ms, 0.0% failed → kept`.

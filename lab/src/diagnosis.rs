@@ -191,6 +191,7 @@ mod tests {
             summary,
             kept: false,
             verdict: String::new(),
+            warmup_s: 0.0,
             processes: procs
                 .iter()
                 .map(|(n, c)| ProcUsage {

@@ -85,6 +85,9 @@ pub enum Error {
     /// The load generator failed.
     #[error("load generator: {0}")]
     Load(#[from] loadgen::Error),
+    /// The load generator refused a change of load.
+    #[error("load generator: {0}")]
+    Control(#[from] loadgen::ControlError),
     /// A role run in this process (`lab market-api`, `lab balancer`) failed.
     #[error("{0}")]
     Role(String),

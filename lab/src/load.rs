@@ -1,27 +1,47 @@
-//! The bridge to `loadgen`: building plans and boiling a run down to the
-//! figures the lab decides with.
+//! The bridge to `loadgen`: driving the load step by step and boiling a
+//! measurement window down to the figures the lab decides with.
 //!
-//! The load generator runs in this process ([`loadgen::run_test`]); one load
-//! step is one run. [`StepSummary`] keeps what the capacity search, the
-//! diagnosis and the reports need (totals, percentiles, failures by method
-//! and kind, the per-second history), so the full `RunReport` (with its
-//! serialized histograms) is kept only for the steps that are written out.
+//! The load generator runs in this process. [`Driver`] keeps one loadgen run
+//! alive across the steps of a capacity search (closed model): a step grows
+//! or shrinks the number of users in place, as Locust does with its spawn
+//! rate, so users keep their logins and connections from one step to the
+//! next; after the ramp and a warm-up the statistics are reset and a window
+//! of fixed length is measured. With a per-request timeout no longer than
+//! the window, every request is resolved (answered or timed out, a failure)
+//! within the step, so an overloaded step shows failures instead of requests
+//! that never finished. The open model cannot change its rate in place, so
+//! each of its steps is a fresh run measured the same way (warm-up excluded).
+//!
+//! [`StepSummary`] keeps what the capacity search, the diagnosis and the
+//! reports need (totals, percentiles, failures by method and kind, the
+//! per-second history), so the full `RunReport` (with its serialized
+//! histograms) is kept only for the steps that are written out.
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use loadgen::plan::{Arrival, TestPlan};
+use loadgen::Controller;
 use loadgen::report::RunReport;
 use loadgen::scenario::Scenario;
 use loadgen::stats::FailureKind;
 use serde::{Deserialize, Serialize};
 
+use crate::capacity::Slo;
 use crate::cli::LoadModel;
 use crate::Error;
 
-/// Per-request timeout of lab runs: well above any objective, well below a step.
+/// Per-request timeout of the demo's fixed-length runs: well above any
+/// objective, well below a run.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The per-request timeout tied to the objective: 4 × the p95 objective, at
+/// least 1 s. A request four times slower than the objective's 95th
+/// percentile is one a user has given up on.
+pub fn timeout_for(slo: &Slo) -> Duration {
+    Duration::from_secs_f64((slo.max_p95_ms * 4.0 / 1000.0).max(1.0))
+}
 
 /// Resolves `-f`: a built-in scenario name or a scenario file.
 pub fn scenario(name_or_path: &str) -> Result<Scenario, Error> {
@@ -67,6 +87,178 @@ pub fn step_plan(
         }
     }
     plan
+}
+
+/// How a [`Driver`] applies load.
+#[derive(Debug, Clone)]
+pub struct DriverConfig {
+    /// Target base URL.
+    pub host: String,
+    /// What users do.
+    pub scenario: Scenario,
+    /// Closed (users) or open (iterations/s).
+    pub model: LoadModel,
+    /// Per-request timeout.
+    pub timeout: Duration,
+    /// Users started per second when a step adds users.
+    pub spawn_rate: f64,
+}
+
+/// One side's load, kept running across steps (see the module comment).
+pub struct Driver {
+    cfg: DriverConfig,
+    controller: Controller,
+    /// Load of the current step (0 before the first).
+    load: u32,
+    /// When the current step's ramp began.
+    ramp_started: Instant,
+    /// When the measurement window opened.
+    window_started: Option<Instant>,
+}
+
+impl Driver {
+    /// A driver that has not started any load yet.
+    pub fn new(cfg: DriverConfig) -> Driver {
+        let base = base_plan(&cfg, 1);
+        Driver {
+            controller: Controller::new(base),
+            cfg,
+            load: 0,
+            ramp_started: Instant::now(),
+            window_started: None,
+        }
+    }
+
+    /// Moves to `load`: users are added at the spawn rate or removed at once
+    /// (closed model), or a fresh run starts at the new rate (open model).
+    pub async fn set_load(&mut self, load: u32) -> Result<(), Error> {
+        let load = load.max(1);
+        self.ramp_started = Instant::now();
+        self.window_started = None;
+        let running = self.load > 0;
+        match self.cfg.model {
+            LoadModel::Closed if running => {
+                self.controller
+                    .set_users(load, self.cfg.spawn_rate)?;
+            }
+            _ => {
+                if running {
+                    self.controller.stop();
+                    self.controller.wait().await;
+                }
+                self.controller
+                    .start_plan(base_plan(&self.cfg, load))?;
+            }
+        }
+        self.load = load;
+        Ok(())
+    }
+
+    /// How long the ramp to `from → load` should take at the spawn rate.
+    pub fn ramp_estimate(&self, from: u32, to: u32) -> Duration {
+        match self.cfg.model {
+            LoadModel::Closed if to > from => {
+                Duration::from_secs_f64(f64::from(to - from) / self.cfg.spawn_rate.max(0.1))
+            }
+            _ => Duration::ZERO,
+        }
+    }
+
+    /// Whether every user of the step is running (always true in the open model).
+    pub fn ramped(&self) -> bool {
+        match self.cfg.model {
+            LoadModel::Closed => self.controller.snapshot().user_count == self.load,
+            LoadModel::Open => true,
+        }
+    }
+
+    /// Whether the latest full second after the ramp kept the objective
+    /// (some requests finished, p95 and failures within bounds).
+    pub fn settled(&self, slo: &Slo, since: Instant) -> bool {
+        let snap = self.controller.snapshot();
+        let since_ms = unix_ms_of(since);
+        match snap.history.last() {
+            Some(p) if p.time >= since_ms + 1000 && p.rps > 0.0 => {
+                p.p95 <= slo.max_p95_ms && p.fail_per_sec / p.rps <= slo.max_fail_ratio
+            }
+            _ => false,
+        }
+    }
+
+    /// Opens the measurement window: forgets everything measured so far.
+    pub fn open_window(&mut self) {
+        self.controller.reset_stats();
+        self.window_started = Some(Instant::now());
+    }
+
+    /// The report of the window so far, its rates over the window's length.
+    pub fn window_report(&self) -> RunReport {
+        let mut r = self.controller.report();
+        let secs = self
+            .window_started
+            .map_or(r.duration_s, |t| t.elapsed().as_secs_f64());
+        rebase(&mut r, secs);
+        r
+    }
+
+    /// Seconds between the start of the ramp and now.
+    pub fn since_ramp(&self) -> Duration {
+        self.ramp_started.elapsed()
+    }
+
+    /// Stops the users and waits until they are gone.
+    pub async fn stop(&self) {
+        self.controller.stop();
+        self.controller.wait().await;
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        // Cancels every user task of this run (nothing outlives the driver).
+        self.controller.stop();
+    }
+}
+
+fn unix_ms_of(t: Instant) -> u64 {
+    let ago = t.elapsed();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    now.saturating_sub(ago).as_millis() as u64
+}
+
+/// A run without an end, for [`Driver`].
+fn base_plan(cfg: &DriverConfig, load: u32) -> TestPlan {
+    let mut plan = TestPlan::new(&cfg.host, cfg.scenario.clone());
+    plan.run_time = None;
+    plan.timeout = cfg.timeout;
+    plan.stop_timeout = Duration::from_secs(2);
+    match cfg.model {
+        LoadModel::Closed => {
+            plan.users = load.max(1);
+            plan.spawn_rate = cfg.spawn_rate.max(0.1);
+        }
+        LoadModel::Open => {
+            plan.arrival = Some(Arrival {
+                rate: f64::from(load.max(1)),
+                stages: Vec::new(),
+                max_vus: load.saturating_mul(20).clamp(50, 20_000),
+            });
+        }
+    }
+    plan
+}
+
+/// Rates over `secs` instead of the run's whole life (after a statistics
+/// reset, loadgen still divides by the time since the run started).
+pub fn rebase(r: &mut RunReport, secs: f64) {
+    let secs = secs.max(1e-3);
+    r.duration_s = secs;
+    for row in &mut r.stats {
+        row.total_rps = row.num_requests as f64 / secs;
+        row.total_fail_per_sec = row.num_failures as f64 / secs;
+    }
 }
 
 /// Runs one plan in this process.

@@ -124,6 +124,10 @@ pub struct StepRecord {
     pub kept: bool,
     /// Why not, if it did not.
     pub verdict: String,
+    /// Seconds from the start of the step's ramp to its measurement window
+    /// (ramp + warm-up; not measured).
+    #[serde(default)]
+    pub warmup_s: f64,
     /// CPU and memory of the processes involved (replicas, balancer, load generator).
     pub processes: Vec<ProcUsage>,
     /// The machine.
