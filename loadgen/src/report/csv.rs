@@ -17,8 +17,8 @@ use crate::Error;
 pub const STATS_HEADER: &str = "Type,Name,Request Count,Failure Count,Median Response Time,Average Response Time,Min Response Time,Max Response Time,Average Content Size,Requests/s,Failures/s,50%,66%,75%,80%,90%,95%,98%,99%,99.9%,99.99%,100%";
 /// `Timestamp,User Count,…` (Locust's `stats_history_csv_columns`).
 pub const HISTORY_HEADER: &str = "Timestamp,User Count,Type,Name,Requests/s,Failures/s,50%,66%,75%,80%,90%,95%,98%,99%,99.9%,99.99%,100%,Total Request Count,Total Failure Count,Total Median Response Time,Total Average Response Time,Total Min Response Time,Total Max Response Time,Total Average Content Size";
-/// `Method,Name,Error,Occurrences`.
-pub const FAILURES_HEADER: &str = "Method,Name,Error,Occurrences";
+/// `Method,Name,Error,Occurrences,First Seen,Last Seen` (Locust 2.x `failures_columns`).
+pub const FAILURES_HEADER: &str = "Method,Name,Error,Occurrences,First Seen,Last Seen";
 /// `Count,Message,Traceback,Nodes`.
 pub const EXCEPTIONS_HEADER: &str = "Count,Message,Traceback,Nodes";
 
@@ -122,14 +122,38 @@ pub fn failures_csv(r: &RunReport) -> String {
     for f in &r.failures {
         let _ = write!(
             out,
-            "{},{},{},{}{EOL}",
+            "{},{},{},{},{},{}{EOL}",
             field(&f.method),
             field(&f.name),
             field(&f.error),
-            f.occurrences
+            f.occurrences,
+            f.first_seen.map(utc_timestamp).unwrap_or_default(),
+            f.last_seen.map(utc_timestamp).unwrap_or_default(),
         );
     }
     out
+}
+
+/// Unix seconds as `2026-11-29T05:03:00Z` (Locust's `format_utc_timestamp`).
+pub fn utc_timestamp(unix_s: u64) -> String {
+    let days = (unix_s / 86_400) as i64;
+    let secs = unix_s % 86_400;
+    // Civil date from days since 1970-01-01 (H. Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60
+    )
 }
 
 /// `PREFIX_exceptions.csv` (header only; see the module documentation).
@@ -173,5 +197,8 @@ mod tests {
         assert_eq!(field("a,b"), "\"a,b\"");
         assert_eq!(field("say \"hi\""), "\"say \"\"hi\"\"\"");
         assert_eq!(field("/x"), "/x");
+        assert_eq!(utc_timestamp(0), "1970-01-01T00:00:00Z");
+        assert_eq!(utc_timestamp(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(utc_timestamp(1_795_929_780), "2026-11-29T05:23:00Z");
     }
 }

@@ -1,4 +1,6 @@
-//! Failures grouped by (method, name, kind, message), with occurrence counts.
+//! Failures grouped by (method, name, kind, message), with occurrence counts
+//! and when each group was first and last seen (Locust's `_failures.csv`
+//! columns `First Seen` and `Last Seen`).
 
 use std::collections::HashMap;
 
@@ -58,22 +60,59 @@ pub struct FailureRow {
     pub error: String,
     /// How many times it happened.
     pub occurrences: u64,
+    /// First occurrence, Unix seconds.
+    #[serde(default)]
+    pub first_seen: Option<u64>,
+    /// Last occurrence, Unix seconds.
+    #[serde(default)]
+    pub last_seen: Option<u64>,
+}
+
+/// Occurrences of one group and when they happened (Unix seconds).
+#[derive(Debug, Clone, Copy)]
+struct Seen {
+    count: u64,
+    first: Option<u64>,
+    last: Option<u64>,
+}
+
+impl Seen {
+    fn add(&mut self, n: u64, first: Option<u64>, last: Option<u64>) {
+        self.count += n;
+        self.first = match (self.first, first) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        self.last = self.last.max(last);
+    }
 }
 
 /// The failure table.
 #[derive(Debug, Default, Clone)]
 pub struct Failures {
-    map: HashMap<(String, String, FailureKind, String), u64>,
+    map: HashMap<(String, String, FailureKind, String), Seen>,
 }
 
 impl Failures {
-    /// Counts one failure.
-    pub fn add(&mut self, method: &str, name: &str, f: &Failure, n: u64) {
+    /// Counts `n` occurrences of one failure, seen at `now_s` (Unix seconds).
+    pub fn add(&mut self, method: &str, name: &str, f: &Failure, n: u64, now_s: u64) {
+        self.add_seen(method, name, f, n, Some(now_s), Some(now_s));
+    }
+
+    fn add_seen(
+        &mut self,
+        method: &str,
+        name: &str,
+        f: &Failure,
+        n: u64,
+        first: Option<u64>,
+        last: Option<u64>,
+    ) {
         // Look up by reference first: allocating the key only for a new group.
         if let Some(c) = self.map.iter_mut().find_map(|(k, v)| {
             (k.2 == f.kind && k.0 == method && k.1 == name && k.3 == f.message).then_some(v)
         }) {
-            *c += n;
+            c.add(n, first, last);
             return;
         }
         self.map.insert(
@@ -83,7 +122,11 @@ impl Failures {
                 f.kind,
                 f.message.clone(),
             ),
-            n,
+            Seen {
+                count: n,
+                first,
+                last,
+            },
         );
     }
 
@@ -92,12 +135,14 @@ impl Failures {
         let mut rows: Vec<FailureRow> = self
             .map
             .iter()
-            .map(|((m, n, k, msg), c)| FailureRow {
+            .map(|((m, n, k, msg), seen)| FailureRow {
                 method: m.clone(),
                 name: n.clone(),
                 kind: *k,
                 error: format!("{}: {msg}", k.as_str()),
-                occurrences: *c,
+                occurrences: seen.count,
+                first_seen: seen.first,
+                last_seen: seen.last,
             })
             .collect();
         rows.sort_by(|a, b| {
@@ -117,7 +162,7 @@ impl Failures {
             .strip_prefix(&prefix)
             .unwrap_or(&r.error)
             .to_string();
-        self.add(
+        self.add_seen(
             &r.method,
             &r.name,
             &Failure {
@@ -125,6 +170,8 @@ impl Failures {
                 message: msg,
             },
             r.occurrences,
+            r.first_seen,
+            r.last_seen,
         );
     }
 
@@ -145,8 +192,8 @@ mod tests {
             kind: FailureKind::Connect,
             message: "connection refused".into(),
         };
-        f.add("GET", "/", &refused, 1);
-        f.add("GET", "/", &refused, 2);
+        f.add("GET", "/", &refused, 1, 100);
+        f.add("GET", "/", &refused, 2, 105);
         f.add(
             "GET",
             "/",
@@ -155,11 +202,16 @@ mod tests {
                 message: "HTTP 503".into(),
             },
             1,
+            101,
         );
         let rows = f.rows();
         assert_eq!(rows.len(), 2);
         assert_eq!(rows[0].occurrences, 3);
         assert_eq!(rows[0].error, "connect: connection refused");
+        assert_eq!(
+            (rows[0].first_seen, rows[0].last_seen),
+            (Some(100), Some(105))
+        );
         let mut g = Failures::default();
         for r in &rows {
             g.add_row(r);

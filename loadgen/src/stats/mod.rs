@@ -1,21 +1,27 @@
 //! Statistics: users produce samples, one collector aggregates them.
 //!
-//! Every user owns a `Recorder` (a clone of an unbounded channel sender): it
-//! sends one small `Sample` per finished request and never touches shared
-//! state, so the hot loop takes no lock. The collector task (in `control`)
-//! drains the channel in batches into `StatsState`, which holds the
-//! per-(method, name) `Entry`s, the aggregate, the failure table, the status
-//! codes and the per-second history. Readers (terminal, dashboard, reports)
-//! only see what the collector publishes.
+//! Every user owns a `Recorder`: it pushes one small `Sample` per finished
+//! request into a buffer of its worker thread (no shared lock, no wakeup; see
+//! `Recorder`). The collector task (in `control`) drains those buffers every
+//! few milliseconds through its `SampleReceiver` into `StatsState`, which
+//! holds the per-(method, name) `Entry`s, the aggregate, the failure table,
+//! the status codes and the per-second history: every request is counted
+//! there, with its latencies in HDR histograms. Readers (terminal,
+//! dashboard, reports) only see what the collector publishes.
 
 pub mod entry;
 pub mod failures;
 pub mod history;
 
+use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::ThreadId;
+use std::time::Duration;
 
 use hdrhistogram::Histogram;
-use tokio::sync::mpsc;
+use tokio::sync::Notify;
 
 pub use entry::{Entry, StatsRow, Uncorrected, PERCENTILES};
 pub use failures::{Failure, FailureKind, FailureRow, Failures};
@@ -48,22 +54,157 @@ pub struct Sample {
 }
 
 /// A user's handle for reporting samples (cheap to clone).
-#[derive(Debug, Clone)]
+///
+/// Samples go to a buffer of the worker thread the user runs on: a push
+/// under that thread's own mutex, which only the collector's periodic drain
+/// ever contends for. Unlike a channel send, recording wakes nobody; the
+/// collector picks the samples up every `DRAIN_EVERY` instead of being woken
+/// for each of a hundred thousand samples a second.
+#[derive(Debug)]
 pub struct Recorder {
-    tx: mpsc::UnboundedSender<Sample>,
+    sink: Arc<Sink>,
+}
+
+/// How often the collector takes the buffered samples (at most this late
+/// into the per-second history).
+pub const DRAIN_EVERY: Duration = Duration::from_millis(10);
+
+type Shard = Arc<Mutex<Vec<Sample>>>;
+
+/// Where recorders put samples and the receiver takes them.
+#[derive(Debug)]
+struct Sink {
+    /// Tells apart the sinks of concurrent runs in the per-thread cache.
+    id: u64,
+    /// One buffer per thread that recorded into this sink.
+    shards: Mutex<Vec<(ThreadId, Shard)>>,
+    /// Live `Recorder`s; the receiver ends when this reaches 0.
+    live: AtomicUsize,
+    /// Signalled when the last recorder goes.
+    closed: Notify,
+    /// False once the receiver is gone: samples are dropped, not kept.
+    open: AtomicBool,
+}
+
+thread_local! {
+    /// This thread's buffer in the sink it recorded into last: `(sink id, shard)`.
+    static LOCAL_SHARD: RefCell<Option<(u64, Shard)>> = const { RefCell::new(None) };
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A panic while pushing a sample leaves a valid Vec: ignore poisoning.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Sink {
+    fn shard_for_this_thread(&self) -> Shard {
+        let me = std::thread::current().id();
+        let mut shards = lock(&self.shards);
+        if let Some((_, s)) = shards.iter().find(|(t, _)| *t == me) {
+            return s.clone();
+        }
+        let s: Shard = Arc::new(Mutex::new(Vec::new()));
+        shards.push((me, s.clone()));
+        s
+    }
+
+    /// Moves every buffered sample into `buf`; returns how many.
+    fn drain(&self, buf: &mut Vec<Sample>) -> usize {
+        let before = buf.len();
+        for (_, s) in lock(&self.shards).iter() {
+            buf.append(&mut lock(s));
+        }
+        buf.len() - before
+    }
 }
 
 impl Recorder {
     /// A recorder and the receiving end for the collector.
-    pub fn channel() -> (Recorder, mpsc::UnboundedReceiver<Sample>) {
-        let (tx, rx) = mpsc::unbounded_channel();
-        (Recorder { tx }, rx)
+    pub fn channel() -> (Recorder, SampleReceiver) {
+        static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+        let sink = Arc::new(Sink {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            shards: Mutex::new(Vec::new()),
+            live: AtomicUsize::new(1),
+            closed: Notify::new(),
+            open: AtomicBool::new(true),
+        });
+        (Recorder { sink: sink.clone() }, SampleReceiver { sink })
     }
 
-    /// Reports a sample (dropped silently once the collector is gone).
+    /// Reports a sample (dropped silently once the receiver is gone).
     #[inline]
     pub fn record(&self, s: Sample) {
-        let _ = self.tx.send(s);
+        if !self.sink.open.load(Ordering::Relaxed) {
+            return;
+        }
+        LOCAL_SHARD.with(|local| {
+            let mut local = local.borrow_mut();
+            match &*local {
+                Some((id, shard)) if *id == self.sink.id => lock(shard).push(s),
+                _ => {
+                    let shard = self.sink.shard_for_this_thread();
+                    lock(&shard).push(s);
+                    *local = Some((self.sink.id, shard));
+                }
+            }
+        });
+    }
+}
+
+impl Clone for Recorder {
+    fn clone(&self) -> Recorder {
+        self.sink.live.fetch_add(1, Ordering::Relaxed);
+        Recorder {
+            sink: self.sink.clone(),
+        }
+    }
+}
+
+impl Drop for Recorder {
+    fn drop(&mut self) {
+        // AcqRel: the receiver that sees 0 also sees every sample pushed before.
+        if self.sink.live.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.sink.closed.notify_one();
+        }
+    }
+}
+
+/// The collector's end: takes the samples of every recorder.
+#[derive(Debug)]
+pub struct SampleReceiver {
+    sink: Arc<Sink>,
+}
+
+impl SampleReceiver {
+    /// Waits until samples are buffered and moves all of them into `buf`
+    /// (`limit` is a hint; a drain takes everything); returns how many, or
+    /// 0 once every `Recorder` is gone and nothing is left. Cancel-safe:
+    /// samples are only taken by a call that returns.
+    pub async fn recv_many(&mut self, buf: &mut Vec<Sample>, limit: usize) -> usize {
+        let _ = limit;
+        loop {
+            let closed = self.sink.live.load(Ordering::Acquire) == 0;
+            let n = self.sink.drain(buf);
+            if n > 0 {
+                return n;
+            }
+            if closed {
+                return 0;
+            }
+            tokio::select! {
+                () = tokio::time::sleep(DRAIN_EVERY) => {}
+                () = self.sink.closed.notified() => {}
+            }
+        }
+    }
+}
+
+impl Drop for SampleReceiver {
+    fn drop(&mut self) {
+        self.sink.open.store(false, Ordering::Relaxed);
+        let mut rest = Vec::new();
+        self.sink.drain(&mut rest);
     }
 }
 
@@ -187,7 +328,8 @@ impl StatsState {
         e.record(s.latency_us, s.raw_us, s.content_len, failed);
         if let Some(f) = &s.failure {
             let (m, n) = (e.method.clone(), e.name.clone());
-            self.failures.add(&m, &n, f, 1);
+            self.failures
+                .add(&m, &n, f, 1, crate::control::unix_ms() / 1000);
         }
         self.total
             .record(s.latency_us, s.raw_us, s.content_len, failed);

@@ -45,7 +45,8 @@ pub(crate) async fn drive(shared: Arc<RunShared>, compiled: Arc<Compiled>, recor
     let start = Instant::now();
     let mut users: Vec<Running> = Vec::new();
     let mut spawned: u64 = 0;
-    let mut credit = 0.0f64;
+    // Like Locust, the first user starts at once, the next ones 1/rate apart.
+    let mut credit = 1.0f64;
     let mut last = Instant::now();
     loop {
         if shared.cancel.is_cancelled() {

@@ -1,0 +1,88 @@
+//! Counts and percentiles against servers whose behaviour is known.
+
+use std::time::Duration;
+
+use loadgen::Scenario;
+
+use crate::support::{plan, run, Reply, Server};
+
+/// Every request the server received is counted once, failures by status.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn counts_match_what_the_server_received() {
+    let srv = Server::start(|s| {
+        if s.n % 10 == 9 {
+            Reply::status(500)
+        } else {
+            Reply::ok("hello")
+        }
+    })
+    .await;
+    let r = run(plan(
+        &srv.url(),
+        Scenario::single_get("/count?x=1").unwrap(),
+        8,
+        1000,
+    ))
+    .await;
+    assert_eq!(srv.count(), 1000);
+    assert!(srv
+        .seen()
+        .iter()
+        .all(|s| s.method == "GET" && s.path == "/count?x=1"));
+    let (requests, failures) = r.counts();
+    assert_eq!((requests, failures), (1000, 100));
+    let row = &r.stats[0];
+    assert_eq!(
+        (row.method.as_str(), row.name.as_str()),
+        ("GET", "/count?x=1")
+    );
+    assert_eq!((row.num_requests, row.num_failures), (1000, 100));
+    // 900 bodies of 5 bytes, 100 empty ones.
+    assert!((row.avg_content_length - 4.5).abs() < 1e-9, "{row:?}");
+    assert_eq!(r.status_codes, vec![(200, 900), (500, 100)]);
+    assert_eq!(r.failures.len(), 1);
+    assert_eq!(r.failures[0].occurrences, 100);
+    assert_eq!(
+        r.failures[0].error,
+        "status: HTTP 500 Internal Server Error"
+    );
+    let per_second: f64 = r.history.iter().map(|p| p.rps).sum();
+    assert_eq!(
+        per_second as u64, 1000,
+        "the history accounts for every request"
+    );
+    assert!(r.max_users >= 1 && r.max_users <= 8);
+    srv.stop().await;
+}
+
+/// Half the requests take 20 ms, half 80 ms: p50 ≈ 20 ms, p66 and p90 ≈ 80 ms.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn percentiles_match_a_known_latency_distribution() {
+    let srv = Server::start(|s| {
+        let ms = if s.n % 2 == 0 { 20 } else { 80 };
+        Reply::ok("x").after(Duration::from_millis(ms))
+    })
+    .await;
+    let r = run(plan(
+        &srv.url(),
+        Scenario::single_get("/slow").unwrap(),
+        10,
+        400,
+    ))
+    .await;
+    assert_eq!(r.counts(), (400, 0));
+    let t = r.total().unwrap();
+    let p = |q: f64| t.percentile(q).unwrap();
+    // Lower bounds are hard (the server sleeps at least that long); upper
+    // bounds leave room for a busy machine.
+    assert!(t.min_response_time >= 20.0, "{t:?}");
+    assert!((20.0..45.0).contains(&p(0.5)), "p50 {}", p(0.5));
+    assert!((80.0..120.0).contains(&p(0.66)), "p66 {}", p(0.66));
+    assert!((80.0..120.0).contains(&p(0.9)), "p90 {}", p(0.9));
+    assert!(t.max_response_time >= 80.0);
+    // Closed model without pacing: corrected and uncorrected agree.
+    assert!((t.uncorrected.median_response_time - t.median_response_time).abs() < 1.0);
+    let avg = t.avg_response_time;
+    assert!((50.0..80.0).contains(&avg), "avg {avg}");
+    srv.stop().await;
+}

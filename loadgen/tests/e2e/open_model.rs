@@ -1,0 +1,127 @@
+//! Coordinated omission: the open model keeps its arrival rate through a
+//! server stall and reports what it could not start; paced users measure
+//! latency from when each iteration was due, with the uncorrected figures
+//! beside.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use loadgen::plan::Arrival;
+use loadgen::scenario::{Task, UserClass, WaitTime};
+use loadgen::{Scenario, TestPlan};
+
+use crate::support::{run, Reply, Server};
+
+/// A server that, at its `at`-th request, stalls everything for `stall`.
+async fn stalling_server(at: u64, stall: Duration) -> Server {
+    let until: Arc<Mutex<Option<Instant>>> = Arc::new(Mutex::new(None));
+    Server::start(move |s| {
+        let mut u = until.lock().unwrap();
+        if s.n == at {
+            *u = Some(s.at + stall);
+        }
+        match *u {
+            Some(end) if s.at < end => Reply::ok("late").after(end - s.at),
+            _ => Reply::ok("ok"),
+        }
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_model_keeps_its_rate_through_a_stall_and_counts_drops() {
+    let srv = stalling_server(100, Duration::from_secs(1)).await;
+    let mut plan = TestPlan::new(&srv.url(), Scenario::single_get("/").unwrap());
+    plan.arrival = Some(Arrival {
+        rate: 100.0,
+        stages: Vec::new(),
+        max_vus: 50,
+    });
+    plan.run_time = Some(Duration::from_secs(3));
+    let r = run(plan).await;
+    assert_eq!(r.model, "open");
+    let seen = srv.seen();
+    let received = seen.len() as u64;
+    let dropped = r.dropped_iterations;
+    // 3 s at 100/s: every arrival was either sent or counted as dropped.
+    assert!(
+        (285..=310).contains(&(received + dropped)),
+        "received {received} + dropped {dropped}"
+    );
+    // 1 s of stall at 100/s with 50 users: about 50 arrivals found no free user.
+    assert!((20..=80).contains(&dropped), "dropped {dropped}");
+    let from_history: u64 = r.history.iter().map(|p| p.dropped).sum();
+    assert_eq!(
+        from_history, dropped,
+        "the history shows when they were dropped"
+    );
+    // While the server stalled, requests kept arriving at the scheduled rate
+    // until every user was busy (0.4 s at 100/s = 40; closed-model users would send 0).
+    let stall_start = seen.iter().find(|s| s.n == 100).unwrap().at;
+    let during = seen
+        .iter()
+        .filter(|s| s.at > stall_start && s.at < stall_start + Duration::from_millis(400))
+        .count();
+    assert!(
+        during >= 30,
+        "only {during} requests arrived in the first 0.4 s of the stall"
+    );
+    // Recorded requests are those that finished before the end.
+    let (requests, failures) = r.counts();
+    assert!(
+        requests <= received && requests + 60 >= received,
+        "{requests} of {received}"
+    );
+    assert_eq!(failures, 0);
+    let t = r.total().unwrap();
+    assert!(t.max_response_time >= 900.0, "the stall shows: {t:?}");
+    // Corrected latencies (from the due time) are never below the uncorrected ones.
+    assert!(t.median_response_time + 0.01 >= t.uncorrected.median_response_time);
+    assert!(t.max_response_time + 0.01 >= t.uncorrected.max_response_time);
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paced_users_measure_from_the_due_time() {
+    let srv = stalling_server(20, Duration::from_millis(500)).await;
+    let user = UserClass {
+        wait: WaitTime::ConstantPacing(0.02),
+        ..UserClass::new(
+            "Paced",
+            vec![Task::new(
+                "get",
+                1,
+                vec![loadgen::scenario::RequestSpec::get("/").unwrap().into()],
+            )],
+        )
+    };
+    let scenario = Scenario {
+        users: vec![user],
+        ..Scenario::single_get("/").unwrap()
+    };
+    let mut plan = TestPlan::new(&srv.url(), scenario);
+    plan.users = 1;
+    plan.spawn_rate = f64::INFINITY;
+    plan.run_time = Some(Duration::from_secs(2));
+    let r = run(plan).await;
+    let (requests, failures) = r.counts();
+    // 2 s at one iteration per 20 ms: the schedule catches up after the stall.
+    assert!((85..=102).contains(&requests), "{requests} requests");
+    assert_eq!(failures, 0);
+    let t = r.total().unwrap();
+    // The ~25 iterations due during the stall started late: measured from
+    // their due time they took up to 500 ms; from their send, about nothing.
+    assert!(t.percentile(0.9).unwrap() >= 100.0, "corrected p90: {t:?}");
+    assert!(
+        t.uncorrected.p95 < 100.0,
+        "uncorrected p95: {:?}",
+        t.uncorrected
+    );
+    assert!(
+        t.avg_response_time > 3.0 * t.uncorrected.avg_response_time,
+        "corrected avg {} vs uncorrected {}",
+        t.avg_response_time,
+        t.uncorrected.avg_response_time
+    );
+    srv.stop().await;
+}
