@@ -15,12 +15,12 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Deserializer, Serialize};
-use tokio::sync::{mpsc, watch, Notify};
+use tokio::sync::{watch, Notify};
 use tokio_util::sync::CancellationToken;
 
 use crate::plan::{Target, TestPlan};
 use crate::report::{ReportMeta, RunReport};
-use crate::stats::{FailureRow, HistoryPoint, Recorder, Sample, StatsRow, StatsState};
+use crate::stats::{FailureRow, HistoryPoint, Recorder, SampleReceiver, StatsRow, StatsState};
 use crate::users;
 
 /// Where a run is in its life.
@@ -520,7 +520,7 @@ async fn drive(shared: Arc<RunShared>, compiled: Arc<users::Compiled>, inner: Ar
 /// Drains samples into the statistics; ticks once a second.
 async fn collect(
     shared: Arc<RunShared>,
-    mut rx: mpsc::UnboundedReceiver<Sample>,
+    mut rx: SampleReceiver,
     snap_tx: watch::Sender<Arc<Snapshot>>,
 ) {
     let mut buf = Vec::with_capacity(4096);

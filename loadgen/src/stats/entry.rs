@@ -134,8 +134,20 @@ impl Entry {
     pub fn row(&self, elapsed_s: f64) -> StatsRow {
         let n = self.num_requests;
         let ms = |us: u64| us as f64 / 1000.0;
-        let avg = |sum: u64| if n == 0 { 0.0 } else { sum as f64 / n as f64 / 1000.0 };
-        let q = |h: &Histogram<u64>, p: f64| if n == 0 { 0.0 } else { ms(h.value_at_quantile(p)) };
+        let avg = |sum: u64| {
+            if n == 0 {
+                0.0
+            } else {
+                sum as f64 / n as f64 / 1000.0
+            }
+        };
+        let q = |h: &Histogram<u64>, p: f64| {
+            if n == 0 {
+                0.0
+            } else {
+                ms(h.value_at_quantile(p))
+            }
+        };
         let secs = elapsed_s.max(1e-9);
         StatsRow {
             method: self.method.clone(),
@@ -146,13 +158,24 @@ impl Entry {
             avg_response_time: avg(self.sum_us),
             min_response_time: if n == 0 { 0.0 } else { ms(self.hist.min()) },
             max_response_time: if n == 0 { 0.0 } else { ms(self.hist.max()) },
-            avg_content_length: if n == 0 { 0.0 } else { self.total_content as f64 / n as f64 },
+            avg_content_length: if n == 0 {
+                0.0
+            } else {
+                self.total_content as f64 / n as f64
+            },
             current_rps: self.current_rps(),
             current_fail_per_sec: self.current_fail_per_sec(),
             total_rps: n as f64 / secs,
             total_fail_per_sec: self.num_failures as f64 / secs,
-            fail_ratio: if n == 0 { 0.0 } else { self.num_failures as f64 / n as f64 },
-            percentiles: PERCENTILES.iter().map(|p| (*p, q(&self.hist, *p))).collect(),
+            fail_ratio: if n == 0 {
+                0.0
+            } else {
+                self.num_failures as f64 / n as f64
+            },
+            percentiles: PERCENTILES
+                .iter()
+                .map(|p| (*p, q(&self.hist, *p)))
+                .collect(),
             uncorrected: Uncorrected {
                 median_response_time: q(&self.raw, 0.5),
                 avg_response_time: avg(self.sum_raw_us),

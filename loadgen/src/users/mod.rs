@@ -19,13 +19,12 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::{CONTENT_TYPE, USER_AGENT};
-use http::{HeaderName, HeaderValue, Method, Request, Uri};
-use http_body_util::Full;
+use http::{HeaderName, HeaderValue, Method, Uri};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use tokio::time::Instant;
 
-use crate::client::{Endpoint, UserClient};
+use crate::client::{valid_header_value, Endpoint, UserClient};
 use crate::control::RunShared;
 use crate::scenario::template::Lookup;
 use crate::scenario::{Body, Check, RequestSpec, Scenario, Step, Template, WaitTime};
@@ -288,7 +287,10 @@ pub struct User {
     class: usize,
     /// Next task index for sequential classes.
     seq_pos: usize,
+    /// The rendered path of the current request (reused).
     scratch: String,
+    /// A rendered header value (reused).
+    scratch_header: String,
 }
 
 impl User {
@@ -312,6 +314,7 @@ impl User {
             class,
             seq_pos: 0,
             scratch: String::new(),
+            scratch_header: String::new(),
             shared,
         }
     }
@@ -399,19 +402,40 @@ impl User {
         }
     }
 
-    fn build(&mut self, r: &CReq) -> Result<Request<Full<Bytes>>, String> {
-        let uri = match &r.static_uri {
-            Some(u) => u.clone(),
+    /// Writes the request line and headers into the client and returns the
+    /// body. Static parts were prepared by `compile`; only templated parts
+    /// are rendered (into reused scratch strings), so a static request
+    /// allocates nothing here.
+    fn prepare(&mut self, r: &CReq) -> Result<Bytes, String> {
+        let target = match &r.static_uri {
+            Some(u) => u.path_and_query().map_or("/", |p| p.as_str()),
             None => {
                 self.scratch.clear();
                 self.scratch.push_str(&r.base_path);
                 r.spec
                     .path
                     .render_into(&self.vars, &mut self.rng, &mut self.scratch);
-                Uri::try_from(self.scratch.as_str())
-                    .map_err(|e| format!("invalid path {:?}: {e}", self.scratch))?
+                check_target(&self.scratch)
+                    .map_err(|e| format!("invalid path {:?}: {e}", self.scratch))?;
+                self.scratch.as_str()
             }
         };
+        self.client.begin(&r.method, target);
+        self.client.header(&USER_AGENT, UA.as_bytes());
+        if let Some(ct) = &r.content_type {
+            self.client.header(&CONTENT_TYPE, ct.as_bytes());
+        }
+        for (n, v) in &r.static_headers {
+            self.client.header(n, v.as_bytes());
+        }
+        for (n, t) in &r.dyn_headers {
+            self.scratch_header.clear();
+            t.render_into(&self.vars, &mut self.rng, &mut self.scratch_header);
+            if !valid_header_value(self.scratch_header.as_bytes()) {
+                return Err(format!("invalid value for header {n}"));
+            }
+            self.client.header(n, self.scratch_header.as_bytes());
+        }
         let body = match &r.static_body {
             Some(b) => b.clone(),
             None => match &r.spec.body {
@@ -423,37 +447,16 @@ impl User {
                             s.push('&');
                         }
                         let v = t.render(&self.vars, &mut self.rng);
-                        s.push_str(
-                            &url::form_urlencoded::byte_serialize(k.as_bytes()).collect::<String>(),
-                        );
+                        s.extend(url::form_urlencoded::byte_serialize(k.as_bytes()));
                         s.push('=');
-                        s.push_str(
-                            &url::form_urlencoded::byte_serialize(v.as_bytes()).collect::<String>(),
-                        );
+                        s.extend(url::form_urlencoded::byte_serialize(v.as_bytes()));
                     }
                     Bytes::from(s)
                 }
                 Body::Empty => Bytes::new(),
             },
         };
-        let mut req = Request::new(Full::new(body));
-        *req.method_mut() = r.method.clone();
-        *req.uri_mut() = uri;
-        let h = req.headers_mut();
-        h.insert(USER_AGENT, UA.clone());
-        if let Some(ct) = &r.content_type {
-            h.insert(CONTENT_TYPE, ct.clone());
-        }
-        for (n, v) in &r.static_headers {
-            h.insert(n.clone(), v.clone());
-        }
-        for (n, t) in &r.dyn_headers {
-            let v = t.render(&self.vars, &mut self.rng);
-            let hv =
-                HeaderValue::try_from(v).map_err(|_| format!("invalid value for header {n}"))?;
-            h.insert(n.clone(), hv);
-        }
-        Ok(req)
+        Ok(body)
     }
 
     async fn exec(&mut self, r: &CReq, due: Option<Instant>) {
@@ -468,23 +471,14 @@ impl User {
             }
             _ => sent,
         };
+        let prepared = self.prepare(r);
         let key = match r.key {
             Some(id) => Key::Id(id),
-            None => {
-                // Rendered below; Locust names such a request by its path.
-                Key::Named(Box::new((r.method.clone(), String::new())))
-            }
+            // Locust names such a request by its path (rendered into `scratch`).
+            None => Key::Named(Box::new((r.method.clone(), self.scratch.clone()))),
         };
-        let built = self.build(r);
-        let key = match key {
-            Key::Named(mut b) => {
-                b.1 = self.scratch.clone();
-                Key::Named(b)
-            }
-            k => k,
-        };
-        let req = match built {
-            Ok(req) => req,
+        let body = match prepared {
+            Ok(body) => body,
             Err(msg) => {
                 self.recorder.record(Sample {
                     key,
@@ -500,7 +494,7 @@ impl User {
                 return;
             }
         };
-        let result = self.client.send(req, r.need_body).await;
+        let result = self.client.finish(&body, r.need_body).await;
         let end = Instant::now();
         let latency_us = (end - intended).as_micros() as u64;
         let raw_us = (end - sent).as_micros() as u64;
@@ -587,6 +581,18 @@ impl User {
         }
         None
     }
+}
+
+/// Checks a rendered request target the way `http::Uri` would accept it in
+/// origin form (`/path?query`), without building one.
+fn check_target(t: &str) -> Result<(), &'static str> {
+    if !t.starts_with('/') {
+        return Err("must start with /");
+    }
+    if t.bytes().any(|b| !(0x21..0x7f).contains(&b) || b == b'#') {
+        return Err("spaces, control, non-ASCII characters and # must be percent-encoded");
+    }
+    Ok(())
 }
 
 /// Sleeps for `d` unless the token is cancelled first; returns false when cancelled.
