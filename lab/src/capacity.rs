@@ -3,13 +3,13 @@
 //!
 //! [`Search`] is a small state machine, kept free of I/O so it can be tested
 //! on its own: grow the load geometrically (`start`, `start·g`, `start·g²`…)
-//! while the objective holds; once a step breaks it, walk *down* from the
-//! broken load in `refine` equal steps towards the last good one and stop at
-//! the first that keeps the objective. Walking down, not bisecting, because
-//! the users persist between steps: removing users is free, while every user
-//! added must log in first (an argon2 hash), a burst of work that is not the
-//! steady load being measured. The answer is the highest load that kept the
-//! objective. Steps are bounded in number and in load, so a run always ends.
+//! while the objective holds; once a step breaks it, bisect a bounded number
+//! of times between the last good load and the first bad one (3 bisections
+//! narrow a doubling to an eighth). The users persist between steps, so a
+//! step up only adds the missing users (each logs in first, at the spawn
+//! rate) and a step down removes the surplus at once. The answer is
+//! the highest load that kept the objective. Steps are bounded in number and
+//! in load, so a run always ends.
 
 use serde::{Deserialize, Serialize};
 
@@ -72,14 +72,8 @@ pub struct Search {
     max: u32,
     /// Growth factor while the objective holds (> 1).
     growth: f64,
-    /// Refinement steps allowed after the first break.
-    refine: u32,
-    /// Refinement steps taken so far.
-    refined: u32,
-    /// `(last good, first bad)` load when the objective first broke.
-    bracket: Option<(u32, u32)>,
-    /// A refinement step kept the objective: nothing left to learn.
-    done: bool,
+    /// Bisection steps still allowed after the first break.
+    refine_left: u32,
     /// Steps still allowed in total.
     steps_left: u32,
     /// Highest load that kept the objective so far.
@@ -100,10 +94,7 @@ impl Search {
             } else {
                 2.0
             },
-            refine,
-            refined: 0,
-            bracket: None,
-            done: false,
+            refine_left: refine,
             steps_left: max_steps,
             best_ok: None,
             first_bad: None,
@@ -112,10 +103,10 @@ impl Search {
 
     /// The next load to try, or `None` when the search is over.
     pub fn next_load(&self) -> Option<u32> {
-        if self.steps_left == 0 || self.done {
+        if self.steps_left == 0 {
             return None;
         }
-        match (self.best_ok, self.bracket) {
+        match (self.best_ok, self.first_bad) {
             (None, None) => Some(self.start),
             (Some(ok), None) => {
                 if ok >= self.max {
@@ -124,17 +115,12 @@ impl Search {
                 let next = ((ok as f64) * self.growth).ceil() as u32;
                 Some(next.max(ok + 1).min(self.max))
             }
-            (_, Some((lo, hi))) => {
-                // Equal steps down from the break towards the last good load.
-                let k = self.refined + 1;
-                if k > self.refine {
+            (ok, Some(bad)) => {
+                let lo = ok.unwrap_or(0);
+                if self.refine_left == 0 || bad <= lo + 1 {
                     return None;
                 }
-                let step = f64::from(hi - lo) / f64::from(self.refine + 1);
-                let next = (f64::from(hi) - step * f64::from(k)).round() as u32;
-                let floor = lo.max(self.best_ok.unwrap_or(0));
-                let below = self.first_bad.unwrap_or(hi);
-                (next > floor && next < below && next > 0).then_some(next)
+                Some(lo + (bad - lo) / 2).filter(|&m| m > 0)
             }
         }
     }
@@ -142,19 +128,13 @@ impl Search {
     /// Records the outcome of a step at `load`.
     pub fn record(&mut self, load: u32, kept: bool) {
         self.steps_left = self.steps_left.saturating_sub(1);
-        if self.bracket.is_some() {
-            self.refined += 1;
-            if kept {
-                self.done = true;
-            }
+        if self.first_bad.is_some() {
+            self.refine_left = self.refine_left.saturating_sub(1);
         }
         if kept {
             self.best_ok = Some(self.best_ok.map_or(load, |b| b.max(load)));
         } else {
             self.first_bad = Some(self.first_bad.map_or(load, |b| b.min(load)));
-            if self.bracket.is_none() {
-                self.bracket = Some((self.best_ok.unwrap_or(0), load));
-            }
         }
     }
 
@@ -190,19 +170,11 @@ mod tests {
     }
 
     #[test]
-    fn grows_then_walks_down() {
-        // 80 kept, 160 broke: try 140, 120, 100 (quarters), stop at the first kept.
-        let (s, tried) = drive(Search::new(10, 2000, 2.0, 3, 20), 100);
-        assert_eq!(tried, [10, 20, 40, 80, 160, 140, 120, 100]);
+    fn grows_then_bisects() {
+        let (s, tried) = drive(Search::new(10, 2000, 2.0, 2, 20), 100);
+        assert_eq!(tried, [10, 20, 40, 80, 160, 120, 100]);
         assert_eq!(s.capacity(), Some(100));
         assert_eq!(s.broken_at(), Some(120));
-        let (s, tried) = drive(Search::new(10, 2000, 2.0, 3, 20), 130);
-        assert_eq!(tried, [10, 20, 40, 80, 160, 140, 120]);
-        assert_eq!(s.capacity(), Some(120));
-        // Nothing between 80 and 160 holds: the answer stays 80.
-        let (s, tried) = drive(Search::new(10, 2000, 2.0, 3, 20), 90);
-        assert_eq!(tried, [10, 20, 40, 80, 160, 140, 120, 100]);
-        assert_eq!(s.capacity(), Some(80));
     }
 
     #[test]
@@ -218,7 +190,7 @@ mod tests {
     #[test]
     fn first_step_failing_bisects_down() {
         let (s, tried) = drive(Search::new(10, 100, 2.0, 3, 20), 3);
-        assert_eq!(tried, [10, 8, 5, 3]);
+        assert_eq!(tried, [10, 5, 2, 3]);
         assert_eq!(s.capacity(), Some(3));
         let (s, _) = drive(Search::new(1, 100, 2.0, 3, 20), 0);
         assert_eq!(s.capacity(), None);

@@ -185,8 +185,8 @@ pub struct CompareArgs {
     /// Multiply the load by this much after a step that kept the objective.
     #[arg(long, default_value_t = 2.0)]
     pub growth: f64,
-    /// After the objective broke, up to this many steps walking down from the
-    /// broken load towards the last good one (3 = quarters of the gap).
+    /// After the objective broke, this many bisection steps between the last
+    /// good load and the broken one (3 narrow the gap to an eighth).
     #[arg(long, default_value_t = 3)]
     pub refine: u32,
     /// At most this many steps per run (single and group each).
@@ -195,11 +195,13 @@ pub struct CompareArgs {
     /// Length of each step's measurement window (after the ramp and warm-up).
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
     pub step_duration: Duration,
-    /// Users started per second and per replica when a step adds users (each
-    /// new user logs in first, an expensive argon2 hash; the group, with N
-    /// replicas, adds users N times as fast).
-    #[arg(long, default_value_t = 10.0)]
-    pub spawn_rate: f64,
+    /// Users started per second and per replica when a step adds users (the
+    /// group, with N replicas, adds them N times as fast). Each new user logs
+    /// in first, an argon2 hash of about 20 ms of CPU, so the default is 20
+    /// users/s per core of a replica's CPU budget (5/s at 0.25): joining
+    /// users then take under half the budget instead of timing out.
+    #[arg(long)]
+    pub spawn_rate: Option<f64>,
     /// Time after the ramp before the measurement window opens (more if the
     /// latest second still breaks the objective, up to --settle-max).
     #[arg(long, default_value = "2s", value_parser = parse_duration)]

@@ -82,13 +82,21 @@ fn validate(args: &CompareArgs) -> Result<(), Error> {
     if args.step_duration < Duration::from_secs(1) {
         return Err(Error::Usage("--step-duration must be at least 1s".into()));
     }
-    if !(args.spawn_rate.is_finite() && args.spawn_rate > 0.0) {
+    if let Some(r) = args.spawn_rate.filter(|r| !(r.is_finite() && *r > 0.0)) {
         return Err(Error::Usage(format!(
-            "--spawn-rate {} must be above 0 (e.g. 10)",
-            args.spawn_rate
+            "--spawn-rate {r} must be above 0 (e.g. 5)"
         )));
     }
     Ok(())
+}
+
+/// Users/s one replica takes on: `--spawn-rate`, else 20 per core of its
+/// CPU budget (all cores without a budget). A login costs about 20 ms of CPU,
+/// so joining users then use under half the budget.
+fn spawn_rate_per_replica(args: &CompareArgs, budget: Option<f64>, cores: f64) -> f64 {
+    args.spawn_rate
+        .unwrap_or_else(|| 20.0 * budget.unwrap_or(cores).min(cores))
+        .max(0.5)
 }
 
 /// One side of the comparison while it runs.
@@ -134,17 +142,26 @@ pub async fn run(args: CompareArgs) -> Result<(), Error> {
     let plan = StackPlan::from_args(&args.stack, &run_dir, true);
     let stack = Stack::start(&plan).await?;
     println!("lab: {}", stack.budget_note);
+    let budget = stack.budget_applied.cores();
+    let n = f64::from(args.stack.replicas);
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+    let per_replica = spawn_rate_per_replica(&args, budget, cores);
+    let rates = [
+        per_replica,
+        // Without budgets the replicas share the host: the group may not log
+        // users in faster than the single server, which has every core too.
+        per_replica * if budget.is_some() { n } else { 1.0 },
+    ];
     println!(
-        "lab: objective: {}; each step ramps (new users join at {}/s per replica and log in), warms up ≥ {}, then measures {}; a request unanswered after {} counts as failed",
+        "lab: objective: {}; each step ramps (new users join at {:.0}/s on one replica, {:.0}/s on the group, and log in), warms up ≥ {}, then measures {}; a request unanswered after {} counts as failed",
         slo.describe(),
-        args.spawn_rate,
+        rates[0],
+        rates[1],
         humantime::format_duration(args.warmup),
         humantime::format_duration(args.step_duration),
         humantime::format_duration(timeout),
     );
-    let budget = stack.budget_applied.cores();
     let started = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-    let n = f64::from(args.stack.replicas);
     let search = || {
         Search::new(
             args.start_load,
@@ -172,7 +189,7 @@ pub async fn run(args: CompareArgs) -> Result<(), Error> {
         SideRun {
             side: Side::Single,
             search: search(),
-            driver: Some(driver(single_host, args.spawn_rate)),
+            driver: Some(driver(single_host, rates[0])),
             load: 0,
             records: Vec::new(),
             reports: Vec::new(),
@@ -180,7 +197,7 @@ pub async fn run(args: CompareArgs) -> Result<(), Error> {
         SideRun {
             side: Side::Group,
             search: search(),
-            driver: Some(driver(stack.balancer_url(), args.spawn_rate * n)),
+            driver: Some(driver(stack.balancer_url(), rates[1])),
             load: 0,
             records: Vec::new(),
             reports: Vec::new(),
@@ -209,9 +226,8 @@ pub async fn run(args: CompareArgs) -> Result<(), Error> {
             .map(|&(i, l)| format!("{} {l} {unit}", sides[i].side.name()))
             .collect();
         println!(
-            "lab: step {step_no}: {}; ramping, warming up, then measuring {}…",
+            "lab: step {step_no}: {}; ramping and warming up…",
             plan.join(", "),
-            humantime::format_duration(args.step_duration)
         );
         let mut ramp = Duration::ZERO;
         for &(i, l) in &active {
@@ -227,6 +243,10 @@ pub async fn run(args: CompareArgs) -> Result<(), Error> {
             .filter_map(|&(i, _)| sides[i].driver.as_ref())
             .collect();
         let warmup = settle(&drivers, &slo, ramp, &args).await;
+        println!(
+            "lab: step {step_no}: settled after {warmup:.0} s; measuring {}…",
+            humantime::format_duration(args.step_duration)
+        );
         let (mut recs, reps) =
             measure_window(&stack, &probe, &mut sides, &active, &args, warmup).await?;
         for ((i, load), (mut rec, rep)) in active.iter().copied().zip(recs.drain(..).zip(reps)) {
@@ -459,7 +479,7 @@ pub fn progress_line(side: Side, rec: &StepRecord, max_steps: u32, unit: &str) -
         format!("broke it: {}", rec.verdict)
     };
     format!(
-        "[{:<6}] step {}/{}: {:>5} {unit} … {:>7.1} req/s, p95 {:>6.0} ms, {:>5.1}% failed → {outcome}",
+        "[{:<6}] step {}/{}: {:>5} {unit} … {:>7.1} req/s, p95 {:>6.0} ms, {:>5.1}% failed ({} timeouts) → {outcome}",
         side.name(),
         rec.number,
         max_steps,
@@ -467,6 +487,7 @@ pub fn progress_line(side: Side, rec: &StepRecord, max_steps: u32, unit: &str) -
         s.rps,
         s.p95_ms,
         s.fail_ratio * 100.0,
+        s.timeouts,
     )
 }
 
