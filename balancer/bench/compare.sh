@@ -1,16 +1,22 @@
 #!/usr/bin/env bash
 # Benchmark: the balancer vs nginx (and HAProxy, if installed) proxying one
 # fast backend (nginx-light returning a static 200, one worker), with
-# `wrk -t1 -c32 -d10s --latency` on loopback, each proxy on one worker, in the
-# same run. Then RSS of the balancer with 1,000 idle client connections.
+# `wrk -t1 -c32 -d10s --latency` on loopback, each proxy on one worker.
+# The proxies are measured interleaved (nginx, balancer, haproxy, then again)
+# for ROUNDS rounds, and the medians and the balancer/peer ratios printed, so
+# that machine noise hits every contender alike. Then RSS of the balancer with
+# 1,000 idle client connections.
 #
-# Usage: balancer/bench/compare.sh [DURATION]   (default 10s)
+# Usage: balancer/bench/compare.sh [DURATION] [ROUNDS]   (default 10s 5)
+# Env: LTO=1 builds the balancer with fat LTO and one codegen unit into
+#      target/bench (a separate target dir; the workspace profile is untouched).
 # Needs: wrk, nginx (nginx-light), python3; optional: haproxy.
 # Not a test: run it by hand on an otherwise idle machine.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 DURATION=${1:-10s}
+ROUNDS=${2:-5}
 ulimit -n 8192 2>/dev/null || ulimit -n 4096 2>/dev/null || true
 BACKEND_PORT=18100
 NGINX_PORT=18101
@@ -21,8 +27,15 @@ for tool in wrk nginx python3; do
   command -v "$tool" >/dev/null || { echo "missing $tool (apt-get install -y wrk nginx-light)" >&2; exit 1; }
 done
 
-cargo build --release -p balancer >/dev/null 2>&1 || cargo build --release -p balancer
-BALANCER=target/release/balancer
+if [ "${LTO:-0}" = 1 ]; then
+  export CARGO_PROFILE_RELEASE_LTO=fat CARGO_PROFILE_RELEASE_CODEGEN_UNITS=1
+  cargo build --release -p balancer --target-dir target/bench >/dev/null 2>&1 \
+    || cargo build --release -p balancer --target-dir target/bench
+  BALANCER=target/bench/release/balancer
+else
+  cargo build --release -p balancer >/dev/null 2>&1 || cargo build --release -p balancer
+  BALANCER=target/release/balancer
+fi
 
 TMP=$(mktemp -d)
 PIDS=()
@@ -110,6 +123,7 @@ fi
 wait_port $BACKEND_PORT && wait_port $NGINX_PORT && wait_port $BAL_PORT || exit 1
 if [ $HAVE_HAPROXY = 1 ]; then wait_port $HAPROXY_PORT || { cat "$TMP/logs/haproxy.log"; HAVE_HAPROXY=0; }; fi
 
+RESULTS="$TMP/results"
 run() { # name port
   wrk -t1 -c32 -d2s "http://127.0.0.1:$2/" >/dev/null # warm-up
   local out; out=$(wrk -t1 -c32 -d"$DURATION" --latency "http://127.0.0.1:$2/")
@@ -119,15 +133,36 @@ run() { # name port
   p99=$(awk '$1=="99%" {print $2}' <<<"$out")
   errs=$(awk '/Non-2xx|Socket errors/ {print}' <<<"$out" | tr '\n' ' ')
   printf "%-10s %12s req/s   p50 %8s   p99 %8s   %s\n" "$1" "$rps" "$p50" "$p99" "$errs"
+  echo "$1 $rps $p99" >>"$RESULTS"
 }
 
-echo "wrk -t1 -c32 -d$DURATION --latency, static 200 backend (nginx, 1 worker), each proxy on 1 worker"
+echo "wrk -t1 -c32 -d$DURATION --latency, static 200 backend (nginx, 1 worker), each proxy on 1 worker, $ROUNDS rounds"
 run direct $BACKEND_PORT
-run nginx $NGINX_PORT
-run balancer $BAL_PORT
-[ $HAVE_HAPROXY = 1 ] && run haproxy $HAPROXY_PORT
-run balancer $BAL_PORT
-run nginx $NGINX_PORT
+: >"$RESULTS"
+for r in $(seq 1 "$ROUNDS"); do
+  echo "-- round $r"
+  run nginx $NGINX_PORT
+  run balancer $BAL_PORT
+  if [ $HAVE_HAPROXY = 1 ]; then run haproxy $HAPROXY_PORT; fi
+done
+
+# Medians (p99 normalised to ms) and ratios of the medians.
+python3 - "$RESULTS" <<'PY'
+import statistics, sys
+rows = {}
+for line in open(sys.argv[1]):
+    name, rps, p99 = line.split()
+    v = float(p99[:-2]) if p99.endswith("ms") else float(p99[:-2]) / 1000 if p99.endswith("us") else float(p99[:-1]) * 1000
+    rows.setdefault(name, []).append((float(rps), v))
+med = {n: (statistics.median(r for r, _ in v), statistics.median(p for _, p in v)) for n, v in rows.items()}
+print("medians:")
+for n, (rps, p99) in med.items():
+    print(f"  {n:<10} {rps:>10.0f} req/s   p99 {p99:.2f} ms")
+b = med.get("balancer")
+for peer in ("nginx", "haproxy"):
+    if b and peer in med:
+        print(f"  balancer/{peer}: throughput {b[0] / med[peer][0]:.2f}x, p99 {b[1] / med[peer][1]:.2f}x")
+PY
 
 rss() { awk '/VmRSS/ {print $2 " kB"}' "/proc/$1/status"; }
 echo "balancer RSS after the runs: $(rss $BAL_PID)"

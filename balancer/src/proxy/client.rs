@@ -73,21 +73,31 @@ impl Pool {
         self.idle.lock().unwrap_or_else(|e| e.into_inner()).len()
     }
 
-    /// A live pooled connection ready for a request, if any.
+    /// A live pooled connection ready for a request, if any. The common
+    /// case (an idle connection that is ready) takes no `.await`, so the
+    /// request's future carries no timer state for it; only a connection
+    /// returned a moment ago, whose task has not yet noticed, is waited for
+    /// (at most `wait`, on a boxed future: the cold path).
     async fn checkout(&self, wait: Duration) -> Option<Sender> {
-        while let Some(mut s) = self.take() {
+        while let Some(s) = self.take() {
             if s.is_ready() {
                 return Some(s);
             }
             if s.is_closed() {
                 continue;
             }
-            // Returned a moment ago: its task has not yet noticed.
-            if let Ok(Ok(())) = tokio::time::timeout(wait, s.ready()).await {
+            if let Some(s) = Box::pin(Self::settle(s, wait)).await {
                 return Some(s);
             }
         }
         None
+    }
+
+    async fn settle(mut s: Sender, wait: Duration) -> Option<Sender> {
+        match tokio::time::timeout(wait, s.ready()).await {
+            Ok(Ok(())) => Some(s),
+            _ => None,
+        }
     }
 }
 
@@ -176,7 +186,9 @@ pub async fn send(
         let reused = pooled.is_some();
         let mut sender = match pooled.take() {
             Some(s) => s,
-            None => match connect(peer.addr, cfg.connect_timeout).await {
+            // Boxed: connecting is the cold path, and its (large) state
+            // would otherwise be part of every request's future.
+            None => match Box::pin(connect(peer.addr, cfg.connect_timeout)).await {
                 Ok(s) => s,
                 Err(kind) => {
                     return Err(SendError {

@@ -139,6 +139,8 @@ pub fn prepare_request(parts: &mut request::Parts, conn: &ConnInfo, upgrade: boo
     };
     let h = &mut parts.headers;
     strip_hop_by_hop(h, upgrade);
+    // Room for the four headers added below, so the map grows at most once.
+    h.reserve(4);
     if upgrade {
         h.insert(header::CONNECTION, UPGRADE);
     }

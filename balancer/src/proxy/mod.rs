@@ -42,7 +42,7 @@ use hyper_util::rt::TokioIo;
 
 use crate::config::{Algorithm, KeyPart, LeastTimeMode};
 use crate::state::{Generation, State};
-use crate::upstream::{rejection_status, PeerGuard, SelectCtx};
+use crate::upstream::{rejection_status, PeerGuard, SelectCtx, Unavailable};
 use body::{Finish, ReqBody, RespBody, UpstreamBody};
 use client::{FailKind, Sender};
 use forward::ConnInfo;
@@ -219,7 +219,14 @@ async fn proxy(g: &Generation, conn: &ConnInfo, mut req: Request<Incoming>) -> R
     let mut pending = if body.is_end_stream() {
         Pending::Replayable(None)
     } else if !upgrade && content_length.is_some_and(|n| n <= cfg.retry_buffer_size) {
-        match tokio::time::timeout(cfg.client_body_timeout, body.collect()).await {
+        // Boxed: a body is the less common case for a proxied request; its
+        // state stays out of every request's future.
+        match Box::pin(tokio::time::timeout(
+            cfg.client_body_timeout,
+            body.collect(),
+        ))
+        .await
+        {
             Ok(Ok(c)) => Pending::Replayable(Some(c.to_bytes())),
             Ok(Err(_)) => return local_response(StatusCode::BAD_REQUEST, None),
             Err(_) => return local_response(StatusCode::REQUEST_TIMEOUT, None),
@@ -239,7 +246,14 @@ async fn proxy(g: &Generation, conn: &ConnInfo, mut req: Request<Incoming>) -> R
     let mut parts_slot = Some(parts);
     let mut last_failure: Option<StatusCode> = None;
     loop {
-        let guard = match upstream.acquire(&ctx, tried).await {
+        // Without a queue, selection never waits: call it directly rather
+        // than through the queue's (boxed, cold) async path.
+        let acquired = if upstream.queue.is_none() {
+            upstream.select(&ctx, tried).ok_or(Unavailable::NoLive)
+        } else {
+            Box::pin(upstream.acquire(&ctx, tried)).await
+        };
+        let guard = match acquired {
             Ok(guard) => guard,
             Err(why) => {
                 if let Some(s) = last_failure {
@@ -266,7 +280,9 @@ async fn proxy(g: &Generation, conn: &ConnInfo, mut req: Request<Incoming>) -> R
         let start = Instant::now();
         match client::send(&peer, Request::from_parts(head, body), cfg).await {
             Ok((resp, sender)) => {
-                let now = guard.now();
+                // One clock read for both the failure clock and the latency.
+                let end = Instant::now();
+                let now = guard.now_at(end);
                 let status = resp.status();
                 peer.count_status(status.as_u16());
                 if again && nu.retries_status(status) && (idempotent || nu.non_idempotent) {
@@ -275,7 +291,7 @@ async fn proxy(g: &Generation, conn: &ConnInfo, mut req: Request<Incoming>) -> R
                     continue;
                 }
                 peer.on_success(now);
-                let took = start.elapsed();
+                let took = end.saturating_duration_since(start);
                 peer.observe_header(took, now);
                 if !last_byte {
                     peer.observe_time(took);

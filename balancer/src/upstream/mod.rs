@@ -35,7 +35,13 @@ impl Clock {
     /// Milliseconds since start, plus 1000.
     #[inline]
     pub fn now(&self) -> u64 {
-        self.0.elapsed().as_millis() as u64 + 1000
+        self.at(Instant::now())
+    }
+
+    /// The clock's reading at `t` (saves a clock read when the caller has one).
+    #[inline]
+    pub fn at(&self, t: Instant) -> u64 {
+        t.saturating_duration_since(self.0).as_millis() as u64 + 1000
     }
 }
 
@@ -296,6 +302,11 @@ impl PeerGuard {
     /// The group's clock.
     pub fn now(&self) -> u64 {
         self.upstream.clock.now()
+    }
+
+    /// The group's clock at `t`.
+    pub fn now_at(&self, t: Instant) -> u64 {
+        self.upstream.clock.at(t)
     }
 
     /// Gives up the guard without releasing the slot (the caller passes
