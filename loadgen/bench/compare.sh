@@ -11,7 +11,10 @@
 #
 # Usage: loadgen/bench/compare.sh [ROUNDS] [DURATION] [CONNECTIONS]
 #        (defaults 3, 10s, 32)
-# Env:   LOADGEN_ARGS  extra loadgen flags (e.g. "--threads 2")
+# Env:   LOADGEN_ARGS     extra loadgen flags
+#        LOADGEN_THREADS  e.g. "2 1": one loadgen column per tokio worker-thread
+#                         count (TOKIO_WORKER_THREADS, loadgen only); default:
+#                         loadgen's own default
 # Needs: wrk, nginx (nginx-light), python3; optional: oha (cargo install oha).
 # Not a test: run it by hand on an otherwise idle machine, under
 # `flock /tmp/bench.lock` when the machine is shared.
@@ -75,9 +78,11 @@ run_oha() {
   local out; out=$(/usr/bin/time -o "$TMP/time" -f "%U %S" "$OHA" -c "$CONNS" -z "$DURATION" --no-tui "$URL")
   echo "$(awk '/Requests\/sec/ {print $2}' <<<"$out") $(cpu)"
 }
-run_loadgen() {
+run_loadgen() { # [worker threads]
+  local env=(RUST_LOG=warn)
+  [ -n "${1:-}" ] && env+=(TOKIO_WORKER_THREADS="$1")
   # shellcheck disable=SC2086
-  RUST_LOG=warn /usr/bin/time -o "$TMP/time" -f "%U %S" "$LOADGEN" "$URL" -u "$CONNS" -t "$DURATION" \
+  env "${env[@]}" /usr/bin/time -o "$TMP/time" -f "%U %S" "$LOADGEN" "$URL" -u "$CONNS" -t "$DURATION" \
     --headless --json "$TMP/lg.json" ${LOADGEN_ARGS:-} >/dev/null 2>"$TMP/lg.err" || true
   local rps; rps=$(python3 -c '
 import json, sys
@@ -90,7 +95,11 @@ print("%.2f" % agg["total_rps"] if agg["num_failures"] == 0 else "FAILED:%d" % a
 
 TOOLS=(wrk)
 [ -n "$OHA" ] && TOOLS+=(oha)
-TOOLS+=(loadgen)
+if [ -n "${LOADGEN_THREADS:-}" ]; then
+  for n in $LOADGEN_THREADS; do TOOLS+=("loadgen-${n}t"); done
+else
+  TOOLS+=(loadgen)
+fi
 declare -A RPS CPU
 
 echo "target: nginx-light, 1 worker, return 200 \"ok\" on $URL; $(nproc) CPUs"
@@ -98,7 +107,10 @@ echo "wrk -t1 -c$CONNS -d$DURATION | oha -c $CONNS -z $DURATION --no-tui | loadg
 wrk -t1 -c"$CONNS" -d2s "$URL" >/dev/null # warm-up
 for r in $(seq 1 "$ROUNDS"); do
   for t in "${TOOLS[@]}"; do
-    read -r rps cpu_s < <("run_$t")
+    case $t in
+      loadgen-*t) n=${t#loadgen-}; read -r rps cpu_s < <(run_loadgen "${n%t}") ;;
+      *) read -r rps cpu_s < <("run_$t") ;;
+    esac
     RPS[$t]+="$rps "
     CPU[$t]+="$cpu_s "
     printf "round %d  %-8s %12s req/s   CPU %6ss\n" "$r" "$t" "$rps" "$cpu_s"
@@ -106,12 +118,14 @@ for r in $(seq 1 "$ROUNDS"); do
 done
 
 median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
 echo
-printf "%-8s %14s %14s %12s\n" tool "median req/s" "median CPU s" "loadgen/x"
-LG=$(median <<<"${RPS[loadgen]}")
+echo "medians of $ROUNDS rounds (CPU = user+sys seconds of the tool's process over the run)"
+printf "%-12s %14s %8s %10s %10s\n" tool "req/s" "CPU s" "x wrk" "x oha"
+W=$(median <<<"${RPS[wrk]}")
+O=$([ -n "$OHA" ] && median <<<"${RPS[oha]}" || echo 0)
 for t in "${TOOLS[@]}"; do
   m=$(median <<<"${RPS[$t]}")
   c=$(median <<<"${CPU[$t]}")
-  ratio=$(awk -v a="$LG" -v b="$m" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }')
-  printf "%-8s %14s %14s %12s\n" "$t" "$m" "$c" "$ratio"
+  printf "%-12s %14s %8s %10s %10s\n" "$t" "$m" "$c" "$(ratio "$m" "$W")" "$(ratio "$m" "$O")"
 done

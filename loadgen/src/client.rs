@@ -28,7 +28,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
-use http::header::{CONNECTION, CONTENT_LENGTH, COOKIE, HOST, TRANSFER_ENCODING};
+use http::header::{CONTENT_LENGTH, COOKIE, HOST, TRANSFER_ENCODING};
 use http::{HeaderName, HeaderValue, Method, Request, StatusCode};
 use http_body_util::{BodyExt, Full};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -79,6 +79,30 @@ impl Endpoint {
                 resolve_error: Some(format!("cannot resolve {authority}: {e}")),
             },
         }
+    }
+}
+
+/// Tokio worker threads for a run against `url` (`None`: not known from the
+/// command line): one per core, but one fewer when the target is on this
+/// machine (a loopback host), so that the server under test keeps a core.
+/// On a 2-core machine against a loopback server one worker measured as fast
+/// as two, with less CPU (docs/loadgen.md, "Figures"); a generator that
+/// competes with its target for CPU measures the contention, not the server.
+/// `TOKIO_WORKER_THREADS` overrides this (the binary checks it).
+pub fn worker_threads_for(url: Option<&str>) -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let loopback = url
+        .and_then(|u| url::Url::parse(u).ok())
+        .is_some_and(|u| match u.host() {
+            Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+            Some(url::Host::Ipv4(a)) => a.is_loopback(),
+            Some(url::Host::Ipv6(a)) => a.is_loopback(),
+            None => false,
+        });
+    if loopback {
+        cores.saturating_sub(1).max(1)
+    } else {
+        cores
     }
 }
 
@@ -231,6 +255,17 @@ impl UserClient {
     /// Sends the prepared request with `body` and reads the whole response
     /// within the timeout.
     pub async fn finish(&mut self, body: &[u8], want_body: bool) -> Result<Response, Failure> {
+        self.finish_at(body, want_body, Instant::now()).await
+    }
+
+    /// `finish`, with the timeout counted from `started` (a time the caller
+    /// already read, saving a clock read per request).
+    pub async fn finish_at(
+        &mut self,
+        body: &[u8],
+        want_body: bool,
+        started: Instant,
+    ) -> Result<Response, Failure> {
         let c = &mut self.conn;
         if !body.is_empty() || c.needs_length {
             c.wbuf.extend_from_slice(b"content-length: ");
@@ -245,7 +280,7 @@ impl UserClient {
         c.wbuf.extend_from_slice(b"\r\n");
         c.wbuf.extend_from_slice(body);
 
-        let deadline = Instant::now() + self.timeout;
+        let deadline = started + self.timeout;
         let timer = self
             .timer
             .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
@@ -674,28 +709,35 @@ fn parse_head(buf: &[u8], head_request: bool) -> Result<Option<Head>, String> {
         if name.is_empty() || name.iter().any(|b| b.is_ascii_whitespace()) {
             return Err(format!("bad header name {:?}", preview(name)));
         }
-        if name.eq_ignore_ascii_case(CONTENT_LENGTH.as_str().as_bytes()) {
-            let n = parse_decimal(value)
-                .ok_or_else(|| format!("bad content-length {:?}", preview(value)))?;
-            if length.is_some_and(|l| l != n) {
-                return Err("conflicting content-length headers".into());
+        // Dispatch on the name's length first: most headers are none of these.
+        match name.len() {
+            14 if name.eq_ignore_ascii_case(b"content-length") => {
+                let n = parse_decimal(value)
+                    .ok_or_else(|| format!("bad content-length {:?}", preview(value)))?;
+                if length.is_some_and(|l| l != n) {
+                    return Err("conflicting content-length headers".into());
+                }
+                length = Some(n);
             }
-            length = Some(n);
-        } else if name.eq_ignore_ascii_case(TRANSFER_ENCODING.as_str().as_bytes()) {
-            transfer_encoding = true;
-            // Only the last coding decides: chunked must be last.
-            chunked = value
-                .rsplit(|&b| b == b',')
-                .next()
-                .is_some_and(|t| t.trim_ascii().eq_ignore_ascii_case(b"chunked"));
-        } else if name.eq_ignore_ascii_case(CONNECTION.as_str().as_bytes()) {
-            if has_token(value, b"close") {
-                keep_alive = false;
-            } else if has_token(value, b"keep-alive") {
-                keep_alive = true;
+            17 if name.eq_ignore_ascii_case(b"transfer-encoding") => {
+                transfer_encoding = true;
+                // Only the last coding decides: chunked must be last.
+                chunked = value
+                    .rsplit(|&b| b == b',')
+                    .next()
+                    .is_some_and(|t| t.trim_ascii().eq_ignore_ascii_case(b"chunked"));
             }
-        } else if name.eq_ignore_ascii_case(b"set-cookie") {
-            has_cookies = true;
+            10 if name.eq_ignore_ascii_case(b"connection") => {
+                if value.eq_ignore_ascii_case(b"keep-alive") {
+                    keep_alive = true;
+                } else if has_token(value, b"close") {
+                    keep_alive = false;
+                } else if has_token(value, b"keep-alive") {
+                    keep_alive = true;
+                }
+            }
+            10 if name.eq_ignore_ascii_case(b"set-cookie") => has_cookies = true,
+            _ => {}
         }
     }
     let interim = (100..200).contains(&status) && status != 101;
@@ -812,6 +854,18 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(h.body, BodyKind::None);
+    }
+
+    #[test]
+    fn leaves_a_core_to_a_loopback_target() {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let local = cores.saturating_sub(1).max(1);
+        assert_eq!(worker_threads_for(Some("http://127.0.0.1:8080/")), local);
+        assert_eq!(worker_threads_for(Some("http://localhost")), local);
+        assert_eq!(worker_threads_for(Some("http://[::1]:80/x")), local);
+        assert_eq!(worker_threads_for(Some("http://10.1.2.3/")), cores);
+        assert_eq!(worker_threads_for(Some("not a url")), cores);
+        assert_eq!(worker_threads_for(None), cores);
     }
 
     #[test]

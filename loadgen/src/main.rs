@@ -5,10 +5,12 @@ use clap::Parser;
 fn main() -> std::process::ExitCode {
     let cli = loadgen::Cli::parse();
     loadgen::init_tracing();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if std::env::var_os("TOKIO_WORKER_THREADS").is_none() {
+        let target = cli.run.url.as_deref().or(cli.run.host.as_deref());
+        builder.worker_threads(loadgen::client::worker_threads_for(target));
+    }
+    let runtime = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("loadgen: cannot start the runtime: {e}");

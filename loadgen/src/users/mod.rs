@@ -494,7 +494,7 @@ impl User {
                 return;
             }
         };
-        let result = self.client.finish(&body, r.need_body).await;
+        let result = self.client.finish_at(&body, r.need_body, sent).await;
         let end = Instant::now();
         let latency_us = (end - intended).as_micros() as u64;
         let raw_us = (end - sent).as_micros() as u64;
