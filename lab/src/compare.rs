@@ -1,17 +1,20 @@
 //! `lab compare`: one replica directly against N replicas behind the
-//! balancer, the same stepped load on both, at the same time.
+//! balancer, the same stepped load on both, at the same time when each
+//! replica has a CPU budget.
 //!
 //! Both sides run on the same started stack (one extra replica, `single`, is
 //! measured on its own; the group `r1..rN` sits behind the balancer). Each
-//! side has its own users, kept across steps ([`load::Driver`]); step k of
-//! both sides is ramped, warmed up and measured in the same window, so
-//! machine noise (another job, thermal throttling, a cache warming up) hits
-//! both alike. Every step records loadgen's figures, CPU/memory of the
+//! side has its own users, kept across steps ([`load::Driver`]); with CPU
+//! budgets, step k of both sides is ramped, warmed up and measured in the
+//! same window, so machine noise (another job, thermal throttling, a cache
+//! warming up) hits both alike. Without budgets the two sides would fight
+//! over the same cores, so the single server's search runs first, then the
+//! group's. Every step records loadgen's figures, CPU/memory of the
 //! processes involved, cgroup throttling and, for the group, the balancer's
 //! per-replica request counts over the same window.
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use loadgen::report::RunReport;
 
@@ -208,7 +211,11 @@ pub async fn run(args: CompareArgs) -> Result<(), Error> {
     loop {
         let mut active = Vec::new();
         for (i, s) in sides.iter_mut().enumerate() {
+            // Without budgets the sides would compete for the same cores (and
+            // the group, with more processes, would win): one after the other.
+            let waits = budget.is_none() && !active.is_empty();
             match s.search.next_load() {
+                Some(_) if waits => {}
                 Some(l) => active.push((i, l)),
                 None => {
                     if let Some(d) = s.driver.take() {
@@ -242,7 +249,7 @@ pub async fn run(args: CompareArgs) -> Result<(), Error> {
             .iter()
             .filter_map(|&(i, _)| sides[i].driver.as_ref())
             .collect();
-        let warmup = settle(&drivers, &slo, ramp, &args).await;
+        let warmup = load::settle(&drivers, &slo, ramp, args.warmup, args.settle_max).await;
         println!(
             "lab: step {step_no}: settled after {warmup:.0} s; measuring {}…",
             humantime::format_duration(args.step_duration)
@@ -326,26 +333,6 @@ pub async fn run(args: CompareArgs) -> Result<(), Error> {
     println!("lab: logs and Locust-style CSVs in {}", run_dir.display());
     stack.shutdown().await;
     Ok(())
-}
-
-/// Waits for the ramp (bounded), then at least `--warmup`, then until the
-/// latest second of every side keeps the objective (bounded by
-/// `--settle-max`: an overloaded step never settles and is measured anyway).
-/// Returns the seconds from the start of the ramp to the window.
-async fn settle(drivers: &[&Driver], slo: &Slo, ramp: Duration, args: &CompareArgs) -> f64 {
-    let begin = Instant::now();
-    let ramp_deadline = begin + ramp + Duration::from_secs(10);
-    while Instant::now() < ramp_deadline && !drivers.iter().all(|d| d.ramped()) {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let ramped = Instant::now();
-    tokio::time::sleep(args.warmup).await;
-    let deadline = ramped + args.settle_max.max(args.warmup);
-    let since = ramped + args.warmup.saturating_sub(Duration::from_secs(1));
-    while Instant::now() < deadline && !drivers.iter().all(|d| d.settled(slo, since)) {
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-    begin.elapsed().as_secs_f64()
 }
 
 /// Open model: arrivals dropped for want of a free virtual user are load the
@@ -447,7 +434,9 @@ async fn measure_window(
             .collect();
         let mine: Vec<_> = processes
             .iter()
-            .filter(|p| p.name == LOADGEN || procs.iter().any(|(n, pid)| *n == p.name && *pid == p.pid))
+            .filter(|p| {
+                p.name == LOADGEN || procs.iter().any(|(n, pid)| *n == p.name && *pid == p.pid)
+            })
             .cloned()
             .collect();
         let shares = match (side, &status_before, &status_after) {
@@ -457,7 +446,10 @@ async fn measure_window(
         recs.push(StepRecord {
             number: 0,
             load,
-            summary: reps.get(k).map(StepSummary::from_report).unwrap_or_default(),
+            summary: reps
+                .get(k)
+                .map(StepSummary::from_report)
+                .unwrap_or_default(),
             kept: false,
             verdict: String::new(),
             warmup_s,

@@ -9,17 +9,24 @@
 //! 5. `max_conns` with a `queue`: shedding load instead of collapsing.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use loadgen::scenario::Scenario;
 
 use crate::capacity::{Search, Slo};
 use crate::cli::{DemoArgs, LoadModel};
 use crate::compare::make_run_dir;
-use crate::load::{self, StepSummary};
+use crate::load::{self, Driver, DriverConfig, StepSummary};
 use crate::report::terminal::table;
 use crate::stack::{launch_balancer, BalancerOptions, Stack, StackPlan};
 use crate::status::{Probe, ShareDelta};
 use crate::Error;
+
+/// Warm-up before each measured window (more while the latest second still
+/// breaks the objective, up to [`SETTLE_MAX`]).
+const WARMUP: Duration = Duration::from_secs(2);
+/// Longest wait for a run to settle before measuring anyway.
+const SETTLE_MAX: Duration = Duration::from_secs(10);
 
 /// Runs the chapters asked for.
 pub async fn run(args: DemoArgs) -> Result<(), Error> {
@@ -43,6 +50,8 @@ pub async fn run(args: DemoArgs) -> Result<(), Error> {
         scenario,
         probe: Probe::new(),
         breaking_load: None,
+        budget: stack.budget_applied.cores(),
+        cores: std::thread::available_parallelism().map_or(1, |n| n.get()) as f64,
     };
     for c in chapters {
         match c {
@@ -65,6 +74,10 @@ struct Demo<'a> {
     probe: Probe,
     /// The load at which chapter 1's single server broke the objective.
     breaking_load: Option<u32>,
+    /// CPU budget per replica in force.
+    budget: Option<f64>,
+    /// Cores of this machine.
+    cores: f64,
 }
 
 fn line(s: &StepSummary) -> String {
@@ -84,15 +97,61 @@ fn heading(n: u8, title: &str, look: &str) {
 }
 
 impl Demo<'_> {
-    async fn measure(&self, host: &str, users: u32) -> Result<StepSummary, Error> {
-        let plan = load::step_plan(
-            host,
-            &self.scenario,
-            LoadModel::Closed,
-            users,
-            self.args.run_time,
-        );
-        Ok(StepSummary::from_report(&load::run(plan).await?))
+    /// A driver against `host`, whose users join as fast as `replicas`
+    /// replicas can log them in.
+    fn driver(&self, host: &str, replicas: usize) -> Driver {
+        Driver::new(DriverConfig {
+            host: host.to_string(),
+            scenario: self.scenario.clone(),
+            model: LoadModel::Closed,
+            timeout: load::timeout_for(&Slo::default()),
+            spawn_rate: load::default_spawn_rate(self.budget, replicas as f64, self.cores),
+        })
+    }
+
+    /// Moves `d` to `users` and waits for the ramp and the warm-up.
+    async fn ramp(&self, d: &mut Driver, users: u32) -> Result<(), Error> {
+        let ramp = d.ramp_estimate(d.load(), users);
+        d.set_load(users).await?;
+        load::settle(&[&*d], &Slo::default(), ramp, WARMUP, SETTLE_MAX).await;
+        Ok(())
+    }
+
+    /// Moves `d` to `users`, then measures one window.
+    async fn window(&self, d: &mut Driver, users: u32) -> Result<StepSummary, Error> {
+        self.ramp(d, users).await?;
+        d.open_window();
+        tokio::time::sleep(self.args.run_time).await;
+        Ok(StepSummary::from_report(&d.window_report()))
+    }
+
+    /// One measured window of `users` (fresh ones) against `host`, and the
+    /// balancer's per-replica counts over the same window if `status` is given.
+    async fn measure(
+        &self,
+        host: &str,
+        users: u32,
+        replicas: usize,
+        status: Option<&str>,
+    ) -> Result<(StepSummary, Option<ShareDelta>), Error> {
+        let mut d = self.driver(host, replicas);
+        self.ramp(&mut d, users).await?;
+        let before = match status {
+            Some(u) => Some(self.probe.balancer_status(u).await?),
+            None => None,
+        };
+        d.open_window();
+        tokio::time::sleep(self.args.run_time).await;
+        let s = StepSummary::from_report(&d.window_report());
+        let shares = match (status, before) {
+            (Some(u), Some(b)) => Some(ShareDelta::between(
+                &b,
+                &self.probe.balancer_status(u).await?,
+            )),
+            _ => None,
+        };
+        d.stop().await;
+        Ok((s, shares))
     }
 
     async fn chapter1(&mut self, stack: &Stack) -> Result<(), Error> {
@@ -108,8 +167,10 @@ impl Demo<'_> {
         let host = format!("http://{}", single.addr);
         let slo = Slo::default();
         let mut search = Search::new(10, 5000, 2.0, 0, 7);
+        // The same users throughout: each step adds users, who log in once.
+        let mut d = self.driver(&host, 1);
         while let Some(users) = search.next_load() {
-            let s = self.measure(&host, users).await?;
+            let s = self.window(&mut d, users).await?;
             let verdict = slo.check(s.requests, s.fail_ratio, s.p95_ms);
             println!(
                 "  {users:>5} users: {}{}",
@@ -121,6 +182,7 @@ impl Demo<'_> {
             );
             search.record(users, verdict.is_ok());
         }
+        d.stop().await;
         self.breaking_load = search.broken_at().or(search.capacity());
         match (search.capacity(), search.broken_at()) {
             (Some(c), Some(b)) => println!(
@@ -139,11 +201,18 @@ impl Demo<'_> {
             &format!("add {} replicas behind round robin", stack.replicas.len()),
             &format!("the same {users} users that broke one server, now through the balancer: p95, failures and the even spread of requests"),
         );
-        let before = self.probe.balancer_status(&stack.status_url()).await?;
-        let s = self.measure(&stack.balancer_url(), users).await?;
-        let after = self.probe.balancer_status(&stack.status_url()).await?;
+        let (s, shares) = self
+            .measure(
+                &stack.balancer_url(),
+                users,
+                stack.replicas.len(),
+                Some(&stack.status_url()),
+            )
+            .await?;
         println!("  {users} users via balancer: {}", line(&s));
-        print_shares(&ShareDelta::between(&before, &after), s.requests);
+        if let Some(d) = shares {
+            print_shares(&d, s.requests);
+        }
         println!(
             "why: round robin hands each replica 1/{} of the requests; with a CPU budget per replica that is {}× the CPU\n",
             stack.replicas.len(),
@@ -180,15 +249,17 @@ impl Demo<'_> {
             )
             .await?;
             let status = format!("http://{}/status", b.admin);
-            let before = self.probe.balancer_status(&status).await?;
-            let s = self
-                .measure(&format!("http://{}", b.addr), self.args.users)
+            let (s, d) = self
+                .measure(
+                    &format!("http://{}", b.addr),
+                    self.args.users,
+                    ups.len(),
+                    Some(&status),
+                )
                 .await?;
-            let after = self.probe.balancer_status(&status).await?;
-            let d = ShareDelta::between(&before, &after);
             let slow_share = d
-                .shares
                 .iter()
+                .flat_map(|d| d.shares.iter())
                 .find(|x| x.addr == slow.to_string())
                 .map_or(0.0, |x| x.fraction);
             rows.push(vec![
@@ -224,18 +295,18 @@ impl Demo<'_> {
             "/healthz".into(),
             "--health-interval".into(),
             "500ms".into(),
+            // Retries (nginx's default conditions, spelled out): a request
+            // refused by the dead replica goes to the next one.
+            "--next-upstream".into(),
+            "error,timeout".into(),
         ];
         let b = launch_balancer(&stack.plan, &ups, &opts).await?;
         let host = format!("http://{}", b.addr);
         let half = self.args.run_time / 2;
         let idx = stack.extras.len() - 1;
-        let plan = load::step_plan(
-            &host,
-            &self.scenario,
-            LoadModel::Closed,
-            self.args.users,
-            self.args.run_time,
-        );
+        let mut d = self.driver(&host, ups.len());
+        self.ramp(&mut d, self.args.users).await?;
+        d.open_window();
         let killer = async {
             tokio::time::sleep(half).await;
             stack.extras[idx].guard.kill().await;
@@ -244,8 +315,9 @@ impl Demo<'_> {
                 humantime::format_duration(half)
             );
         };
-        let (rep, ()) = tokio::join!(load::run(plan), killer);
-        let s = StepSummary::from_report(&rep?);
+        let ((), ()) = tokio::join!(tokio::time::sleep(self.args.run_time), killer);
+        let s = StepSummary::from_report(&d.window_report());
+        d.stop().await;
         let st = self
             .probe
             .balancer_status(&format!("http://{}/status", b.admin))
@@ -313,7 +385,9 @@ impl Demo<'_> {
             opts.server_params = params.into();
             opts.extra = extra;
             let mut b = launch_balancer(&stack.plan, &one, &opts).await?;
-            let s = self.measure(&format!("http://{}", b.addr), users).await?;
+            let (s, _) = self
+                .measure(&format!("http://{}", b.addr), users, 1, None)
+                .await?;
             rows.push(vec![
                 format!("  {name}"),
                 format!("{:.1}", s.rps),

@@ -22,10 +22,10 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use loadgen::plan::{Arrival, TestPlan};
-use loadgen::Controller;
 use loadgen::report::RunReport;
 use loadgen::scenario::Scenario;
 use loadgen::stats::FailureKind;
+use loadgen::Controller;
 use serde::{Deserialize, Serialize};
 
 use crate::capacity::Slo;
@@ -138,20 +138,23 @@ impl Driver {
         let running = self.load > 0;
         match self.cfg.model {
             LoadModel::Closed if running => {
-                self.controller
-                    .set_users(load, self.cfg.spawn_rate)?;
+                self.controller.set_users(load, self.cfg.spawn_rate)?;
             }
             _ => {
                 if running {
                     self.controller.stop();
                     self.controller.wait().await;
                 }
-                self.controller
-                    .start_plan(base_plan(&self.cfg, load))?;
+                self.controller.start_plan(base_plan(&self.cfg, load))?;
             }
         }
         self.load = load;
         Ok(())
+    }
+
+    /// Load of the current step (0 before the first).
+    pub fn load(&self) -> u32 {
+        self.load
     }
 
     /// How long the ramp to `from → load` should take at the spawn rate.
@@ -218,6 +221,41 @@ impl Drop for Driver {
         // Cancels every user task of this run (nothing outlives the driver).
         self.controller.stop();
     }
+}
+
+/// Waits for the ramp (bounded by its estimate + 10 s), then at least
+/// `warmup`, then until the latest second of every driver keeps the
+/// objective (bounded by `settle_max`: an overloaded step never settles and
+/// is measured anyway). Returns the seconds from the start of the wait.
+pub async fn settle(
+    drivers: &[&Driver],
+    slo: &Slo,
+    ramp: Duration,
+    warmup: Duration,
+    settle_max: Duration,
+) -> f64 {
+    let begin = Instant::now();
+    let ramp_deadline = begin + ramp + Duration::from_secs(10);
+    while Instant::now() < ramp_deadline && !drivers.iter().all(|d| d.ramped()) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let ramped = Instant::now();
+    tokio::time::sleep(warmup).await;
+    let deadline = ramped + settle_max.max(warmup);
+    let since = ramped + warmup.saturating_sub(Duration::from_secs(1));
+    while Instant::now() < deadline && !drivers.iter().all(|d| d.settled(slo, since)) {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    begin.elapsed().as_secs_f64()
+}
+
+/// Users/s a target of `replicas` replicas takes on when users join: 20 per
+/// core of CPU it may use (its budget, or every core without one). A login
+/// costs about 20 ms of CPU, so joining users then take under half of it.
+pub fn default_spawn_rate(budget: Option<f64>, replicas: f64, cores: f64) -> f64 {
+    20.0 * budget
+        .map_or(cores, |b| (b * replicas).min(cores))
+        .max(0.05)
 }
 
 fn unix_ms_of(t: Instant) -> u64 {

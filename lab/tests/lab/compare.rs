@@ -109,3 +109,61 @@ fn compare_two_replicas_writes_both_runs_and_shares_add_up() {
     // The lab process is gone; its cgroup folders must be too.
     let _ = assert_no_cgroup;
 }
+
+#[test]
+fn compare_open_model_steps_arrival_rates() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut cmd = lab();
+    cmd.args([
+        "compare",
+        "--model",
+        "open",
+        "--replicas",
+        "2",
+        "--replica-cpus",
+        "0.5",
+        "--step-duration",
+        "2s",
+        "--warmup",
+        "1s",
+        "--start-load",
+        "2",
+        "--max-load",
+        "4",
+        "--max-steps",
+        "2",
+        "--refine",
+        "0",
+        "--no-html",
+        "--out",
+    ])
+    .arg(tmp.path());
+    let out = run(cmd, Duration::from_secs(120));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "lab compare --model open failed\nstdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    assert!(stdout.contains("[single] step 1/2:     2 it/s"), "{stdout}");
+    let run_dir = std::fs::read_dir(tmp.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.is_dir())
+        .expect("a run folder");
+    let report: Value =
+        serde_json::from_slice(&std::fs::read(run_dir.join("report.json")).unwrap()).unwrap();
+    assert_eq!(report["model"], "open");
+    assert_eq!(report["load_unit"], "it/s");
+    for side in ["single", "group"] {
+        let first = &report[side]["steps"][0];
+        assert_eq!(first["load"], 2);
+        // 2 iterations/s for 2 s, each a login and at least one more request.
+        let requests = first["summary"]["requests"].as_u64().unwrap();
+        assert!(requests >= 4, "{side}: {requests} requests");
+        assert!((first["summary"]["seconds"].as_f64().unwrap() - 2.0).abs() < 0.5);
+    }
+    assert!(!run_dir.join("report.html").exists());
+    assert_no_processes(tmp.path(), Duration::from_secs(10));
+}

@@ -2,6 +2,7 @@
 //! real SQLite file in a temporary folder. One binary, a module per topic.
 
 mod compare;
+mod demo;
 mod failures;
 mod support;
 mod up;

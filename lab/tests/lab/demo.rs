@@ -1,0 +1,73 @@
+//! `lab demo` end to end: chapter 4 (kill a replica mid-run) with a short,
+//! bounded profile.
+
+use std::time::Duration;
+
+use crate::support::{assert_no_processes, lab, run};
+
+/// `N of M requests failed` from the chapter's closing line.
+fn failed_of(stdout: &str) -> (u64, u64) {
+    let line = stdout
+        .lines()
+        .find(|l| l.contains("requests failed"))
+        .unwrap_or_else(|| panic!("no failure line in\n{stdout}"));
+    let nums: Vec<u64> = line
+        .split_whitespace()
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    assert!(nums.len() >= 2, "{line}");
+    (nums[0], nums[1])
+}
+
+#[test]
+fn chapter_four_kills_a_replica_and_retries_keep_failures_near_zero() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut cmd = lab();
+    cmd.args([
+        "demo",
+        "--chapter",
+        "4",
+        "--run-time",
+        "3s",
+        "--users",
+        "10",
+        "--replicas",
+        "2",
+        "--replica-cpus",
+        "0.5",
+        "--out",
+    ])
+    .arg(tmp.path());
+    let out = run(cmd, Duration::from_secs(120));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "lab demo failed\nstdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    assert!(
+        stdout.contains("chapter 4: kill a replica mid-run"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("killed replica `victim`"), "{stdout}");
+    let (failed, requests) = failed_of(&stdout);
+    assert!(
+        requests > 50,
+        "too few requests measured: {requests}\n{stdout}"
+    );
+    // Retries resend what the dead replica refused; only requests in flight on
+    // it at the kill (a POST cannot be replayed) may fail.
+    assert!(
+        failed * 100 <= requests * 2,
+        "{failed} of {requests} failed despite health checks and retries\n{stdout}"
+    );
+    // The balancer took the victim out (its server line is not `up`).
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.contains("state") && !l.contains("state up")),
+        "no server marked down\n{stdout}"
+    );
+    assert!(stdout.contains("every process stopped"), "{stdout}");
+    assert_no_processes(tmp.path(), Duration::from_secs(10));
+}
