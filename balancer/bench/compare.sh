@@ -8,8 +8,10 @@
 # 1,000 idle client connections.
 #
 # Usage: balancer/bench/compare.sh [DURATION] [ROUNDS]   (default 10s 5)
-# Env: LTO=1 builds the balancer with fat LTO and one codegen unit into
-#      target/bench (a separate target dir; the workspace profile is untouched).
+# Env: LTO=1 also measures a build with fat LTO and one codegen unit
+#      ("balancer-lto", built into target/bench: a separate target dir, the
+#      workspace profile is untouched); LTO_BIN=PATH uses that binary instead
+#      of building it.
 # Needs: wrk, nginx (nginx-light), python3; optional: haproxy.
 # Not a test: run it by hand on an otherwise idle machine.
 set -euo pipefail
@@ -22,19 +24,22 @@ BACKEND_PORT=18100
 NGINX_PORT=18101
 BAL_PORT=18102
 HAPROXY_PORT=18103
+LTO_PORT=18104
 
 for tool in wrk nginx python3; do
   command -v "$tool" >/dev/null || { echo "missing $tool (apt-get install -y wrk nginx-light)" >&2; exit 1; }
 done
 
+cargo build --release -p balancer >/dev/null 2>&1 || cargo build --release -p balancer
+BALANCER=target/release/balancer
+LTO_BAL=""
 if [ "${LTO:-0}" = 1 ]; then
-  export CARGO_PROFILE_RELEASE_LTO=fat CARGO_PROFILE_RELEASE_CODEGEN_UNITS=1
-  cargo build --release -p balancer --target-dir target/bench >/dev/null 2>&1 \
-    || cargo build --release -p balancer --target-dir target/bench
-  BALANCER=target/bench/release/balancer
-else
-  cargo build --release -p balancer >/dev/null 2>&1 || cargo build --release -p balancer
-  BALANCER=target/release/balancer
+  LTO_BAL=${LTO_BIN:-}
+  if [ -z "$LTO_BAL" ]; then
+    CARGO_PROFILE_RELEASE_LTO=fat CARGO_PROFILE_RELEASE_CODEGEN_UNITS=1 \
+      cargo build --release -p balancer --target-dir target/bench
+    LTO_BAL=target/bench/release/balancer
+  fi
 fi
 
 TMP=$(mktemp -d)
@@ -115,12 +120,16 @@ wait_port() {
 nginx -p "$TMP" -c "$TMP/backend.conf" & PIDS+=($!)
 nginx -p "$TMP" -c "$TMP/proxy.conf" & PIDS+=($!)
 RUST_LOG=warn "$BALANCER" --listen 127.0.0.1:$BAL_PORT --upstream 127.0.0.1:$BACKEND_PORT --workers 1 >/dev/null & BAL_PID=$!; PIDS+=($BAL_PID)
+if [ -n "$LTO_BAL" ]; then
+  RUST_LOG=warn "$LTO_BAL" --listen 127.0.0.1:$LTO_PORT --upstream 127.0.0.1:$BACKEND_PORT --workers 1 >/dev/null & PIDS+=($!)
+fi
 HAVE_HAPROXY=0
 if command -v haproxy >/dev/null; then
   haproxy -f "$TMP/haproxy.cfg" -db >"$TMP/logs/haproxy.log" 2>&1 & PIDS+=($!)
   HAVE_HAPROXY=1
 fi
 wait_port $BACKEND_PORT && wait_port $NGINX_PORT && wait_port $BAL_PORT || exit 1
+if [ -n "$LTO_BAL" ]; then wait_port $LTO_PORT || exit 1; fi
 if [ $HAVE_HAPROXY = 1 ]; then wait_port $HAPROXY_PORT || { cat "$TMP/logs/haproxy.log"; HAVE_HAPROXY=0; }; fi
 
 RESULTS="$TMP/results"
@@ -144,6 +153,7 @@ for r in $(seq 1 "$ROUNDS"); do
   run nginx $NGINX_PORT
   run balancer $BAL_PORT
   if [ $HAVE_HAPROXY = 1 ]; then run haproxy $HAPROXY_PORT; fi
+  if [ -n "$LTO_BAL" ]; then run balancer-lto $LTO_PORT; fi
 done
 
 # Medians (p99 normalised to ms) and ratios of the medians.
@@ -158,10 +168,11 @@ med = {n: (statistics.median(r for r, _ in v), statistics.median(p for _, p in v
 print("medians:")
 for n, (rps, p99) in med.items():
     print(f"  {n:<10} {rps:>10.0f} req/s   p99 {p99:.2f} ms")
-b = med.get("balancer")
-for peer in ("nginx", "haproxy"):
-    if b and peer in med:
-        print(f"  balancer/{peer}: throughput {b[0] / med[peer][0]:.2f}x, p99 {b[1] / med[peer][1]:.2f}x")
+for ours in ("balancer", "balancer-lto"):
+    for peer in ("nginx", "haproxy"):
+        if ours in med and peer in med:
+            b, q = med[ours], med[peer]
+            print(f"  {ours}/{peer}: throughput {b[0] / q[0]:.2f}x, p99 {b[1] / q[1]:.2f}x")
 PY
 
 rss() { awk '/VmRSS/ {print $2 " kB"}' "/proc/$1/status"; }
