@@ -12,9 +12,10 @@
 # Usage: loadgen/bench/compare.sh [ROUNDS] [DURATION] [CONNECTIONS]
 #        (defaults 3, 10s, 32)
 # Env:   LOADGEN_ARGS     extra loadgen flags
-#        LOADGEN_THREADS  e.g. "2 1": one loadgen column per tokio worker-thread
-#                         count (TOKIO_WORKER_THREADS, loadgen only); default:
-#                         loadgen's own default
+#        LOADGEN_THREADS  e.g. "2": extra loadgen columns with that many tokio
+#                         worker threads (TOKIO_WORKER_THREADS, for loadgen
+#                         only), beside loadgen with its default (one thread
+#                         fewer than cores for a loopback target)
 # Needs: wrk, nginx (nginx-light), python3; optional: oha (cargo install oha).
 # Not a test: run it by hand on an otherwise idle machine, under
 # `flock /tmp/bench.lock` when the machine is shared.
@@ -95,11 +96,8 @@ print("%.2f" % agg["total_rps"] if agg["num_failures"] == 0 else "FAILED:%d" % a
 
 TOOLS=(wrk)
 [ -n "$OHA" ] && TOOLS+=(oha)
-if [ -n "${LOADGEN_THREADS:-}" ]; then
-  for n in $LOADGEN_THREADS; do TOOLS+=("loadgen-${n}t"); done
-else
-  TOOLS+=(loadgen)
-fi
+TOOLS+=(loadgen)
+for n in ${LOADGEN_THREADS:-}; do TOOLS+=("loadgen-${n}t"); done
 declare -A RPS CPU
 
 echo "target: nginx-light, 1 worker, return 200 \"ok\" on $URL; $(nproc) CPUs"
