@@ -351,8 +351,11 @@ fn dropped_check(s: &StepSummary, load: u32, slo: &Slo) -> Result<(), String> {
     Ok(())
 }
 
+/// `(name, pid)` of a side's processes and the cgroup ids of its replicas.
+type SideProcesses = (Vec<(String, u32)>, Vec<String>);
+
 /// Processes of one side: its replicas (and the balancer for the group).
-fn side_processes(stack: &Stack, side: Side) -> (Vec<(String, u32)>, Vec<String>) {
+fn side_processes(stack: &Stack, side: Side) -> SideProcesses {
     match side {
         Side::Single => stack
             .single
@@ -383,7 +386,7 @@ async fn measure_window(
     warmup_s: f64,
 ) -> Result<(Vec<StepRecord>, Vec<RunReport>), Error> {
     let me = (LOADGEN.to_string(), std::process::id());
-    let per_side: Vec<(Vec<(String, u32)>, Vec<String>)> = active
+    let per_side: Vec<SideProcesses> = active
         .iter()
         .map(|&(i, _)| side_processes(stack, sides[i].side))
         .collect();
