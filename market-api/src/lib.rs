@@ -6,7 +6,7 @@
 //! [`state`] (pools, keys, hasher) → [`routes`] (handlers, one module per
 //! resource) over [`db`] (SQL, one module per table family). Cross-cutting
 //! pieces: [`auth`] (JWT, argon2, extractors), [`validation`] (bodies, DRF
-//! messages), [`pagination`], [`request`] (small extractors), [`fault`]
+//! messages), [`pagination`], [`page_cache`] (rendered list pages), [`request`] (small extractors), [`fault`]
 //! (injected delays/errors), [`error`].
 //!
 //! Entry points: [`run`] for the CLI (what `main` and the lab call),
@@ -19,6 +19,7 @@ pub mod config;
 pub mod db;
 pub mod error;
 pub mod fault;
+pub mod page_cache;
 pub mod pagination;
 pub mod request;
 pub mod routes;

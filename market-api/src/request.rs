@@ -66,6 +66,13 @@ impl Origin {
         format!("http://{host}")
     }
 
+    /// `http://host/media/`: what a relative media path is appended to.
+    pub fn media_base(&self) -> String {
+        let mut base = self.base();
+        base.push_str("/media/");
+        base
+    }
+
     /// An absolute URL for a stored media path (already absolute URLs pass).
     pub fn media_url(&self, path: &str) -> String {
         if path.starts_with("http://") || path.starts_with("https://") {

@@ -8,6 +8,7 @@ use crate::auth::{Jwt, Passwords};
 use crate::config::{FaultConfig, ServeConfig};
 use crate::db::{self, Db};
 use crate::error::Error;
+use crate::page_cache::PageCache;
 
 /// State shared by all requests.
 #[derive(Clone, Debug)]
@@ -15,6 +16,8 @@ pub struct AppState {
     pub db: Db,
     pub jwt: Arc<Jwt>,
     pub passwords: Passwords,
+    /// Rendered `products/` pages, valid while the change counter stands.
+    pub pages: Arc<PageCache>,
     /// Largest request body accepted.
     pub body_limit: usize,
     pub fault: FaultConfig,
@@ -43,6 +46,7 @@ impl AppState {
             db,
             jwt: Arc::new(jwt),
             passwords,
+            pages: Arc::new(PageCache::default()),
             body_limit: config.body_limit,
             fault: config.fault,
             replica_id: config.replica_id.as_deref().map(Arc::from),

@@ -15,7 +15,7 @@ use crate::auth::{AuthUser, MaybeAuthUser};
 use crate::db::products::{self, OrderField, ProductFilter, ProductRow, ProductWrite};
 use crate::db::users;
 use crate::error::ApiError;
-use crate::pagination::{PageParams, Paginated};
+use crate::pagination::PageParams;
 use crate::request::{IdParam, Origin, QueryParams};
 use crate::state::AppState;
 use crate::validation::{Form, JsonBody};
@@ -136,28 +136,51 @@ pub async fn list(
 ) -> Result<Response, ApiError> {
     let params = PageParams::from_query(&query)?;
     let filter = filter_from_query(&query)?;
+    // Read before rendering: see `page_cache` for why this order is safe.
+    let generation = products::generation(&state.db).await?;
+    let mut key = origin.base();
+    key.push_str(&origin.uri.to_string());
+    if let Some(body) = state.pages.get(&key, generation) {
+        return Ok(json_response(body));
+    }
+    let media = origin.media_base();
     // One query for a numbered page (rows carry the total); `last` and
     // pages past the end need the count on its own.
     let limit = params.page_size as i64;
-    let (page, rows) = match params.number() {
+    let (page, items) = match params.number() {
         Some(n) => {
-            let rows = products::page(&state.db, &filter, limit, params.offset_of(n)).await?;
-            let count = match rows.first() {
-                Some(row) => row.total,
+            let (items, total) =
+                products::page_json(&state.db, &filter, &media, limit, params.offset_of(n)).await?;
+            let count = match total {
+                Some(total) => total,
                 None if n == 1 => 0,
                 None => return Err(ApiError::InvalidPage),
             };
-            (params.resolve(count)?, rows)
+            (params.resolve(count)?, items)
         }
         None => {
             let page = params.resolve(products::count(&state.db, &filter).await?)?;
-            let rows = products::page(&state.db, &filter, page.limit(), page.offset()).await?;
-            (page, rows)
+            let (items, _) =
+                products::page_json(&state.db, &filter, &media, page.limit(), page.offset())
+                    .await?;
+            (page, items)
         }
     };
-    let results: Vec<ProductOut<'_>> = rows.iter().map(|r| ProductOut::new(r, &origin)).collect();
-    let body: Paginated<ProductOut<'_>> = page.wrap(&origin, results);
-    Ok(Json(body).into_response())
+    let body = bytes::Bytes::from(page.wrap_json(&origin, &items));
+    state.pages.put(key, generation, body.clone());
+    Ok(json_response(body))
+}
+
+/// A 200 with a JSON body that is already encoded.
+fn json_response(body: impl Into<axum::body::Body>) -> Response {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            axum::http::HeaderValue::from_static("application/json"),
+        )],
+        body.into(),
+    )
+        .into_response()
 }
 
 /// `GET products/{id}/`
@@ -167,10 +190,10 @@ pub async fn retrieve(
     IdParam(id): IdParam,
     origin: Origin,
 ) -> Result<Response, ApiError> {
-    let row = products::get(&state.db, id)
+    let body = products::get_json(&state.db, id, &origin.media_base())
         .await?
         .ok_or(ApiError::NotFound)?;
-    Ok(Json(ProductOut::new(&row, &origin)).into_response())
+    Ok(json_response(body))
 }
 
 /// Validated body of a create/update.

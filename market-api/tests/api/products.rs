@@ -520,3 +520,152 @@ async fn has_product() {
     let (st, _) = json(s.get("/api/v1/products/has-product/?client=x", None).await).await;
     assert_eq!(st, 400);
 }
+
+/// Pins the exact bytes of a list page: every item must be the same text the
+/// serializer of create/retrieve produces (key order, escaping of quotes,
+/// backslashes, control characters and non-ASCII, absolute image URLs for
+/// product and owner, votes and their count), wrapped in
+/// `{"count","next","previous","results"}` exactly.
+#[tokio::test]
+async fn list_json_is_exact() {
+    let s = Server::start().await;
+    let token = s.demo().await;
+    // The owner's avatar is stored as a relative media path with a quote.
+    let db = sqlx::SqlitePool::connect(&format!(
+        "sqlite://{}",
+        s.dir.path().join("market.db").display()
+    ))
+    .await
+    .unwrap();
+    sqlx::query("UPDATE users SET image = '/avatars/d\"emo.png' WHERE email = 'demo@example.com'")
+        .execute(&db)
+        .await
+        .unwrap();
+    db.close().await;
+    let tricky = "q\"uote \\back é 😀 \n\t\r\u{1}\u{8}\u{c}\u{1f}\u{7f} \u{2028} </b> &";
+    let bodies = [
+        json!({"title": tricky, "description": tricky, "tags": "t\"ag", "category": 7,
+               "image": "img/a b.png", "votes": [2, 1, 3]}),
+        json!({"title": "Plain", "image": "https://cdn.example/X.png", "votes": []}),
+        json!({"title": "Upper scheme", "image": "HTTP://cdn.example/y.png", "category": null}),
+    ];
+    let mut created = Vec::new();
+    for body in bodies {
+        let res = s
+            .send(Method::POST, "/api/v1/products/", Some(&token), Some(body))
+            .await;
+        assert_eq!(res.status(), 201);
+        created.push(res.text().await.unwrap());
+    }
+    let res = s.get("/api/v1/products/?page_size=5", Some(&token)).await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(
+        res.headers()["content-type"].to_str().unwrap(),
+        "application/json"
+    );
+    let page = res.text().await.unwrap();
+    let v: Value = serde_json::from_str(&page).unwrap();
+    let mut items = Vec::new();
+    for id in ids(&v) {
+        let res = s
+            .get(&format!("/api/v1/products/{id}/"), Some(&token))
+            .await;
+        items.push(res.text().await.unwrap());
+    }
+    // The newest three are the ones just created, newest first.
+    assert_eq!(items[0], created[2]);
+    assert_eq!(items[1], created[1]);
+    assert_eq!(items[2], created[0]);
+    let expected = format!(
+        "{{\"count\":28,\"next\":\"{}\",\"previous\":null,\"results\":[{}]}}",
+        s.url("/api/v1/products/?page_size=5&page=2"),
+        items.join(",")
+    );
+    assert_eq!(page, expected);
+    // Spot checks of the serializer's own output.
+    let first: Value = serde_json::from_str(&created[0]).unwrap();
+    assert_eq!(first["title"], tricky);
+    assert_eq!(first["image"], json!(s.url("/media/img/a b.png")));
+    assert_eq!(
+        first["user"]["image"],
+        json!(s.url("/media/avatars/d\"emo.png"))
+    );
+    assert_eq!(first["votes_count"], 3);
+    assert!(created[0].contains(r#""votes":[{"id":1,"first_name":"Demo"},{"id":2,"first_name":"Other"},{"id":3,"first_name":"User3"}]"#));
+    assert!(created[2].contains(r#""image":"http://127.0.0.1:"#));
+
+    // A later page and the last page, byte for byte as well.
+    for q in ["page_size=5&page=2", "page_size=5&page=last"] {
+        let page = s
+            .get(&format!("/api/v1/products/?{q}"), None)
+            .await
+            .text()
+            .await
+            .unwrap();
+        let v: Value = serde_json::from_str(&page).unwrap();
+        let mut items = Vec::new();
+        for id in ids(&v) {
+            items.push(
+                s.get(&format!("/api/v1/products/{id}/"), None)
+                    .await
+                    .text()
+                    .await
+                    .unwrap(),
+            );
+        }
+        let link = |x: &Value| match x.as_str() {
+            Some(u) => format!("\"{u}\""),
+            None => "null".to_owned(),
+        };
+        let expected = format!(
+            "{{\"count\":28,\"next\":{},\"previous\":{},\"results\":[{}]}}",
+            link(&v["next"]),
+            link(&v["previous"]),
+            items.join(",")
+        );
+        assert_eq!(page, expected, "{q}");
+    }
+
+    // Writes from another connection (as another replica would make) show
+    // at once, although the pages above were cached.
+    let first = s.get("/api/v1/products/", None).await.text().await.unwrap();
+    let db = sqlx::SqlitePool::connect(&format!(
+        "sqlite://{}",
+        s.dir.path().join("market.db").display()
+    ))
+    .await
+    .unwrap();
+    let newest = ids(&serde_json::from_str(&first).unwrap())[0];
+    for sql in [
+        format!("UPDATE products SET title = 'Renamed' WHERE id = {newest}"),
+        "UPDATE users SET first_name = 'Renamed2' WHERE email = 'demo@example.com'".to_owned(),
+        format!("DELETE FROM product_votes WHERE product_id = {newest}"),
+        format!("INSERT INTO product_votes (product_id, user_id) VALUES ({newest}, 4)"),
+        format!("DELETE FROM products WHERE id = {newest}"),
+    ] {
+        sqlx::query(&sql).execute(&db).await.unwrap();
+        let page = s.get("/api/v1/products/", None).await.text().await.unwrap();
+        let v: Value = serde_json::from_str(&page).unwrap();
+        let mut items = Vec::new();
+        for id in ids(&v) {
+            items.push(
+                s.get(&format!("/api/v1/products/{id}/"), None)
+                    .await
+                    .text()
+                    .await
+                    .unwrap(),
+            );
+        }
+        assert!(page.ends_with(&format!("[{}]}}", items.join(","))), "{sql}");
+        let count = v["count"].as_i64().unwrap();
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM products")
+            .fetch_one(&db)
+            .await
+            .unwrap();
+        assert_eq!(count, n, "{sql}");
+    }
+    db.close().await;
+    let page = s.get("/api/v1/products/", None).await.text().await.unwrap();
+    assert!(!page.contains(&format!("\"id\":{newest},\"product_id\"")));
+    assert_ne!(page, first);
+}
