@@ -344,7 +344,7 @@ tr.bad td{{color:#b22}} .note,.target{{color:#555;font-size:12px}} .model{{backg
     );
     let _ = write!(
         o,
-        "<p>Objective: {} · scenario <code>{}</code> · {} model, steps of {:.0} s · {} cores · started {}</p>",
+        "<p>Objective: {} · scenario <code>{}</code> · {} model, each step measured over {:.0} s after its ramp and warm-up · {} cores · started {}</p>",
         esc(&r.slo.describe()),
         esc(&r.scenario),
         esc(&r.model),

@@ -83,7 +83,7 @@ pub fn render(r: &LabReport) -> String {
     let _ = writeln!(o, "CPU budget: {}", r.budget_note);
     let _ = writeln!(
         o,
-        "objective: {}   scenario: {}   steps of {:.0} s\n",
+        "objective: {}   scenario: {}   each step measured over {:.0} s after its ramp and warm-up\n",
         r.slo.describe(),
         r.scenario,
         r.step_seconds

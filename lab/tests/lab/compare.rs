@@ -162,7 +162,9 @@ fn compare_open_model_steps_arrival_rates() {
         // 2 iterations/s for 2 s, each a login and at least one more request.
         let requests = first["summary"]["requests"].as_u64().unwrap();
         assert!(requests >= 4, "{side}: {requests} requests");
-        assert!((first["summary"]["seconds"].as_f64().unwrap() - 2.0).abs() < 0.5);
+        // The window is at least the step; a loaded machine may read it late.
+        let secs = first["summary"]["seconds"].as_f64().unwrap();
+        assert!((2.0..5.0).contains(&secs), "{side}: window of {secs} s");
     }
     assert!(!run_dir.join("report.html").exists());
     assert_no_processes(tmp.path(), Duration::from_secs(10));
