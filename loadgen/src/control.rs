@@ -360,6 +360,7 @@ impl Controller {
     /// Starts a run of exactly `plan` (used by `run_test`).
     pub fn start_plan(&self, plan: TestPlan) -> Result<(), ControlError> {
         let target = plan.validate().map_err(ControlError::Invalid)?;
+        crate::selfcheck::raise_open_files_limit(u64::from(plan.peak_concurrency()));
         let rt = self
             .inner
             .runtime

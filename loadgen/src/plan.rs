@@ -128,6 +128,14 @@ pub struct TestPlan {
 }
 
 impl TestPlan {
+    /// The most users (or iterations in flight) this plan can have at once:
+    /// each holds a connection, so this is how many sockets it may open.
+    pub fn peak_concurrency(&self) -> u32 {
+        let staged = self.stages.iter().map(|s| s.target).fold(0.0, f64::max) as u32;
+        let open = self.arrival.as_ref().map_or(0, |a| a.max_vus);
+        self.users.max(staged).max(open)
+    }
+
     /// A plan with Locust's defaults: 1 user, spawn rate 1/s, no time limit, 60 s timeout.
     pub fn new(host: &str, scenario: Scenario) -> TestPlan {
         TestPlan {

@@ -21,6 +21,29 @@ pub const LAG_LIMIT: Duration = Duration::from_millis(100);
 /// Linux reports process times in clock ticks of 1/100 s on every mainstream platform.
 const CLOCK_TICKS: f64 = 100.0;
 
+/// Raises this process's soft limit on open files to its hard limit and warns
+/// when even that is too low for `users` connections. Every simulated user
+/// holds a socket, and the usual soft limit (1024) would turn a large test into
+/// `Too many open files` failures that say nothing about the target. Returns the
+/// limit in force, or `None` where it cannot be read.
+pub fn raise_open_files_limit(users: u64) -> Option<u64> {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).ok()?;
+    let limit = if soft < hard && setrlimit(Resource::RLIMIT_NOFILE, hard, hard).is_ok() {
+        hard
+    } else {
+        soft
+    };
+    // A few descriptors go to the runtime, the dashboard and the report files.
+    if users.saturating_add(64) > limit {
+        tracing::warn!(
+            "{users} users need about {users} sockets but this process may open only {limit} files \
+             (hard limit): expect `Too many open files` failures; raise it with `ulimit -Hn` as root"
+        );
+    }
+    Some(limit)
+}
+
 /// The state between two checks.
 #[derive(Debug)]
 pub struct SelfCheck {
