@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::support::{assert_no_cgroup, assert_no_processes, lab, run};
+use crate::support::{assert_no_cgroup, assert_no_processes, lab, run, run_with_pid};
 
 #[test]
 fn compare_two_replicas_writes_both_runs_and_shares_add_up() {
@@ -29,7 +29,7 @@ fn compare_two_replicas_writes_both_runs_and_shares_add_up() {
         "--out",
     ])
     .arg(tmp.path());
-    let out = run(cmd, Duration::from_secs(120));
+    let (out, pid) = run_with_pid(cmd, Duration::from_secs(120));
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -107,7 +107,7 @@ fn compare_two_replicas_writes_both_runs_and_shares_add_up() {
     }
     assert_no_processes(tmp.path(), Duration::from_secs(10));
     // The lab process is gone; its cgroup folders must be too.
-    let _ = assert_no_cgroup;
+    assert_no_cgroup(pid);
 }
 
 #[test]

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::support::{assert_no_cgroup, assert_no_processes, lab, run};
+use crate::support::{assert_no_cgroup, assert_no_processes, lab, run, run_with_pid};
 
 #[test]
 fn a_replica_that_will_not_start_gives_a_clear_error_and_leaves_nothing() {
@@ -59,12 +59,12 @@ fn a_port_in_use_is_named() {
     let mut cmd = lab();
     cmd.args(["up", "--replicas", "1", "--listen", &addr, "--out"])
         .arg(tmp.path());
-    let out = run(cmd, Duration::from_secs(30));
+    let (out, pid) = run_with_pid(cmd, Duration::from_secs(30));
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains(&format!("{addr} is already in use")), "{err}");
     assert_no_processes(tmp.path(), Duration::from_secs(5));
-    let _ = assert_no_cgroup;
+    assert_no_cgroup(pid);
 }
 
 #[test]

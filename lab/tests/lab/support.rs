@@ -15,23 +15,30 @@ pub fn lab() -> Command {
 }
 
 /// Runs `cmd` to completion, killing it (and failing) after `timeout`.
-pub fn run(mut cmd: Command, timeout: Duration) -> Output {
+pub fn run(cmd: Command, timeout: Duration) -> Output {
+    run_with_pid(cmd, timeout).0
+}
+
+/// `run`, also returning the pid the lab had (its cgroup folders are named after it).
+pub fn run_with_pid(mut cmd: Command, timeout: Duration) -> (Output, u32) {
     let mut child = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn lab");
+    let pid = child.id();
     let out = drain(&mut child);
     let err = drain_err(&mut child);
     let deadline = Instant::now() + timeout;
     loop {
         if let Some(status) = child.try_wait().expect("wait") {
-            return Output {
+            let output = Output {
                 status,
                 stdout: out.join().unwrap(),
                 stderr: err.join().unwrap(),
             };
+            return (output, pid);
         }
         if Instant::now() > deadline {
             let _ = child.kill();
