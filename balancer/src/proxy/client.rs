@@ -9,8 +9,9 @@
 //! request was written is replaced by a fresh one without counting a failure.
 //!
 //! Each upstream connection runs on its own task. Driving it inline from the
-//! request's task (no channel hop) was tried and measured slower (about 8%
-//! more CPU per request with `wrk -c32`): hyper's dispatcher then runs on
+//! request's task (no channel hop) was tried twice and measured slower (about
+//! 8%, then about 5% more CPU per request on the `current_thread` runtime,
+//! with `wrk -c32`; see docs/balancer.md): hyper's dispatcher then runs on
 //! every poll of the request and of the streaming body.
 
 use std::net::SocketAddr;
