@@ -240,7 +240,7 @@ pub async fn run(args: CompareArgs) -> Result<(), Error> {
         for &(i, l) in &active {
             let s = &mut sides[i];
             if let Some(d) = s.driver.as_mut() {
-                ramp = ramp.max(d.ramp_estimate(s.load, l));
+                ramp = ramp.max(d.ramp_estimate(d.ramp_from(), l));
                 d.set_load(l).await?;
             }
             s.load = l;
@@ -269,6 +269,11 @@ pub async fn run(args: CompareArgs) -> Result<(), Error> {
             rec.kept = verdict.is_ok();
             rec.verdict = verdict.err().unwrap_or_default();
             s.search.record(load, rec.kept);
+            if !rec.kept {
+                if let Some(d) = s.driver.as_mut() {
+                    d.start_afresh();
+                }
+            }
             println!("{}", progress_line(s.side, &rec, args.max_steps, unit));
             s.records.push(rec);
             s.reports.push(rep);

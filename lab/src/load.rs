@@ -11,6 +11,9 @@
 //! within the step, so an overloaded step shows failures instead of requests
 //! that never finished. The open model cannot change its rate in place, so
 //! each of its steps is a fresh run measured the same way (warm-up excluded).
+//! After a step that broke the objective the closed model starts afresh too:
+//! users whose login timed out in the overload would otherwise carry a missing
+//! token (and its 401s) into the next, lighter step and fail it for the past.
 //!
 //! [`StepSummary`] keeps what the capacity search, the diagnosis and the
 //! reports need (totals, percentiles, failures by method and kind, the
@@ -114,6 +117,8 @@ pub struct Driver {
     ramp_started: Instant,
     /// When the measurement window opened.
     window_started: Option<Instant>,
+    /// The next step restarts every user instead of keeping them.
+    afresh: bool,
 }
 
 impl Driver {
@@ -126,6 +131,22 @@ impl Driver {
             load: 0,
             ramp_started: Instant::now(),
             window_started: None,
+            afresh: false,
+        }
+    }
+
+    /// Makes the next step start with new users (and new logins) instead of
+    /// keeping the current ones: called after a step that broke the objective.
+    pub fn start_afresh(&mut self) {
+        self.afresh = true;
+    }
+
+    /// The load the next step ramps from: 0 when it starts afresh.
+    pub fn ramp_from(&self) -> u32 {
+        if self.afresh {
+            0
+        } else {
+            self.load
         }
     }
 
@@ -136,8 +157,9 @@ impl Driver {
         self.ramp_started = Instant::now();
         self.window_started = None;
         let running = self.load > 0;
+        let keep_users = running && !std::mem::take(&mut self.afresh);
         match self.cfg.model {
-            LoadModel::Closed if running => {
+            LoadModel::Closed if keep_users => {
                 self.controller.set_users(load, self.cfg.spawn_rate)?;
             }
             _ => {
