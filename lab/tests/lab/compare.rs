@@ -2,9 +2,7 @@
 
 use std::time::Duration;
 
-use serde_json::Value;
-
-use crate::support::{assert_no_cgroup, assert_no_processes, lab, run, run_with_pid};
+use crate::support::{assert_no_cgroup, assert_no_processes, lab, report_in, run_ok};
 
 #[test]
 fn compare_two_replicas_writes_both_runs_and_shares_add_up() {
@@ -29,25 +27,12 @@ fn compare_two_replicas_writes_both_runs_and_shares_add_up() {
         "--out",
     ])
     .arg(tmp.path());
-    let (out, pid) = run_with_pid(cmd, Duration::from_secs(120));
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "lab compare failed\nstdout:\n{stdout}\nstderr:\n{stderr}"
-    );
+    let (stdout, pid) = run_ok(cmd, Duration::from_secs(120));
     assert!(stdout.contains("[single] step 1/2"), "{stdout}");
     assert!(stdout.contains("[group ] step 1/2"), "{stdout}");
     assert!(stdout.contains("speed-up"), "{stdout}");
 
-    let run_dir = std::fs::read_dir(tmp.path())
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .find(|p| p.is_dir())
-        .expect("a run folder");
-    let report: Value =
-        serde_json::from_slice(&std::fs::read(run_dir.join("report.json")).unwrap()).unwrap();
+    let (run_dir, report) = report_in(tmp.path());
     for side in ["single", "group"] {
         let steps = report[side]["steps"].as_array().unwrap();
         assert!(
@@ -138,22 +123,9 @@ fn compare_open_model_steps_arrival_rates() {
         "--out",
     ])
     .arg(tmp.path());
-    let out = run(cmd, Duration::from_secs(120));
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "lab compare --model open failed\nstdout:\n{stdout}\nstderr:\n{stderr}"
-    );
+    let (stdout, _) = run_ok(cmd, Duration::from_secs(120));
     assert!(stdout.contains("[single] step 1/2:     2 it/s"), "{stdout}");
-    let run_dir = std::fs::read_dir(tmp.path())
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .find(|p| p.is_dir())
-        .expect("a run folder");
-    let report: Value =
-        serde_json::from_slice(&std::fs::read(run_dir.join("report.json")).unwrap()).unwrap();
+    let (run_dir, report) = report_in(tmp.path());
     assert_eq!(report["model"], "open");
     assert_eq!(report["load_unit"], "it/s");
     for side in ["single", "group"] {

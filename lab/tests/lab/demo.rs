@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::support::{assert_no_processes, lab, run};
+use crate::support::{assert_no_processes, lab, run_ok};
 
 /// `N of M requests failed` from the chapter's closing line.
 fn failed_of(stdout: &str) -> (u64, u64) {
@@ -38,13 +38,7 @@ fn chapter_four_kills_a_replica_and_retries_keep_failures_near_zero() {
         "--out",
     ])
     .arg(tmp.path());
-    let out = run(cmd, Duration::from_secs(120));
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "lab demo failed\nstdout:\n{stdout}\nstderr:\n{stderr}"
-    );
+    let (stdout, _) = run_ok(cmd, Duration::from_secs(120));
     assert!(
         stdout.contains("chapter 4: kill a replica mid-run"),
         "{stdout}"

@@ -19,6 +19,32 @@ pub fn run(cmd: Command, timeout: Duration) -> Output {
     run_with_pid(cmd, timeout).0
 }
 
+/// Runs `cmd` and asserts it succeeded; returns its stdout and the lab's pid.
+pub fn run_ok(cmd: Command, timeout: Duration) -> (String, u32) {
+    let (out, pid) = run_with_pid(cmd, timeout);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "lab failed ({})\nstdout:\n{stdout}\nstderr:\n{stderr}",
+        out.status
+    );
+    (stdout, pid)
+}
+
+/// The one run folder a lab wrote under `out`, and its parsed `report.json`.
+pub fn report_in(out: &Path) -> (std::path::PathBuf, serde_json::Value) {
+    let run_dir = std::fs::read_dir(out)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.is_dir())
+        .expect("a run folder");
+    let report = serde_json::from_slice(&std::fs::read(run_dir.join("report.json")).unwrap())
+        .expect("report.json parses");
+    (run_dir, report)
+}
+
 /// `run`, also returning the pid the lab had (its cgroup folders are named after it).
 pub fn run_with_pid(mut cmd: Command, timeout: Duration) -> (Output, u32) {
     let mut child = cmd
