@@ -6,6 +6,16 @@ use serde_json::{json, Value};
 
 use super::support::{json, Server};
 
+/// The retrieve body (`GET products/{id}/`) of every product in a list page, in order.
+async fn retrieve_each(s: &Server, page: &Value) -> Vec<String> {
+    let mut items = Vec::new();
+    for id in ids(page) {
+        let url = format!("/api/v1/products/{id}/");
+        items.push(s.get(&url, None).await.text().await.unwrap());
+    }
+    items
+}
+
 fn ids(v: &Value) -> Vec<i64> {
     v["results"]
         .as_array()
@@ -603,16 +613,7 @@ async fn list_json_is_exact() {
             .await
             .unwrap();
         let v: Value = serde_json::from_str(&page).unwrap();
-        let mut items = Vec::new();
-        for id in ids(&v) {
-            items.push(
-                s.get(&format!("/api/v1/products/{id}/"), None)
-                    .await
-                    .text()
-                    .await
-                    .unwrap(),
-            );
-        }
+        let items = retrieve_each(&s, &v).await;
         let link = |x: &Value| match x.as_str() {
             Some(u) => format!("\"{u}\""),
             None => "null".to_owned(),
@@ -646,16 +647,7 @@ async fn list_json_is_exact() {
         sqlx::query(&sql).execute(&db).await.unwrap();
         let page = s.get("/api/v1/products/", None).await.text().await.unwrap();
         let v: Value = serde_json::from_str(&page).unwrap();
-        let mut items = Vec::new();
-        for id in ids(&v) {
-            items.push(
-                s.get(&format!("/api/v1/products/{id}/"), None)
-                    .await
-                    .text()
-                    .await
-                    .unwrap(),
-            );
-        }
+        let items = retrieve_each(&s, &v).await;
         assert!(page.ends_with(&format!("[{}]}}", items.join(","))), "{sql}");
         let count = v["count"].as_i64().unwrap();
         let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM products")
