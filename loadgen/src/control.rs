@@ -533,7 +533,7 @@ async fn collect(
     let mut last_state = *lock(&shared.state);
     loop {
         tokio::select! {
-            n = rx.recv_many(&mut buf, 4096) => {
+            n = rx.recv_many(&mut buf) => {
                 if n == 0 {
                     break;
                 }

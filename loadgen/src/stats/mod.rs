@@ -177,12 +177,10 @@ pub struct SampleReceiver {
 }
 
 impl SampleReceiver {
-    /// Waits until samples are buffered and moves all of them into `buf`
-    /// (`limit` is a hint; a drain takes everything); returns how many, or
-    /// 0 once every `Recorder` is gone and nothing is left. Cancel-safe:
-    /// samples are only taken by a call that returns.
-    pub async fn recv_many(&mut self, buf: &mut Vec<Sample>, limit: usize) -> usize {
-        let _ = limit;
+    /// Waits until samples are buffered and moves all of them into `buf`;
+    /// returns how many, or 0 once every `Recorder` is gone and nothing is
+    /// left. Cancel-safe: samples are only taken by a call that returns.
+    pub async fn recv_many(&mut self, buf: &mut Vec<Sample>) -> usize {
         loop {
             let closed = self.sink.live.load(Ordering::Acquire) == 0;
             let n = self.sink.drain(buf);
