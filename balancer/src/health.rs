@@ -8,15 +8,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
-use http::{header, Request};
-use http_body_util::Empty;
-use hyper::client::conn::http1;
-use hyper_util::rt::TokioIo;
 use rand::Rng;
-use tokio::net::TcpStream;
 
 use crate::config::HealthConfig;
+use crate::proxy::client;
 use crate::upstream::{Peer, Upstream};
 
 /// Checks server `idx` of `upstream` until aborted.
@@ -58,25 +53,11 @@ pub async fn check_loop(upstream: Arc<Upstream>, idx: usize, cfg: HealthConfig) 
 /// within the timeout.
 pub async fn check_once(peer: &Peer, cfg: &HealthConfig) -> bool {
     let attempt = async {
-        let tcp = TcpStream::connect(peer.addr).await.ok()?;
-        let _ = tcp.set_nodelay(true);
-        let (mut sender, conn) = http1::handshake::<_, Empty<Bytes>>(TokioIo::new(tcp))
-            .await
-            .ok()?;
-        tokio::spawn(async move {
-            let _ = conn.await;
-        });
-        let req = Request::get(cfg.uri.as_str())
-            .header(header::HOST, peer.name.as_str())
-            .header(header::USER_AGENT, "balancer-health-check")
-            .header(header::CONNECTION, "close")
-            .body(Empty::new())
-            .ok()?;
-        let resp = sender.send_request(req).await.ok()?;
-        Some(resp.status().as_u16())
+        let conn = client::connect(peer.addr, cfg.timeout).await.ok()?;
+        conn.probe(&cfg.uri, &peer.name).await
     };
     match tokio::time::timeout(cfg.timeout, attempt).await {
-        Ok(Some(status)) => (cfg.status.0..=cfg.status.1).contains(&status),
+        Ok(Some(status)) => (cfg.status.0..=cfg.status.1).contains(&status.as_u16()),
         _ => false,
     }
 }

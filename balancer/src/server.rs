@@ -28,7 +28,12 @@ fn builder(config: &Config) -> auto::Builder<TokioExecutor> {
         .header_read_timeout(config.proxy.client_header_timeout)
         // A head larger than this is answered 431 by hyper.
         .max_buf_size(config.proxy.max_header_size)
-        .keep_alive(true);
+        .keep_alive(true)
+        // Do not read mid-request to notice a client's early close: that
+        // read reserves a fresh 8 KiB buffer per request while the request
+        // head is still borrowed. As nginx's `proxy_ignore_client_abort on`:
+        // a request whose client left is finished, then dropped.
+        .half_close(true);
     b.http2().timer(TokioTimer::new());
     b
 }

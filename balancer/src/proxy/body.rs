@@ -21,7 +21,7 @@ use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 use tokio::time::Sleep;
 
-use super::client::Sender;
+use super::client::{BodyReader, Conn};
 use crate::upstream::PeerGuard;
 
 /// The error type of both bodies (boxed only when an error happens).
@@ -162,8 +162,6 @@ impl Body for ReqBody {
 /// What to do when an upstream response has been fully relayed.
 #[derive(Debug)]
 pub struct Finish {
-    /// The connection, returned to the pool on completion.
-    pub sender: Option<Sender>,
     /// The server's slot, freed on completion (or drop).
     pub guard: PeerGuard,
     /// When the request was sent (for `least_time last_byte`).
@@ -173,10 +171,11 @@ pub struct Finish {
 }
 
 impl Finish {
-    fn complete(mut self) {
+    /// The response is complete: `conn` (if reusable) goes back to the pool.
+    pub fn complete(self, conn: Option<Conn>) {
         let peer = self.guard.peer();
-        if let Some(s) = self.sender.take() {
-            peer.pool.put(s);
+        if let Some(c) = conn {
+            peer.pool.put(c);
         }
         if self.last_byte {
             peer.observe_time(self.start.elapsed());
@@ -189,27 +188,35 @@ impl Finish {
 /// An upstream response body relayed to the client.
 #[derive(Debug)]
 pub struct UpstreamBody {
-    inner: Incoming,
+    /// `None` once the body is complete.
+    reader: Option<BodyReader>,
     finish: Option<Finish>,
     timeout: Duration,
     idle: Idle,
 }
 
 impl UpstreamBody {
-    /// Wraps `inner`; completes at once if it is already empty.
-    pub fn new(inner: Incoming, finish: Finish, timeout: Duration) -> Self {
-        let mut b = UpstreamBody {
-            inner,
+    /// Relays what `reader` reads, with `proxy_read_timeout` between reads.
+    pub fn new(reader: BodyReader, finish: Finish, timeout: Duration) -> Self {
+        UpstreamBody {
+            reader: Some(reader),
             finish: Some(finish),
             timeout,
             idle: Idle::default(),
-        };
-        if b.inner.is_end_stream() {
-            if let Some(f) = b.finish.take() {
-                f.complete();
-            }
         }
-        b
+    }
+
+    fn complete(&mut self) {
+        let conn = self.reader.take().and_then(BodyReader::into_conn);
+        if let Some(f) = self.finish.take() {
+            f.complete(conn);
+        }
+    }
+
+    /// A broken body: the connection is dropped, not pooled.
+    fn fail(&mut self) {
+        self.reader = None;
+        self.finish = None;
     }
 }
 
@@ -222,30 +229,28 @@ impl Body for UpstreamBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = self.get_mut();
-        match Pin::new(&mut this.inner).poll_frame(cx) {
-            Poll::Ready(Some(Ok(frame))) => {
+        let Some(reader) = this.reader.as_mut() else {
+            return Poll::Ready(None);
+        };
+        match reader.poll_data(cx) {
+            Poll::Ready(Ok(Some(data))) => {
                 this.idle.progress();
-                if this.inner.is_end_stream() {
-                    if let Some(f) = this.finish.take() {
-                        f.complete();
-                    }
+                if reader.is_done() {
+                    this.complete();
                 }
-                Poll::Ready(Some(Ok(frame)))
+                Poll::Ready(Some(Ok(Frame::data(data))))
             }
-            Poll::Ready(Some(Err(e))) => {
-                // The connection is broken: drop it instead of pooling it.
-                this.finish = None;
-                Poll::Ready(Some(Err(e.into())))
-            }
-            Poll::Ready(None) => {
-                if let Some(f) = this.finish.take() {
-                    f.complete();
-                }
+            Poll::Ready(Ok(None)) => {
+                this.complete();
                 Poll::Ready(None)
+            }
+            Poll::Ready(Err(e)) => {
+                this.fail();
+                Poll::Ready(Some(Err(e.into())))
             }
             Poll::Pending => {
                 if this.idle.poll_expired(cx, this.timeout) {
-                    this.finish = None;
+                    this.fail();
                     Poll::Ready(Some(Err(BodyError::UpstreamTimeout.into())))
                 } else {
                     Poll::Pending
@@ -255,11 +260,14 @@ impl Body for UpstreamBody {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        self.reader.as_ref().is_none_or(BodyReader::is_done)
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
+        match self.reader.as_ref().map_or(Some(0), BodyReader::remaining) {
+            Some(n) => SizeHint::with_exact(n),
+            None => SizeHint::default(),
+        }
     }
 }
 

@@ -1,42 +1,368 @@
-//! The upstream side: HTTP/1.1 connections on hyper's low-level client, one
-//! keepalive pool per server.
+//! The upstream side: HTTP/1.1 connections driven by the task of the request
+//! that uses them, one keepalive pool per server.
 //!
-//! We do not use hyper-util's pooled `Client`: the balancer must know whether
-//! a failed request was already written (`try_send_request` hands back an
-//! unsent request, which may then go to the next server even if it is a
-//! POST), apply its own connect timeout, and key pools by server, not by
-//! URI authority. A pooled connection that turns out to be closed before the
-//! request was written is replaced by a fresh one without counting a failure.
+//! Why not hyper's client: a hyper connection runs in a task of its own and
+//! talks to the request over channels, so each request paid a channel send,
+//! a second task wake-up and poll, and a oneshot back; with the whole proxy
+//! on one thread that was about 15% of its CPU per request (perf, see
+//! docs/balancer.md), and the main reason it trailed nginx. Here the
+//! request's own task writes the head (one `write`, usually without waiting)
+//! and reads the response into the connection's buffer; a small body that
+//! arrives with the head goes to the client at once, and the connection
+//! back to the pool, with no further poll. The wire format is in [`super::h1`].
 //!
-//! Each upstream connection runs on its own task. Driving it inline from the
-//! request's task (no channel hop) was tried twice and measured slower (about
-//! 8%, then about 5% more CPU per request on the `current_thread` runtime,
-//! with `wrk -c32`; see docs/balancer.md): hyper's dispatcher then runs on
-//! every poll of the request and of the streaming body.
+//! The balancer also needs what a generic client hides: whether a failed
+//! request was written (an unsent POST may go to the next server), its own
+//! connect/send/read timeouts, pools keyed by server, and a pooled
+//! connection found closed before the request was written is replaced by a
+//! fresh one without counting a failure.
 
+use std::io;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::Mutex;
-use std::time::Duration;
+use std::task::{ready, Context, Poll, Waker};
+use std::time::{Duration, Instant};
 
-use http::{Request, Response};
-use hyper::body::Incoming;
-use hyper::client::conn::http1;
-use hyper_util::rt::TokioIo;
+use bytes::{Bytes, BytesMut};
+use http::{header, request, response, Method, Request, StatusCode};
+use http_body::Body as _;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio::time::Sleep;
 
 use super::body::{BodyError, ReqBody};
+use super::h1::{self, Chunked, Framing, RequestFraming, ResponseHead};
 use crate::config::ProxyConfig;
 use crate::upstream::Peer;
 
-/// A connection's request handle.
-pub type Sender = http1::SendRequest<ReqBody>;
+/// Read buffer reserved when it runs low.
+const READ_CHUNK: usize = 8 * 1024;
+/// Buffers grown past this are released before a connection is pooled.
+const KEEP_BUFFER: usize = 64 * 1024;
+/// Largest upstream response head accepted.
+const MAX_HEAD: usize = 64 * 1024;
+/// A buffered body up to this size goes out in the same write as the head.
+const COALESCE: usize = 16 * 1024;
+
+/// One HTTP/1.1 connection to a server.
+#[derive(Debug)]
+pub struct Conn {
+    io: TcpStream,
+    /// Bytes read and not yet consumed.
+    rbuf: BytesMut,
+    /// The request head being written (reused).
+    wbuf: Vec<u8>,
+    /// The `proxy_read_timeout` timer, kept for the connection's life and
+    /// moved only when it fires early (deadlines only move forward), so a
+    /// request usually registers no timer of its own.
+    timer: Option<Pin<Box<Sleep>>>,
+}
+
+impl Conn {
+    fn new(io: TcpStream) -> Self {
+        Conn {
+            io,
+            rbuf: BytesMut::new(),
+            wbuf: Vec::new(),
+            timer: None,
+        }
+    }
+
+    /// Whether an idle connection can take a request. No readiness means
+    /// nothing arrived (no system call); otherwise the server closed it,
+    /// sent something unasked, or the readiness is stale — a one-byte read
+    /// tells which.
+    fn is_alive(&self) -> bool {
+        let mut cx = Context::from_waker(Waker::noop());
+        match self.io.poll_read_ready(&mut cx) {
+            Poll::Pending => true,
+            Poll::Ready(Err(_)) => false,
+            Poll::Ready(Ok(())) => {
+                let mut probe = [0u8; 1];
+                matches!(self.io.try_read(&mut probe), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+            }
+        }
+    }
+
+    /// Writes the request: head, then body. `Ok(true)`: all of it;
+    /// `Ok(false)`: the server answered before the body was all sent (the
+    /// connection is then not reused).
+    async fn write_request(
+        &mut self,
+        parts: &request::Parts,
+        body: &mut Option<ReqBody>,
+        host: &str,
+        cfg: &ProxyConfig,
+    ) -> Result<bool, Attempt> {
+        let framing = match body.as_ref() {
+            None | Some(ReqBody::Empty) => {
+                if parts.headers.contains_key(header::CONTENT_LENGTH)
+                    || parts.method == Method::POST
+                    || parts.method == Method::PUT
+                    || parts.method == Method::PATCH
+                {
+                    RequestFraming::Length(0)
+                } else {
+                    RequestFraming::None
+                }
+            }
+            Some(ReqBody::Full(b)) => {
+                RequestFraming::Length(b.as_ref().map_or(0, |b| b.len() as u64))
+            }
+            Some(stream @ ReqBody::Stream(_)) => match stream.size_hint().exact() {
+                Some(n) => RequestFraming::Length(n),
+                None => RequestFraming::Chunked,
+            },
+        };
+        self.wbuf.clear();
+        h1::write_request_head(parts, framing, host, &mut self.wbuf);
+        let mut rest: Option<Bytes> = None;
+        if let Some(ReqBody::Full(Some(b))) = body.as_ref() {
+            if b.len() <= COALESCE {
+                self.wbuf.extend_from_slice(b);
+            } else {
+                rest = Some(b.clone());
+            }
+        }
+        if write_all(&mut self.io, &self.wbuf, cfg.send_timeout)
+            .await
+            .is_err()
+        {
+            return Err(Attempt::Unsent(FailKind::Error));
+        }
+        if let Some(b) = rest {
+            Box::pin(write_all(&mut self.io, &b, cfg.send_timeout))
+                .await
+                .map_err(|e| Attempt::sent(e.kind().into(), true))?;
+        }
+        if !matches!(body, Some(ReqBody::Stream(_))) {
+            return Ok(true);
+        }
+        let Some(stream) = body.take() else {
+            return Ok(true);
+        };
+        // Boxed: a streamed body is the cold path; its state stays out of
+        // every request's future.
+        Box::pin(self.stream_body(stream, framing == RequestFraming::Chunked, cfg.send_timeout))
+            .await
+    }
+
+    /// Streams the client's body, watching for an early response (a server
+    /// may answer, say, 413 before reading it all).
+    async fn stream_body(
+        &mut self,
+        mut body: ReqBody,
+        chunked: bool,
+        timeout: Duration,
+    ) -> Result<bool, Attempt> {
+        let Conn { io, rbuf, wbuf, .. } = self;
+        let (mut rd, mut wr) = io.split();
+        let send = async {
+            while let Some(frame) =
+                std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await
+            {
+                let frame = frame.map_err(|e| Attempt::sent(client_body_failure(&e), false))?;
+                let Ok(data) = frame.into_data() else {
+                    continue; // trailers are not forwarded
+                };
+                if data.is_empty() {
+                    continue;
+                }
+                let bytes: &[u8] = if chunked {
+                    wbuf.clear();
+                    h1::write_chunk(&data, wbuf);
+                    wbuf
+                } else {
+                    &data
+                };
+                write_all(&mut wr, bytes, timeout)
+                    .await
+                    .map_err(|e| Attempt::sent(e.kind().into(), true))?;
+            }
+            if chunked {
+                write_all(&mut wr, h1::LAST_CHUNK, timeout)
+                    .await
+                    .map_err(|e| Attempt::sent(e.kind().into(), true))?;
+            }
+            Ok(true)
+        };
+        tokio::select! {
+            biased;
+            r = send => r,
+            r = rd.read_buf(rbuf) => match r {
+                Ok(n) if n > 0 => Ok(false),
+                _ => Err(Attempt::sent(FailKind::Error, true)),
+            },
+        }
+    }
+
+    /// Reads until a whole response head is in, within `deadline`.
+    async fn read_head(
+        &mut self,
+        method: &Method,
+        deadline: Option<tokio::time::Instant>,
+    ) -> Result<ResponseHead, Attempt> {
+        loop {
+            match h1::parse_response(&mut self.rbuf, method, MAX_HEAD) {
+                Ok(Some(head)) => return Ok(head),
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::debug!(error = %e, "invalid upstream response");
+                    return Err(Attempt::sent(FailKind::InvalidHeader, false));
+                }
+            }
+            let nothing_yet = self.rbuf.is_empty();
+            match self.read_more(deadline).await {
+                Ok(0) => return Err(Attempt::sent(FailKind::Error, nothing_yet)),
+                Ok(_) => {}
+                Err(kind) => return Err(Attempt::sent(kind, nothing_yet)),
+            }
+        }
+    }
+
+    /// One read into `rbuf` (0 = closed by the server).
+    async fn read_more(
+        &mut self,
+        deadline: Option<tokio::time::Instant>,
+    ) -> Result<usize, FailKind> {
+        let Conn {
+            io, rbuf, timer, ..
+        } = self;
+        reserve(rbuf);
+        let Some(deadline) = deadline else {
+            return io.read_buf(rbuf).await.map_err(|e| e.kind().into());
+        };
+        let timer = timer.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+        if timer.deadline() > deadline {
+            timer.as_mut().reset(deadline);
+        }
+        loop {
+            tokio::select! {
+                biased;
+                r = io.read_buf(rbuf) => return r.map_err(|e| e.kind().into()),
+                () = timer.as_mut() => {
+                    if tokio::time::Instant::now() >= deadline {
+                        return Err(FailKind::Timeout);
+                    }
+                    // Armed for an earlier request: move it to this one's.
+                    timer.as_mut().reset(deadline);
+                }
+            }
+        }
+    }
+
+    /// What follows a response head: the body as far as it is here.
+    fn into_exchange(mut self, head: ResponseHead, body_sent: bool) -> Exchange {
+        let keep_alive = head.keep_alive && body_sent;
+        let payload = if head.parts.status == StatusCode::SWITCHING_PROTOCOLS {
+            Payload::Upgrade(self)
+        } else {
+            match head.framing {
+                Framing::None => Payload::Complete(None, keep_alive.then_some(self)),
+                Framing::Length(n) if self.rbuf.len() as u64 >= n => {
+                    // The common case for small responses: no further poll.
+                    let body = (n > 0).then(|| self.rbuf.split_to(n as usize).freeze());
+                    Payload::Complete(body, keep_alive.then_some(self))
+                }
+                Framing::Length(n) => {
+                    Payload::Stream(BodyReader::new(self, Decoding::Length(n), keep_alive))
+                }
+                Framing::Chunked => Payload::Stream(BodyReader::new(
+                    self,
+                    Decoding::Chunked(Chunked::Size),
+                    keep_alive,
+                )),
+                Framing::UntilClose => {
+                    Payload::Stream(BodyReader::new(self, Decoding::UntilClose, false))
+                }
+            }
+        };
+        Exchange {
+            head: head.parts,
+            payload,
+        }
+    }
+
+    /// Carries a `101 Switching Protocols` tunnel: whatever the server sent
+    /// after the head first, then bytes both ways until either side closes.
+    pub async fn tunnel<C: AsyncRead + AsyncWrite + Unpin>(mut self, client: &mut C) {
+        if !self.rbuf.is_empty() && client.write_all(&self.rbuf).await.is_err() {
+            return;
+        }
+        let _ = tokio::io::copy_bidirectional(client, &mut self.io).await;
+    }
+
+    /// A health probe: `GET uri` with `Connection: close`; the status.
+    pub async fn probe(mut self, uri: &str, host: &str) -> Option<StatusCode> {
+        let (parts, ()) = Request::get(uri)
+            .header(header::HOST, host)
+            .header(header::USER_AGENT, "balancer-health-check")
+            .header(header::CONNECTION, "close")
+            .body(())
+            .ok()?
+            .into_parts();
+        h1::write_request_head(&parts, RequestFraming::None, host, &mut self.wbuf);
+        self.io.write_all(&self.wbuf).await.ok()?;
+        let head = self.read_head(&Method::GET, None).await.ok()?;
+        Some(head.parts.status)
+    }
+
+    /// Releases buffers grown by an unusually large exchange.
+    fn trim(&mut self) {
+        if self.wbuf.capacity() > KEEP_BUFFER {
+            self.wbuf = Vec::new();
+        }
+        if self.rbuf.capacity() > KEEP_BUFFER {
+            self.rbuf = BytesMut::new();
+        }
+    }
+}
+
+/// Makes room for a read.
+fn reserve(buf: &mut BytesMut) {
+    if buf.capacity() - buf.len() < READ_CHUNK / 4 {
+        buf.reserve(READ_CHUNK);
+    }
+}
+
+/// Writes all of `data` within `timeout` (zero: no limit). The first try
+/// needs no timer: the socket almost always takes a request at once.
+async fn write_all<W: AsyncWrite + Unpin>(
+    w: &mut W,
+    data: &[u8],
+    timeout: Duration,
+) -> io::Result<()> {
+    let done = {
+        let mut cx = Context::from_waker(Waker::noop());
+        match Pin::new(&mut *w).poll_write(&mut cx, data) {
+            Poll::Ready(Ok(n)) => n,
+            Poll::Ready(Err(e)) => return Err(e),
+            Poll::Pending => 0,
+        }
+    };
+    if done == data.len() {
+        return Ok(());
+    }
+    let rest = &data[done..];
+    if timeout.is_zero() {
+        return w.write_all(rest).await;
+    }
+    match tokio::time::timeout(timeout, w.write_all(rest)).await {
+        Ok(r) => r,
+        Err(_) => Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            "proxy_send_timeout",
+        )),
+    }
+}
 
 /// Idle keepalive connections to one server. The `std::sync::Mutex` is held
 /// only for a push or pop (no `.await`); each server has its own.
 #[derive(Debug)]
 pub struct Pool {
-    idle: Mutex<Vec<Sender>>,
+    idle: Mutex<Vec<Conn>>,
     max_idle: AtomicUsize,
 }
 
@@ -54,51 +380,31 @@ impl Pool {
         self.max_idle.store(n, Relaxed);
     }
 
-    /// Returns a connection after its response was fully read.
-    pub fn put(&self, s: Sender) {
-        if s.is_closed() {
-            return;
+    /// Returns a connection whose response was fully read.
+    pub fn put(&self, mut conn: Conn) {
+        if !conn.rbuf.is_empty() {
+            return; // bytes nobody asked for: not trusted with another request
         }
+        conn.trim();
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
         if idle.len() < self.max_idle.load(Relaxed) {
-            idle.push(s);
+            idle.push(conn);
         }
     }
 
-    fn take(&self) -> Option<Sender> {
-        self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop()
+    /// A live idle connection, if any (closed ones are dropped on the way).
+    fn take(&self) -> Option<Conn> {
+        loop {
+            let conn = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop()?;
+            if conn.is_alive() {
+                return Some(conn);
+            }
+        }
     }
 
     /// Idle connections now.
     pub fn idle(&self) -> usize {
         self.idle.lock().unwrap_or_else(|e| e.into_inner()).len()
-    }
-
-    /// A live pooled connection ready for a request, if any. The common
-    /// case (an idle connection that is ready) takes no `.await`, so the
-    /// request's future carries no timer state for it; only a connection
-    /// returned a moment ago, whose task has not yet noticed, is waited for
-    /// (at most `wait`, on a boxed future: the cold path).
-    async fn checkout(&self, wait: Duration) -> Option<Sender> {
-        while let Some(s) = self.take() {
-            if s.is_ready() {
-                return Some(s);
-            }
-            if s.is_closed() {
-                continue;
-            }
-            if let Some(s) = Box::pin(Self::settle(s, wait)).await {
-                return Some(s);
-            }
-        }
-        None
-    }
-
-    async fn settle(mut s: Sender, wait: Duration) -> Option<Sender> {
-        match tokio::time::timeout(wait, s.ready()).await {
-            Ok(Ok(())) => Some(s),
-            _ => None,
-        }
     }
 }
 
@@ -107,15 +413,52 @@ impl Pool {
 pub enum FailKind {
     /// Connection refused/reset, or broken mid-request.
     Error,
-    /// Connect or read timeout.
+    /// Connect, send or read timeout.
     Timeout,
     /// The upstream's response head was not valid HTTP.
     InvalidHeader,
-    /// The client's body broke the request (413 or 408); not the server's fault.
-    ClientBody(http::StatusCode),
+    /// The client's body broke the request (413, 408 or 400); not the
+    /// server's fault.
+    ClientBody(StatusCode),
 }
 
-/// A failed attempt.
+impl From<io::ErrorKind> for FailKind {
+    fn from(kind: io::ErrorKind) -> Self {
+        if kind == io::ErrorKind::TimedOut {
+            FailKind::Timeout
+        } else {
+            FailKind::Error
+        }
+    }
+}
+
+fn client_body_failure(e: &super::body::BoxError) -> FailKind {
+    FailKind::ClientBody(match e.downcast_ref::<BodyError>() {
+        Some(BodyError::TooLarge) => StatusCode::PAYLOAD_TOO_LARGE,
+        Some(BodyError::ClientTimeout) => StatusCode::REQUEST_TIMEOUT,
+        _ => StatusCode::BAD_REQUEST,
+    })
+}
+
+/// A failed attempt on one connection.
+enum Attempt {
+    /// Nothing reached the server.
+    Unsent(FailKind),
+    /// The request (or part of it) was written.
+    Sent {
+        kind: FailKind,
+        /// No byte of a response arrived.
+        nothing_back: bool,
+    },
+}
+
+impl Attempt {
+    fn sent(kind: FailKind, nothing_back: bool) -> Self {
+        Attempt::Sent { kind, nothing_back }
+    }
+}
+
+/// A failed request.
 #[derive(Debug)]
 pub struct SendError {
     /// What went wrong.
@@ -129,112 +472,316 @@ pub struct SendError {
     pub stale: bool,
 }
 
-/// Opens a connection to `addr`.
-pub async fn connect(addr: SocketAddr, timeout: Duration) -> Result<Sender, FailKind> {
-    let tcp = match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
-        Err(_) => return Err(FailKind::Timeout),
-        Ok(Err(_)) => return Err(FailKind::Error),
-        Ok(Ok(s)) => s,
-    };
-    let _ = tcp.set_nodelay(true);
-    let (sender, conn) = http1::Builder::new()
-        .handshake(TokioIo::new(tcp))
-        .await
-        .map_err(|_| FailKind::Error)?;
-    tokio::spawn(async move {
-        if let Err(e) = conn.with_upgrades().await {
-            tracing::debug!(%addr, error = %e, "upstream connection closed");
-        }
-    });
-    Ok(sender)
+/// A response head and what follows it.
+#[derive(Debug)]
+pub struct Exchange {
+    /// Status, version, headers as the server sent them.
+    pub head: response::Parts,
+    /// The body, or the tunnel.
+    pub payload: Payload,
 }
 
-fn classify(e: &hyper::Error) -> FailKind {
-    let mut src: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
-    while let Some(s) = src {
-        if let Some(b) = s.downcast_ref::<BodyError>() {
-            return match b {
-                BodyError::TooLarge => FailKind::ClientBody(http::StatusCode::PAYLOAD_TOO_LARGE),
-                BodyError::ClientTimeout => FailKind::ClientBody(http::StatusCode::REQUEST_TIMEOUT),
-                BodyError::UpstreamTimeout => FailKind::Timeout,
-            };
-        }
-        src = s.source();
-    }
-    if e.is_parse() {
-        FailKind::InvalidHeader
-    } else if e.is_timeout() {
-        FailKind::Timeout
+/// What follows a response head.
+#[derive(Debug)]
+pub enum Payload {
+    /// The whole body came with the head; the connection is free again
+    /// (`Some` when it may be pooled).
+    Complete(Option<Bytes>, Option<Conn>),
+    /// The rest of the body is read as the client takes it.
+    Stream(BodyReader),
+    /// `101 Switching Protocols`: the connection now carries a tunnel.
+    Upgrade(Conn),
+}
+
+/// Opens a connection to `addr` within `timeout` (zero: no limit).
+pub async fn connect(addr: SocketAddr, timeout: Duration) -> Result<Conn, FailKind> {
+    let connecting = TcpStream::connect(addr);
+    let tcp = if timeout.is_zero() {
+        connecting.await
     } else {
-        FailKind::Error
-    }
+        match tokio::time::timeout(timeout, connecting).await {
+            Ok(r) => r,
+            Err(_) => return Err(FailKind::Timeout),
+        }
+    };
+    let tcp = tcp.map_err(|_| FailKind::Error)?;
+    let _ = tcp.set_nodelay(true);
+    Ok(Conn::new(tcp))
 }
 
-/// Sends `req` to `peer` on a pooled or new connection and waits for the
-/// response head (at most `proxy_read_timeout`).
+/// Sends `req` to `peer` on a pooled or new connection and reads the
+/// response head, within `proxy_read_timeout` of `start`.
 pub async fn send(
     peer: &Peer,
-    mut req: Request<ReqBody>,
+    req: Request<ReqBody>,
     cfg: &ProxyConfig,
-) -> Result<(Response<Incoming>, Sender), SendError> {
-    // A pooled connection becomes ready as soon as its task has seen the end
-    // of the previous response; one that takes longer is dropped.
-    let mut pooled = peer
-        .pool
-        .checkout(cfg.connect_timeout.min(Duration::from_secs(1)))
-        .await;
+    start: Instant,
+) -> Result<Exchange, SendError> {
+    let (parts, body) = req.into_parts();
+    let mut body = Some(body);
+    let deadline = (!cfg.read_timeout.is_zero())
+        .then(|| tokio::time::Instant::from_std(start) + cfg.read_timeout);
+    let mut pooled = peer.pool.take();
     loop {
         let reused = pooled.is_some();
-        let mut sender = match pooled.take() {
-            Some(s) => s,
-            // Boxed: connecting is the cold path, and its (large) state
-            // would otherwise be part of every request's future.
+        let mut conn = match pooled.take() {
+            Some(c) => c,
+            // Boxed: connecting is the cold path, and its state would
+            // otherwise be part of every request's future.
             None => match Box::pin(connect(peer.addr, cfg.connect_timeout)).await {
-                Ok(s) => s,
-                Err(kind) => {
-                    return Err(SendError {
-                        kind,
-                        sent: false,
-                        request: Some(req),
-                        stale: false,
-                    })
-                }
+                Ok(c) => c,
+                Err(kind) => return Err(unsent(kind, parts, body)),
             },
         };
-        let fut = sender.try_send_request(req);
-        match tokio::time::timeout(cfg.read_timeout, fut).await {
-            Err(_) => {
+        let outcome = match conn.write_request(&parts, &mut body, &peer.name, cfg).await {
+            Ok(body_sent) => match conn.read_head(&parts.method, deadline).await {
+                Ok(head) => return Ok(conn.into_exchange(head, body_sent)),
+                Err(e) => e,
+            },
+            Err(e) => e,
+        };
+        match outcome {
+            // A keepalive connection the server had closed: a fresh one.
+            Attempt::Unsent(_) if reused => continue,
+            Attempt::Unsent(kind) => return Err(unsent(kind, parts, body)),
+            Attempt::Sent { kind, nothing_back } => {
                 return Err(SendError {
-                    kind: FailKind::Timeout,
+                    kind,
                     sent: true,
                     request: None,
-                    stale: false,
+                    stale: reused && nothing_back && kind == FailKind::Error,
                 })
             }
-            Ok(Ok(resp)) => return Ok((resp, sender)),
-            Ok(Err(mut e)) => match e.take_message() {
-                Some(r) if reused => {
-                    // A stale keepalive connection: try a fresh one.
-                    req = r;
+        }
+    }
+}
+
+fn unsent(kind: FailKind, parts: request::Parts, body: Option<ReqBody>) -> SendError {
+    SendError {
+        kind,
+        sent: false,
+        request: body.map(|b| Request::from_parts(parts, b)),
+        stale: false,
+    }
+}
+
+/// How the rest of a response body is delimited.
+#[derive(Debug)]
+enum Decoding {
+    /// Bytes left.
+    Length(u64),
+    Chunked(Chunked),
+    UntilClose,
+    /// The server closed the connection: the end of an until-close body.
+    Closed,
+}
+
+/// Reads the rest of a response body from its connection.
+#[derive(Debug)]
+pub struct BodyReader {
+    conn: Conn,
+    decoding: Decoding,
+    keep_alive: bool,
+}
+
+impl BodyReader {
+    fn new(conn: Conn, decoding: Decoding, keep_alive: bool) -> Self {
+        BodyReader {
+            conn,
+            decoding,
+            keep_alive,
+        }
+    }
+
+    /// The next piece of the body; `Ok(None)` at its end.
+    pub fn poll_data(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<Option<Bytes>>> {
+        loop {
+            let rbuf = &mut self.conn.rbuf;
+            match &mut self.decoding {
+                Decoding::Length(0) | Decoding::Closed => return Poll::Ready(Ok(None)),
+                Decoding::Length(left) => {
+                    if !rbuf.is_empty() {
+                        let n = (rbuf.len() as u64).min(*left);
+                        *left -= n;
+                        return Poll::Ready(Ok(Some(rbuf.split_to(n as usize).freeze())));
+                    }
+                }
+                Decoding::Chunked(c) => match c.decode(rbuf) {
+                    Ok(Some(data)) => return Poll::Ready(Ok(Some(data))),
+                    Ok(None) if *c == Chunked::Done => return Poll::Ready(Ok(None)),
+                    Ok(None) => {}
+                    Err(e) => {
+                        return Poll::Ready(Err(io::Error::new(io::ErrorKind::InvalidData, e)))
+                    }
+                },
+                Decoding::UntilClose => {
+                    if !rbuf.is_empty() {
+                        return Poll::Ready(Ok(Some(rbuf.split().freeze())));
+                    }
+                }
+            }
+            reserve(rbuf);
+            let n = ready!(tokio_util::io::poll_read_buf(
+                Pin::new(&mut self.conn.io),
+                cx,
+                rbuf
+            ))?;
+            if n == 0 {
+                if matches!(self.decoding, Decoding::UntilClose) {
+                    self.decoding = Decoding::Closed;
                     continue;
                 }
-                Some(r) => {
-                    return Err(SendError {
-                        kind: classify(e.error()),
-                        sent: false,
-                        request: Some(r),
-                        stale: false,
-                    })
-                }
-                None => {
-                    return Err(SendError {
-                        kind: classify(e.error()),
-                        sent: true,
-                        request: None,
-                        stale: reused && e.error().is_incomplete_message(),
-                    })
-                }
-            },
+                return Poll::Ready(Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "upstream closed the connection mid-body",
+                )));
+            }
         }
+    }
+
+    /// Whether the whole body has been read.
+    pub fn is_done(&self) -> bool {
+        matches!(
+            self.decoding,
+            Decoding::Length(0) | Decoding::Closed | Decoding::Chunked(Chunked::Done)
+        )
+    }
+
+    /// Bytes left, when known.
+    pub fn remaining(&self) -> Option<u64> {
+        match self.decoding {
+            Decoding::Length(n) => Some(n),
+            Decoding::Closed | Decoding::Chunked(Chunked::Done) => Some(0),
+            _ => None,
+        }
+    }
+
+    /// The connection, if it may carry another request.
+    pub fn into_conn(self) -> Option<Conn> {
+        (self.is_done() && self.keep_alive).then_some(self.conn)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::net::TcpListener;
+
+    /// A server that answers each request read with the next canned reply,
+    /// then closes the connection.
+    async fn canned(replies: Vec<&'static [u8]>) -> SocketAddr {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (mut s, _) = l.accept().await.unwrap();
+            let mut buf = vec![0u8; 65536];
+            for r in replies {
+                let mut got = Vec::new();
+                while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+                    let n = s.read(&mut buf).await.unwrap();
+                    if n == 0 {
+                        return;
+                    }
+                    got.extend_from_slice(&buf[..n]);
+                }
+                s.write_all(r).await.unwrap();
+            }
+        });
+        addr
+    }
+
+    async fn exchange(
+        conn: &mut Option<Conn>,
+        addr: SocketAddr,
+        method: Method,
+    ) -> (Exchange, bool) {
+        let mut c = match conn.take() {
+            Some(c) => c,
+            None => connect(addr, Duration::from_secs(5)).await.unwrap(),
+        };
+        let (parts, ()) = Request::builder()
+            .method(method)
+            .uri("/")
+            .body(())
+            .unwrap()
+            .into_parts();
+        let mut body = Some(ReqBody::Empty);
+        let cfg = ProxyConfig::default();
+        let sent = c
+            .write_request(&parts, &mut body, "up", &cfg)
+            .await
+            .ok()
+            .unwrap();
+        let head = c.read_head(&parts.method, None).await.ok().unwrap();
+        (c.into_exchange(head, sent), true)
+    }
+
+    async fn drain(mut r: BodyReader) -> (Vec<u8>, Option<Conn>) {
+        let mut out = Vec::new();
+        while let Some(d) = std::future::poll_fn(|cx| r.poll_data(cx)).await.unwrap() {
+            out.extend_from_slice(&d);
+        }
+        (out, r.into_conn())
+    }
+
+    #[tokio::test]
+    async fn small_body_completes_with_the_head_and_chunked_streams() {
+        let addr = canned(vec![
+            b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nok\n",
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n",
+            b"HTTP/1.1 204 No Content\r\n\r\n",
+        ])
+        .await;
+        let mut conn = None;
+        let (x, _) = exchange(&mut conn, addr, Method::GET).await;
+        let Payload::Complete(Some(body), Some(c)) = x.payload else {
+            panic!("expected a complete body and a reusable connection");
+        };
+        assert_eq!(&body[..], b"ok\n");
+        conn = Some(c);
+        let (x, _) = exchange(&mut conn, addr, Method::GET).await;
+        let Payload::Stream(r) = x.payload else {
+            panic!("expected a stream");
+        };
+        let (body, c) = drain(r).await;
+        assert_eq!(body, b"abcde");
+        conn = Some(c.expect("chunked body fully read: reusable"));
+        let (x, _) = exchange(&mut conn, addr, Method::GET).await;
+        assert_eq!(x.head.status, 204);
+        assert!(matches!(x.payload, Payload::Complete(None, Some(_))));
+    }
+
+    #[tokio::test]
+    async fn until_close_body_and_connection_close() {
+        let addr = canned(vec![b"HTTP/1.0 200 OK\r\n\r\nall of it"]).await;
+        let mut conn = None;
+        let (x, _) = exchange(&mut conn, addr, Method::GET).await;
+        let Payload::Stream(r) = x.payload else {
+            panic!("expected a stream");
+        };
+        let (body, c) = drain(r).await;
+        assert_eq!(body, b"all of it");
+        assert!(c.is_none(), "an until-close body ends the connection");
+    }
+
+    #[tokio::test]
+    async fn closed_idle_connection_is_not_handed_out() {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        let pool = Pool::new(4);
+        let conn = connect(addr, Duration::from_secs(5)).await.unwrap();
+        let (server_side, _) = l.accept().await.unwrap();
+        pool.put(conn);
+        assert_eq!(pool.idle(), 1);
+        drop(server_side);
+        // Give the event loop a moment to see the FIN.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(pool.take().is_none());
+        assert_eq!(pool.idle(), 0);
+        // A live one is handed out.
+        let conn = connect(addr, Duration::from_secs(5)).await.unwrap();
+        let (_server_side, _) = l.accept().await.unwrap();
+        pool.put(conn);
+        assert!(pool.take().is_some());
     }
 }

@@ -22,6 +22,7 @@
 pub mod body;
 pub mod client;
 pub mod forward;
+pub mod h1;
 pub mod retry;
 
 use std::convert::Infallible;
@@ -44,7 +45,7 @@ use crate::config::{Algorithm, KeyPart, LeastTimeMode};
 use crate::state::{Generation, State};
 use crate::upstream::{rejection_status, PeerGuard, SelectCtx, Unavailable};
 use body::{Finish, ReqBody, RespBody, UpstreamBody};
-use client::{FailKind, Sender};
+use client::{Exchange, FailKind, Payload};
 use forward::ConnInfo;
 
 /// The per-connection proxy service.
@@ -278,12 +279,12 @@ async fn proxy(g: &Generation, conn: &ConnInfo, mut req: Request<Incoming>) -> R
         let peer = guard.peer().clone();
         peer.requests.fetch_add(1, Relaxed);
         let start = Instant::now();
-        match client::send(&peer, Request::from_parts(head, body), cfg).await {
-            Ok((resp, sender)) => {
+        match client::send(&peer, Request::from_parts(head, body), cfg, start).await {
+            Ok(exchange) => {
                 // One clock read for both the failure clock and the latency.
                 let end = Instant::now();
                 let now = guard.now_at(end);
-                let status = resp.status();
+                let status = exchange.head.status;
                 peer.count_status(status.as_u16());
                 if again && nu.retries_status(status) && (idempotent || nu.non_idempotent) {
                     peer.on_failure(now);
@@ -296,7 +297,7 @@ async fn proxy(g: &Generation, conn: &ConnInfo, mut req: Request<Incoming>) -> R
                 if !last_byte {
                     peer.observe_time(took);
                 }
-                return relay(g, resp, sender, guard, client_upgrade, start, last_byte);
+                return relay(g, exchange, guard, client_upgrade, start, last_byte);
             }
             Err(mut e) => {
                 let now = guard.now();
@@ -338,8 +339,7 @@ async fn proxy(g: &Generation, conn: &ConnInfo, mut req: Request<Incoming>) -> R
 /// Turns the upstream response into the client's, streaming the body.
 fn relay(
     g: &Generation,
-    mut resp: Response<Incoming>,
-    sender: Sender,
+    exchange: Exchange,
     guard: PeerGuard,
     client_upgrade: Option<hyper::upgrade::OnUpgrade>,
     start: Instant,
@@ -349,33 +349,37 @@ fn relay(
         .config
         .upstream_header
         .then(|| guard.peer().header.clone());
-    if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
-        if let Some(client_side) = client_upgrade {
-            let upstream_side = hyper::upgrade::on(&mut resp);
-            let (mut parts, _) = resp.into_parts();
-            forward::prepare_response(&mut parts, true, x_upstream.as_ref());
-            tokio::spawn(async move {
-                // The slot and connection stay taken while the tunnel lives.
-                let _hold = (guard, sender);
-                if let (Ok(c), Ok(u)) = tokio::join!(client_side, upstream_side) {
-                    let mut c = TokioIo::new(c);
-                    let mut u = TokioIo::new(u);
-                    let _ = tokio::io::copy_bidirectional(&mut c, &mut u).await;
-                }
-            });
-            return Response::from_parts(parts, RespBody::empty());
-        }
-    }
-    let (mut parts, body) = resp.into_parts();
-    forward::prepare_response(&mut parts, false, x_upstream.as_ref());
+    let Exchange { mut head, payload } = exchange;
     let finish = Finish {
-        sender: Some(sender),
         guard,
         start,
         last_byte,
     };
-    Response::from_parts(
-        parts,
-        RespBody::Upstream(UpstreamBody::new(body, finish, g.config.proxy.read_timeout)),
-    )
+    match payload {
+        Payload::Complete(body, conn) => {
+            forward::prepare_response(&mut head, false, x_upstream.as_ref());
+            finish.complete(conn);
+            Response::from_parts(head, RespBody::Full(body))
+        }
+        Payload::Stream(reader) => {
+            forward::prepare_response(&mut head, false, x_upstream.as_ref());
+            let body = UpstreamBody::new(reader, finish, g.config.proxy.read_timeout);
+            Response::from_parts(head, RespBody::Upstream(body))
+        }
+        Payload::Upgrade(conn) => {
+            let Some(client_side) = client_upgrade else {
+                // The server switched protocols the client never asked for.
+                return local_response(StatusCode::BAD_GATEWAY, None);
+            };
+            forward::prepare_response(&mut head, true, x_upstream.as_ref());
+            tokio::spawn(async move {
+                // The slot stays taken while the tunnel lives.
+                let _hold = finish;
+                if let Ok(c) = client_side.await {
+                    conn.tunnel(&mut TokioIo::new(c)).await;
+                }
+            });
+            Response::from_parts(head, RespBody::empty())
+        }
+    }
 }

@@ -1,0 +1,575 @@
+//! HTTP/1.1 on the upstream wire (RFC 9112): the request head written from
+//! the already rewritten request parts, the response head parsed with
+//! `httparse` without copying a header value, and body framing —
+//! `Content-Length`, `chunked`, read-until-close, and no body after `HEAD`,
+//! 1xx, 204 or 304.
+//!
+//! Pure functions over buffers, no I/O: [`super::client`] drives them.
+
+use std::io::Write as _;
+use std::mem::MaybeUninit;
+
+use bytes::{Buf, Bytes, BytesMut};
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{request, response, Method, StatusCode, Version};
+
+/// Most headers accepted in an upstream response (as hyper's default).
+pub const MAX_HEADERS: usize = 100;
+/// Longest chunk-size or trailer line accepted.
+const MAX_LINE: usize = 4096;
+
+/// Why an upstream response could not be parsed (`proxy_next_upstream
+/// invalid_header`).
+#[derive(Debug, thiserror::Error)]
+pub enum ParseError {
+    /// Not an HTTP/1.x response head.
+    #[error("invalid response head: {0}")]
+    Head(&'static str),
+    /// The head is larger than the limit.
+    #[error("response head larger than {0} bytes")]
+    TooLarge(usize),
+    /// A chunked body that does not follow the format.
+    #[error("invalid chunked body: {0}")]
+    Chunked(&'static str),
+}
+
+/// How the request body goes upstream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RequestFraming {
+    /// No body and no length header (GET and friends).
+    None,
+    /// Exactly this many bytes follow the head.
+    Length(u64),
+    /// `Transfer-Encoding: chunked` (a client stream of unknown length).
+    Chunked,
+}
+
+/// Writes the request head to `out`: the request line, every header but the
+/// framing ones (which `framing` decides), `Host` if the client sent none
+/// (as nginx's `proxy_set_header Host $proxy_host`), and the blank line.
+/// Header values cannot hold CR or LF (`HeaderValue` refuses them), so
+/// nothing can be injected.
+pub fn write_request_head(
+    parts: &request::Parts,
+    framing: RequestFraming,
+    default_host: &str,
+    out: &mut Vec<u8>,
+) {
+    out.extend_from_slice(parts.method.as_str().as_bytes());
+    out.push(b' ');
+    let target = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
+    out.extend_from_slice(if target.is_empty() {
+        b"/"
+    } else {
+        target.as_bytes()
+    });
+    out.extend_from_slice(b" HTTP/1.1\r\n");
+    for (name, value) in &parts.headers {
+        if name == header::CONTENT_LENGTH || name == header::TRANSFER_ENCODING {
+            continue;
+        }
+        out.extend_from_slice(name.as_str().as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    if !parts.headers.contains_key(header::HOST) {
+        out.extend_from_slice(b"host: ");
+        out.extend_from_slice(default_host.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    match framing {
+        RequestFraming::None => {}
+        RequestFraming::Length(n) => {
+            out.extend_from_slice(b"content-length: ");
+            out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
+        RequestFraming::Chunked => out.extend_from_slice(b"transfer-encoding: chunked\r\n"),
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Appends one chunk of a chunked body (`data` must not be empty: an empty
+/// chunk ends the body).
+pub fn write_chunk(data: &[u8], out: &mut Vec<u8>) {
+    let _ = write!(out, "{:x}\r\n", data.len());
+    out.extend_from_slice(data);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// The last chunk (no trailers).
+pub const LAST_CHUNK: &[u8] = b"0\r\n\r\n";
+
+/// How a response body is delimited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    /// No body (HEAD, 1xx, 204, 304).
+    None,
+    /// Exactly this many bytes.
+    Length(u64),
+    /// `Transfer-Encoding: chunked`.
+    Chunked,
+    /// Until the server closes the connection.
+    UntilClose,
+}
+
+/// A parsed response head.
+#[derive(Debug)]
+pub struct ResponseHead {
+    /// Status, version and headers (values share the head's buffer).
+    pub parts: response::Parts,
+    /// How the body is delimited.
+    pub framing: Framing,
+    /// The connection may carry another request afterwards.
+    pub keep_alive: bool,
+}
+
+/// Parses the response head at the start of `buf`, removing it (and any
+/// interim 1xx responses before it, but not a 101) from `buf`.
+/// `Ok(None)`: incomplete, read more. `method` is the request's (a response
+/// to HEAD has no body).
+pub fn parse_response(
+    buf: &mut BytesMut,
+    method: &Method,
+    max_size: usize,
+) -> Result<Option<ResponseHead>, ParseError> {
+    loop {
+        // (name, value) byte ranges, so the values can be sliced out of the
+        // frozen head without a copy once `httparse`'s borrow ends (`u32`:
+        // a head is at most `max_size` bytes).
+        let mut ranges = [(0u32, 0u32, 0u32, 0u32); MAX_HEADERS];
+        let (len, code, minor, count) = {
+            let mut headers =
+                [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+            let mut resp = httparse::Response::new(&mut []);
+            let parsed = httparse::ParserConfig::default().parse_response_with_uninit_headers(
+                &mut resp,
+                buf,
+                &mut headers,
+            );
+            let len = match parsed {
+                Ok(httparse::Status::Complete(len)) => len,
+                Ok(httparse::Status::Partial) => {
+                    if buf.len() > max_size {
+                        return Err(ParseError::TooLarge(max_size));
+                    }
+                    return Ok(None);
+                }
+                Err(httparse::Error::TooManyHeaders) => {
+                    return Err(ParseError::Head("too many headers"))
+                }
+                Err(_) => return Err(ParseError::Head("not an HTTP/1.x response")),
+            };
+            if len > max_size {
+                return Err(ParseError::TooLarge(max_size));
+            }
+            let base = buf.as_ptr() as usize;
+            let offset = |p: *const u8| (p as usize - base) as u32;
+            let count = resp.headers.len();
+            for (r, h) in ranges.iter_mut().zip(resp.headers.iter()) {
+                let (ns, vs) = (offset(h.name.as_ptr()), offset(h.value.as_ptr()));
+                *r = (ns, ns + h.name.len() as u32, vs, vs + h.value.len() as u32);
+            }
+            (
+                len,
+                resp.code.unwrap_or(0),
+                resp.version.unwrap_or(1),
+                count,
+            )
+        };
+        let status =
+            StatusCode::from_u16(code).map_err(|_| ParseError::Head("status out of range"))?;
+        if status.is_informational() && status != StatusCode::SWITCHING_PROTOCOLS {
+            // 100 Continue, 103 Early Hints: the real response follows.
+            buf.advance(len);
+            continue;
+        }
+        let head = buf.split_to(len).freeze();
+        return build(head, &ranges[..count], status, minor, method).map(Some);
+    }
+}
+
+fn build(
+    head: Bytes,
+    ranges: &[(u32, u32, u32, u32)],
+    status: StatusCode,
+    minor: u8,
+    method: &Method,
+) -> Result<ResponseHead, ParseError> {
+    let mut headers = HeaderMap::with_capacity(ranges.len() + 2);
+    let mut keep_alive = minor >= 1;
+    let mut length: Option<u64> = None;
+    let mut transfer: Option<bool> = None; // Some(last coding is chunked)
+    for &(ns, ne, vs, ve) in ranges {
+        let (ns, ne, vs, ve) = (ns as usize, ne as usize, vs as usize, ve as usize);
+        let name = HeaderName::from_bytes(&head[ns..ne])
+            .map_err(|_| ParseError::Head("invalid header name"))?;
+        let raw = &head[vs..ve];
+        if name == header::CONTENT_LENGTH {
+            let n = std::str::from_utf8(raw)
+                .ok()
+                .and_then(|s| s.trim().parse::<u64>().ok())
+                .ok_or(ParseError::Head("invalid Content-Length"))?;
+            if length.is_some_and(|m| m != n) {
+                return Err(ParseError::Head("conflicting Content-Length values"));
+            }
+            length = Some(n);
+        } else if name == header::TRANSFER_ENCODING {
+            let last = raw.rsplit(|&b| b == b',').next().unwrap_or_default();
+            transfer = Some(last.trim_ascii().eq_ignore_ascii_case(b"chunked"));
+        } else if name == header::CONNECTION {
+            for token in raw.split(|&b| b == b',').map(<[u8]>::trim_ascii) {
+                if token.eq_ignore_ascii_case(b"close") {
+                    keep_alive = false;
+                } else if token.eq_ignore_ascii_case(b"keep-alive") && minor == 0 {
+                    keep_alive = true;
+                }
+            }
+        }
+        let value = HeaderValue::from_maybe_shared(head.slice(vs..ve))
+            .map_err(|_| ParseError::Head("invalid header value"))?;
+        headers.append(name, value);
+    }
+    let no_body = method == Method::HEAD
+        || status.is_informational()
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED;
+    let framing = if no_body {
+        Framing::None
+    } else if let Some(chunked) = transfer {
+        if length.is_some() {
+            // Both: Transfer-Encoding wins, and the connection is not
+            // trusted with another request (RFC 9112 §6.3).
+            keep_alive = false;
+        }
+        if chunked {
+            Framing::Chunked
+        } else {
+            keep_alive = false;
+            Framing::UntilClose
+        }
+    } else if let Some(n) = length {
+        Framing::Length(n)
+    } else {
+        keep_alive = false;
+        Framing::UntilClose
+    };
+    let mut builder = http::Response::builder()
+        .status(status)
+        .version(if minor == 0 {
+            Version::HTTP_10
+        } else {
+            Version::HTTP_11
+        });
+    if let Some(h) = builder.headers_mut() {
+        *h = headers;
+    }
+    let (parts, ()) = builder
+        .body(())
+        .map_err(|_| ParseError::Head("invalid response"))?
+        .into_parts();
+    Ok(ResponseHead {
+        parts,
+        framing,
+        keep_alive,
+    })
+}
+
+/// Decodes a chunked body incrementally from the connection's read buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Chunked {
+    /// Expecting a chunk-size line.
+    Size,
+    /// Inside a chunk: bytes left.
+    Data(u64),
+    /// Expecting the CRLF after a chunk's data.
+    DataEnd,
+    /// After the last chunk: trailer lines up to an empty line (dropped).
+    Trailers,
+    /// The body is complete.
+    Done,
+}
+
+impl Chunked {
+    /// Takes what `buf` holds: `Ok(Some(data))` is a piece of the body;
+    /// `Ok(None)` means read more, or the end when [`Chunked::Done`].
+    pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Bytes>, ParseError> {
+        loop {
+            match *self {
+                Chunked::Size => {
+                    let Some(line) = take_line(buf)? else {
+                        return Ok(None);
+                    };
+                    let digits = line[..].split(|&b| b == b';').next().unwrap_or_default();
+                    let digits = digits.trim_ascii();
+                    if digits.is_empty() || digits.len() > 15 {
+                        return Err(ParseError::Chunked("bad chunk size"));
+                    }
+                    let mut n = 0u64;
+                    for &d in digits {
+                        let v = (d as char)
+                            .to_digit(16)
+                            .ok_or(ParseError::Chunked("bad chunk size"))?;
+                        n = n * 16 + u64::from(v);
+                    }
+                    *self = if n == 0 {
+                        Chunked::Trailers
+                    } else {
+                        Chunked::Data(n)
+                    };
+                }
+                Chunked::Data(left) => {
+                    if buf.is_empty() {
+                        return Ok(None);
+                    }
+                    let n = (buf.len() as u64).min(left);
+                    let data = buf.split_to(n as usize).freeze();
+                    *self = if n == left {
+                        Chunked::DataEnd
+                    } else {
+                        Chunked::Data(left - n)
+                    };
+                    return Ok(Some(data));
+                }
+                Chunked::DataEnd => {
+                    let Some(line) = take_line(buf)? else {
+                        return Ok(None);
+                    };
+                    if !line.is_empty() {
+                        return Err(ParseError::Chunked("chunk not followed by CRLF"));
+                    }
+                    *self = Chunked::Size;
+                }
+                Chunked::Trailers => {
+                    let Some(line) = take_line(buf)? else {
+                        return Ok(None);
+                    };
+                    if line.is_empty() {
+                        *self = Chunked::Done;
+                    }
+                }
+                Chunked::Done => return Ok(None),
+            }
+        }
+    }
+}
+
+/// One line (CRLF or LF removed) from the front of `buf`, if complete.
+fn take_line(buf: &mut BytesMut) -> Result<Option<BytesMut>, ParseError> {
+    match buf.iter().position(|&b| b == b'\n') {
+        Some(i) => {
+            let mut line = buf.split_to(i + 1);
+            line.truncate(i);
+            if line.last() == Some(&b'\r') {
+                line.truncate(i - 1);
+            }
+            Ok(Some(line))
+        }
+        None if buf.len() > MAX_LINE => Err(ParseError::Chunked("line too long")),
+        None => Ok(None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::Request;
+
+    fn parse(bytes: &[u8], method: Method) -> (Result<Option<ResponseHead>, ParseError>, BytesMut) {
+        let mut buf = BytesMut::from(bytes);
+        let r = parse_response(&mut buf, &method, 64 * 1024);
+        (r, buf)
+    }
+
+    #[test]
+    fn request_head_owns_framing_and_host() {
+        let (parts, ()) = Request::post("/a?b=1")
+            .header("content-length", "999")
+            .header("transfer-encoding", "chunked")
+            .header("x-one", "1")
+            .body(())
+            .unwrap()
+            .into_parts();
+        let mut out = Vec::new();
+        write_request_head(&parts, RequestFraming::Length(3), "up:80", &mut out);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "POST /a?b=1 HTTP/1.1\r\nx-one: 1\r\nhost: up:80\r\ncontent-length: 3\r\n\r\n"
+        );
+        let mut out = Vec::new();
+        write_request_head(&parts, RequestFraming::Chunked, "up:80", &mut out);
+        assert!(String::from_utf8(out)
+            .unwrap()
+            .ends_with("host: up:80\r\ntransfer-encoding: chunked\r\n\r\n"));
+    }
+
+    #[test]
+    fn chunks_are_hex_sized() {
+        let mut out = Vec::new();
+        write_chunk(&[b'x'; 26], &mut out);
+        assert!(out.starts_with(b"1a\r\nxxx"));
+        assert!(out.ends_with(b"x\r\n"));
+    }
+
+    #[test]
+    fn response_with_length_leaves_the_body_in_the_buffer() {
+        let (r, buf) = parse(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nX-A: 1\r\nX-A: 2\r\n\r\nok\nNEXT",
+            Method::GET,
+        );
+        let h = r.unwrap().unwrap();
+        assert_eq!(h.parts.status, 200);
+        assert_eq!(h.framing, Framing::Length(3));
+        assert!(h.keep_alive);
+        assert_eq!(h.parts.headers.get_all("x-a").iter().count(), 2);
+        assert_eq!(&buf[..], b"ok\nNEXT");
+    }
+
+    #[test]
+    fn incomplete_head_asks_for_more() {
+        let (r, buf) = parse(b"HTTP/1.1 200 OK\r\nContent-Le", Method::GET);
+        assert!(r.unwrap().is_none());
+        assert_eq!(buf.len(), 27);
+    }
+
+    #[test]
+    fn framing_rules() {
+        let cases: &[(&[u8], Method, Framing, bool)] = &[
+            (
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+                Method::GET,
+                Framing::Chunked,
+                true,
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n",
+                Method::GET,
+                Framing::Chunked,
+                false,
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\n\r\n",
+                Method::GET,
+                Framing::UntilClose,
+                false,
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n",
+                Method::HEAD,
+                Framing::None,
+                true,
+            ),
+            (
+                b"HTTP/1.1 204 No Content\r\n\r\n",
+                Method::GET,
+                Framing::None,
+                true,
+            ),
+            (
+                b"HTTP/1.1 304 Not Modified\r\nContent-Length: 7\r\n\r\n",
+                Method::GET,
+                Framing::None,
+                true,
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nConnection: close\r\n\r\n",
+                Method::GET,
+                Framing::Length(1),
+                false,
+            ),
+            (
+                b"HTTP/1.0 200 OK\r\nContent-Length: 1\r\n\r\n",
+                Method::GET,
+                Framing::Length(1),
+                false,
+            ),
+            (
+                b"HTTP/1.0 200 OK\r\nContent-Length: 1\r\nConnection: Keep-Alive\r\n\r\n",
+                Method::GET,
+                Framing::Length(1),
+                true,
+            ),
+        ];
+        for (bytes, method, framing, keep_alive) in cases {
+            let (r, _) = parse(bytes, method.clone());
+            let h = r.unwrap().unwrap();
+            let text = String::from_utf8_lossy(bytes);
+            assert_eq!(h.framing, *framing, "{text}");
+            assert_eq!(h.keep_alive, *keep_alive, "{text}");
+        }
+    }
+
+    #[test]
+    fn interim_responses_are_skipped_but_101_is_not() {
+        let (r, buf) = parse(
+            b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n",
+            Method::POST,
+        );
+        assert_eq!(r.unwrap().unwrap().parts.status, 201);
+        assert!(buf.is_empty());
+        let (r, _) = parse(
+            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n",
+            Method::GET,
+        );
+        assert_eq!(r.unwrap().unwrap().parts.status, 101);
+    }
+
+    #[test]
+    fn garbage_and_conflicts_are_errors() {
+        for bytes in [
+            &b"SSH-2.0-OpenSSH\r\n\r\n"[..],
+            b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n",
+            b"HTTP/1.1 99 Odd\r\n\r\n",
+        ] {
+            let (r, _) = parse(bytes, Method::GET);
+            assert!(r.is_err(), "{}", String::from_utf8_lossy(bytes));
+        }
+        let mut big = b"HTTP/1.1 200 OK\r\n".to_vec();
+        big.extend(std::iter::repeat_n(b'x', 100));
+        let mut buf = BytesMut::from(&big[..]);
+        assert!(matches!(
+            parse_response(&mut buf, &Method::GET, 64),
+            Err(ParseError::TooLarge(64))
+        ));
+    }
+
+    #[test]
+    fn chunked_decodes_across_reads() {
+        let wire = b"4;ext=1\r\nWiki\r\n5\r\npedia\r\n0\r\nX-Trailer: 1\r\n\r\nREST";
+        // Fed one byte at a time, as the worst network would.
+        let mut dec = Chunked::Size;
+        let mut buf = BytesMut::new();
+        let mut body = Vec::new();
+        for &b in &wire[..] {
+            buf.extend_from_slice(&[b]);
+            while let Some(d) = dec.decode(&mut buf).unwrap() {
+                body.extend_from_slice(&d);
+            }
+            if dec == Chunked::Done {
+                break;
+            }
+        }
+        assert_eq!(body, b"Wikipedia");
+        assert_eq!(dec, Chunked::Done);
+        let mut rest = BytesMut::from(&b"REST"[..]);
+        assert!(dec.decode(&mut rest).unwrap().is_none());
+    }
+
+    #[test]
+    fn chunked_rejects_bad_sizes_and_missing_crlf() {
+        for wire in [&b"zz\r\n"[..], b"3\r\nabcX\r\n", b"\r\n"] {
+            let mut dec = Chunked::Size;
+            let mut buf = BytesMut::from(wire);
+            let mut r = Ok(None);
+            for _ in 0..4 {
+                r = dec.decode(&mut buf);
+                if r.is_err() {
+                    break;
+                }
+            }
+            assert!(r.is_err(), "{}", String::from_utf8_lossy(wire));
+        }
+    }
+}
