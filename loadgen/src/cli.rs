@@ -37,18 +37,25 @@ pub struct MergeArgs {
     /// Result files written with `--json`.
     #[arg(required = true, num_args = 1..)]
     pub files: Vec<PathBuf>,
+    #[command(flatten)]
+    pub outputs: Outputs,
+    /// Pass/fail criterion, e.g. `p99<300ms`, `fail_ratio<0.01`, `rps>1000@GET /x` (repeatable).
+    #[arg(long = "threshold", value_name = "EXPR")]
+    pub thresholds: Vec<String>,
+}
+
+/// The report files to write, after a run or a merge.
+#[derive(Debug, Clone, Args)]
+pub struct Outputs {
     /// Write Locust-compatible CSV files PREFIX_stats.csv, PREFIX_stats_history.csv, PREFIX_failures.csv, PREFIX_exceptions.csv.
     #[arg(long, value_name = "PREFIX")]
     pub csv: Option<PathBuf>,
     /// Write a self-contained HTML report.
     #[arg(long, value_name = "FILE")]
     pub html: Option<PathBuf>,
-    /// Write the merged result as JSON.
+    /// Write the whole result as JSON (mergeable with `loadgen merge`).
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
-    /// Pass/fail criterion, e.g. `p99<300ms`, `fail_ratio<0.01`, `rps>1000@GET /x` (repeatable).
-    #[arg(long = "threshold", value_name = "EXPR")]
-    pub thresholds: Vec<String>,
 }
 
 /// Options of a test run.
@@ -95,15 +102,8 @@ pub struct RunArgs {
     /// Dashboard port (0 picks a free one).
     #[arg(long, default_value_t = 8089, value_name = "PORT")]
     pub web_port: u16,
-    /// Write Locust-compatible CSV files PREFIX_stats.csv, PREFIX_stats_history.csv, PREFIX_failures.csv, PREFIX_exceptions.csv.
-    #[arg(long, value_name = "PREFIX")]
-    pub csv: Option<PathBuf>,
-    /// Write a self-contained HTML report.
-    #[arg(long, value_name = "FILE")]
-    pub html: Option<PathBuf>,
-    /// Write the whole result as JSON (mergeable with `loadgen merge`).
-    #[arg(long, value_name = "FILE")]
-    pub json: Option<PathBuf>,
+    #[command(flatten)]
+    pub outputs: Outputs,
     /// Only print the end summary, not the live table.
     #[arg(long)]
     pub only_summary: bool,

@@ -280,11 +280,11 @@ impl RunShared {
             started_at: self.started_unix_ms,
             duration_s: self.elapsed().as_secs_f64(),
             max_users: self.max_users.load(Ordering::Relaxed),
-            warnings: lock(&self.warnings).clone(),
-            upstreams: lock(&self.upstreams).clone(),
         };
         let st = lock(&self.stats);
         let mut r = RunReport::from_state(&st, meta);
+        r.warnings = lock(&self.warnings).clone();
+        r.upstreams = lock(&self.upstreams).clone();
         r.dropped_iterations = self.dropped.load(Ordering::Relaxed);
         r.thresholds = self
             .plan

@@ -205,26 +205,21 @@ pub async fn run_with_shutdown(
 
 /// Writes the requested outputs, prints the summary and decides the exit status.
 fn finish(r: &RunReport, a: &cli::RunArgs, print: bool) -> Result<(), Error> {
-    write_outputs(r, a.csv.as_deref(), a.html.as_deref(), a.json.as_deref())?;
+    write_outputs(r, &a.outputs)?;
     if print {
         println!("{}", report::terminal::summary(r));
     }
     verdict(r)
 }
 
-fn write_outputs(
-    r: &RunReport,
-    csv: Option<&std::path::Path>,
-    html: Option<&std::path::Path>,
-    json: Option<&std::path::Path>,
-) -> Result<(), Error> {
-    if let Some(p) = csv {
+fn write_outputs(r: &RunReport, o: &cli::Outputs) -> Result<(), Error> {
+    if let Some(p) = &o.csv {
         write_csv(r, p)?;
     }
-    if let Some(p) = html {
+    if let Some(p) = &o.html {
         write_html(r, p)?;
     }
-    if let Some(p) = json {
+    if let Some(p) = &o.json {
         write_json(r, p)?;
     }
     Ok(())
@@ -267,12 +262,7 @@ fn run_merge(m: &cli::MergeArgs) -> Result<(), Error> {
         .iter()
         .map(|t| t.evaluate(&merged.stats))
         .collect();
-    write_outputs(
-        &merged,
-        m.csv.as_deref(),
-        m.html.as_deref(),
-        m.json.as_deref(),
-    )?;
+    write_outputs(&merged, &m.outputs)?;
     println!("{}", report::terminal::summary(&merged));
     verdict(&merged)
 }

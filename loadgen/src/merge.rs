@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::report::{HdrEntry, RunReport};
+use crate::report::{HdrEntry, ReportMeta, RunReport};
 use crate::stats::{self, history, Entry, Failures};
 
 /// Combines reports of segments of one test.
@@ -49,14 +49,14 @@ pub fn merge(reports: &[RunReport]) -> Result<RunReport, String> {
             *codes.entry(*c).or_insert(0) += n;
         }
         for w in &r.warnings {
-            let w = format!("{}: {w}", r.segment.as_deref().unwrap_or("segment"));
+            let w = format!("{}: {w}", r.meta.segment.as_deref().unwrap_or("segment"));
             if !warnings.contains(&w) {
                 warnings.push(w);
             }
         }
-        duration = duration.max(r.duration_s);
-        started = started.min(r.started_at);
-        max_users += r.max_users;
+        duration = duration.max(r.meta.duration_s);
+        started = started.min(r.meta.started_at);
+        max_users += r.meta.max_users;
         dropped += r.dropped_iterations;
         if r.upstreams.is_some() {
             upstreams = r.upstreams.clone();
@@ -70,13 +70,13 @@ pub fn merge(reports: &[RunReport]) -> Result<RunReport, String> {
         reports.iter().map(|r| r.history.as_slice()).collect();
     Ok(RunReport {
         loadgen_version: env!("CARGO_PKG_VERSION").to_string(),
-        scenario: first.scenario.clone(),
-        host: first.host.clone(),
-        model: first.model.clone(),
-        segment: Some(format!("merged from {}", reports.len())),
-        started_at: if started == u64::MAX { 0 } else { started },
-        duration_s: duration,
-        max_users,
+        meta: ReportMeta {
+            segment: Some(format!("merged from {}", reports.len())),
+            started_at: if started == u64::MAX { 0 } else { started },
+            duration_s: duration,
+            max_users,
+            ..first.meta.clone()
+        },
         stats: stats_rows,
         failures: failures.rows(),
         status_codes: codes.into_iter().collect(),

@@ -186,7 +186,10 @@ fn upstream_table(v: &serde_json::Value) -> String {
 /// The whole page.
 pub fn html_report(r: &RunReport) -> String {
     let mut out = String::new();
-    let title = format!("loadgen report: {} against {}", r.scenario, r.host);
+    let title = format!(
+        "loadgen report: {} against {}",
+        r.meta.scenario, r.meta.host
+    );
     let _ = write!(
         out,
         "<!doctype html><html lang=en><head><meta charset=utf-8><title>{}</title><style>{}</style></head><body>",
@@ -198,12 +201,13 @@ pub fn html_report(r: &RunReport) -> String {
         out,
         "<h1>{}</h1><p>{} model · {:.1} s · up to {} users · {} requests · {} failures{}{}</p>",
         esc(&title),
-        esc(&r.model),
-        r.duration_s,
-        r.max_users,
+        esc(&r.meta.model),
+        r.meta.duration_s,
+        r.meta.max_users,
         reqs,
         fails,
-        r.segment
+        r.meta
+            .segment
             .as_ref()
             .map(|s| format!(" · segment {}", esc(s)))
             .unwrap_or_default(),

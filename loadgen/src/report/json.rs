@@ -23,3 +23,90 @@ pub fn read_json(path: &Path) -> Result<RunReport, Error> {
         message: e.to_string(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::ReportMeta;
+    use crate::stats::{Failure, FailureKind, Key, Names, Sample, StatsState};
+    use crate::threshold::ThresholdResult;
+
+    /// A small report with every field filled, the same on every run.
+    fn report() -> RunReport {
+        let mut names = Names::default();
+        let id = names.intern("GET", "/a");
+        let mut st = StatsState::new(names);
+        for (ms, fail) in [(10, false), (25, true)] {
+            st.record(Sample {
+                key: Key::Id(id),
+                latency_us: ms * 1000,
+                raw_us: ms * 900,
+                content_len: 7,
+                status: if fail { 503 } else { 200 },
+                failure: fail.then(|| {
+                    Box::new(Failure {
+                        kind: FailureKind::Status,
+                        message: "HTTP 503".into(),
+                    })
+                }),
+            });
+        }
+        st.tick(1_700_000_001_000, 2, 0);
+        let meta = ReportMeta {
+            scenario: "demo".into(),
+            host: "http://127.0.0.1:1".into(),
+            model: "closed".into(),
+            segment: Some("1/2".into()),
+            started_at: 1_700_000_000_000,
+            duration_s: 1.5,
+            max_users: 2,
+        };
+        let mut r = RunReport::from_state(&st, meta);
+        r.dropped_iterations = 3;
+        r.thresholds = vec![ThresholdResult {
+            threshold: "p95<100ms".into(),
+            actual: Some(25.0),
+            ok: true,
+        }];
+        r.warnings = vec!["CPU above 90%".into()];
+        r.upstreams = Some(serde_json::json!({"upstreams": []}));
+        r
+    }
+
+    /// `merge` and the lab read these files back, and people diff them:
+    /// the top-level keys keep their order, and the text reads back whole.
+    #[test]
+    fn keys_keep_their_order_and_read_back() {
+        let r = report();
+        let text = to_json(&r);
+        let keys: Vec<&str> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("  \"")?.split_once("\":").map(|(k, _)| k))
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                "loadgen_version",
+                "scenario",
+                "host",
+                "model",
+                "segment",
+                "started_at",
+                "duration_s",
+                "max_users",
+                "stats",
+                "failures",
+                "status_codes",
+                "history",
+                "histogram",
+                "dropped_iterations",
+                "thresholds",
+                "warnings",
+                "upstreams",
+                "hdr",
+            ]
+        );
+        let back: RunReport = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, r);
+    }
+}

@@ -32,20 +32,9 @@ pub use self::json::write_json;
 pub struct RunReport {
     /// Version of loadgen that wrote it.
     pub loadgen_version: String,
-    /// Scenario name.
-    pub scenario: String,
-    /// Target URL.
-    pub host: String,
-    /// `closed` (users with think time) or `open` (arrival rate).
-    pub model: String,
-    /// `I/N` when this is one segment of a distributed test; `merged` after merge.
-    pub segment: Option<String>,
-    /// Start, Unix time in ms.
-    pub started_at: u64,
-    /// Length of the run in seconds (the divisor of every total rate).
-    pub duration_s: f64,
-    /// Most users running at once.
-    pub max_users: u32,
+    /// Which run this is; its keys sit at the top level of the JSON.
+    #[serde(flatten)]
+    pub meta: ReportMeta,
     /// One row per (method, name) sorted by name, then the `Aggregated` row.
     pub stats: Vec<StatsRow>,
     /// Failures grouped by (method, name, kind, message).
@@ -66,6 +55,28 @@ pub struct RunReport {
     pub upstreams: Option<serde_json::Value>,
     /// Serialized histograms and sums of every row, same order as `stats`.
     pub hdr: Vec<HdrEntry>,
+}
+
+/// Which run a report describes: the keys of the JSON report that follow
+/// `loadgen_version`, in this order. Warnings and the balancer status are
+/// gathered during the run and stay in [`RunReport`], after the statistics,
+/// where the JSON has always had them.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ReportMeta {
+    /// Scenario name.
+    pub scenario: String,
+    /// Target URL.
+    pub host: String,
+    /// `closed` (users with think time) or `open` (arrival rate).
+    pub model: String,
+    /// `I/N` when this is one segment of a distributed test; `merged` after merge.
+    pub segment: Option<String>,
+    /// Start, Unix time in ms.
+    pub started_at: u64,
+    /// Length of the run in seconds (the divisor of every total rate).
+    pub duration_s: f64,
+    /// Most users running at once.
+    pub max_users: u32,
 }
 
 /// The exact, mergeable state of one row.
@@ -153,31 +164,9 @@ impl HdrEntry {
     }
 }
 
-/// What a report needs besides the statistics.
-#[derive(Debug, Clone, Default)]
-pub struct ReportMeta {
-    /// Scenario name.
-    pub scenario: String,
-    /// Target URL.
-    pub host: String,
-    /// `closed` or `open`.
-    pub model: String,
-    /// `I/N`.
-    pub segment: Option<String>,
-    /// Start (Unix ms).
-    pub started_at: u64,
-    /// Duration (s).
-    pub duration_s: f64,
-    /// Most users at once.
-    pub max_users: u32,
-    /// Warnings.
-    pub warnings: Vec<String>,
-    /// Last balancer status.
-    pub upstreams: Option<serde_json::Value>,
-}
-
 impl RunReport {
-    /// Builds a report from collected statistics.
+    /// Builds a report from collected statistics; what the statistics do not
+    /// hold (thresholds, dropped iterations, warnings, upstreams) starts empty.
     pub fn from_state(st: &StatsState, meta: ReportMeta) -> RunReport {
         let stats = st.rows(meta.duration_s);
         // `rows` sorts entries by (name, method); keep `hdr` in the same order.
@@ -187,13 +176,7 @@ impl RunReport {
         hdr.push(HdrEntry::from_entry(&st.total));
         RunReport {
             loadgen_version: env!("CARGO_PKG_VERSION").to_string(),
-            scenario: meta.scenario,
-            host: meta.host,
-            model: meta.model,
-            segment: meta.segment,
-            started_at: meta.started_at,
-            duration_s: meta.duration_s,
-            max_users: meta.max_users,
+            meta,
             stats,
             failures: st.failures.rows(),
             status_codes: st.status_codes.iter().map(|(k, v)| (*k, *v)).collect(),
@@ -201,8 +184,8 @@ impl RunReport {
             histogram: st.histogram_buckets(),
             dropped_iterations: st.dropped_iterations,
             thresholds: Vec::new(),
-            warnings: meta.warnings,
-            upstreams: meta.upstreams,
+            warnings: Vec::new(),
+            upstreams: None,
             hdr,
         }
     }

@@ -220,7 +220,7 @@ pub fn summary(r: &RunReport) -> String {
     let _ = writeln!(
         out,
         "\n{} against {} · {} model · {:.1} s · {} users max",
-        r.scenario, r.host, r.model, r.duration_s, r.max_users
+        r.meta.scenario, r.meta.host, r.meta.model, r.meta.duration_s, r.meta.max_users
     );
     out.push_str(&stats_table(&r.stats, false));
     out.push('\n');

@@ -22,14 +22,7 @@ const LOCUST_EXCEPTIONS: &str = "Count,Message,Traceback,Nodes\r\n";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn csv_headers_are_locusts_byte_for_byte() {
-    let srv = Server::start(|s| {
-        if s.n % 4 == 0 {
-            Reply::status(503)
-        } else {
-            Reply::ok("{}")
-        }
-    })
-    .await;
+    let srv = Server::start(|s| Reply::failing_every(s, 4, 503, "{}")).await;
     let r = run(plan(
         &srv.url(),
         Scenario::single_get("/a,b").unwrap(),

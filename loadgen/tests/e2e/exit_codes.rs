@@ -6,14 +6,7 @@ use crate::support::{loadgen, Reply, Server};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exit_codes_follow_failures_and_thresholds() {
     let ok = Server::start(|_| Reply::ok("fine")).await;
-    let flaky = Server::start(|s| {
-        if s.n % 5 == 0 {
-            Reply::status(500)
-        } else {
-            Reply::ok("fine")
-        }
-    })
-    .await;
+    let flaky = Server::start(|s| Reply::failing_every(s, 5, 500, "fine")).await;
     let quick = |url: String, extra: &[&str]| {
         let mut args: Vec<String> = vec![url, "-u".into(), "2".into(), "-i".into(), "50".into()];
         args.extend(

@@ -150,7 +150,7 @@ async fn ctrl_c_stops_the_users_and_writes_every_report() {
         requests <= received && requests + 4 >= received,
         "{requests} recorded, {received} received"
     );
-    assert!(r.duration_s < 30.0);
+    assert!(r.meta.duration_s < 30.0);
     for suffix in [
         "_stats.csv",
         "_stats_history.csv",

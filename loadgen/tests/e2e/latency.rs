@@ -9,14 +9,7 @@ use crate::support::{plan, run, Reply, Server};
 /// Every request the server received is counted once, failures by status.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn counts_match_what_the_server_received() {
-    let srv = Server::start(|s| {
-        if s.n % 10 == 9 {
-            Reply::status(500)
-        } else {
-            Reply::ok("hello")
-        }
-    })
-    .await;
+    let srv = Server::start(|s| Reply::failing_every(s, 10, 500, "hello")).await;
     let r = run(plan(
         &srv.url(),
         Scenario::single_get("/count?x=1").unwrap(),
@@ -51,7 +44,7 @@ async fn counts_match_what_the_server_received() {
         per_second as u64, 1000,
         "the history accounts for every request"
     );
-    assert!(r.max_users >= 1 && r.max_users <= 8);
+    assert!(r.meta.max_users >= 1 && r.meta.max_users <= 8);
     srv.stop().await;
 }
 

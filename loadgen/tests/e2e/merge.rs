@@ -69,7 +69,7 @@ async fn merged_segments_equal_the_combined_run() {
     // 101 iterations split 51 + 50; 3 users split 2 + 1.
     assert_eq!(s1.counts(), (102, 51));
     assert_eq!(s2.counts(), (100, 50));
-    assert_eq!(s1.segment.as_deref(), Some("1/2"));
+    assert_eq!(s1.meta.segment.as_deref(), Some("1/2"));
 
     let (mjson, mcsv) = (path_in(&dir, "merged.json"), path_in(&dir, "merged"));
     let (a, b) = (path_in(&dir, "s1.json"), path_in(&dir, "s2.json"));
@@ -99,7 +99,7 @@ async fn merged_segments_equal_the_combined_run() {
             .collect::<Vec<_>>()
     };
     assert_eq!(fails(&merged), fails(&combined));
-    assert_eq!(merged.max_users, s1.max_users + s2.max_users);
+    assert_eq!(merged.meta.max_users, s1.meta.max_users + s2.meta.max_users);
     // The histograms were merged, not the rounded figures: every request is in them.
     let agg = merged.hdr.last().unwrap();
     assert_eq!(agg.num_requests, 202);

@@ -39,7 +39,7 @@ async fn open_model_keeps_its_rate_through_a_stall_and_counts_drops() {
     });
     plan.run_time = Some(Duration::from_secs(3));
     let r = run(plan).await;
-    assert_eq!(r.model, "open");
+    assert_eq!(r.meta.model, "open");
     let seen = srv.seen();
     let received = seen.len() as u64;
     let dropped = r.dropped_iterations;

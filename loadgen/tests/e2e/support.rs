@@ -64,6 +64,16 @@ impl Reply {
         }
     }
 
+    /// `status` (empty body) to every `every`-th request, the first included;
+    /// `ok(body)` to the others.
+    pub fn failing_every(seen: &Seen, every: u64, status: u16, body: &str) -> Reply {
+        if seen.n % every == 0 {
+            Reply::status(status)
+        } else {
+            Reply::ok(body)
+        }
+    }
+
     pub fn after(mut self, delay: Duration) -> Reply {
         self.delay = delay;
         self

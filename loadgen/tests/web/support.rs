@@ -3,7 +3,9 @@
 
 #![allow(dead_code)] // each test binary uses a different subset
 
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,6 +21,7 @@ use hyper_util::rt::TokioExecutor;
 use loadgen::control::Controller;
 use loadgen::plan::TestPlan;
 use loadgen::scenario::{LoadDefaults, RequestSpec, Scenario, Task, UserClass, WaitTime};
+use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -32,7 +35,28 @@ pub struct Server {
     task: Option<JoinHandle<()>>,
 }
 
+/// Resolves when the test stops a server (`stop` or drop).
+type Shutdown = Pin<Box<dyn Future<Output = ()> + Send>>;
+
 impl Server {
+    /// Binds 127.0.0.1:0 and runs `serve(listener, shutdown)` on a task.
+    async fn spawn<F>(serve: impl FnOnce(TcpListener, Shutdown) -> F) -> Server
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, rx) = oneshot::channel::<()>();
+        let shutdown = Box::pin(async move {
+            let _ = rx.await;
+        });
+        Server {
+            addr,
+            stop: Some(tx),
+            task: Some(tokio::spawn(serve(listener, shutdown))),
+        }
+    }
+
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
     }
@@ -138,22 +162,13 @@ pub async fn start_target() -> Server {
                 async move { axum::Json(body) }
             }),
         );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (tx, rx) = oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
+    Server::spawn(|listener, shutdown| async move {
         axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = rx.await;
-            })
+            .with_graceful_shutdown(shutdown)
             .await
             .unwrap();
-    });
-    Server {
-        addr,
-        stop: Some(tx),
-        task: Some(task),
-    }
+    })
+    .await
 }
 
 /// Three endpoints with short think times: a few users make tens of requests per second.
@@ -196,21 +211,12 @@ pub fn controller(host: &str) -> Controller {
 
 /// The dashboard on `127.0.0.1:0`, serving `controller`.
 pub async fn start_dashboard(controller: Controller) -> Server {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (tx, rx) = oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
-        loadgen::web::serve(listener, controller, async move {
-            let _ = rx.await;
-        })
-        .await
-        .unwrap();
-    });
-    Server {
-        addr,
-        stop: Some(tx),
-        task: Some(task),
-    }
+    Server::spawn(|listener, shutdown| async move {
+        loadgen::web::serve(listener, controller, shutdown)
+            .await
+            .unwrap();
+    })
+    .await
 }
 
 /// A response read whole.
