@@ -81,15 +81,19 @@ pub fn step_plan(
             // Start everyone within ~1 s (but not all in the same instant).
             plan.spawn_rate = f64::from(load.max(1)).max(1.0);
         }
-        LoadModel::Open => {
-            plan.arrival = Some(Arrival {
-                rate: f64::from(load.max(1)),
-                stages: Vec::new(),
-                max_vus: load.saturating_mul(20).clamp(50, 20_000),
-            });
-        }
+        LoadModel::Open => plan.arrival = Some(arrival(load)),
     }
     plan
+}
+
+/// `load` iterations a second (at least one), with room for 20 iterations
+/// in flight per unit of load (50 to 20 000) when answers slow down.
+fn arrival(load: u32) -> Arrival {
+    Arrival {
+        rate: f64::from(load.max(1)),
+        stages: Vec::new(),
+        max_vus: load.saturating_mul(20).clamp(50, 20_000),
+    }
 }
 
 /// How a [`Driver`] applies load.
@@ -221,7 +225,7 @@ impl Driver {
         let mut r = self.controller.report();
         let secs = self
             .window_started
-            .map_or(r.duration_s, |t| t.elapsed().as_secs_f64());
+            .map_or(r.meta.duration_s, |t| t.elapsed().as_secs_f64());
         rebase(&mut r, secs);
         r
     }
@@ -299,13 +303,7 @@ fn base_plan(cfg: &DriverConfig, load: u32) -> TestPlan {
             plan.users = load.max(1);
             plan.spawn_rate = cfg.spawn_rate.max(0.1);
         }
-        LoadModel::Open => {
-            plan.arrival = Some(Arrival {
-                rate: f64::from(load.max(1)),
-                stages: Vec::new(),
-                max_vus: load.saturating_mul(20).clamp(50, 20_000),
-            });
-        }
+        LoadModel::Open => plan.arrival = Some(arrival(load)),
     }
     plan
 }
@@ -314,7 +312,7 @@ fn base_plan(cfg: &DriverConfig, load: u32) -> TestPlan {
 /// reset, loadgen still divides by the time since the run started).
 pub fn rebase(r: &mut RunReport, secs: f64) {
     let secs = secs.max(1e-3);
-    r.duration_s = secs;
+    r.meta.duration_s = secs;
     for row in &mut r.stats {
         row.total_rps = row.num_requests as f64 / secs;
         row.total_fail_per_sec = row.num_failures as f64 / secs;
@@ -398,7 +396,7 @@ impl StepSummary {
     /// Boils a loadgen report down.
     pub fn from_report(r: &RunReport) -> StepSummary {
         let mut s = StepSummary {
-            seconds: r.duration_s,
+            seconds: r.meta.duration_s,
             dropped_iterations: r.dropped_iterations,
             warnings: r.warnings.clone(),
             ..StepSummary::default()
