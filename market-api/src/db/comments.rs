@@ -139,9 +139,5 @@ pub async fn update(
 }
 
 pub async fn delete(tx: &mut Transaction<'static, Sqlite>, id: i64) -> Result<(), sqlx::Error> {
-    sqlx::query("DELETE FROM comments WHERE id = ?")
-        .bind(id)
-        .execute(&mut **tx)
-        .await?;
-    Ok(())
+    crate::db::execute_for_id(tx, "DELETE FROM comments WHERE id = ?", id).await
 }

@@ -16,6 +16,19 @@ pub mod users;
 
 pub use pool::Db;
 
+use sqlx::{Sqlite, Transaction};
+
+/// Runs `sql`, whose one parameter is an id (`DELETE FROM … WHERE id = ?`),
+/// inside a write transaction: the deletes of every table family.
+pub(crate) async fn execute_for_id(
+    tx: &mut Transaction<'static, Sqlite>,
+    sql: &'static str,
+    id: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(sql).bind(id).execute(&mut **tx).await?;
+    Ok(())
+}
+
 /// The current time as Django REST Framework renders it
 /// (`2024-01-31T12:00:00.123456Z`); stored as text, which sorts correctly.
 pub fn now() -> String {

@@ -434,10 +434,7 @@ pub async fn set_votes(
     id: i64,
     voters: &[i64],
 ) -> Result<(), sqlx::Error> {
-    sqlx::query("DELETE FROM product_votes WHERE product_id = ?")
-        .bind(id)
-        .execute(&mut **tx)
-        .await?;
+    crate::db::execute_for_id(tx, "DELETE FROM product_votes WHERE product_id = ?", id).await?;
     for &user in voters {
         sqlx::query("INSERT OR IGNORE INTO product_votes (product_id, user_id) VALUES (?, ?)")
             .bind(id)
@@ -450,11 +447,7 @@ pub async fn set_votes(
 
 /// Deletes product `id` (its votes and comments go with it).
 pub async fn delete(tx: &mut Transaction<'static, Sqlite>, id: i64) -> Result<(), sqlx::Error> {
-    sqlx::query("DELETE FROM products WHERE id = ?")
-        .bind(id)
-        .execute(&mut **tx)
-        .await?;
-    Ok(())
+    crate::db::execute_for_id(tx, "DELETE FROM products WHERE id = ?", id).await
 }
 
 #[cfg(test)]

@@ -115,6 +115,20 @@ pub async fn retrieve(
         .ok_or(ApiError::NotFound)
 }
 
+/// Comment `id`, read inside the write transaction that will change it;
+/// only its author may.
+async fn own_comment(
+    tx: &mut Transaction<'static, Sqlite>,
+    id: i64,
+    user: AuthUser,
+) -> Result<CommentRow, ApiError> {
+    let row = comments::get_in(tx, id).await?.ok_or(ApiError::NotFound)?;
+    if row.user != Some(user.user_id) {
+        return Err(ApiError::PermissionDenied);
+    }
+    Ok(row)
+}
+
 async fn change(
     state: AppState,
     user: AuthUser,
@@ -123,12 +137,7 @@ async fn change(
     partial: bool,
 ) -> Result<Json<CommentRow>, ApiError> {
     let mut tx = state.db.begin_write().await?;
-    let row = comments::get_in(&mut tx, id)
-        .await?
-        .ok_or(ApiError::NotFound)?;
-    if row.user != Some(user.user_id) {
-        return Err(ApiError::PermissionDenied);
-    }
+    let row = own_comment(&mut tx, id, user).await?;
     let data = body.parse()?;
     let write = validate(&mut tx, &data, Some(&row), partial).await?;
     comments::update(&mut tx, id, user.user_id, &write).await?;
@@ -166,12 +175,7 @@ pub async fn destroy(
     IdParam(id): IdParam,
 ) -> Result<StatusCode, ApiError> {
     let mut tx = state.db.begin_write().await?;
-    let row = comments::get_in(&mut tx, id)
-        .await?
-        .ok_or(ApiError::NotFound)?;
-    if row.user != Some(user.user_id) {
-        return Err(ApiError::PermissionDenied);
-    }
+    own_comment(&mut tx, id, user).await?;
     comments::delete(&mut tx, id).await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)

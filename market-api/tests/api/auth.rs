@@ -144,15 +144,13 @@ async fn bad_credentials() {
 }
 
 async fn sqlx_deactivate(s: &Server, email: &str) {
-    use sqlx::Connection;
-    let url = format!("sqlite://{}", s.dir.path().join("market.db").display());
-    let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    let db = s.db().await;
     sqlx::query("UPDATE users SET is_active = 0 WHERE email = ?")
         .bind(email)
-        .execute(&mut conn)
+        .execute(&db)
         .await
         .unwrap();
-    conn.close().await.unwrap();
+    db.close().await;
 }
 
 #[tokio::test]

@@ -7,13 +7,30 @@ use serde_json::{json, Value};
 use super::support::{json, Server};
 
 /// The retrieve body (`GET products/{id}/`) of every product in a list page, in order.
-async fn retrieve_each(s: &Server, page: &Value) -> Vec<String> {
+async fn retrieve_each(s: &Server, page: &Value, token: Option<&str>) -> Vec<String> {
     let mut items = Vec::new();
     for id in ids(page) {
         let url = format!("/api/v1/products/{id}/");
-        items.push(s.get(&url, None).await.text().await.unwrap());
+        items.push(s.get(&url, token).await.text().await.unwrap());
     }
     items
+}
+
+/// The body of `GET products/?{query}`, anonymously (status not checked).
+async fn list(s: &Server, query: &str) -> Value {
+    json(s.get(&format!("/api/v1/products/?{query}"), None).await)
+        .await
+        .1
+}
+
+/// Asserts that a list matched something and that `check` holds for every
+/// product on the page.
+fn assert_every(page: &Value, check: impl Fn(&Value) -> bool) {
+    assert!(page["count"].as_u64().unwrap() > 0, "{page}");
+    assert!(
+        page["results"].as_array().unwrap().iter().all(check),
+        "{page}"
+    );
 }
 
 fn ids(v: &Value) -> Vec<i64> {
@@ -92,7 +109,7 @@ async fn list_pagination_edges() {
     assert_eq!(ids(&v), vec![5, 4, 3, 2, 1]);
     assert_eq!(v["next"], Value::Null);
     assert_eq!(v["previous"], json!(s.url("/api/v1/products/?page=2")));
-    let (_, v) = json(s.get("/api/v1/products/?page=2", None).await).await;
+    let v = list(&s, "page=2").await;
     assert_eq!(v["previous"], json!(s.url("/api/v1/products/")));
 
     for q in [
@@ -115,15 +132,11 @@ async fn list_pagination_edges() {
         assert_eq!(st, 400, "{q}");
         assert!(v["page_size"].is_array(), "{q}: {v}");
     }
-    let (_, v) = json(s.get("/api/v1/products/?page_size=1000", None).await).await;
+    let v = list(&s, "page_size=1000").await;
     assert_eq!(v["results"].as_array().unwrap().len(), 25);
-    let (_, v) = json(s.get("/api/v1/products/?page_size=7&page=last", None).await).await;
+    let v = list(&s, "page_size=7&page=last").await;
     assert_eq!(v["results"].as_array().unwrap().len(), 4);
-    let (_, v) = json(
-        s.get("/api/v1/products/?page_size=5&page=2&search=demo", None)
-            .await,
-    )
-    .await;
+    let v = list(&s, "page_size=5&page=2&search=demo").await;
     assert_eq!(
         v["next"],
         json!(s.url("/api/v1/products/?page_size=5&search=demo&page=3"))
@@ -143,29 +156,20 @@ async fn list_pagination_edges() {
 #[tokio::test]
 async fn list_filters_search_ordering() {
     let s = Server::start().await;
-    let (_, v) = json(
-        s.get("/api/v1/products/?ordering=id&page_size=3", None)
-            .await,
-    )
-    .await;
-    assert_eq!(ids(&v), vec![1, 2, 3]);
-    let (_, v) = json(
-        s.get("/api/v1/products/?ordering=-id&page_size=3", None)
-            .await,
-    )
-    .await;
-    assert_eq!(ids(&v), vec![25, 24, 23]);
-    let (_, v) = json(
-        s.get("/api/v1/products/?ordering=bogus&page_size=2", None)
-            .await,
-    )
-    .await;
-    assert_eq!(ids(&v), vec![25, 24], "unknown ordering fields are ignored");
-    let (_, v) = json(
-        s.get("/api/v1/products/?ordering=title&page_size=100", None)
-            .await,
-    )
-    .await;
+    assert_eq!(
+        ids(&list(&s, "ordering=id&page_size=3").await),
+        vec![1, 2, 3]
+    );
+    assert_eq!(
+        ids(&list(&s, "ordering=-id&page_size=3").await),
+        vec![25, 24, 23]
+    );
+    assert_eq!(
+        ids(&list(&s, "ordering=bogus&page_size=2").await),
+        vec![25, 24],
+        "unknown ordering fields are ignored"
+    );
+    let v = list(&s, "ordering=title&page_size=100").await;
     let titles: Vec<&str> = v["results"]
         .as_array()
         .unwrap()
@@ -176,70 +180,32 @@ async fn list_filters_search_ordering() {
     sorted.sort_unstable();
     assert_eq!(titles, sorted);
 
-    let (_, v) = json(s.get("/api/v1/products/?user=2&page_size=100", None).await).await;
-    assert!(v["count"].as_u64().unwrap() > 0);
-    assert!(v["results"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .all(|p| p["user"]["id"] == 2));
-    let (_, v) = json(
-        s.get("/api/v1/products/?category=3&page_size=100", None)
-            .await,
-    )
-    .await;
-    assert!(v["count"].as_u64().unwrap() > 0);
-    assert!(v["results"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .all(|p| p["category"] == 3));
+    assert_every(&list(&s, "user=2&page_size=100").await, |p| {
+        p["user"]["id"] == 2
+    });
+    assert_every(&list(&s, "category=3&page_size=100").await, |p| {
+        p["category"] == 3
+    });
     let (_, p1) = json(s.get("/api/v1/products/1/", None).await).await;
     let title = p1["title"].as_str().unwrap();
-    let (_, v) = json(
-        s.get(
-            &format!("/api/v1/products/?title={}", title.replace(' ', "%20")),
-            None,
-        )
-        .await,
-    )
-    .await;
+    let v = list(&s, &format!("title={}", title.replace(' ', "%20"))).await;
     assert_eq!(ids(&v), vec![1]);
-    let (_, v) = json(
-        s.get("/api/v1/products/?tags=vintage&page_size=100", None)
-            .await,
-    )
-    .await;
-    assert!(v["count"].as_u64().unwrap() > 0);
-    assert!(v["results"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .all(|p| p["tags"] == "vintage"));
+    assert_every(&list(&s, "tags=vintage&page_size=100").await, |p| {
+        p["tags"] == "vintage"
+    });
     // Search: case-insensitive, over title, description and tags; all terms must match.
-    let (_, v) = json(
-        s.get("/api/v1/products/?search=LAMP&page_size=100", None)
-            .await,
-    )
-    .await;
-    assert!(v["count"].as_u64().unwrap() > 0);
-    assert!(v["results"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .all(|p| p["title"].as_str().unwrap().contains("Lamp")));
-    let (_, v) = json(
-        s.get("/api/v1/products/?search=number%2012.&page_size=100", None)
-            .await,
-    )
-    .await;
-    assert_eq!(ids(&v), vec![12]);
-    let (_, v) = json(
-        s.get("/api/v1/products/?search=%25&page_size=100", None)
-            .await,
-    )
-    .await;
-    assert_eq!(v["count"], 0, "LIKE wildcards are escaped");
+    assert_every(&list(&s, "search=LAMP&page_size=100").await, |p| {
+        p["title"].as_str().unwrap().contains("Lamp")
+    });
+    assert_eq!(
+        ids(&list(&s, "search=number%2012.&page_size=100").await),
+        vec![12]
+    );
+    assert_eq!(
+        list(&s, "search=%25&page_size=100").await["count"],
+        0,
+        "LIKE wildcards are escaped"
+    );
     let (st, v) = json(s.get("/api/v1/products/?user=abc", None).await).await;
     assert_eq!((st, v), (400, json!({"user": ["Enter a number."]})));
 }
@@ -355,18 +321,9 @@ async fn create_and_validation() {
             "Must be the authenticated user.",
         ),
     ];
-    for (body, field, message) in cases {
-        let (st, v) = json(
-            s.post("/api/v1/products/", Some(&token), body.clone())
-                .await,
-        )
-        .await;
-        assert_eq!(st, 400, "{body}");
-        assert_eq!(v[field], json!([message]), "{body}: {v}");
-    }
+    s.assert_rejected("/api/v1/products/", &token, &cases).await;
     // Nothing of the rejected bodies was stored.
-    let (_, list) = json(s.get("/api/v1/products/", None).await).await;
-    assert_eq!(list["count"], 29);
+    assert_eq!(list(&s, "").await["count"], 29);
 }
 
 #[tokio::test]
@@ -493,11 +450,11 @@ async fn update_and_delete_by_owner_only() {
     .await;
     assert_eq!(st, 404);
 
-    let (_, before) = json(s.get("/api/v1/products/", None).await).await;
+    let before = list(&s, "").await;
     let res = s.send(Method::DELETE, &path, Some(&demo), None).await;
     assert_eq!(res.status(), 204);
     assert_eq!(s.get(&path, None).await.status(), 404);
-    let (_, after) = json(s.get("/api/v1/products/", None).await).await;
+    let after = list(&s, "").await;
     assert_eq!(
         after["count"].as_i64().unwrap(),
         before["count"].as_i64().unwrap() - 1
@@ -541,12 +498,7 @@ async fn list_json_is_exact() {
     let s = Server::start().await;
     let token = s.demo().await;
     // The owner's avatar is stored as a relative media path with a quote.
-    let db = sqlx::SqlitePool::connect(&format!(
-        "sqlite://{}",
-        s.dir.path().join("market.db").display()
-    ))
-    .await
-    .unwrap();
+    let db = s.db().await;
     sqlx::query("UPDATE users SET image = '/avatars/d\"emo.png' WHERE email = 'demo@example.com'")
         .execute(&db)
         .await
@@ -575,13 +527,7 @@ async fn list_json_is_exact() {
     );
     let page = res.text().await.unwrap();
     let v: Value = serde_json::from_str(&page).unwrap();
-    let mut items = Vec::new();
-    for id in ids(&v) {
-        let res = s
-            .get(&format!("/api/v1/products/{id}/"), Some(&token))
-            .await;
-        items.push(res.text().await.unwrap());
-    }
+    let items = retrieve_each(&s, &v, Some(&token)).await;
     // The newest three are the ones just created, newest first.
     assert_eq!(items[0], created[2]);
     assert_eq!(items[1], created[1]);
@@ -613,7 +559,7 @@ async fn list_json_is_exact() {
             .await
             .unwrap();
         let v: Value = serde_json::from_str(&page).unwrap();
-        let items = retrieve_each(&s, &v).await;
+        let items = retrieve_each(&s, &v, None).await;
         let link = |x: &Value| match x.as_str() {
             Some(u) => format!("\"{u}\""),
             None => "null".to_owned(),
@@ -630,12 +576,7 @@ async fn list_json_is_exact() {
     // Writes from another connection (as another replica would make) show
     // at once, although the pages above were cached.
     let first = s.get("/api/v1/products/", None).await.text().await.unwrap();
-    let db = sqlx::SqlitePool::connect(&format!(
-        "sqlite://{}",
-        s.dir.path().join("market.db").display()
-    ))
-    .await
-    .unwrap();
+    let db = s.db().await;
     let newest = ids(&serde_json::from_str(&first).unwrap())[0];
     for sql in [
         format!("UPDATE products SET title = 'Renamed' WHERE id = {newest}"),
@@ -647,7 +588,7 @@ async fn list_json_is_exact() {
         sqlx::query(&sql).execute(&db).await.unwrap();
         let page = s.get("/api/v1/products/", None).await.text().await.unwrap();
         let v: Value = serde_json::from_str(&page).unwrap();
-        let items = retrieve_each(&s, &v).await;
+        let items = retrieve_each(&s, &v, None).await;
         assert!(page.ends_with(&format!("[{}]}}", items.join(","))), "{sql}");
         let count = v["count"].as_i64().unwrap();
         let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM products")

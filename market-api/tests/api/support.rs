@@ -22,11 +22,13 @@ pub struct Server {
     handle: Option<JoinHandle<Result<(), market_api::Error>>>,
 }
 
+/// The `sqlite://` URL of the test database in `dir`.
+pub fn database_url(dir: &TempDir) -> String {
+    format!("sqlite://{}", dir.path().join("market.db").display())
+}
+
 pub fn config(dir: &TempDir) -> ServeConfig {
-    let mut config = ServeConfig::new(format!(
-        "sqlite://{}",
-        dir.path().join("market.db").display()
-    ));
+    let mut config = ServeConfig::new(database_url(dir));
     config.seed = Some(SeedConfig {
         users: 4,
         products: 25,
@@ -74,6 +76,14 @@ impl Server {
             shutdown: Some(tx),
             handle: Some(handle),
         }
+    }
+
+    /// A pool of its own on the server's database file, as another process
+    /// (another replica) would open it.
+    pub async fn db(&self) -> sqlx::SqlitePool {
+        sqlx::SqlitePool::connect(&database_url(&self.dir))
+            .await
+            .expect("open the database")
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -143,6 +153,16 @@ impl Server {
             v["access"].as_str().unwrap().to_owned(),
             v["refresh"].as_str().unwrap().to_owned(),
         )
+    }
+
+    /// Posts each body to `path` and asserts it is refused with 400 and
+    /// exactly `message` as the error of `field`.
+    pub async fn assert_rejected(&self, path: &str, token: &str, cases: &[(Value, &str, &str)]) {
+        for (body, field, message) in cases {
+            let (st, v) = json(self.post(path, Some(token), body.clone()).await).await;
+            assert_eq!(st, 400, "{body}");
+            assert_eq!(v[*field], serde_json::json!([message]), "{body}: {v}");
+        }
     }
 
     pub async fn demo(&self) -> String {

@@ -120,16 +120,12 @@ async fn user_list_is_staff_only() {
     );
     assert_eq!(s.get("/api/v1/users/1/", Some(&token)).await.status(), 403);
 
-    {
-        use sqlx::Connection;
-        let url = format!("sqlite://{}", s.dir.path().join("market.db").display());
-        let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
-        sqlx::query("UPDATE users SET is_staff = 1 WHERE email = 'demo@example.com'")
-            .execute(&mut conn)
-            .await
-            .unwrap();
-        conn.close().await.unwrap();
-    }
+    let db = s.db().await;
+    sqlx::query("UPDATE users SET is_staff = 1 WHERE email = 'demo@example.com'")
+        .execute(&db)
+        .await
+        .unwrap();
+    db.close().await;
     let (st, v) = json(s.get("/api/v1/users/?page_size=2", Some(&token)).await).await;
     assert_eq!(st, 200);
     assert_eq!(v["count"], 4);
