@@ -2,31 +2,31 @@
 
 use std::time::Duration;
 
-use crate::support::{assert_no_cgroup, assert_no_processes, lab, report_in, run_ok};
+use crate::support::{assert_no_cgroup, assert_no_processes, lab_out, report_in, run_ok};
+
+/// Two replicas, at most two short steps of load 2 and 4, no refining: a
+/// whole comparison in seconds.
+const SHORT: &[&str] = &[
+    "compare",
+    "--replicas",
+    "2",
+    "--replica-cpus",
+    "0.5",
+    "--step-duration",
+    "2s",
+    "--start-load",
+    "2",
+    "--max-load",
+    "4",
+    "--max-steps",
+    "2",
+    "--refine",
+    "0",
+];
 
 #[test]
 fn compare_two_replicas_writes_both_runs_and_shares_add_up() {
-    let tmp = tempfile::tempdir().unwrap();
-    let mut cmd = lab();
-    cmd.args([
-        "compare",
-        "--replicas",
-        "2",
-        "--replica-cpus",
-        "0.5",
-        "--step-duration",
-        "2s",
-        "--start-load",
-        "2",
-        "--max-load",
-        "4",
-        "--max-steps",
-        "2",
-        "--refine",
-        "0",
-        "--out",
-    ])
-    .arg(tmp.path());
+    let (cmd, tmp) = lab_out(SHORT);
     let (stdout, pid) = run_ok(cmd, Duration::from_secs(120));
     assert!(stdout.contains("[single] step 1/2"), "{stdout}");
     assert!(stdout.contains("[group ] step 1/2"), "{stdout}");
@@ -97,32 +97,8 @@ fn compare_two_replicas_writes_both_runs_and_shares_add_up() {
 
 #[test]
 fn compare_open_model_steps_arrival_rates() {
-    let tmp = tempfile::tempdir().unwrap();
-    let mut cmd = lab();
-    cmd.args([
-        "compare",
-        "--model",
-        "open",
-        "--replicas",
-        "2",
-        "--replica-cpus",
-        "0.5",
-        "--step-duration",
-        "2s",
-        "--warmup",
-        "1s",
-        "--start-load",
-        "2",
-        "--max-load",
-        "4",
-        "--max-steps",
-        "2",
-        "--refine",
-        "0",
-        "--no-html",
-        "--out",
-    ])
-    .arg(tmp.path());
+    let args = [SHORT, &["--model", "open", "--warmup", "1s", "--no-html"]].concat();
+    let (cmd, tmp) = lab_out(&args);
     let (stdout, _) = run_ok(cmd, Duration::from_secs(120));
     assert!(stdout.contains("[single] step 1/2:     2 it/s"), "{stdout}");
     let (run_dir, report) = report_in(tmp.path());

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::support::{assert_no_processes, lab, run_ok};
+use crate::support::{assert_no_processes, lab_out, run_ok};
 
 /// `N of M requests failed` from the chapter's closing line.
 fn failed_of(stdout: &str) -> (u64, u64) {
@@ -21,9 +21,7 @@ fn failed_of(stdout: &str) -> (u64, u64) {
 
 #[test]
 fn chapter_four_kills_a_replica_and_retries_keep_failures_near_zero() {
-    let tmp = tempfile::tempdir().unwrap();
-    let mut cmd = lab();
-    cmd.args([
+    let (cmd, tmp) = lab_out(&[
         "demo",
         "--chapter",
         "4",
@@ -35,9 +33,7 @@ fn chapter_four_kills_a_replica_and_retries_keep_failures_near_zero() {
         "2",
         "--replica-cpus",
         "0.5",
-        "--out",
-    ])
-    .arg(tmp.path());
+    ]);
     let (stdout, _) = run_ok(cmd, Duration::from_secs(120));
     assert!(
         stdout.contains("chapter 4: kill a replica mid-run"),

@@ -14,9 +14,13 @@ pub fn lab() -> Command {
     c
 }
 
-/// Runs `cmd` to completion, killing it (and failing) after `timeout`.
-pub fn run(cmd: Command, timeout: Duration) -> Output {
-    run_with_pid(cmd, timeout).0
+/// `lab ARGS --out DIR` with a fresh temporary DIR, which lives as long as
+/// the returned guard (the tests look for leftover processes by its path).
+pub fn lab_out(args: &[&str]) -> (Command, tempfile::TempDir) {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut cmd = lab();
+    cmd.args(args).arg("--out").arg(tmp.path());
+    (cmd, tmp)
 }
 
 /// Runs `cmd` and asserts it succeeded; returns its stdout and the lab's pid.
@@ -32,6 +36,14 @@ pub fn run_ok(cmd: Command, timeout: Duration) -> (String, u32) {
     (stdout, pid)
 }
 
+/// Runs `cmd` and asserts it exited with `code`; returns its stderr and the lab's pid.
+pub fn run_fails(cmd: Command, timeout: Duration, code: i32) -> (String, u32) {
+    let (out, pid) = run_with_pid(cmd, timeout);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(code), "{stderr}");
+    (stderr, pid)
+}
+
 /// The one run folder a lab wrote under `out`, and its parsed `report.json`.
 pub fn report_in(out: &Path) -> (std::path::PathBuf, serde_json::Value) {
     let run_dir = std::fs::read_dir(out)
@@ -45,7 +57,8 @@ pub fn report_in(out: &Path) -> (std::path::PathBuf, serde_json::Value) {
     (run_dir, report)
 }
 
-/// `run`, also returning the pid the lab had (its cgroup folders are named after it).
+/// Runs `cmd` to completion, killing it (and failing) after `timeout`; also
+/// returns the pid the lab had (its cgroup folders are named after it).
 pub fn run_with_pid(mut cmd: Command, timeout: Duration) -> (Output, u32) {
     let mut child = cmd
         .stdin(Stdio::null())
