@@ -7,7 +7,9 @@
 //! - [`algorithms`]: the balancing methods;
 //! - [`proxy`]: the request path (headers, bodies, upstream pool, retries);
 //! - [`health`]: active health checks; [`admin`]: status, metrics, control;
-//! - [`server`]: the listener with graceful shutdown; [`state`]: reloads.
+//! - [`server`]: the listener, our HTTP/1.1 loop (hyper for the rest),
+//!   graceful shutdown; [`state`]: reloads; [`io`]: timed socket reads and
+//!   writes.
 //!
 //! Entry points: [`run`] (what the binary does, signals included) and
 //! [`serve`] (in-process, with a bound listener and a shutdown future).
@@ -18,6 +20,7 @@ pub mod cli;
 pub mod config;
 pub mod error;
 pub mod health;
+pub mod io;
 pub mod proxy;
 pub mod server;
 pub mod state;

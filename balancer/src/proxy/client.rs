@@ -30,15 +30,13 @@ use http::{header, request, response, Method, Request, StatusCode};
 use http_body::Body as _;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::time::Sleep;
 
 use super::body::{BodyError, ReqBody};
-use super::h1::{self, Chunked, Framing, RequestFraming, ResponseHead};
+use super::h1::{self, Chunked, Framing, ResponseHead, SendFraming};
 use crate::config::ProxyConfig;
+use crate::io::{reserve, write_all, ReadTimer};
 use crate::upstream::Peer;
 
-/// Read buffer reserved when it runs low.
-const READ_CHUNK: usize = 8 * 1024;
 /// Buffers grown past this are released before a connection is pooled.
 const KEEP_BUFFER: usize = 64 * 1024;
 /// Largest upstream response head accepted.
@@ -54,10 +52,8 @@ pub struct Conn {
     rbuf: BytesMut,
     /// The request head being written (reused).
     wbuf: Vec<u8>,
-    /// The `proxy_read_timeout` timer, kept for the connection's life and
-    /// moved only when it fires early (deadlines only move forward), so a
-    /// request usually registers no timer of its own.
-    timer: Option<Pin<Box<Sleep>>>,
+    /// The `proxy_read_timeout` timer.
+    timer: ReadTimer,
 }
 
 impl Conn {
@@ -66,7 +62,7 @@ impl Conn {
             io,
             rbuf: BytesMut::new(),
             wbuf: Vec::new(),
-            timer: None,
+            timer: ReadTimer::default(),
         }
     }
 
@@ -103,17 +99,15 @@ impl Conn {
                     || parts.method == Method::PUT
                     || parts.method == Method::PATCH
                 {
-                    RequestFraming::Length(0)
+                    SendFraming::Length(0)
                 } else {
-                    RequestFraming::None
+                    SendFraming::None
                 }
             }
-            Some(ReqBody::Full(b)) => {
-                RequestFraming::Length(b.as_ref().map_or(0, |b| b.len() as u64))
-            }
+            Some(ReqBody::Full(b)) => SendFraming::Length(b.as_ref().map_or(0, |b| b.len() as u64)),
             Some(stream @ ReqBody::Stream(_)) => match stream.size_hint().exact() {
-                Some(n) => RequestFraming::Length(n),
-                None => RequestFraming::Chunked,
+                Some(n) => SendFraming::Length(n),
+                None => SendFraming::Chunked,
             },
         };
         self.wbuf.clear();
@@ -133,7 +127,7 @@ impl Conn {
             return Err(Attempt::Unsent(FailKind::Error));
         }
         if let Some(b) = rest {
-            Box::pin(write_all(&mut self.io, &b, cfg.send_timeout))
+            write_all(&mut self.io, &b, cfg.send_timeout)
                 .await
                 .map_err(|e| Attempt::sent(e.kind().into(), true))?;
         }
@@ -145,8 +139,7 @@ impl Conn {
         };
         // Boxed: a streamed body is the cold path; its state stays out of
         // every request's future.
-        Box::pin(self.stream_body(stream, framing == RequestFraming::Chunked, cfg.send_timeout))
-            .await
+        Box::pin(self.stream_body(stream, framing == SendFraming::Chunked, cfg.send_timeout)).await
     }
 
     /// Streams the client's body, watching for an early response (a server
@@ -227,30 +220,10 @@ impl Conn {
         &mut self,
         deadline: Option<tokio::time::Instant>,
     ) -> Result<usize, FailKind> {
-        let Conn {
-            io, rbuf, timer, ..
-        } = self;
-        reserve(rbuf);
-        let Some(deadline) = deadline else {
-            return io.read_buf(rbuf).await.map_err(|e| e.kind().into());
-        };
-        let timer = timer.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
-        if timer.deadline() > deadline {
-            timer.as_mut().reset(deadline);
-        }
-        loop {
-            tokio::select! {
-                biased;
-                r = io.read_buf(rbuf) => return r.map_err(|e| e.kind().into()),
-                () = timer.as_mut() => {
-                    if tokio::time::Instant::now() >= deadline {
-                        return Err(FailKind::Timeout);
-                    }
-                    // Armed for an earlier request: move it to this one's.
-                    timer.as_mut().reset(deadline);
-                }
-            }
-        }
+        self.timer
+            .read(&mut self.io, &mut self.rbuf, deadline)
+            .await
+            .map_err(|e| e.kind().into())
     }
 
     /// What follows a response head: the body as far as it is here.
@@ -303,7 +276,7 @@ impl Conn {
             .body(())
             .ok()?
             .into_parts();
-        h1::write_request_head(&parts, RequestFraming::None, host, &mut self.wbuf);
+        h1::write_request_head(&parts, SendFraming::None, host, &mut self.wbuf);
         self.io.write_all(&self.wbuf).await.ok()?;
         let head = self.read_head(&Method::GET, None).await.ok()?;
         Some(head.parts.status)
@@ -317,44 +290,6 @@ impl Conn {
         if self.rbuf.capacity() > KEEP_BUFFER {
             self.rbuf = BytesMut::new();
         }
-    }
-}
-
-/// Makes room for a read.
-fn reserve(buf: &mut BytesMut) {
-    if buf.capacity() - buf.len() < READ_CHUNK / 4 {
-        buf.reserve(READ_CHUNK);
-    }
-}
-
-/// Writes all of `data` within `timeout` (zero: no limit). The first try
-/// needs no timer: the socket almost always takes a request at once.
-async fn write_all<W: AsyncWrite + Unpin>(
-    w: &mut W,
-    data: &[u8],
-    timeout: Duration,
-) -> io::Result<()> {
-    let done = {
-        let mut cx = Context::from_waker(Waker::noop());
-        match Pin::new(&mut *w).poll_write(&mut cx, data) {
-            Poll::Ready(Ok(n)) => n,
-            Poll::Ready(Err(e)) => return Err(e),
-            Poll::Pending => 0,
-        }
-    };
-    if done == data.len() {
-        return Ok(());
-    }
-    let rest = &data[done..];
-    if timeout.is_zero() {
-        return w.write_all(rest).await;
-    }
-    match tokio::time::timeout(timeout, w.write_all(rest)).await {
-        Ok(r) => r,
-        Err(_) => Err(io::Error::new(
-            io::ErrorKind::TimedOut,
-            "proxy_send_timeout",
-        )),
     }
 }
 

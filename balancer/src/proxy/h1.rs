@@ -33,9 +33,10 @@ pub enum ParseError {
     Chunked(&'static str),
 }
 
-/// How the request body goes upstream.
+/// How a body we send is delimited (a request upstream, a response to a
+/// client).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RequestFraming {
+pub enum SendFraming {
     /// No body and no length header (GET and friends).
     None,
     /// Exactly this many bytes follow the head.
@@ -51,7 +52,7 @@ pub enum RequestFraming {
 /// nothing can be injected.
 pub fn write_request_head(
     parts: &request::Parts,
-    framing: RequestFraming,
+    framing: SendFraming,
     default_host: &str,
     out: &mut Vec<u8>,
 ) {
@@ -78,16 +79,65 @@ pub fn write_request_head(
         out.extend_from_slice(default_host.as_bytes());
         out.extend_from_slice(b"\r\n");
     }
+    write_framing(framing, out);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Writes a response head for a client: status line, headers (framing and
+/// `Connection` decided here, not copied), `Date` if the response has none
+/// (RFC 9110 §6.6.1: a proxy adds it), and the blank line. `no_body`: a
+/// response to HEAD, or 1xx/204/304, whose `Content-Length` (if any) is
+/// passed on as it is.
+pub fn write_response_head(
+    parts: &response::Parts,
+    framing: SendFraming,
+    no_body: bool,
+    keep_alive: bool,
+    http10: bool,
+    out: &mut Vec<u8>,
+) {
+    let status = parts.status;
+    out.extend_from_slice(b"HTTP/1.1 ");
+    out.extend_from_slice(status.as_str().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(status.canonical_reason().unwrap_or("").as_bytes());
+    out.extend_from_slice(b"\r\n");
+    for (name, value) in &parts.headers {
+        if (name == header::CONTENT_LENGTH && !no_body)
+            || name == header::TRANSFER_ENCODING
+            || name == header::CONNECTION
+        {
+            continue;
+        }
+        out.extend_from_slice(name.as_str().as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    if !parts.headers.contains_key(header::DATE) {
+        out.extend_from_slice(b"date: ");
+        out.extend_from_slice(httpdate::fmt_http_date(std::time::SystemTime::now()).as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    write_framing(framing, out);
+    if !keep_alive {
+        out.extend_from_slice(b"connection: close\r\n");
+    } else if http10 {
+        out.extend_from_slice(b"connection: keep-alive\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+fn write_framing(framing: SendFraming, out: &mut Vec<u8>) {
     match framing {
-        RequestFraming::None => {}
-        RequestFraming::Length(n) => {
+        SendFraming::None => {}
+        SendFraming::Length(n) => {
             out.extend_from_slice(b"content-length: ");
             out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
             out.extend_from_slice(b"\r\n");
         }
-        RequestFraming::Chunked => out.extend_from_slice(b"transfer-encoding: chunked\r\n"),
+        SendFraming::Chunked => out.extend_from_slice(b"transfer-encoding: chunked\r\n"),
     }
-    out.extend_from_slice(b"\r\n");
 }
 
 /// Appends one chunk of a chunked body (`data` must not be empty: an empty
@@ -392,13 +442,13 @@ mod tests {
             .unwrap()
             .into_parts();
         let mut out = Vec::new();
-        write_request_head(&parts, RequestFraming::Length(3), "up:80", &mut out);
+        write_request_head(&parts, SendFraming::Length(3), "up:80", &mut out);
         assert_eq!(
             String::from_utf8(out).unwrap(),
             "POST /a?b=1 HTTP/1.1\r\nx-one: 1\r\nhost: up:80\r\ncontent-length: 3\r\n\r\n"
         );
         let mut out = Vec::new();
-        write_request_head(&parts, RequestFraming::Chunked, "up:80", &mut out);
+        write_request_head(&parts, SendFraming::Chunked, "up:80", &mut out);
         assert!(String::from_utf8(out)
             .unwrap()
             .ends_with("host: up:80\r\ntransfer-encoding: chunked\r\n\r\n"));

@@ -63,15 +63,30 @@ impl Proxy {
             conn: Arc::new(conn),
         }
     }
+}
 
-    async fn forward(self, req: Request<Incoming>) -> Response<RespBody> {
-        self.state.stats.requests.fetch_add(1, Relaxed);
-        let generation = self.state.current();
-        let resp = proxy(&generation, &self.conn, req).await;
-        let class = (resp.status().as_u16() / 100).clamp(1, 5) as usize - 1;
-        self.state.stats.responses[class].fetch_add(1, Relaxed);
-        resp
-    }
+/// A request body as the client sends it.
+#[derive(Debug)]
+pub enum ClientBody {
+    /// Already read whole (the HTTP/1.1 fast path reads small bodies with
+    /// the head); `None` when empty.
+    Buffered(Option<Bytes>),
+    /// Streamed by hyper.
+    Streaming(Incoming),
+}
+
+/// Carries one request through the proxy (both front ends call this).
+pub async fn handle(
+    state: &State,
+    conn: &ConnInfo,
+    req: Request<ClientBody>,
+) -> Response<RespBody> {
+    state.stats.requests.fetch_add(1, Relaxed);
+    let generation = state.current();
+    let resp = proxy(&generation, conn, req).await;
+    let class = (resp.status().as_u16() / 100).clamp(1, 5) as usize - 1;
+    state.stats.responses[class].fetch_add(1, Relaxed);
+    resp
 }
 
 impl tower::Service<Request<Incoming>> for Proxy {
@@ -85,7 +100,10 @@ impl tower::Service<Request<Incoming>> for Proxy {
 
     fn call(&mut self, req: Request<Incoming>) -> Self::Future {
         let this = self.clone();
-        Box::pin(async move { Ok(this.forward(req).await) })
+        Box::pin(async move {
+            let req = req.map(ClientBody::Streaming);
+            Ok(handle(&this.state, &this.conn, req).await)
+        })
     }
 }
 
@@ -190,7 +208,11 @@ fn eval_key(alg: &Algorithm, parts: &http::request::Parts, conn: &ConnInfo, out:
     }
 }
 
-async fn proxy(g: &Generation, conn: &ConnInfo, mut req: Request<Incoming>) -> Response<RespBody> {
+async fn proxy(
+    g: &Generation,
+    conn: &ConnInfo,
+    mut req: Request<ClientBody>,
+) -> Response<RespBody> {
     let cfg = &g.config.proxy;
     let upstream = &g.upstream;
 
@@ -217,27 +239,30 @@ async fn proxy(g: &Generation, conn: &ConnInfo, mut req: Request<Incoming>) -> R
     };
 
     let idempotent = retry::idempotent(&parts.method);
-    let mut pending = if body.is_end_stream() {
-        Pending::Replayable(None)
-    } else if !upgrade && content_length.is_some_and(|n| n <= cfg.retry_buffer_size) {
-        // Boxed: a body is the less common case for a proxied request; its
-        // state stays out of every request's future.
-        match Box::pin(tokio::time::timeout(
-            cfg.client_body_timeout,
-            body.collect(),
-        ))
-        .await
+    let mut pending = match body {
+        ClientBody::Buffered(b) => Pending::Replayable(b),
+        ClientBody::Streaming(body) if body.is_end_stream() => Pending::Replayable(None),
+        ClientBody::Streaming(body)
+            if !upgrade && content_length.is_some_and(|n| n <= cfg.retry_buffer_size) =>
         {
-            Ok(Ok(c)) => Pending::Replayable(Some(c.to_bytes())),
-            Ok(Err(_)) => return local_response(StatusCode::BAD_REQUEST, None),
-            Err(_) => return local_response(StatusCode::REQUEST_TIMEOUT, None),
+            // Boxed: a body is the less common case for a proxied request; its
+            // state stays out of every request's future.
+            match Box::pin(tokio::time::timeout(
+                cfg.client_body_timeout,
+                body.collect(),
+            ))
+            .await
+            {
+                Ok(Ok(c)) => Pending::Replayable(Some(c.to_bytes())),
+                Ok(Err(_)) => return local_response(StatusCode::BAD_REQUEST, None),
+                Err(_) => return local_response(StatusCode::REQUEST_TIMEOUT, None),
+            }
         }
-    } else {
-        Pending::Stream(Some(ReqBody::stream(
+        ClientBody::Streaming(body) => Pending::Stream(Some(ReqBody::stream(
             body,
             cfg.client_max_body_size,
             cfg.client_body_timeout,
-        )))
+        ))),
     };
 
     let nu = &cfg.next_upstream;

@@ -1,17 +1,23 @@
-//! The client-facing listener: accepts connections, serves HTTP/1.1 and h2c
-//! (hyper-util's auto builder) with the client limits from the config, and on
-//! shutdown stops accepting and drains in-flight requests (up to
-//! `shutdown_timeout`), as mini-redis's `run(listener, shutdown)`.
+//! The client-facing listener: accepts connections and serves each with the
+//! balancer's own HTTP/1.1 loop ([`http1`]), which hands to hyper (HTTP/1.1
+//! and h2c, hyper-util's auto builder, with the client limits from the
+//! config) what it does not serve itself. On shutdown it stops accepting and
+//! drains in-flight requests (up to `shutdown_timeout`), as mini-redis's
+//! `run(listener, shutdown)`.
+
+pub mod http1;
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::admin;
 use crate::config::Config;
@@ -79,9 +85,10 @@ pub async fn serve_state(
         })
     });
 
-    let graceful = GracefulShutdown::new();
+    let stop = CancellationToken::new();
+    let connections = TaskTracker::new();
     let mut generation = state.current();
-    let mut http = builder(&generation.config);
+    let mut http = Arc::new(builder(&generation.config));
     let shutdown_timeout = generation.config.shutdown_timeout;
     tokio::pin!(shutdown);
     loop {
@@ -101,24 +108,19 @@ pub async fn serve_state(
                 let _ = stream.set_nodelay(true);
                 let current = state.current();
                 if current.number != generation.number {
-                    http = builder(&current.config);
+                    http = Arc::new(builder(&current.config));
                     generation = current;
                 }
-                let svc = TowerToHyperService::new(Proxy::new(state.clone(), ConnInfo::new(addr)));
-                let conn = http.serve_connection_with_upgrades(TokioIo::new(stream), svc).into_owned();
-                let conn = graceful.watch(conn);
-                tokio::spawn(async move {
-                    if let Err(e) = conn.await {
-                        tracing::debug!(error = %e, "client connection ended with an error");
-                    }
-                });
+                connections.spawn(serve_client(stream, addr, state.clone(), http.clone(), stop.clone()));
             }
         }
     }
     drop(listener);
     tracing::info!("shutting down: draining in-flight requests");
     let _ = stop_tx.send(true);
-    if tokio::time::timeout(shutdown_timeout, graceful.shutdown())
+    stop.cancel();
+    connections.close();
+    if tokio::time::timeout(shutdown_timeout, connections.wait())
         .await
         .is_err()
     {
@@ -129,4 +131,34 @@ pub async fn serve_state(
         let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
     }
     Ok(())
+}
+
+/// One client connection: our HTTP/1.1 loop first, then hyper if it hands
+/// the connection over. On `stop`, an idle connection closes at once and a
+/// busy one after its response.
+async fn serve_client(
+    stream: TcpStream,
+    addr: SocketAddr,
+    state: Arc<State>,
+    http: Arc<auto::Builder<TokioExecutor>>,
+    stop: CancellationToken,
+) {
+    let info = ConnInfo::new(addr);
+    let io = match http1::serve(stream, &state, &info, &stop).await {
+        http1::Outcome::Done => return,
+        http1::Outcome::HandOff(io) => io,
+    };
+    let svc = TowerToHyperService::new(Proxy::new(state, info));
+    let conn = http.serve_connection_with_upgrades(TokioIo::new(io), svc);
+    tokio::pin!(conn);
+    let result = tokio::select! {
+        r = conn.as_mut() => r,
+        () = stop.cancelled() => {
+            conn.as_mut().graceful_shutdown();
+            conn.await
+        }
+    };
+    if let Err(e) = result {
+        tracing::debug!(error = %e, "client connection ended with an error");
+    }
 }

@@ -4,6 +4,7 @@
 mod admin;
 mod algorithms;
 mod config_errors;
+mod http1;
 mod hygiene;
 mod queue;
 mod reload;

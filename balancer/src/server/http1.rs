@@ -1,0 +1,474 @@
+//! The client-facing HTTP/1.1 hot path: a connection loop of the balancer's
+//! own, for the requests a load balancer mostly sees (a head, perhaps a
+//! small body).
+//!
+//! Why not hyper's server here: its dispatcher, the tower glue (a cloned
+//! service and a boxed future per request), a boxed header-read timer and
+//! two clock reads per request cost about as much CPU as everything the
+//! balancer itself does (perf, docs/balancer.md). This loop parses the head
+//! in place with `httparse` (header values are slices of the read buffer),
+//! runs [`proxy::handle`] inline (its state lives in the connection's task,
+//! allocated once), and writes the response head and a small body in one
+//! `write`. One read timer serves the whole connection.
+//!
+//! What it does not handle it hands to hyper, with the bytes already read,
+//! and hyper serves the connection from then on: an HTTP/2 (h2c) preface, a
+//! body that streams (chunked, or larger than the retry buffer or
+//! `client_max_body_size`), `Expect`, and upgrades (WebSocket).
+
+use std::io;
+use std::mem::MaybeUninit;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::{Buf, Bytes, BytesMut};
+use http::header::{HeaderMap, HeaderName, HeaderValue};
+use http::{Method, Request, Response, StatusCode, Uri, Version};
+use http_body::Body as _;
+use http_body_util::BodyExt;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::ProxyConfig;
+use crate::io::{write_all, ReadTimer};
+use crate::proxy::body::RespBody;
+use crate::proxy::forward::ConnInfo;
+use crate::proxy::h1::{self, SendFraming};
+use crate::proxy::{self, ClientBody};
+use crate::state::State;
+
+/// Most request headers accepted (as hyper's default).
+const MAX_HEADERS: usize = 100;
+/// nginx's `send_timeout` default: a client that takes no bytes for this
+/// long is dropped.
+const SEND_TIMEOUT: Duration = Duration::from_secs(60);
+/// A body up to this size goes out in the same write as the head.
+const COALESCE: usize = 16 * 1024;
+/// How an HTTP/2 prior-knowledge connection starts.
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n";
+
+/// How the loop ended.
+#[derive(Debug)]
+pub enum Outcome {
+    /// The connection is finished (closed by either side, or shut down).
+    Done,
+    /// hyper takes over this connection, starting with these bytes.
+    HandOff(Prefixed),
+}
+
+/// A client connection's IO with bytes already read put back in front.
+#[derive(Debug)]
+pub struct Prefixed {
+    prefix: Bytes,
+    io: TcpStream,
+}
+
+impl AsyncRead for Prefixed {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if !this.prefix.is_empty() {
+            let n = this.prefix.len().min(buf.remaining());
+            buf.put_slice(&this.prefix[..n]);
+            this.prefix.advance(n);
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut this.io).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Prefixed {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().io).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().io).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
+    }
+}
+
+/// A request head parsed from the front of the read buffer.
+struct Head {
+    request: Request<ClientBody>,
+    /// Body bytes that follow the head (`Content-Length`).
+    body_len: usize,
+    keep_alive: bool,
+}
+
+// Not boxed: a `Parsed` is moved out at once, and a box would be an
+// allocation per request on the hot path.
+#[allow(clippy::large_enum_variant)]
+enum Parsed {
+    Incomplete,
+    /// Not for this loop: hyper serves the connection.
+    HandOff,
+    Request(Head),
+}
+
+/// Why a head was refused (the answer, then the connection closes).
+#[derive(Debug, Clone, Copy)]
+enum Refused {
+    Malformed,
+    TooLarge,
+}
+
+/// Serves `io` until it closes, the balancer stops, or a request needs
+/// hyper.
+pub async fn serve(
+    mut io: TcpStream,
+    state: &State,
+    info: &ConnInfo,
+    stop: &CancellationToken,
+) -> Outcome {
+    let mut rbuf = BytesMut::new();
+    let mut wbuf: Vec<u8> = Vec::new();
+    let mut timer = ReadTimer::default();
+    let stopped = stop.clone().cancelled_owned();
+    tokio::pin!(stopped);
+    loop {
+        let cfg = Limits::from(&state.current().config.proxy);
+        let deadline = Instant::now() + cfg.client_header_timeout;
+        let head = loop {
+            match parse(&mut rbuf, &cfg) {
+                Ok(Parsed::Request(head)) => break head,
+                Ok(Parsed::HandOff) => {
+                    return Outcome::HandOff(Prefixed {
+                        prefix: rbuf.freeze(),
+                        io,
+                    })
+                }
+                Ok(Parsed::Incomplete) => {}
+                Err(why) => {
+                    let status = match why {
+                        Refused::Malformed => StatusCode::BAD_REQUEST,
+                        Refused::TooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                    };
+                    refuse(&mut io, &mut wbuf, status).await;
+                    return Outcome::Done;
+                }
+            }
+            let idle = rbuf.is_empty();
+            let read = tokio::select! {
+                biased;
+                r = timer.read(&mut io, &mut rbuf, Some(deadline)) => r,
+                () = &mut stopped, if idle => return Outcome::Done,
+            };
+            match read {
+                Ok(0) => return Outcome::Done,
+                Ok(_) => {}
+                Err(e) => {
+                    if e.kind() == io::ErrorKind::TimedOut && !idle {
+                        // Slowloris: part of a head, then too slow.
+                        refuse(&mut io, &mut wbuf, StatusCode::REQUEST_TIMEOUT).await;
+                    }
+                    return Outcome::Done;
+                }
+            }
+        };
+        let Head {
+            mut request,
+            body_len,
+            keep_alive,
+        } = head;
+        if body_len > 0 {
+            while rbuf.len() < body_len {
+                let deadline = Instant::now() + cfg.client_body_timeout;
+                match timer.read(&mut io, &mut rbuf, Some(deadline)).await {
+                    Ok(0) => return Outcome::Done,
+                    Ok(_) => {}
+                    Err(e) => {
+                        if e.kind() == io::ErrorKind::TimedOut {
+                            refuse(&mut io, &mut wbuf, StatusCode::REQUEST_TIMEOUT).await;
+                        }
+                        return Outcome::Done;
+                    }
+                }
+            }
+            *request.body_mut() = ClientBody::Buffered(Some(rbuf.split_to(body_len).freeze()));
+        }
+        let head_request = request.method() == Method::HEAD;
+        let http10 = request.version() == Version::HTTP_10;
+        let response = proxy::handle(state, info, request).await;
+        let keep_alive = keep_alive && !stop.is_cancelled();
+        match respond(
+            &mut io,
+            &mut wbuf,
+            response,
+            head_request,
+            http10,
+            keep_alive,
+        )
+        .await
+        {
+            Ok(true) => {}
+            _ => return Outcome::Done,
+        }
+    }
+}
+
+/// The client limits the loop applies, copied from the generation in force
+/// when it starts waiting for a request (an idle connection does not keep
+/// an old generation alive).
+#[derive(Debug, Clone, Copy)]
+struct Limits {
+    client_header_timeout: Duration,
+    client_body_timeout: Duration,
+    max_header_size: usize,
+    /// The largest body this loop reads itself.
+    max_buffered_body: u64,
+}
+
+impl From<&ProxyConfig> for Limits {
+    fn from(cfg: &ProxyConfig) -> Self {
+        Limits {
+            client_header_timeout: cfg.client_header_timeout,
+            client_body_timeout: cfg.client_body_timeout,
+            max_header_size: cfg.max_header_size,
+            max_buffered_body: if cfg.client_max_body_size == 0 {
+                cfg.retry_buffer_size
+            } else {
+                cfg.retry_buffer_size.min(cfg.client_max_body_size)
+            },
+        }
+    }
+}
+
+/// Parses the head at the front of `buf`; removes it only when this loop
+/// serves the request.
+fn parse(buf: &mut BytesMut, cfg: &Limits) -> Result<Parsed, Refused> {
+    if buf.len() < H2_PREFACE.len() && H2_PREFACE.starts_with(buf) && !buf.is_empty() {
+        return Ok(Parsed::Incomplete);
+    }
+    if buf.starts_with(H2_PREFACE) {
+        return Ok(Parsed::HandOff);
+    }
+    let mut ranges = [(0u32, 0u32, 0u32, 0u32); MAX_HEADERS];
+    let (len, method, path, minor, count) = {
+        let mut headers = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+        let mut req = httparse::Request::new(&mut []);
+        let len = match req.parse_with_uninit_headers(buf, &mut headers) {
+            Ok(httparse::Status::Complete(len)) => len,
+            Ok(httparse::Status::Partial) => {
+                return if buf.len() > cfg.max_header_size {
+                    Err(Refused::TooLarge)
+                } else {
+                    Ok(Parsed::Incomplete)
+                };
+            }
+            Err(httparse::Error::TooManyHeaders) => return Err(Refused::TooLarge),
+            Err(_) => return Err(Refused::Malformed),
+        };
+        if len > cfg.max_header_size {
+            return Err(Refused::TooLarge);
+        }
+        let base = buf.as_ptr() as usize;
+        let offset = |p: *const u8| (p as usize - base) as u32;
+        for (r, h) in ranges.iter_mut().zip(req.headers.iter()) {
+            let (ns, vs) = (offset(h.name.as_ptr()), offset(h.value.as_ptr()));
+            *r = (ns, ns + h.name.len() as u32, vs, vs + h.value.len() as u32);
+        }
+        let method = Method::from_bytes(req.method.unwrap_or("").as_bytes())
+            .map_err(|_| Refused::Malformed)?;
+        let path = req.path.unwrap_or("");
+        let path = (
+            offset(path.as_ptr()),
+            offset(path.as_ptr()) + path.len() as u32,
+        );
+        (
+            len,
+            method,
+            path,
+            req.version.unwrap_or(1),
+            req.headers.len(),
+        )
+    };
+    let ranges = &ranges[..count];
+
+    // What this loop leaves to hyper, decided before anything is consumed.
+    let mut body_len: Option<u64> = None;
+    let mut keep_alive = minor >= 1;
+    for &(ns, ne, vs, ve) in ranges {
+        let name = &buf[ns as usize..ne as usize];
+        let value = &buf[vs as usize..ve as usize];
+        if name.eq_ignore_ascii_case(b"content-length") {
+            let n = std::str::from_utf8(value)
+                .ok()
+                .and_then(|s| s.trim().parse::<u64>().ok())
+                .ok_or(Refused::Malformed)?;
+            if body_len.is_some_and(|m| m != n) {
+                return Err(Refused::Malformed);
+            }
+            body_len = Some(n);
+        } else if name.eq_ignore_ascii_case(b"transfer-encoding")
+            || name.eq_ignore_ascii_case(b"expect")
+            || name.eq_ignore_ascii_case(b"upgrade")
+        {
+            return Ok(Parsed::HandOff);
+        } else if name.eq_ignore_ascii_case(b"connection") {
+            for token in value.split(|&b| b == b',').map(<[u8]>::trim_ascii) {
+                if token.eq_ignore_ascii_case(b"close") {
+                    keep_alive = false;
+                } else if token.eq_ignore_ascii_case(b"keep-alive") && minor == 0 {
+                    keep_alive = true;
+                }
+            }
+        }
+    }
+    let body_len = body_len.unwrap_or(0);
+    if body_len > cfg.max_buffered_body {
+        // Streamed, or refused with 413, by the hyper path.
+        return Ok(Parsed::HandOff);
+    }
+
+    let head = buf.split_to(len).freeze();
+    let mut headers = HeaderMap::with_capacity(ranges.len() + 4);
+    for &(ns, ne, vs, ve) in ranges {
+        let name = HeaderName::from_bytes(&head[ns as usize..ne as usize])
+            .map_err(|_| Refused::Malformed)?;
+        let value = HeaderValue::from_maybe_shared(head.slice(vs as usize..ve as usize))
+            .map_err(|_| Refused::Malformed)?;
+        headers.append(name, value);
+    }
+    let uri = Uri::from_maybe_shared(head.slice(path.0 as usize..path.1 as usize))
+        .map_err(|_| Refused::Malformed)?;
+    let mut request = Request::new(ClientBody::Buffered(None));
+    *request.method_mut() = method;
+    *request.uri_mut() = uri;
+    *request.version_mut() = if minor == 0 {
+        Version::HTTP_10
+    } else {
+        Version::HTTP_11
+    };
+    *request.headers_mut() = headers;
+    Ok(Parsed::Request(Head {
+        request,
+        body_len: body_len as usize,
+        keep_alive,
+    }))
+}
+
+/// Writes `response`; `Ok(true)` when the connection may carry another
+/// request.
+async fn respond(
+    io: &mut TcpStream,
+    wbuf: &mut Vec<u8>,
+    response: Response<RespBody>,
+    head_request: bool,
+    http10: bool,
+    mut keep_alive: bool,
+) -> io::Result<bool> {
+    let (parts, body) = response.into_parts();
+    let status = parts.status;
+    let no_body = head_request
+        || status.is_informational()
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED;
+    let framing = if no_body {
+        SendFraming::None
+    } else {
+        match body.size_hint().exact() {
+            Some(n) => SendFraming::Length(n),
+            None if http10 => {
+                // An HTTP/1.0 client: the end of the connection ends the body.
+                keep_alive = false;
+                SendFraming::None
+            }
+            None => SendFraming::Chunked,
+        }
+    };
+    wbuf.clear();
+    h1::write_response_head(&parts, framing, no_body, keep_alive, http10, wbuf);
+    let chunked = framing == SendFraming::Chunked;
+    match body {
+        RespBody::Full(b) => {
+            let b = if no_body { None } else { b };
+            match b {
+                Some(b) if b.len() <= COALESCE => {
+                    wbuf.extend_from_slice(&b);
+                    write_all(io, wbuf, SEND_TIMEOUT).await?;
+                }
+                Some(b) => {
+                    write_all(io, wbuf, SEND_TIMEOUT).await?;
+                    write_all(io, &b, SEND_TIMEOUT).await?;
+                }
+                None => write_all(io, wbuf, SEND_TIMEOUT).await?,
+            }
+        }
+        RespBody::Upstream(mut u) => {
+            write_all(io, wbuf, SEND_TIMEOUT).await?;
+            if !no_body {
+                // Boxed: a streamed response body is the less common case.
+                Box::pin(stream_body(io, wbuf, &mut u, chunked)).await?;
+            }
+        }
+    }
+    Ok(keep_alive)
+}
+
+/// Relays a streamed response body, chunk-encoded when its length is unknown.
+async fn stream_body(
+    io: &mut TcpStream,
+    wbuf: &mut Vec<u8>,
+    body: &mut crate::proxy::body::UpstreamBody,
+    chunked: bool,
+) -> io::Result<()> {
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(io::Error::other)?;
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        if data.is_empty() {
+            continue;
+        }
+        if chunked {
+            wbuf.clear();
+            h1::write_chunk(&data, wbuf);
+            write_all(io, wbuf, SEND_TIMEOUT).await?;
+        } else {
+            write_all(io, &data, SEND_TIMEOUT).await?;
+        }
+    }
+    if chunked {
+        write_all(io, h1::LAST_CHUNK, SEND_TIMEOUT).await?;
+    }
+    Ok(())
+}
+
+/// Answers a refused request and closes.
+async fn refuse(io: &mut TcpStream, wbuf: &mut Vec<u8>, status: StatusCode) {
+    let _ = respond(
+        io,
+        wbuf,
+        proxy::local_response(status, None),
+        false,
+        false,
+        false,
+    )
+    .await;
+}
