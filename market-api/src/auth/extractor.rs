@@ -7,6 +7,9 @@ use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 
+use sqlx::{Sqlite, Transaction};
+
+use crate::db::users;
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -14,6 +17,20 @@ use crate::state::AppState;
 #[derive(Debug, Clone, Copy)]
 pub struct AuthUser {
     pub user_id: i64,
+}
+
+impl AuthUser {
+    /// A valid token may outlive its user: before a write, the user must
+    /// still exist and be active (checked inside the write transaction).
+    pub async fn require_active(
+        self,
+        tx: &mut Transaction<'static, Sqlite>,
+    ) -> Result<(), ApiError> {
+        users::active_staff_flag(&mut **tx, self.user_id)
+            .await?
+            .ok_or(ApiError::UserNotFound)?;
+        Ok(())
+    }
 }
 
 /// A request that may be anonymous; a *bad* token is still a 401.

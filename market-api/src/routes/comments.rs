@@ -10,7 +10,7 @@ use sqlx::{Sqlite, Transaction};
 
 use crate::auth::AuthUser;
 use crate::db::comments::{self, CommentRow, CommentWrite};
-use crate::db::{products, users};
+use crate::db::products;
 use crate::error::ApiError;
 use crate::pagination::{PageParams, Paginated};
 use crate::request::{IdParam, Origin, QueryParams};
@@ -91,9 +91,7 @@ pub async fn create(
 ) -> Result<(StatusCode, Json<CommentRow>), ApiError> {
     let data = body.parse()?;
     let mut tx = state.db.begin_write().await?;
-    users::active_staff_flag(&mut *tx, user.user_id)
-        .await?
-        .ok_or(ApiError::UserNotFound)?;
+    user.require_active(&mut tx).await?;
     let write = validate(&mut tx, &data, None, false).await?;
     let id = comments::insert(&mut tx, user.user_id, &write, &crate::db::now()).await?;
     let row = comments::get_in(&mut tx, id)

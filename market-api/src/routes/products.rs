@@ -281,17 +281,6 @@ async fn validate(
     Ok(ProductInput { write, votes })
 }
 
-/// The token's user must still exist and be active.
-async fn require_active(
-    tx: &mut Transaction<'static, Sqlite>,
-    user: AuthUser,
-) -> Result<(), ApiError> {
-    users::active_staff_flag(&mut **tx, user.user_id)
-        .await?
-        .ok_or(ApiError::UserNotFound)?;
-    Ok(())
-}
-
 /// `POST products/` → 201 (login required; the owner is the token's user).
 pub async fn create(
     State(state): State<AppState>,
@@ -301,7 +290,7 @@ pub async fn create(
 ) -> Result<Response, ApiError> {
     let data = body.parse()?;
     let mut tx = state.db.begin_write().await?;
-    require_active(&mut tx, user).await?;
+    user.require_active(&mut tx).await?;
     let input = validate(&mut tx, &data, user, None, false).await?;
     let id = products::insert(&mut tx, user.user_id, &input.write, &crate::db::now()).await?;
     products::set_votes(&mut tx, id, input.votes.as_deref().unwrap_or(&[])).await?;
