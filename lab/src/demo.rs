@@ -91,6 +91,18 @@ fn line(s: &StepSummary) -> String {
     )
 }
 
+/// A table row of the comparison chapters: name, req/s, p50, p95, p99 (ms), failed.
+fn cells(name: impl std::fmt::Display, s: &StepSummary) -> Vec<String> {
+    vec![
+        format!("  {name}"),
+        format!("{:.1}", s.rps),
+        format!("{:.0}", s.p50_ms),
+        format!("{:.0}", s.p95_ms),
+        format!("{:.0}", s.p99_ms),
+        format!("{:.1}%", s.fail_ratio * 100.0),
+    ]
+}
+
 fn heading(n: u8, title: &str, look: &str) {
     println!("── chapter {n}: {title} ──");
     println!("what to look at: {look}");
@@ -262,15 +274,9 @@ impl Demo<'_> {
                 .flat_map(|d| d.shares.iter())
                 .find(|x| x.addr == slow.to_string())
                 .map_or(0.0, |x| x.fraction);
-            rows.push(vec![
-                format!("  {algo}"),
-                format!("{:.1}", s.rps),
-                format!("{:.0}", s.p50_ms),
-                format!("{:.0}", s.p95_ms),
-                format!("{:.0}", s.p99_ms),
-                format!("{:.1}%", s.fail_ratio * 100.0),
-                format!("{:.1}%", slow_share * 100.0),
-            ]);
+            let mut row = cells(algo, &s);
+            row.push(format!("{:.1}%", slow_share * 100.0));
+            rows.push(row);
             let mut b = b;
             b.guard.stop().await;
         }
@@ -388,14 +394,7 @@ impl Demo<'_> {
             let (s, _) = self
                 .measure(&format!("http://{}", b.addr), users, 1, None)
                 .await?;
-            rows.push(vec![
-                format!("  {name}"),
-                format!("{:.1}", s.rps),
-                format!("{:.0}", s.p50_ms),
-                format!("{:.0}", s.p95_ms),
-                format!("{:.0}", s.p99_ms),
-                format!("{:.1}%", s.fail_ratio * 100.0),
-            ]);
+            rows.push(cells(name, &s));
             b.guard.stop().await;
         }
         println!("  {users} users on one replica:");
