@@ -48,23 +48,9 @@ use cli::{Command, RoleArgs};
 pub async fn run(cli: Cli) -> Result<(), Error> {
     match cli.command {
         Command::MarketApi(RoleArgs { args }) => {
-            process::adopt_parent_death_signal();
-            let Some(role) = parse_role::<market_api::Cli>("market-api", args)? else {
-                return Ok(());
-            };
-            market_api::run(role)
-                .await
-                .map_err(|e| Error::Role(format!("{e:#}")))
+            run_role("market-api", args, market_api::run).await
         }
-        Command::Balancer(RoleArgs { args }) => {
-            process::adopt_parent_death_signal();
-            let Some(role) = parse_role::<balancer::Cli>("balancer", args)? else {
-                return Ok(());
-            };
-            balancer::run(role)
-                .await
-                .map_err(|e| Error::Role(format!("{e:#}")))
-        }
+        Command::Balancer(RoleArgs { args }) => run_role("balancer", args, balancer::run).await,
         Command::Compare(args) => until_signal(compare::run(args)).await,
         Command::Up(args) => up::run(args).await,
         Command::Demo(args) => until_signal(demo::run(args)).await,
@@ -101,6 +87,25 @@ pub fn init_tracing() {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .try_init();
+}
+
+/// Runs this process in a child role (`lab market-api …`, `lab balancer …`):
+/// it dies with the lab, parses its arguments with the role's own parser and
+/// reports the role's error as text.
+async fn run_role<C: Parser, F, E>(
+    name: &str,
+    args: Vec<String>,
+    run: impl FnOnce(C) -> F,
+) -> Result<(), Error>
+where
+    F: Future<Output = Result<(), E>>,
+    E: std::fmt::Display,
+{
+    process::adopt_parent_death_signal();
+    let Some(role) = parse_role::<C>(name, args)? else {
+        return Ok(());
+    };
+    run(role).await.map_err(|e| Error::Role(format!("{e:#}")))
 }
 
 /// Parses a role's raw arguments with its own parser. `--help`/`--version`
