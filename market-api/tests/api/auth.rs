@@ -23,6 +23,18 @@ fn sign(claims: &Value, secret: &str) -> String {
     .unwrap()
 }
 
+/// `POST auth/token/refresh/` with `refresh`: status and body.
+async fn refresh_with(s: &Server, refresh: &str) -> (u16, Value) {
+    let body = json!({ "refresh": refresh });
+    json(s.post("/api/v1/auth/token/refresh/", None, body).await).await
+}
+
+/// `POST auth/token/verify/` with `token`: status and body.
+async fn verify(s: &Server, token: &str) -> (u16, Value) {
+    let body = json!({ "token": token });
+    json(s.post("/api/v1/auth/token/verify/", None, body).await).await
+}
+
 #[tokio::test]
 async fn obtain_refresh_verify() {
     let s = Server::start().await;
@@ -38,44 +50,16 @@ async fn obtain_refresh_verify() {
     );
     assert!(claims["user_id"].as_i64().is_some());
 
-    let (st, v) = json(
-        s.post(
-            "/api/v1/auth/token/refresh/",
-            None,
-            json!({"refresh": refresh}),
-        )
-        .await,
-    )
-    .await;
+    let (st, v) = refresh_with(&s, &refresh).await;
     assert_eq!(st, 200);
     let new_access = v["access"].as_str().unwrap();
     assert_eq!(s.get(PROTECTED, Some(new_access)).await.status(), 200);
 
-    let (st, v) = json(
-        s.post("/api/v1/auth/token/verify/", None, json!({"token": access}))
-            .await,
-    )
-    .await;
+    let (st, v) = verify(&s, &access).await;
     assert_eq!((st, v), (200, json!({})));
-    let (st, _) = json(
-        s.post(
-            "/api/v1/auth/token/verify/",
-            None,
-            json!({"token": refresh}),
-        )
-        .await,
-    )
-    .await;
+    let (st, _) = verify(&s, &refresh).await;
     assert_eq!(st, 200);
-    let (st, v) = json(
-        s.post(
-            "/api/v1/auth/token/verify/",
-            None,
-            json!({"token": "garbage"}),
-        )
-        .await,
-    )
-    .await;
+    let (st, v) = verify(&s, "garbage").await;
     assert_eq!(st, 401);
     assert_eq!(
         v,
@@ -83,15 +67,7 @@ async fn obtain_refresh_verify() {
     );
 
     // An access token is not a refresh token.
-    let (st, v) = json(
-        s.post(
-            "/api/v1/auth/token/refresh/",
-            None,
-            json!({"refresh": access}),
-        )
-        .await,
-    )
-    .await;
+    let (st, v) = refresh_with(&s, &access).await;
     assert_eq!(st, 401);
     assert_eq!(v["code"], "token_not_valid");
     let (st, v) = json(s.post("/api/v1/auth/token/refresh/", None, json!({})).await).await;
@@ -260,15 +236,7 @@ async fn token_attacks() {
 
     // Expired refresh tokens cannot be refreshed.
     let expired = sign(&claims("refresh", 1, -10), SECRET);
-    let (st, _) = json(
-        s.post(
-            "/api/v1/auth/token/refresh/",
-            None,
-            json!({"refresh": expired}),
-        )
-        .await,
-    )
-    .await;
+    let (st, _) = refresh_with(&s, &expired).await;
     assert_eq!(st, 401);
 }
 
