@@ -28,7 +28,7 @@ pub fn read_json(path: &Path) -> Result<RunReport, Error> {
 mod tests {
     use super::*;
     use crate::report::ReportMeta;
-    use crate::stats::{Failure, FailureKind, Key, Names, Sample, StatsState};
+    use crate::stats::{sample, Key, Names, StatsState};
     use crate::threshold::ThresholdResult;
 
     /// A small report with every field filled, the same on every run.
@@ -36,21 +36,8 @@ mod tests {
         let mut names = Names::default();
         let id = names.intern("GET", "/a");
         let mut st = StatsState::new(names);
-        for (ms, fail) in [(10, false), (25, true)] {
-            st.record(Sample {
-                key: Key::Id(id),
-                latency_us: ms * 1000,
-                raw_us: ms * 900,
-                content_len: 7,
-                status: if fail { 503 } else { 200 },
-                failure: fail.then(|| {
-                    Box::new(Failure {
-                        kind: FailureKind::Status,
-                        message: "HTTP 503".into(),
-                    })
-                }),
-            });
-        }
+        st.record(sample(Key::Id(id), 10, false));
+        st.record(sample(Key::Id(id), 25, true));
         st.tick(1_700_000_001_000, 2, 0);
         let meta = ReportMeta {
             scenario: "demo".into(),

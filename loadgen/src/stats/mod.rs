@@ -450,25 +450,27 @@ pub fn buckets(h: &Histogram<u64>) -> Vec<(f64, u64)> {
         .collect()
 }
 
+/// A sample for unit tests: `ms` of latency, a 2-byte body, 200 or a 503 failure.
+#[cfg(test)]
+pub(crate) fn sample(key: Key, ms: u64, fail: bool) -> Sample {
+    Sample {
+        key,
+        latency_us: ms * 1000,
+        raw_us: ms * 1000,
+        content_len: 2,
+        status: if fail { 503 } else { 200 },
+        failure: fail.then(|| {
+            Box::new(Failure {
+                kind: FailureKind::Status,
+                message: "HTTP 503".into(),
+            })
+        }),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn sample(key: Key, ms: u64, fail: bool) -> Sample {
-        Sample {
-            key,
-            latency_us: ms * 1000,
-            raw_us: ms * 1000,
-            content_len: 2,
-            status: if fail { 503 } else { 200 },
-            failure: fail.then(|| {
-                Box::new(Failure {
-                    kind: FailureKind::Status,
-                    message: "HTTP 503".into(),
-                })
-            }),
-        }
-    }
 
     #[test]
     fn aggregates_rows_history_and_codes() {
