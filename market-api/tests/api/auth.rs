@@ -26,13 +26,13 @@ fn sign(claims: &Value, secret: &str) -> String {
 /// `POST auth/token/refresh/` with `refresh`: status and body.
 async fn refresh_with(s: &Server, refresh: &str) -> (u16, Value) {
     let body = json!({ "refresh": refresh });
-    json(s.post("/api/v1/auth/token/refresh/", None, body).await).await
+    s.post_json("/api/v1/auth/token/refresh/", None, body).await
 }
 
 /// `POST auth/token/verify/` with `token`: status and body.
 async fn verify(s: &Server, token: &str) -> (u16, Value) {
     let body = json!({ "token": token });
-    json(s.post("/api/v1/auth/token/verify/", None, body).await).await
+    s.post_json("/api/v1/auth/token/verify/", None, body).await
 }
 
 #[tokio::test]
@@ -70,7 +70,9 @@ async fn obtain_refresh_verify() {
     let (st, v) = refresh_with(&s, &access).await;
     assert_eq!(st, 401);
     assert_eq!(v["code"], "token_not_valid");
-    let (st, v) = json(s.post("/api/v1/auth/token/refresh/", None, json!({})).await).await;
+    let (st, v) = s
+        .post_json("/api/v1/auth/token/refresh/", None, json!({}))
+        .await;
     assert_eq!(
         (st, v),
         (400, json!({"refresh": ["This field is required."]}))
@@ -85,19 +87,17 @@ async fn bad_credentials() {
         json!({"email": "demo@example.com", "password": "wrong"}),
         json!({"email": "nobody@example.com", "password": "Passw0rd!"}),
     ] {
-        let (st, v) = json(s.post("/api/v1/auth/token/", None, body).await).await;
+        let (st, v) = s.post_json("/api/v1/auth/token/", None, body).await;
         assert_eq!((st, &v), (401, &expected));
     }
-    let (st, v) = json(
-        s.post("/api/v1/auth/token/", None, json!({"password": "x"}))
-            .await,
-    )
-    .await;
+    let (st, v) = s
+        .post_json("/api/v1/auth/token/", None, json!({"password": "x"}))
+        .await;
     assert_eq!(
         (st, v),
         (400, json!({"email": ["This field is required."]}))
     );
-    let (st, v) = json(s.post("/api/v1/auth/token/", None, json!({})).await).await;
+    let (st, v) = s.post_json("/api/v1/auth/token/", None, json!({})).await;
     assert_eq!(
         (st, v),
         (
@@ -107,15 +107,13 @@ async fn bad_credentials() {
     );
     // An inactive user cannot log in.
     sqlx_deactivate(&s, "other@example.com").await;
-    let (st, v) = json(
-        s.post(
+    let (st, v) = s
+        .post_json(
             "/api/v1/auth/token/",
             None,
             json!({"email": "other@example.com", "password": "Passw0rd!"}),
         )
-        .await,
-    )
-    .await;
+        .await;
     assert_eq!((st, v), (401, expected));
 }
 

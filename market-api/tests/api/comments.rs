@@ -3,7 +3,7 @@
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use super::support::{json, Server};
+use super::support::Server;
 
 #[tokio::test]
 async fn list_and_create() {
@@ -13,48 +13,40 @@ async fn list_and_create() {
         401
     );
     let token = s.demo().await;
-    let (st, v) = json(s.get("/api/v1/products/comments/", Some(&token)).await).await;
+    let (st, v) = s.get_json("/api/v1/products/comments/", Some(&token)).await;
     assert_eq!(st, 200);
     assert_eq!(v["count"], 30);
     assert_eq!(v["results"].as_array().unwrap().len(), 10);
     assert_eq!(v["results"][0]["id"], 30, "newest first");
     let keys: Vec<&String> = v["results"][0].as_object().unwrap().keys().collect();
     assert_eq!(keys.len(), 10);
-    let (st, _) = json(
-        s.get("/api/v1/products/comments/?page=4", Some(&token))
-            .await,
-    )
-    .await;
+    let (st, _) = s
+        .get_json("/api/v1/products/comments/?page=4", Some(&token))
+        .await;
     assert_eq!(st, 404);
-    let (st, _) = json(
-        s.get("/api/v1/products/comments/?page_size=x", Some(&token))
-            .await,
-    )
-    .await;
+    let (st, _) = s
+        .get_json("/api/v1/products/comments/?page_size=x", Some(&token))
+        .await;
     assert_eq!(st, 400);
-    let (_, v) = json(
-        s.get(
+    let (_, v) = s
+        .get_json(
             "/api/v1/products/comments/?post=2&page_size=100",
             Some(&token),
         )
-        .await,
-    )
-    .await;
+        .await;
     assert!(v["results"]
         .as_array()
         .unwrap()
         .iter()
         .all(|c| c["post"] == 2));
 
-    let (st, v) = json(
-        s.post(
+    let (st, v) = s
+        .post_json(
             "/api/v1/products/comments/",
             Some(&token),
             json!({"reply": "Nice", "rating": 5, "post": 2}),
         )
-        .await,
-    )
-    .await;
+        .await;
     assert_eq!(st, 201, "{v}");
     assert_eq!(v["user"], 1);
     assert_eq!(v["created_by"], 1);
@@ -62,15 +54,13 @@ async fn list_and_create() {
     assert_eq!(v["deleted_at"], Value::Null);
     assert_eq!(v["post"], 2);
     assert!(v["created_at"].as_str().unwrap().ends_with('Z'));
-    let (_, v) = json(
-        s.post(
+    let (_, v) = s
+        .post_json(
             "/api/v1/products/comments/",
             Some(&token),
             json!({"reply": "Meh", "rating": null, "post": 2}),
         )
-        .await,
-    )
-    .await;
+        .await;
     assert_eq!(v["rating"], Value::Null);
 
     let cases = [
@@ -109,7 +99,7 @@ async fn list_and_create() {
     ];
     s.assert_rejected("/api/v1/products/comments/", &token, &cases)
         .await;
-    let (_, v) = json(s.get("/api/v1/products/comments/", Some(&token)).await).await;
+    let (_, v) = s.get_json("/api/v1/products/comments/", Some(&token)).await;
     assert_eq!(v["count"], 32);
 }
 
@@ -118,18 +108,16 @@ async fn retrieve_update_delete() {
     let s = Server::start().await;
     let demo = s.demo().await;
     let other = s.other().await;
-    let (_, c) = json(
-        s.post(
+    let (_, c) = s
+        .post_json(
             "/api/v1/products/comments/",
             Some(&demo),
             json!({"reply": "First", "rating": 4, "post": 1}),
         )
-        .await,
-    )
-    .await;
+        .await;
     let path = format!("/api/v1/products/comments/{}/", c["id"]);
     // Anyone logged in can read it (the original answered 403).
-    let (st, v) = json(s.get(&path, Some(&other)).await).await;
+    let (st, v) = s.get_json(&path, Some(&other)).await;
     assert_eq!((st, &v), (200, &c));
     assert_eq!(s.get(&path, None).await.status(), 401);
     assert_eq!(
@@ -146,54 +134,46 @@ async fn retrieve_update_delete() {
     );
 
     for method in [Method::PUT, Method::PATCH, Method::DELETE] {
-        let (st, _) = json(
-            s.send(
+        let (st, _) = s
+            .send_json(
                 method.clone(),
                 &path,
                 Some(&other),
                 Some(json!({"reply": "x", "post": 1})),
             )
-            .await,
-        )
-        .await;
+            .await;
         assert_eq!(st, 403, "{method}");
     }
-    let (st, v) = json(
-        s.send(
+    let (st, v) = s
+        .send_json(
             Method::PATCH,
             &path,
             Some(&demo),
             Some(json!({"rating": 2})),
         )
-        .await,
-    )
-    .await;
+        .await;
     assert_eq!(st, 200);
     assert_eq!(
         (v["reply"].clone(), v["rating"].clone()),
         (json!("First"), json!(2))
     );
-    let (st, v) = json(
-        s.send(
+    let (st, v) = s
+        .send_json(
             Method::PUT,
             &path,
             Some(&demo),
             Some(json!({"reply": "Second"})),
         )
-        .await,
-    )
-    .await;
+        .await;
     assert_eq!((st, v), (400, json!({"post": ["This field is required."]})));
-    let (st, v) = json(
-        s.send(
+    let (st, v) = s
+        .send_json(
             Method::PUT,
             &path,
             Some(&demo),
             Some(json!({"reply": "Second", "post": 3})),
         )
-        .await,
-    )
-    .await;
+        .await;
     assert_eq!(st, 200);
     assert_eq!(
         (v["reply"].clone(), v["rating"].clone(), v["post"].clone()),
@@ -213,24 +193,20 @@ async fn retrieve_update_delete() {
 async fn deleting_a_product_removes_its_comments() {
     let s = Server::start().await;
     let demo = s.demo().await;
-    let (_, p) = json(
-        s.post(
+    let (_, p) = s
+        .post_json(
             "/api/v1/products/",
             Some(&demo),
             json!({"title": "Short-lived"}),
         )
-        .await,
-    )
-    .await;
-    let (_, c) = json(
-        s.post(
+        .await;
+    let (_, c) = s
+        .post_json(
             "/api/v1/products/comments/",
             Some(&demo),
             json!({"reply": "x", "post": p["id"]}),
         )
-        .await,
-    )
-    .await;
+        .await;
     assert_eq!(
         s.send(
             Method::DELETE,

@@ -71,7 +71,7 @@ async fn body_limit() {
     let s = Server::start_with(|c| c.body_limit = 4096).await;
     let token = s.demo().await;
     let big = json!({"title": "x", "description": "d".repeat(5000)});
-    let (st, v) = json(s.post("/api/v1/products/", Some(&token), big).await).await;
+    let (st, v) = s.post_json("/api/v1/products/", Some(&token), big).await;
     assert_eq!((st, v), (413, json!({"detail": "Request body too large."})));
     // Without a Content-Length (chunked), the limit still holds.
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -102,9 +102,9 @@ async fn body_limit() {
 #[tokio::test]
 async fn routes_methods_slashes() {
     let s = Server::start().await;
-    let (st, v) = json(s.get("/api/v1/nothing/", None).await).await;
+    let (st, v) = s.get_json("/api/v1/nothing/", None).await;
     assert_eq!((st, v), (404, json!({"detail": "Not found."})));
-    let (st, _) = json(s.get("/", None).await).await;
+    let (st, _) = s.get_json("/", None).await;
     assert_eq!(st, 404);
 
     let res = s
@@ -156,7 +156,7 @@ async fn health_openapi_replica() {
     assert_eq!(json(res).await, (200, json!({"status": "ok"})));
     let res = s.get("/api/v1/nothing/", None).await;
     assert_eq!(res.headers()["x-replica"], "replica-7");
-    let (st, doc) = json(s.get("/api/v1/openapi.json", None).await).await;
+    let (st, doc) = s.get_json("/api/v1/openapi.json", None).await;
     assert_eq!(st, 200);
     assert_eq!(doc["openapi"], "3.0.3");
     assert!(doc["paths"]["/api/v1/products/{id}/"]["delete"].is_object());

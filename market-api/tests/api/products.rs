@@ -4,7 +4,7 @@
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use super::support::{json, Server};
+use super::support::Server;
 
 /// The retrieve body (`GET products/{id}/`) of every product in a list page, in order.
 async fn retrieve_each(s: &Server, page: &Value, token: Option<&str>) -> Vec<String> {
@@ -18,7 +18,7 @@ async fn retrieve_each(s: &Server, page: &Value, token: Option<&str>) -> Vec<Str
 
 /// The body of `GET products/?{query}`, anonymously (status not checked).
 async fn list(s: &Server, query: &str) -> Value {
-    json(s.get(&format!("/api/v1/products/?{query}"), None).await)
+    s.get_json(&format!("/api/v1/products/?{query}"), None)
         .await
         .1
 }
@@ -45,7 +45,7 @@ fn ids(v: &Value) -> Vec<i64> {
 #[tokio::test]
 async fn retrieve_shape_and_not_found() {
     let s = Server::start().await;
-    let (st, v) = json(s.get("/api/v1/products/1/", None).await).await;
+    let (st, v) = s.get_json("/api/v1/products/1/", None).await;
     assert_eq!(st, 200);
     let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
     let mut expected = vec![
@@ -74,10 +74,10 @@ async fn retrieve_shape_and_not_found() {
         v["votes"].as_array().unwrap().len()
     );
     // Views are a stored field; reading does not write.
-    let (_, again) = json(s.get("/api/v1/products/1/", None).await).await;
+    let (_, again) = s.get_json("/api/v1/products/1/", None).await;
     assert_eq!(again["views"], v["views"]);
     // Product 3 has votes (seed: n % 4 voters).
-    let (_, p3) = json(s.get("/api/v1/products/3/", None).await).await;
+    let (_, p3) = s.get_json("/api/v1/products/3/", None).await;
     assert_eq!(p3["votes_count"], 2);
     assert!(p3["votes"][0]["first_name"].is_string());
 
@@ -87,7 +87,7 @@ async fn retrieve_shape_and_not_found() {
         "/api/v1/products/0/",
         "/api/v1/products/-1/",
     ] {
-        let (st, v) = json(s.get(path, None).await).await;
+        let (st, v) = s.get_json(path, None).await;
         assert_eq!((st, v), (404, json!({"detail": "Not found."})), "{path}");
     }
 }
@@ -95,7 +95,7 @@ async fn retrieve_shape_and_not_found() {
 #[tokio::test]
 async fn list_pagination_edges() {
     let s = Server::start().await;
-    let (st, v) = json(s.get("/api/v1/products/", None).await).await;
+    let (st, v) = s.get_json("/api/v1/products/", None).await;
     assert_eq!(st, 200);
     assert_eq!(v["count"], 25);
     assert_eq!(v["results"].as_array().unwrap().len(), 10);
@@ -104,7 +104,7 @@ async fn list_pagination_edges() {
     // Newest first by default.
     assert_eq!(ids(&v)[..3], [25, 24, 23]);
 
-    let (st, v) = json(s.get("/api/v1/products/?page=3", None).await).await;
+    let (st, v) = s.get_json("/api/v1/products/?page=3", None).await;
     assert_eq!(st, 200);
     assert_eq!(ids(&v), vec![5, 4, 3, 2, 1]);
     assert_eq!(v["next"], Value::Null);
@@ -119,7 +119,7 @@ async fn list_pagination_edges() {
         "page=-1",
         "page=99999999999999999999999",
     ] {
-        let (st, v) = json(s.get(&format!("/api/v1/products/?{q}"), None).await).await;
+        let (st, v) = s.get_json(&format!("/api/v1/products/?{q}"), None).await;
         assert_eq!((st, v), (404, json!({"detail": "Invalid page."})), "{q}");
     }
     for q in [
@@ -128,7 +128,7 @@ async fn list_pagination_edges() {
         "page_size=-5",
         "page_size=1.5",
     ] {
-        let (st, v) = json(s.get(&format!("/api/v1/products/?{q}"), None).await).await;
+        let (st, v) = s.get_json(&format!("/api/v1/products/?{q}"), None).await;
         assert_eq!(st, 400, "{q}");
         assert!(v["page_size"].is_array(), "{q}: {v}");
     }
@@ -142,11 +142,9 @@ async fn list_pagination_edges() {
         json!(s.url("/api/v1/products/?page_size=5&search=demo&page=3"))
     );
     // An empty result is one empty page, not a 404.
-    let (st, v) = json(
-        s.get("/api/v1/products/?title=nothing-like-this", None)
-            .await,
-    )
-    .await;
+    let (st, v) = s
+        .get_json("/api/v1/products/?title=nothing-like-this", None)
+        .await;
     assert_eq!(
         (st, v["count"].clone(), v["results"].clone()),
         (200, json!(0), json!([]))
@@ -186,7 +184,7 @@ async fn list_filters_search_ordering() {
     assert_every(&list(&s, "category=3&page_size=100").await, |p| {
         p["category"] == 3
     });
-    let (_, p1) = json(s.get("/api/v1/products/1/", None).await).await;
+    let (_, p1) = s.get_json("/api/v1/products/1/", None).await;
     let title = p1["title"].as_str().unwrap();
     let v = list(&s, &format!("title={}", title.replace(' ', "%20"))).await;
     assert_eq!(ids(&v), vec![1]);
@@ -206,7 +204,7 @@ async fn list_filters_search_ordering() {
         0,
         "LIKE wildcards are escaped"
     );
-    let (st, v) = json(s.get("/api/v1/products/?user=abc", None).await).await;
+    let (st, v) = s.get_json("/api/v1/products/?user=abc", None).await;
     assert_eq!((st, v), (400, json!({"user": ["Enter a number."]})));
 }
 
@@ -214,7 +212,7 @@ async fn list_filters_search_ordering() {
 async fn create_and_validation() {
     let s = Server::start().await;
     let body = json!({"title": "Lamp", "description": "bright", "tags": "home", "category": 9, "votes": [2, 3]});
-    let (st, v) = json(s.post("/api/v1/products/", None, body.clone()).await).await;
+    let (st, v) = s.post_json("/api/v1/products/", None, body.clone()).await;
     assert_eq!(
         (st, v),
         (
@@ -224,11 +222,9 @@ async fn create_and_validation() {
     );
 
     let token = s.demo().await;
-    let (st, v) = json(
-        s.post("/api/v1/products/", Some(&token), body.clone())
-            .await,
-    )
-    .await;
+    let (st, v) = s
+        .post_json("/api/v1/products/", Some(&token), body.clone())
+        .await;
     assert_eq!(st, 201, "{v}");
     assert_eq!(v["slug"], "lamp");
     assert_eq!(v["user"]["id"], 1);
@@ -236,35 +232,29 @@ async fn create_and_validation() {
     assert_eq!(v["votes_count"], 2);
     assert_eq!(v["views"], 0);
     let id = v["id"].as_i64().unwrap();
-    let (st, fetched) = json(s.get(&format!("/api/v1/products/{id}/"), None).await).await;
+    let (st, fetched) = s.get_json(&format!("/api/v1/products/{id}/"), None).await;
     assert_eq!((st, &fetched), (200, &v));
-    let (_, v2) = json(
-        s.post(
+    let (_, v2) = s
+        .post_json(
             "/api/v1/products/",
             Some(&token),
             json!({"title": "Lamp", "user": 1}),
         )
-        .await,
-    )
-    .await;
+        .await;
     assert_eq!(v2["slug"], "lamp-1");
     assert_eq!(v2["votes"], json!([]));
-    let (_, v3) = json(
-        s.post("/api/v1/products/", Some(&token), json!({"title": "lamp!"}))
-            .await,
-    )
-    .await;
+    let (_, v3) = s
+        .post_json("/api/v1/products/", Some(&token), json!({"title": "lamp!"}))
+        .await;
     assert_eq!(v3["slug"], "lamp-2");
     // Image paths become absolute URLs.
-    let (_, v4) = json(
-        s.post(
+    let (_, v4) = s
+        .post_json(
             "/api/v1/products/",
             Some(&token),
             json!({"title": "Pic", "image": "products/p.png"}),
         )
-        .await,
-    )
-    .await;
+        .await;
     assert_eq!(v4["image"], json!(s.url("/media/products/p.png")));
 
     let cases = [
@@ -331,28 +321,24 @@ async fn update_and_delete_by_owner_only() {
     let s = Server::start().await;
     let demo = s.demo().await;
     let other = s.other().await;
-    let (_, created) = json(
-        s.post(
+    let (_, created) = s
+        .post_json(
             "/api/v1/products/",
             Some(&demo),
             json!({"title": "Desk", "tags": "wood", "category": 9, "votes": [2]}),
         )
-        .await,
-    )
-    .await;
+        .await;
     let path = format!("/api/v1/products/{}/", created["id"]);
 
     for method in [Method::PUT, Method::PATCH, Method::DELETE] {
-        let (st, v) = json(
-            s.send(
+        let (st, v) = s
+            .send_json(
                 method.clone(),
                 &path,
                 Some(&other),
                 Some(json!({"title": "Mine"})),
             )
-            .await,
-        )
-        .await;
+            .await;
         assert_eq!(
             (st, v),
             (
@@ -361,11 +347,9 @@ async fn update_and_delete_by_owner_only() {
             ),
             "{method}"
         );
-        let (st, _) = json(
-            s.send(method.clone(), &path, None, Some(json!({"title": "Mine"})))
-                .await,
-        )
-        .await;
+        let (st, _) = s
+            .send_json(method.clone(), &path, None, Some(json!({"title": "Mine"})))
+            .await;
         assert_eq!(st, 401, "{method}");
     }
     // Non-owner with a malformed body still gets 403 (permission before parsing).
@@ -380,16 +364,14 @@ async fn update_and_delete_by_owner_only() {
         .unwrap();
     assert_eq!(res.status(), 403);
 
-    let (st, v) = json(
-        s.send(
+    let (st, v) = s
+        .send_json(
             Method::PATCH,
             &path,
             Some(&demo),
             Some(json!({"description": "oak"})),
         )
-        .await,
-    )
-    .await;
+        .await;
     assert_eq!(st, 200);
     assert_eq!(
         (
@@ -401,30 +383,26 @@ async fn update_and_delete_by_owner_only() {
         (json!("Desk"), json!("oak"), json!("wood"), json!(9))
     );
     assert_eq!(v["votes_count"], 1);
-    let (st, v) = json(
-        s.send(
+    let (st, v) = s
+        .send_json(
             Method::PUT,
             &path,
             Some(&demo),
             Some(json!({"description": "x"})),
         )
-        .await,
-    )
-    .await;
+        .await;
     assert_eq!(
         (st, v),
         (400, json!({"title": ["This field is required."]}))
     );
-    let (st, v) = json(
-        s.send(
+    let (st, v) = s
+        .send_json(
             Method::PUT,
             &path,
             Some(&demo),
             Some(json!({"title": "Table", "votes": [3, 4]})),
         )
-        .await,
-    )
-    .await;
+        .await;
     assert_eq!(st, 200);
     assert_eq!(v["title"], "Table");
     assert_eq!(v["tags"], "");
@@ -438,16 +416,14 @@ async fn update_and_delete_by_owner_only() {
             .collect::<Vec<_>>(),
         vec![3, 4]
     );
-    let (st, _) = json(
-        s.send(
+    let (st, _) = s
+        .send_json(
             Method::PATCH,
             "/api/v1/products/9999/",
             Some(&demo),
             Some(json!({})),
         )
-        .await,
-    )
-    .await;
+        .await;
     assert_eq!(st, 404);
 
     let before = list(&s, "").await;
@@ -471,20 +447,22 @@ async fn update_and_delete_by_owner_only() {
 #[tokio::test]
 async fn has_product() {
     let s = Server::start().await;
-    let (st, v) = json(s.get("/api/v1/products/has-product/?client=1", None).await).await;
+    let (st, v) = s
+        .get_json("/api/v1/products/has-product/?client=1", None)
+        .await;
     assert_eq!((st, v), (200, json!({"has_product": true})));
-    let (_, v) = json(
-        s.get("/api/v1/products/has-product/?client=999", None)
-            .await,
-    )
-    .await;
+    let (_, v) = s
+        .get_json("/api/v1/products/has-product/?client=999", None)
+        .await;
     assert_eq!(v, json!({"has_product": false}));
-    let (st, v) = json(s.get("/api/v1/products/has-product/", None).await).await;
+    let (st, v) = s.get_json("/api/v1/products/has-product/", None).await;
     assert_eq!(
         (st, v),
         (400, json!({"client": ["This field is required."]}))
     );
-    let (st, _) = json(s.get("/api/v1/products/has-product/?client=x", None).await).await;
+    let (st, _) = s
+        .get_json("/api/v1/products/has-product/?client=x", None)
+        .await;
     assert_eq!(st, 400);
 }
 

@@ -138,6 +138,27 @@ impl Server {
             .await
     }
 
+    /// [`get`](Server::get), answered with status and JSON body.
+    pub async fn get_json(&self, path: &str, token: Option<&str>) -> (u16, Value) {
+        json(self.get(path, token).await).await
+    }
+
+    /// [`send`](Server::send), answered with status and JSON body.
+    pub async fn send_json(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        json(self.send(method, path, token, body).await).await
+    }
+
+    /// [`post`](Server::post), answered with status and JSON body.
+    pub async fn post_json(&self, path: &str, token: Option<&str>, body: Value) -> (u16, Value) {
+        json(self.post(path, token, body).await).await
+    }
+
     /// `(access, refresh)` for a seeded user.
     pub async fn login(&self, email: &str) -> (String, String) {
         let res = self
@@ -159,7 +180,7 @@ impl Server {
     /// exactly `message` as the error of `field`.
     pub async fn assert_rejected(&self, path: &str, token: &str, cases: &[(Value, &str, &str)]) {
         for (body, field, message) in cases {
-            let (st, v) = json(self.post(path, Some(token), body.clone()).await).await;
+            let (st, v) = self.post_json(path, Some(token), body.clone()).await;
             assert_eq!(st, 400, "{body}");
             assert_eq!(v[*field], serde_json::json!([message]), "{body}: {v}");
         }

@@ -2,33 +2,33 @@
 
 use serde_json::json;
 
-use super::support::{json, Server};
+use super::support::Server;
 
 #[tokio::test]
 async fn register_then_login() {
     let s = Server::start().await;
     let body =
         json!({"email": "new@example.com", "password": "S3cret!x", "confirm_password": "S3cret!x"});
-    let (st, v) = json(s.post("/api/v1/users/register/", None, body.clone()).await).await;
+    let (st, v) = s
+        .post_json("/api/v1/users/register/", None, body.clone())
+        .await;
     assert_eq!(st, 201, "{v}");
     assert_eq!(v["email"], "new@example.com");
     assert!(v["id"].as_i64().unwrap() > 0);
     assert_eq!(v["image"], serde_json::Value::Null);
     assert_eq!(v.as_object().unwrap().len(), 3);
     // Active at once (the original mailed a link first).
-    let (st, v) = json(
-        s.post(
+    let (st, v) = s
+        .post_json(
             "/api/v1/auth/token/",
             None,
             json!({"email": "new@example.com", "password": "S3cret!x"}),
         )
-        .await,
-    )
-    .await;
+        .await;
     assert_eq!(st, 200);
     assert!(v["access"].is_string());
     // Duplicate e-mail.
-    let (st, v) = json(s.post("/api/v1/users/register/", None, body).await).await;
+    let (st, v) = s.post_json("/api/v1/users/register/", None, body).await;
     assert_eq!(
         (st, v),
         (
@@ -41,20 +41,18 @@ async fn register_then_login() {
 #[tokio::test]
 async fn register_validation() {
     let s = Server::start().await;
-    let (st, v) = json(s.post("/api/v1/users/register/", None, json!({})).await).await;
+    let (st, v) = s
+        .post_json("/api/v1/users/register/", None, json!({}))
+        .await;
     assert_eq!(st, 400);
     for field in ["email", "password", "confirm_password"] {
         assert_eq!(v[field], json!(["This field is required."]), "{field}");
     }
-    let (st, v) = json(
-        s.post(
-            "/api/v1/users/register/",
-            None,
-            json!({"email": "x@example.com", "password": "Passw0rd!", "confirm_password": "Passw0rd?"}),
-        )
-        .await,
-    )
-    .await;
+    let (st, v) = s.post_json(
+        "/api/v1/users/register/",
+        None,
+        json!({"email": "x@example.com", "password": "Passw0rd!", "confirm_password": "Passw0rd?"}),
+    ).await;
     assert_eq!(
         (st, v),
         (
@@ -63,40 +61,32 @@ async fn register_validation() {
         )
     );
     for weak in ["abc", "abcdefgh", "abc123", "abc!!!", "123!!!"] {
-        let (st, v) = json(
-            s.post(
+        let (st, v) = s
+            .post_json(
                 "/api/v1/users/register/",
                 None,
                 json!({"email": "y@example.com", "password": weak, "confirm_password": weak}),
             )
-            .await,
-        )
-        .await;
+            .await;
         assert_eq!(st, 400, "{weak}");
         assert!(v["password"].is_array(), "{weak}: {v}");
     }
-    let (st, v) = json(
-        s.post(
-            "/api/v1/users/register/",
-            None,
-            json!({"email": "not-an-email", "password": "Passw0rd!", "confirm_password": "Passw0rd!"}),
-        )
-        .await,
-    )
-    .await;
+    let (st, v) = s.post_json(
+        "/api/v1/users/register/",
+        None,
+        json!({"email": "not-an-email", "password": "Passw0rd!", "confirm_password": "Passw0rd!"}),
+    ).await;
     assert_eq!(
         (st, v),
         (400, json!({"email": ["Enter a valid email address."]}))
     );
-    let (st, v) = json(
-        s.post(
+    let (st, v) = s
+        .post_json(
             "/api/v1/users/register/",
             None,
             json!({"email": ["a"], "password": 5, "confirm_password": null}),
         )
-        .await,
-    )
-    .await;
+        .await;
     assert_eq!(st, 400);
     assert_eq!(v["email"], json!(["Not a valid string."]));
     assert_eq!(
@@ -110,7 +100,7 @@ async fn user_list_is_staff_only() {
     let s = Server::start().await;
     assert_eq!(s.get("/api/v1/users/", None).await.status(), 401);
     let token = s.demo().await;
-    let (st, v) = json(s.get("/api/v1/users/", Some(&token)).await).await;
+    let (st, v) = s.get_json("/api/v1/users/", Some(&token)).await;
     assert_eq!(
         (st, v),
         (
@@ -126,7 +116,7 @@ async fn user_list_is_staff_only() {
         .await
         .unwrap();
     db.close().await;
-    let (st, v) = json(s.get("/api/v1/users/?page_size=2", Some(&token)).await).await;
+    let (st, v) = s.get_json("/api/v1/users/?page_size=2", Some(&token)).await;
     assert_eq!(st, 200);
     assert_eq!(v["count"], 4);
     assert_eq!(v["results"].as_array().unwrap().len(), 2);
@@ -134,7 +124,7 @@ async fn user_list_is_staff_only() {
         v["results"][0].get("password").is_none(),
         "never expose the hash"
     );
-    let (st, v) = json(s.get("/api/v1/users/2/", Some(&token)).await).await;
+    let (st, v) = s.get_json("/api/v1/users/2/", Some(&token)).await;
     assert_eq!(st, 200);
     assert_eq!(v["email"], "other@example.com");
     assert_eq!(
