@@ -17,7 +17,7 @@
 //! connection found closed before the request was written is replaced by a
 //! fresh one without counting a failure.
 
-use std::io;
+use std::io::{self, Write as _};
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
@@ -26,12 +26,13 @@ use std::task::{ready, Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use http::{header, request, response, Method, Request, StatusCode};
+use http::{header, request, response, Method, StatusCode, Uri};
 use http_body::Body as _;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::body::{BodyError, ReqBody};
+use super::forward::{self, ConnInfo};
 use super::h1::{self, Chunked, Framing, ResponseHead, SendFraming};
 use crate::config::ProxyConfig;
 use crate::io::{reserve, write_all, ReadTimer};
@@ -87,11 +88,12 @@ impl Conn {
     /// connection is then not reused).
     async fn write_request(
         &mut self,
-        parts: &request::Parts,
+        req: Outgoing<'_>,
         body: &mut Option<ReqBody>,
         host: &str,
         cfg: &ProxyConfig,
     ) -> Result<bool, Attempt> {
+        let parts = req.parts;
         let framing = match body.as_ref() {
             None | Some(ReqBody::Empty) => {
                 if parts.headers.contains_key(header::CONTENT_LENGTH)
@@ -111,7 +113,7 @@ impl Conn {
             },
         };
         self.wbuf.clear();
-        h1::write_request_head(parts, framing, host, &mut self.wbuf);
+        forward::write_request_head(parts, req.conn, req.upgrade, framing, host, &mut self.wbuf);
         let mut rest: Option<Bytes> = None;
         if let Some(ReqBody::Full(Some(b))) = body.as_ref() {
             if b.len() <= COALESCE {
@@ -269,14 +271,12 @@ impl Conn {
 
     /// A health probe: `GET uri` with `Connection: close`; the status.
     pub async fn probe(mut self, uri: &str, host: &str) -> Option<StatusCode> {
-        let (parts, ()) = Request::get(uri)
-            .header(header::HOST, host)
-            .header(header::USER_AGENT, "balancer-health-check")
-            .header(header::CONNECTION, "close")
-            .body(())
-            .ok()?
-            .into_parts();
-        h1::write_request_head(&parts, SendFraming::None, host, &mut self.wbuf);
+        let uri: Uri = uri.parse().ok()?;
+        let target = uri.path_and_query().map_or("/", |pq| pq.as_str());
+        let _ = write!(
+            self.wbuf,
+            "GET {target} HTTP/1.1\r\nhost: {host}\r\nuser-agent: balancer-health-check\r\nconnection: close\r\n\r\n"
+        );
         self.io.write_all(&self.wbuf).await.ok()?;
         let head = self.read_head(&Method::GET, None).await.ok()?;
         Some(head.parts.status)
@@ -400,8 +400,8 @@ pub struct SendError {
     pub kind: FailKind,
     /// Whether the request may have reached the server.
     pub sent: bool,
-    /// The request, when it was not sent (so it can go elsewhere).
-    pub request: Option<Request<ReqBody>>,
+    /// The body, when the request was not sent (so it can go elsewhere).
+    pub body: Option<ReqBody>,
     /// A reused keepalive connection closed under the request: the server
     /// is not to blame (not counted towards `max_fails`).
     pub stale: bool,
@@ -444,15 +444,28 @@ pub async fn connect(addr: SocketAddr, timeout: Duration) -> Result<Conn, FailKi
     Ok(Conn::new(tcp))
 }
 
-/// Sends `req` to `peer` on a pooled or new connection and reads the
-/// response head, within `proxy_read_timeout` of `start`.
+/// A request on its way upstream: the client's head as it arrived (the
+/// forwarding rewrite happens as it is written, see
+/// [`forward::write_request_head`], so a retry needs no copy of it).
+#[derive(Debug, Clone, Copy)]
+pub struct Outgoing<'a> {
+    /// The client's request head.
+    pub parts: &'a request::Parts,
+    /// The client connection (for `X-Forwarded-For`, `X-Real-IP`).
+    pub conn: &'a ConnInfo,
+    /// A WebSocket-style upgrade (keeps `Upgrade`, sends `Connection: upgrade`).
+    pub upgrade: bool,
+}
+
+/// Sends `req` with `body` to `peer` on a pooled or new connection and
+/// reads the response head, within `proxy_read_timeout` of `start`.
 pub async fn send(
     peer: &Peer,
-    req: Request<ReqBody>,
+    req: Outgoing<'_>,
+    body: ReqBody,
     cfg: &ProxyConfig,
     start: Instant,
 ) -> Result<Exchange, SendError> {
-    let (parts, body) = req.into_parts();
     let mut body = Some(body);
     let deadline = (!cfg.read_timeout.is_zero())
         .then(|| tokio::time::Instant::from_std(start) + cfg.read_timeout);
@@ -465,11 +478,11 @@ pub async fn send(
             // otherwise be part of every request's future.
             None => match Box::pin(connect(peer.addr, cfg.connect_timeout)).await {
                 Ok(c) => c,
-                Err(kind) => return Err(unsent(kind, parts, body)),
+                Err(kind) => return Err(unsent(kind, body)),
             },
         };
-        let outcome = match conn.write_request(&parts, &mut body, &peer.name, cfg).await {
-            Ok(body_sent) => match conn.read_head(&parts.method, deadline).await {
+        let outcome = match conn.write_request(req, &mut body, &peer.name, cfg).await {
+            Ok(body_sent) => match conn.read_head(&req.parts.method, deadline).await {
                 Ok(head) => return Ok(conn.into_exchange(head, body_sent)),
                 Err(e) => e,
             },
@@ -478,12 +491,12 @@ pub async fn send(
         match outcome {
             // A keepalive connection the server had closed: a fresh one.
             Attempt::Unsent(_) if reused => continue,
-            Attempt::Unsent(kind) => return Err(unsent(kind, parts, body)),
+            Attempt::Unsent(kind) => return Err(unsent(kind, body)),
             Attempt::Sent { kind, nothing_back } => {
                 return Err(SendError {
                     kind,
                     sent: true,
-                    request: None,
+                    body: None,
                     stale: reused && nothing_back && kind == FailKind::Error,
                 })
             }
@@ -491,11 +504,11 @@ pub async fn send(
     }
 }
 
-fn unsent(kind: FailKind, parts: request::Parts, body: Option<ReqBody>) -> SendError {
+fn unsent(kind: FailKind, body: Option<ReqBody>) -> SendError {
     SendError {
         kind,
         sent: false,
-        request: body.map(|b| Request::from_parts(parts, b)),
+        body,
         stale: false,
     }
 }
@@ -625,30 +638,32 @@ mod tests {
         addr
     }
 
-    async fn exchange(
-        conn: &mut Option<Conn>,
-        addr: SocketAddr,
-        method: Method,
-    ) -> (Exchange, bool) {
+    async fn exchange(conn: &mut Option<Conn>, addr: SocketAddr, method: Method) -> Exchange {
         let mut c = match conn.take() {
             Some(c) => c,
             None => connect(addr, Duration::from_secs(5)).await.unwrap(),
         };
-        let (parts, ()) = Request::builder()
+        let (parts, ()) = http::Request::builder()
             .method(method)
             .uri("/")
             .body(())
             .unwrap()
             .into_parts();
+        let client = ConnInfo::new("127.0.0.1:1".parse().unwrap());
+        let req = Outgoing {
+            parts: &parts,
+            conn: &client,
+            upgrade: false,
+        };
         let mut body = Some(ReqBody::Empty);
         let cfg = ProxyConfig::default();
         let sent = c
-            .write_request(&parts, &mut body, "up", &cfg)
+            .write_request(req, &mut body, "up", &cfg)
             .await
             .ok()
             .unwrap();
         let head = c.read_head(&parts.method, None).await.ok().unwrap();
-        (c.into_exchange(head, sent), true)
+        c.into_exchange(head, sent)
     }
 
     async fn drain(mut r: BodyReader) -> (Vec<u8>, Option<Conn>) {
@@ -668,20 +683,20 @@ mod tests {
         ])
         .await;
         let mut conn = None;
-        let (x, _) = exchange(&mut conn, addr, Method::GET).await;
+        let x = exchange(&mut conn, addr, Method::GET).await;
         let Payload::Complete(Some(body), Some(c)) = x.payload else {
             panic!("expected a complete body and a reusable connection");
         };
         assert_eq!(&body[..], b"ok\n");
         conn = Some(c);
-        let (x, _) = exchange(&mut conn, addr, Method::GET).await;
+        let x = exchange(&mut conn, addr, Method::GET).await;
         let Payload::Stream(r) = x.payload else {
             panic!("expected a stream");
         };
         let (body, c) = drain(r).await;
         assert_eq!(body, b"abcde");
         conn = Some(c.expect("chunked body fully read: reusable"));
-        let (x, _) = exchange(&mut conn, addr, Method::GET).await;
+        let x = exchange(&mut conn, addr, Method::GET).await;
         assert_eq!(x.head.status, 204);
         assert!(matches!(x.payload, Payload::Complete(None, Some(_))));
     }
@@ -690,7 +705,7 @@ mod tests {
     async fn until_close_body_and_connection_close() {
         let addr = canned(vec![b"HTTP/1.0 200 OK\r\n\r\nall of it"]).await;
         let mut conn = None;
-        let (x, _) = exchange(&mut conn, addr, Method::GET).await;
+        let x = exchange(&mut conn, addr, Method::GET).await;
         let Payload::Stream(r) = x.payload else {
             panic!("expected a stream");
         };

@@ -5,11 +5,17 @@
 //! an HTTP/2 request). WebSocket upgrades keep `Upgrade` and get
 //! `Connection: upgrade`. Values that do not depend on the request are
 //! built once (per process or per connection).
+//!
+//! The request side is applied while the head is written upstream
+//! ([`write_request_head`]): the client's head is never modified, so a
+//! retry needs no copy of it, and no header map is edited per request.
 
 use std::net::{IpAddr, SocketAddr};
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
-use http::{request, response, Uri, Version};
+use http::{request, response, Version};
+
+use super::h1::{write_framing, SendFraming};
 
 static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 static X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
@@ -21,7 +27,6 @@ static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection"
 const VIA_11: HeaderValue = HeaderValue::from_static("1.1 balancer");
 const VIA_2: HeaderValue = HeaderValue::from_static("2.0 balancer");
 const VIA_10: HeaderValue = HeaderValue::from_static("1.0 balancer");
-const HTTP: HeaderValue = HeaderValue::from_static("http");
 const UPGRADE: HeaderValue = HeaderValue::from_static("upgrade");
 
 /// What we know about the client connection, computed once per connection.
@@ -53,59 +58,30 @@ impl ConnInfo {
 }
 
 /// Removes hop-by-hop headers, including those listed in `Connection`.
-/// One pass over the names finds which are present (usually none or just
-/// `Connection`), so the common case does no extra hash lookups.
+/// One pass over the names finds whether any is present (usually none or
+/// just `Connection`), so the common case does no removals.
 fn strip_hop_by_hop(h: &mut HeaderMap, keep_upgrade: bool) {
-    const CONN: u8 = 1;
-    const OTHER: u8 = 2;
-    let mut found = 0u8;
-    for name in h.keys() {
-        match name.as_str() {
-            "connection" => found |= CONN,
-            "keep-alive" | "proxy-connection" | "te" | "trailer" | "transfer-encoding"
-            | "proxy-authenticate" => found |= OTHER,
-            "upgrade" if !keep_upgrade => found |= OTHER,
-            _ => {}
-        }
-    }
-    if found == 0 {
+    if !h.keys().any(|n| is_hop_by_hop(n, keep_upgrade)) {
         return;
     }
-    if found & CONN != 0 {
-        let custom = h.get_all(header::CONNECTION).iter().any(|v| {
-            v.to_str().unwrap_or("").split(',').any(|t| {
-                let t = t.trim();
-                !t.is_empty()
-                    && !t.eq_ignore_ascii_case("close")
-                    && !t.eq_ignore_ascii_case("keep-alive")
-                    && !t.eq_ignore_ascii_case("upgrade")
-            })
-        });
-        if custom {
-            // Custom tokens (rare) name further hop-by-hop headers.
-            let extra: Vec<HeaderName> = h
-                .get_all(header::CONNECTION)
-                .iter()
-                .flat_map(|v| v.to_str().unwrap_or("").split(','))
-                .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
-                .filter(|n| n != header::UPGRADE || !keep_upgrade)
-                .collect();
-            for name in extra {
-                h.remove(name);
-            }
+    if h.contains_key(header::CONNECTION) {
+        for name in named_in_connection(h, keep_upgrade) {
+            h.remove(name);
         }
-        h.remove(header::CONNECTION);
     }
-    if found & OTHER != 0 {
-        h.remove(&KEEP_ALIVE);
-        h.remove(&PROXY_CONNECTION);
-        h.remove(header::TE);
-        h.remove(header::TRAILER);
-        h.remove(header::TRANSFER_ENCODING);
-        h.remove(header::PROXY_AUTHENTICATE);
-        if !keep_upgrade {
-            h.remove(header::UPGRADE);
-        }
+    for name in [
+        &header::CONNECTION,
+        &KEEP_ALIVE,
+        &PROXY_CONNECTION,
+        &header::TE,
+        &header::TRAILER,
+        &header::TRANSFER_ENCODING,
+        &header::PROXY_AUTHENTICATE,
+    ] {
+        h.remove(name);
+    }
+    if !keep_upgrade {
+        h.remove(header::UPGRADE);
     }
 }
 
@@ -130,39 +106,135 @@ fn append_value(h: &mut HeaderMap, name: &HeaderName, value: &HeaderValue) {
     }
 }
 
-/// Rewrites a client request head for the upstream.
-pub fn prepare_request(parts: &mut request::Parts, conn: &ConnInfo, upgrade: bool) {
+/// Whether `name` is hop-by-hop (`upgrade` is kept for an upgrade).
+fn is_hop_by_hop(name: &HeaderName, keep_upgrade: bool) -> bool {
+    matches!(
+        name.as_str(),
+        "connection"
+            | "keep-alive"
+            | "proxy-connection"
+            | "te"
+            | "trailer"
+            | "transfer-encoding"
+            | "proxy-authenticate"
+    ) || (name == header::UPGRADE && !keep_upgrade)
+}
+
+/// Further hop-by-hop headers named in `Connection` (rare: usually it holds
+/// only `close`, `keep-alive` or `upgrade`, and this allocates nothing).
+fn named_in_connection(h: &HeaderMap, keep_upgrade: bool) -> Vec<HeaderName> {
+    h.get_all(header::CONNECTION)
+        .iter()
+        .flat_map(|v| v.to_str().unwrap_or("").split(','))
+        .map(str::trim)
+        .filter(|t| {
+            let plain = t.is_empty()
+                || t.eq_ignore_ascii_case("close")
+                || t.eq_ignore_ascii_case("keep-alive")
+                || (keep_upgrade && t.eq_ignore_ascii_case("upgrade"));
+            !plain
+        })
+        .filter_map(|t| HeaderName::from_bytes(t.as_bytes()).ok())
+        .collect()
+}
+
+/// Writes `name: a, b, ours` (every value the client sent, then ours).
+fn write_appended(out: &mut Vec<u8>, h: &HeaderMap, name: &HeaderName, ours: &[u8]) {
+    out.extend_from_slice(name.as_str().as_bytes());
+    out.extend_from_slice(b": ");
+    for v in h.get_all(name) {
+        out.extend_from_slice(v.as_bytes());
+        out.extend_from_slice(b", ");
+    }
+    out.extend_from_slice(ours);
+    out.extend_from_slice(b"\r\n");
+}
+
+fn write_header(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+    out.extend_from_slice(name);
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Writes the head of a client's request as it goes upstream: the request
+/// line in origin form (HTTP/1.1), the client's headers less hop-by-hop
+/// ones and less the framing ones (`framing` decides), `X-Forwarded-For`
+/// and `Via` appended to, `X-Real-IP` and `X-Forwarded-Proto` set, `Host`
+/// kept (else the HTTP/2 authority, else `default_host`, as nginx's
+/// `$proxy_host`), and `Connection: upgrade` for an upgrade. Header values
+/// cannot hold CR or LF (`HeaderValue` refuses them), so nothing can be
+/// injected.
+pub fn write_request_head(
+    parts: &request::Parts,
+    conn: &ConnInfo,
+    upgrade: bool,
+    framing: SendFraming,
+    default_host: &str,
+    out: &mut Vec<u8>,
+) {
+    out.extend_from_slice(parts.method.as_str().as_bytes());
+    out.push(b' ');
+    let target = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
+    out.extend_from_slice(if target.is_empty() {
+        b"/"
+    } else {
+        target.as_bytes()
+    });
+    out.extend_from_slice(b" HTTP/1.1\r\n");
+    let h = &parts.headers;
+    let extra = if h.contains_key(header::CONNECTION) {
+        named_in_connection(h, upgrade)
+    } else {
+        Vec::new()
+    };
     let via = match parts.version {
         Version::HTTP_2 => VIA_2,
         Version::HTTP_10 => VIA_10,
         _ => VIA_11,
     };
-    let h = &mut parts.headers;
-    strip_hop_by_hop(h, upgrade);
-    // Room for the four headers added below, so the map grows at most once.
-    h.reserve(4);
-    if upgrade {
-        h.insert(header::CONNECTION, UPGRADE);
-    }
-    if !h.contains_key(header::HOST) {
-        // HTTP/2 carries the host in :authority.
-        if let Some(auth) = parts.uri.authority() {
-            if let Ok(v) = HeaderValue::from_str(auth.as_str()) {
-                h.insert(header::HOST, v);
+    let (mut forwarded_for, mut via_written, mut host) = (false, false, false);
+    for (name, value) in h {
+        if is_hop_by_hop(name, upgrade)
+            || name == header::CONTENT_LENGTH
+            || name == X_REAL_IP
+            || name == X_FORWARDED_PROTO
+            || extra.contains(name)
+        {
+            continue;
+        }
+        if name == X_FORWARDED_FOR {
+            if !forwarded_for {
+                write_appended(out, h, name, conn.ip_value.as_bytes());
+                forwarded_for = true;
             }
+        } else if name == header::VIA {
+            if !via_written {
+                write_appended(out, h, name, via.as_bytes());
+                via_written = true;
+            }
+        } else {
+            host |= name == header::HOST;
+            write_header(out, name.as_str().as_bytes(), value.as_bytes());
         }
     }
-    append_value(h, &X_FORWARDED_FOR, &conn.ip_value);
-    h.insert(X_REAL_IP.clone(), conn.ip_value.clone());
-    h.insert(X_FORWARDED_PROTO.clone(), HTTP);
-    append_value(h, &header::VIA, &via);
-    if parts.uri.scheme().is_some() || parts.uri.authority().is_some() {
-        parts.uri = parts
-            .uri
-            .path_and_query()
-            .map_or_else(|| Uri::from_static("/"), |pq| Uri::from(pq.clone()));
+    if !host {
+        let authority = parts.uri.authority().map_or(default_host, |a| a.as_str());
+        write_header(out, b"host", authority.as_bytes());
     }
-    parts.version = Version::HTTP_11;
+    if !forwarded_for {
+        write_header(out, b"x-forwarded-for", conn.ip_value.as_bytes());
+    }
+    write_header(out, b"x-real-ip", conn.ip_value.as_bytes());
+    write_header(out, b"x-forwarded-proto", b"http");
+    if !via_written {
+        write_header(out, b"via", via.as_bytes());
+    }
+    if upgrade {
+        write_header(out, b"connection", b"upgrade");
+    }
+    write_framing(framing, out);
+    out.extend_from_slice(b"\r\n");
 }
 
 /// Rewrites an upstream response head for the client.
@@ -201,50 +273,99 @@ mod tests {
     use super::*;
     use http::Request;
 
+    fn forwarded(parts: &request::Parts, conn: &ConnInfo, upgrade: bool) -> String {
+        let mut out = Vec::new();
+        write_request_head(parts, conn, upgrade, SendFraming::None, "up:80", &mut out);
+        String::from_utf8(out).unwrap()
+    }
+
     #[test]
     fn request_headers() {
-        let (mut parts, _) = Request::builder()
+        let (parts, _) = Request::builder()
             .uri("/a?b=1")
             .header("host", "example.com")
             .header("connection", "keep-alive, x-secret")
             .header("x-secret", "1")
             .header("keep-alive", "timeout=5")
             .header("te", "trailers")
+            .header("x-real-ip", "6.6.6.6")
             .header("x-forwarded-for", "10.0.0.1")
             .header("x-forwarded-for", "10.0.0.2")
+            .header("content-length", "0")
             .body(())
             .unwrap()
             .into_parts();
         let conn = ConnInfo::new("[::ffff:192.0.2.7]:5555".parse().unwrap());
-        prepare_request(&mut parts, &conn, false);
-        let h = &parts.headers;
-        assert_eq!(h["host"], "example.com");
-        assert_eq!(h["x-forwarded-for"], "10.0.0.1, 10.0.0.2, 192.0.2.7");
-        assert_eq!(h.get_all("x-forwarded-for").iter().count(), 1);
-        assert_eq!(h["x-real-ip"], "192.0.2.7");
-        assert_eq!(h["x-forwarded-proto"], "http");
-        assert_eq!(h["via"], "1.1 balancer");
-        for gone in ["connection", "x-secret", "keep-alive", "te"] {
-            assert!(!h.contains_key(gone), "{gone}");
+        let head = forwarded(&parts, &conn, false);
+        assert!(head.starts_with("GET /a?b=1 HTTP/1.1\r\n"), "{head}");
+        assert!(head.ends_with("\r\n\r\n"), "{head}");
+        let lines: Vec<&str> = head.trim_end().lines().skip(1).collect();
+        for want in [
+            "host: example.com",
+            "x-forwarded-for: 10.0.0.1, 10.0.0.2, 192.0.2.7",
+            "x-real-ip: 192.0.2.7",
+            "x-forwarded-proto: http",
+            "via: 1.1 balancer",
+        ] {
+            assert_eq!(
+                lines.iter().filter(|l| **l == want).count(),
+                1,
+                "{want} in {head}"
+            );
+        }
+        assert_eq!(
+            lines
+                .iter()
+                .filter(|l| l.starts_with("x-forwarded-for"))
+                .count(),
+            1
+        );
+        for gone in [
+            "connection",
+            "x-secret",
+            "keep-alive",
+            "te",
+            "content-length",
+            "x-real-ip: 6",
+        ] {
+            assert!(
+                !lines.iter().any(|l| l.starts_with(gone)),
+                "{gone} in {head}"
+            );
         }
     }
 
     #[test]
-    fn h2_authority_becomes_host() {
-        let (mut parts, _) = Request::builder()
+    fn h2_authority_becomes_host_and_upgrade_is_kept() {
+        let (parts, _) = Request::builder()
             .version(Version::HTTP_2)
             .uri("http://svc.local:8080/x")
+            .header("via", "1.0 edge")
             .body(())
             .unwrap()
             .into_parts();
-        prepare_request(
-            &mut parts,
+        let head = forwarded(
+            &parts,
             &ConnInfo::new("127.0.0.1:1".parse().unwrap()),
             false,
         );
-        assert_eq!(parts.headers["host"], "svc.local:8080");
-        assert_eq!(parts.uri, "/x");
-        assert_eq!(parts.version, Version::HTTP_11);
-        assert_eq!(parts.headers["via"], "2.0 balancer");
+        assert!(head.starts_with("GET /x HTTP/1.1\r\n"), "{head}");
+        assert!(head.contains("\r\nhost: svc.local:8080\r\n"), "{head}");
+        assert!(
+            head.contains("\r\nvia: 1.0 edge, 2.0 balancer\r\n"),
+            "{head}"
+        );
+
+        let (parts, _) = Request::builder()
+            .uri("/ws")
+            .header("connection", "Upgrade")
+            .header("upgrade", "websocket")
+            .body(())
+            .unwrap()
+            .into_parts();
+        let head = forwarded(&parts, &ConnInfo::new("127.0.0.1:1".parse().unwrap()), true);
+        assert!(head.contains("\r\nupgrade: websocket\r\n"), "{head}");
+        assert!(head.contains("\r\nconnection: upgrade\r\n"), "{head}");
+        assert!(head.contains("\r\nhost: up:80\r\n"), "{head}");
     }
 }

@@ -11,7 +11,7 @@ use std::mem::MaybeUninit;
 
 use bytes::{Buf, Bytes, BytesMut};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
-use http::{request, response, Method, StatusCode, Version};
+use http::{response, Method, StatusCode, Version};
 
 /// Most headers accepted in an upstream response (as hyper's default).
 pub const MAX_HEADERS: usize = 100;
@@ -43,44 +43,6 @@ pub enum SendFraming {
     Length(u64),
     /// `Transfer-Encoding: chunked` (a client stream of unknown length).
     Chunked,
-}
-
-/// Writes the request head to `out`: the request line, every header but the
-/// framing ones (which `framing` decides), `Host` if the client sent none
-/// (as nginx's `proxy_set_header Host $proxy_host`), and the blank line.
-/// Header values cannot hold CR or LF (`HeaderValue` refuses them), so
-/// nothing can be injected.
-pub fn write_request_head(
-    parts: &request::Parts,
-    framing: SendFraming,
-    default_host: &str,
-    out: &mut Vec<u8>,
-) {
-    out.extend_from_slice(parts.method.as_str().as_bytes());
-    out.push(b' ');
-    let target = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
-    out.extend_from_slice(if target.is_empty() {
-        b"/"
-    } else {
-        target.as_bytes()
-    });
-    out.extend_from_slice(b" HTTP/1.1\r\n");
-    for (name, value) in &parts.headers {
-        if name == header::CONTENT_LENGTH || name == header::TRANSFER_ENCODING {
-            continue;
-        }
-        out.extend_from_slice(name.as_str().as_bytes());
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(value.as_bytes());
-        out.extend_from_slice(b"\r\n");
-    }
-    if !parts.headers.contains_key(header::HOST) {
-        out.extend_from_slice(b"host: ");
-        out.extend_from_slice(default_host.as_bytes());
-        out.extend_from_slice(b"\r\n");
-    }
-    write_framing(framing, out);
-    out.extend_from_slice(b"\r\n");
 }
 
 /// Writes a response head for a client: status line, headers (framing and
@@ -128,7 +90,8 @@ pub fn write_response_head(
     out.extend_from_slice(b"\r\n");
 }
 
-fn write_framing(framing: SendFraming, out: &mut Vec<u8>) {
+/// Writes the header that delimits a body we send.
+pub fn write_framing(framing: SendFraming, out: &mut Vec<u8>) {
     match framing {
         SendFraming::None => {}
         SendFraming::Length(n) => {
@@ -424,7 +387,6 @@ fn take_line(buf: &mut BytesMut) -> Result<Option<BytesMut>, ParseError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use http::Request;
 
     fn parse(bytes: &[u8], method: Method) -> (Result<Option<ResponseHead>, ParseError>, BytesMut) {
         let mut buf = BytesMut::from(bytes);
@@ -433,25 +395,36 @@ mod tests {
     }
 
     #[test]
-    fn request_head_owns_framing_and_host() {
-        let (parts, ()) = Request::post("/a?b=1")
+    fn response_head_owns_framing_and_connection() {
+        let (parts, ()) = http::Response::builder()
+            .status(404)
             .header("content-length", "999")
             .header("transfer-encoding", "chunked")
+            .header("connection", "keep-alive")
+            .header("date", "Sun, 29 Nov 2026 09:00:00 GMT")
             .header("x-one", "1")
             .body(())
             .unwrap()
             .into_parts();
         let mut out = Vec::new();
-        write_request_head(&parts, SendFraming::Length(3), "up:80", &mut out);
+        write_response_head(
+            &parts,
+            SendFraming::Length(3),
+            false,
+            false,
+            false,
+            &mut out,
+        );
         assert_eq!(
             String::from_utf8(out).unwrap(),
-            "POST /a?b=1 HTTP/1.1\r\nx-one: 1\r\nhost: up:80\r\ncontent-length: 3\r\n\r\n"
+            "HTTP/1.1 404 Not Found\r\ndate: Sun, 29 Nov 2026 09:00:00 GMT\r\nx-one: 1\r\ncontent-length: 3\r\nconnection: close\r\n\r\n"
         );
+        // A HEAD response passes the server's length on; 1.0 keep-alive is said.
         let mut out = Vec::new();
-        write_request_head(&parts, SendFraming::Chunked, "up:80", &mut out);
-        assert!(String::from_utf8(out)
-            .unwrap()
-            .ends_with("host: up:80\r\ntransfer-encoding: chunked\r\n\r\n"));
+        write_response_head(&parts, SendFraming::None, true, true, true, &mut out);
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.contains("content-length: 999\r\n"), "{text}");
+        assert!(text.ends_with("connection: keep-alive\r\n\r\n"), "{text}");
     }
 
     #[test]

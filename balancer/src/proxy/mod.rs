@@ -197,6 +197,9 @@ fn eval_key(alg: &Algorithm, parts: &http::request::Parts, conn: &ConnInfo, out:
             KeyPart::Host => {
                 if let Some(h) = parts.headers.get(header::HOST) {
                     out.extend_from_slice(h.as_bytes());
+                } else if let Some(a) = parts.uri.authority() {
+                    // HTTP/2 carries the host in :authority.
+                    out.extend_from_slice(a.as_str().as_bytes());
                 }
             }
             KeyPart::Header(name) => {
@@ -228,8 +231,12 @@ async fn proxy(
 
     let upgrade = forward::is_upgrade(req.version(), req.headers());
     let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
-    let (mut parts, body) = req.into_parts();
-    forward::prepare_request(&mut parts, conn, upgrade);
+    let (parts, body) = req.into_parts();
+    let outgoing = client::Outgoing {
+        parts: &parts,
+        conn,
+        upgrade,
+    };
 
     let mut key = Vec::new();
     eval_key(&upstream.algorithm, &parts, conn, &mut key);
@@ -269,7 +276,6 @@ async fn proxy(
     let last_byte = g.upstream.algorithm == Algorithm::LeastTime(LeastTimeMode::LastByte);
     let mut budget = retry::Budget::new(cfg, upstream.peers.len());
     let mut tried: u128 = 0;
-    let mut parts_slot = Some(parts);
     let mut last_failure: Option<StatusCode> = None;
     loop {
         // Without a queue, selection never waits: call it directly rather
@@ -291,20 +297,14 @@ async fn proxy(
         };
         tried |= 1u128 << guard.idx();
         budget.spend();
-        let (Some(body), Some(head)) = (pending.take(), parts_slot.as_ref()) else {
+        let Some(body) = pending.take() else {
             return local_response(StatusCode::BAD_GATEWAY, None);
         };
-        // Keep a copy of the head only if another attempt could follow.
         let again = budget.more() && pending.replayable();
-        let head = if again {
-            head.clone()
-        } else {
-            parts_slot.take().expect("checked above")
-        };
         let peer = guard.peer().clone();
         peer.requests.fetch_add(1, Relaxed);
         let start = Instant::now();
-        match client::send(&peer, Request::from_parts(head, body), cfg, start).await {
+        match client::send(&peer, outgoing, body, cfg, start).await {
             Ok(exchange) => {
                 // One clock read for both the failure clock and the latency.
                 let end = Instant::now();
@@ -334,9 +334,7 @@ async fn proxy(
                 } else {
                     peer.failures.fetch_add(1, Relaxed);
                 }
-                if let Some(r) = e.request.take() {
-                    let (p, b) = r.into_parts();
-                    parts_slot = Some(p);
+                if let Some(b) = e.body.take() {
                     pending.restore(b);
                 }
                 let status = if e.kind == FailKind::Timeout {
@@ -347,12 +345,7 @@ async fn proxy(
                 last_failure = Some(status);
                 tracing::debug!(server = %peer.name, kind = ?e.kind, sent = e.sent, "upstream attempt failed");
                 let may_resend = !e.sent || idempotent || nu.non_idempotent;
-                if retry::covers(nu, e.kind)
-                    && may_resend
-                    && parts_slot.is_some()
-                    && pending.available()
-                    && budget.more()
-                {
+                if retry::covers(nu, e.kind) && may_resend && pending.available() && budget.more() {
                     continue;
                 }
                 return local_response(status, None);
