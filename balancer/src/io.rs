@@ -3,6 +3,7 @@
 //! [`crate::server::http1`] and the upstream connections in
 //! [`crate::proxy::client`]).
 
+use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
@@ -41,8 +42,18 @@ impl ReadTimer {
         deadline: Option<Instant>,
     ) -> io::Result<usize> {
         reserve(buf);
+        self.run(io.read_buf(buf), deadline).await
+    }
+
+    /// Runs `io` (a read, or a wait for readiness), failing with `TimedOut`
+    /// at `deadline` (`None`: no limit).
+    pub async fn run<T>(
+        &mut self,
+        io: impl Future<Output = io::Result<T>>,
+        deadline: Option<Instant>,
+    ) -> io::Result<T> {
         let Some(deadline) = deadline else {
-            return io.read_buf(buf).await;
+            return io.await;
         };
         let sleep = self
             .sleep
@@ -50,10 +61,11 @@ impl ReadTimer {
         if sleep.deadline() > deadline {
             sleep.as_mut().reset(deadline);
         }
+        tokio::pin!(io);
         loop {
             tokio::select! {
                 biased;
-                r = io.read_buf(buf) => return r,
+                r = &mut io => return r,
                 () = sleep.as_mut() => {
                     if Instant::now() >= deadline {
                         return Err(io::Error::new(io::ErrorKind::TimedOut, "read timed out"));

@@ -174,6 +174,18 @@ pub async fn serve(
                 }
             }
             let idle = rbuf.is_empty();
+            if idle && rbuf.capacity() == 0 {
+                // A new connection: no read buffer until a byte arrives, so
+                // idle connections cost no buffer memory.
+                let ready = tokio::select! {
+                    biased;
+                    r = timer.run(io.readable(), Some(deadline)) => r,
+                    () = &mut stopped => return Outcome::Done,
+                };
+                if ready.is_err() {
+                    return Outcome::Done;
+                }
+            }
             let read = tokio::select! {
                 biased;
                 r = timer.read(&mut io, &mut rbuf, Some(deadline)) => r,
