@@ -138,6 +138,88 @@ pub struct ResponseHead {
     pub keep_alive: bool,
 }
 
+/// Where each parsed header sits in the buffer it was parsed from.
+/// `httparse` borrows the buffer; these offsets outlive the borrow, so the
+/// values can be sliced out of the frozen head afterwards without a copy
+/// (`u32`: a head is bounded by the size limits).
+pub struct HeaderIndex {
+    ranges: [(u32, u32, u32, u32); MAX_HEADERS],
+    len: usize,
+}
+
+impl HeaderIndex {
+    /// An empty index.
+    pub fn new() -> Self {
+        HeaderIndex {
+            ranges: [(0, 0, 0, 0); MAX_HEADERS],
+            len: 0,
+        }
+    }
+
+    /// Records `headers`, parsed from `buf`.
+    pub fn record(&mut self, buf: &[u8], headers: &[httparse::Header<'_>]) {
+        for (r, h) in self.ranges.iter_mut().zip(headers) {
+            let (ns, vs) = (offset(buf, h.name.as_bytes()), offset(buf, h.value));
+            *r = (ns, ns + h.name.len() as u32, vs, vs + h.value.len() as u32);
+        }
+        self.len = headers.len();
+    }
+
+    /// `(name, value)` pairs, read from `buf` (the same bytes, frozen or not).
+    pub fn iter<'a>(&'a self, buf: &'a [u8]) -> impl Iterator<Item = (&'a [u8], &'a [u8])> {
+        self.ranges[..self.len]
+            .iter()
+            .map(move |&(ns, ne, vs, ve)| {
+                (
+                    &buf[ns as usize..ne as usize],
+                    &buf[vs as usize..ve as usize],
+                )
+            })
+    }
+
+    /// The headers as a map whose values share `head` (room for `extra` more).
+    pub fn to_map(&self, head: &Bytes, extra: usize) -> Option<HeaderMap> {
+        let mut map = HeaderMap::with_capacity(self.len + extra);
+        for &(ns, ne, vs, ve) in &self.ranges[..self.len] {
+            let name = HeaderName::from_bytes(&head[ns as usize..ne as usize]).ok()?;
+            let value =
+                HeaderValue::from_maybe_shared(head.slice(vs as usize..ve as usize)).ok()?;
+            map.append(name, value);
+        }
+        Some(map)
+    }
+}
+
+impl Default for HeaderIndex {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The offset of `part`, a slice of `buf`, within `buf`.
+pub fn offset(buf: &[u8], part: &[u8]) -> u32 {
+    (part.as_ptr() as usize - buf.as_ptr() as usize) as u32
+}
+
+/// A `Content-Length` value.
+pub fn parse_length(raw: &[u8]) -> Option<u64> {
+    std::str::from_utf8(raw).ok()?.trim().parse().ok()
+}
+
+/// Whether the connection persists after this message, given its
+/// `Connection` value: `close` ends it; `keep-alive` keeps an HTTP/1.0 one.
+pub fn keep_alive_after(connection: &[u8], minor: u8, keep_alive: bool) -> bool {
+    let mut keep = keep_alive;
+    for token in connection.split(|&b| b == b',').map(<[u8]>::trim_ascii) {
+        if token.eq_ignore_ascii_case(b"close") {
+            keep = false;
+        } else if token.eq_ignore_ascii_case(b"keep-alive") && minor == 0 {
+            keep = true;
+        }
+    }
+    keep
+}
+
 /// Parses the response head at the start of `buf`, removing it (and any
 /// interim 1xx responses before it, but not a 101) from `buf`.
 /// `Ok(None)`: incomplete, read more. `method` is the request's (a response
@@ -148,11 +230,8 @@ pub fn parse_response(
     max_size: usize,
 ) -> Result<Option<ResponseHead>, ParseError> {
     loop {
-        // (name, value) byte ranges, so the values can be sliced out of the
-        // frozen head without a copy once `httparse`'s borrow ends (`u32`:
-        // a head is at most `max_size` bytes).
-        let mut ranges = [(0u32, 0u32, 0u32, 0u32); MAX_HEADERS];
-        let (len, code, minor, count) = {
+        let mut index = HeaderIndex::new();
+        let (len, code, minor) = {
             let mut headers =
                 [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
             let mut resp = httparse::Response::new(&mut []);
@@ -177,19 +256,8 @@ pub fn parse_response(
             if len > max_size {
                 return Err(ParseError::TooLarge(max_size));
             }
-            let base = buf.as_ptr() as usize;
-            let offset = |p: *const u8| (p as usize - base) as u32;
-            let count = resp.headers.len();
-            for (r, h) in ranges.iter_mut().zip(resp.headers.iter()) {
-                let (ns, vs) = (offset(h.name.as_ptr()), offset(h.value.as_ptr()));
-                *r = (ns, ns + h.name.len() as u32, vs, vs + h.value.len() as u32);
-            }
-            (
-                len,
-                resp.code.unwrap_or(0),
-                resp.version.unwrap_or(1),
-                count,
-            )
+            index.record(buf, resp.headers);
+            (len, resp.code.unwrap_or(0), resp.version.unwrap_or(1))
         };
         let status =
             StatusCode::from_u16(code).map_err(|_| ParseError::Head("status out of range"))?;
@@ -199,51 +267,37 @@ pub fn parse_response(
             continue;
         }
         let head = buf.split_to(len).freeze();
-        return build(head, &ranges[..count], status, minor, method).map(Some);
+        return build(head, &index, status, minor, method).map(Some);
     }
 }
 
 fn build(
     head: Bytes,
-    ranges: &[(u32, u32, u32, u32)],
+    index: &HeaderIndex,
     status: StatusCode,
     minor: u8,
     method: &Method,
 ) -> Result<ResponseHead, ParseError> {
-    let mut headers = HeaderMap::with_capacity(ranges.len() + 2);
     let mut keep_alive = minor >= 1;
     let mut length: Option<u64> = None;
     let mut transfer: Option<bool> = None; // Some(last coding is chunked)
-    for &(ns, ne, vs, ve) in ranges {
-        let (ns, ne, vs, ve) = (ns as usize, ne as usize, vs as usize, ve as usize);
-        let name = HeaderName::from_bytes(&head[ns..ne])
-            .map_err(|_| ParseError::Head("invalid header name"))?;
-        let raw = &head[vs..ve];
-        if name == header::CONTENT_LENGTH {
-            let n = std::str::from_utf8(raw)
-                .ok()
-                .and_then(|s| s.trim().parse::<u64>().ok())
-                .ok_or(ParseError::Head("invalid Content-Length"))?;
+    for (name, raw) in index.iter(&head) {
+        if name.eq_ignore_ascii_case(b"content-length") {
+            let n = parse_length(raw).ok_or(ParseError::Head("invalid Content-Length"))?;
             if length.is_some_and(|m| m != n) {
                 return Err(ParseError::Head("conflicting Content-Length values"));
             }
             length = Some(n);
-        } else if name == header::TRANSFER_ENCODING {
+        } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
             let last = raw.rsplit(|&b| b == b',').next().unwrap_or_default();
             transfer = Some(last.trim_ascii().eq_ignore_ascii_case(b"chunked"));
-        } else if name == header::CONNECTION {
-            for token in raw.split(|&b| b == b',').map(<[u8]>::trim_ascii) {
-                if token.eq_ignore_ascii_case(b"close") {
-                    keep_alive = false;
-                } else if token.eq_ignore_ascii_case(b"keep-alive") && minor == 0 {
-                    keep_alive = true;
-                }
-            }
+        } else if name.eq_ignore_ascii_case(b"connection") {
+            keep_alive = keep_alive_after(raw, minor, keep_alive);
         }
-        let value = HeaderValue::from_maybe_shared(head.slice(vs..ve))
-            .map_err(|_| ParseError::Head("invalid header value"))?;
-        headers.append(name, value);
     }
+    let headers = index
+        .to_map(&head, 2)
+        .ok_or(ParseError::Head("invalid header"))?;
     let no_body = method == Method::HEAD
         || status.is_informational()
         || status == StatusCode::NO_CONTENT

@@ -23,7 +23,6 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
-use http::header::{HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Uri, Version};
 use http_body::Body as _;
 use http_body_util::BodyExt;
@@ -36,12 +35,10 @@ use crate::config::ProxyConfig;
 use crate::io::{write_all, ReadTimer};
 use crate::proxy::body::RespBody;
 use crate::proxy::forward::ConnInfo;
-use crate::proxy::h1::{self, SendFraming};
+use crate::proxy::h1::{self, HeaderIndex, SendFraming};
 use crate::proxy::{self, ClientBody};
 use crate::state::State;
 
-/// Most request headers accepted (as hyper's default).
-const MAX_HEADERS: usize = 100;
 /// nginx's `send_timeout` default: a client that takes no bytes for this
 /// long is dropped.
 const SEND_TIMEOUT: Duration = Duration::from_secs(60);
@@ -280,9 +277,10 @@ fn parse(buf: &mut BytesMut, cfg: &Limits) -> Result<Parsed, Refused> {
     if buf.starts_with(H2_PREFACE) {
         return Ok(Parsed::HandOff);
     }
-    let mut ranges = [(0u32, 0u32, 0u32, 0u32); MAX_HEADERS];
-    let (len, method, path, minor, count) = {
-        let mut headers = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+    let mut index = HeaderIndex::new();
+    let (len, method, path, minor) = {
+        let mut headers =
+            [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; h1::MAX_HEADERS];
         let mut req = httparse::Request::new(&mut []);
         let len = match req.parse_with_uninit_headers(buf, &mut headers) {
             Ok(httparse::Status::Complete(len)) => len,
@@ -299,40 +297,25 @@ fn parse(buf: &mut BytesMut, cfg: &Limits) -> Result<Parsed, Refused> {
         if len > cfg.max_header_size {
             return Err(Refused::TooLarge);
         }
-        let base = buf.as_ptr() as usize;
-        let offset = |p: *const u8| (p as usize - base) as u32;
-        for (r, h) in ranges.iter_mut().zip(req.headers.iter()) {
-            let (ns, vs) = (offset(h.name.as_ptr()), offset(h.value.as_ptr()));
-            *r = (ns, ns + h.name.len() as u32, vs, vs + h.value.len() as u32);
-        }
+        index.record(buf, req.headers);
         let method = Method::from_bytes(req.method.unwrap_or("").as_bytes())
             .map_err(|_| Refused::Malformed)?;
-        let path = req.path.unwrap_or("");
-        let path = (
-            offset(path.as_ptr()),
-            offset(path.as_ptr()) + path.len() as u32,
-        );
+        let path = req.path.unwrap_or("").as_bytes();
+        let start = h1::offset(buf, path) as usize;
         (
             len,
             method,
-            path,
+            start..start + path.len(),
             req.version.unwrap_or(1),
-            req.headers.len(),
         )
     };
-    let ranges = &ranges[..count];
 
     // What this loop leaves to hyper, decided before anything is consumed.
     let mut body_len: Option<u64> = None;
     let mut keep_alive = minor >= 1;
-    for &(ns, ne, vs, ve) in ranges {
-        let name = &buf[ns as usize..ne as usize];
-        let value = &buf[vs as usize..ve as usize];
+    for (name, value) in index.iter(buf) {
         if name.eq_ignore_ascii_case(b"content-length") {
-            let n = std::str::from_utf8(value)
-                .ok()
-                .and_then(|s| s.trim().parse::<u64>().ok())
-                .ok_or(Refused::Malformed)?;
+            let n = h1::parse_length(value).ok_or(Refused::Malformed)?;
             if body_len.is_some_and(|m| m != n) {
                 return Err(Refused::Malformed);
             }
@@ -343,13 +326,7 @@ fn parse(buf: &mut BytesMut, cfg: &Limits) -> Result<Parsed, Refused> {
         {
             return Ok(Parsed::HandOff);
         } else if name.eq_ignore_ascii_case(b"connection") {
-            for token in value.split(|&b| b == b',').map(<[u8]>::trim_ascii) {
-                if token.eq_ignore_ascii_case(b"close") {
-                    keep_alive = false;
-                } else if token.eq_ignore_ascii_case(b"keep-alive") && minor == 0 {
-                    keep_alive = true;
-                }
-            }
+            keep_alive = h1::keep_alive_after(value, minor, keep_alive);
         }
     }
     let body_len = body_len.unwrap_or(0);
@@ -359,16 +336,8 @@ fn parse(buf: &mut BytesMut, cfg: &Limits) -> Result<Parsed, Refused> {
     }
 
     let head = buf.split_to(len).freeze();
-    let mut headers = HeaderMap::with_capacity(ranges.len() + 4);
-    for &(ns, ne, vs, ve) in ranges {
-        let name = HeaderName::from_bytes(&head[ns as usize..ne as usize])
-            .map_err(|_| Refused::Malformed)?;
-        let value = HeaderValue::from_maybe_shared(head.slice(vs as usize..ve as usize))
-            .map_err(|_| Refused::Malformed)?;
-        headers.append(name, value);
-    }
-    let uri = Uri::from_maybe_shared(head.slice(path.0 as usize..path.1 as usize))
-        .map_err(|_| Refused::Malformed)?;
+    let headers = index.to_map(&head, 0).ok_or(Refused::Malformed)?;
+    let uri = Uri::from_maybe_shared(head.slice(path)).map_err(|_| Refused::Malformed)?;
     let mut request = Request::new(ClientBody::Buffered(None));
     *request.method_mut() = method;
     *request.uri_mut() = uri;
