@@ -15,7 +15,7 @@ use std::net::{IpAddr, SocketAddr};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{request, response, Version};
 
-use super::h1::{write_framing, SendFraming};
+use super::h1::{self, write_framing, SendFraming};
 
 static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 static X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
@@ -108,16 +108,7 @@ fn append_value(h: &mut HeaderMap, name: &HeaderName, value: &HeaderValue) {
 
 /// Whether `name` is hop-by-hop (`upgrade` is kept for an upgrade).
 fn is_hop_by_hop(name: &HeaderName, keep_upgrade: bool) -> bool {
-    matches!(
-        name.as_str(),
-        "connection"
-            | "keep-alive"
-            | "proxy-connection"
-            | "te"
-            | "trailer"
-            | "transfer-encoding"
-            | "proxy-authenticate"
-    ) || (name == header::UPGRADE && !keep_upgrade)
+    h1::is_hop_by_hop(name.as_str().as_bytes(), keep_upgrade)
 }
 
 /// Further hop-by-hop headers named in `Connection` (rare: usually it holds

@@ -177,11 +177,21 @@ impl HeaderIndex {
             })
     }
 
-    /// The headers as a map whose values share `head` (room for `extra` more).
-    pub fn to_map(&self, head: &Bytes, extra: usize) -> Option<HeaderMap> {
+    /// The headers as a map whose values share `head` (room for `extra`
+    /// more), without those `skip` refuses.
+    pub fn to_map(
+        &self,
+        head: &Bytes,
+        extra: usize,
+        skip: impl Fn(&[u8]) -> bool,
+    ) -> Option<HeaderMap> {
         let mut map = HeaderMap::with_capacity(self.len + extra);
         for &(ns, ne, vs, ve) in &self.ranges[..self.len] {
-            let name = HeaderName::from_bytes(&head[ns as usize..ne as usize]).ok()?;
+            let raw_name = &head[ns as usize..ne as usize];
+            if skip(raw_name) {
+                continue;
+            }
+            let name = HeaderName::from_bytes(raw_name).ok()?;
             let value =
                 HeaderValue::from_maybe_shared(head.slice(vs as usize..ve as usize)).ok()?;
             map.append(name, value);
@@ -194,6 +204,22 @@ impl Default for HeaderIndex {
     fn default() -> Self {
         Self::new()
     }
+}
+
+/// Whether a header (by raw name) is hop-by-hop (RFC 9110 §7.6.1);
+/// `upgrade` keeps `Upgrade`.
+pub fn is_hop_by_hop(name: &[u8], upgrade: bool) -> bool {
+    const HOP_BY_HOP: [&[u8]; 7] = [
+        b"connection",
+        b"keep-alive",
+        b"proxy-connection",
+        b"te",
+        b"trailer",
+        b"transfer-encoding",
+        b"proxy-authenticate",
+    ];
+    HOP_BY_HOP.iter().any(|h| name.eq_ignore_ascii_case(h))
+        || (!upgrade && name.eq_ignore_ascii_case(b"upgrade"))
 }
 
 /// The offset of `part`, a slice of `buf`, within `buf`.
@@ -281,6 +307,9 @@ fn build(
     let mut keep_alive = minor >= 1;
     let mut length: Option<u64> = None;
     let mut transfer: Option<bool> = None; // Some(last coding is chunked)
+                                           // `Connection` naming other headers (rare) is kept for the forwarding
+                                           // step, which removes it and them.
+    let mut names_others = false;
     for (name, raw) in index.iter(&head) {
         if name.eq_ignore_ascii_case(b"content-length") {
             let n = parse_length(raw).ok_or(ParseError::Head("invalid Content-Length"))?;
@@ -293,10 +322,22 @@ fn build(
             transfer = Some(last.trim_ascii().eq_ignore_ascii_case(b"chunked"));
         } else if name.eq_ignore_ascii_case(b"connection") {
             keep_alive = keep_alive_after(raw, minor, keep_alive);
+            names_others |= raw.split(|&b| b == b',').map(<[u8]>::trim_ascii).any(|t| {
+                !(t.is_empty()
+                    || t.eq_ignore_ascii_case(b"close")
+                    || t.eq_ignore_ascii_case(b"keep-alive")
+                    || t.eq_ignore_ascii_case(b"upgrade"))
+            });
         }
     }
+    // Hop-by-hop headers are for this connection only: left out of the map
+    // the client's response is made from (a 101 keeps `Upgrade`).
+    let upgrade = status == StatusCode::SWITCHING_PROTOCOLS;
     let headers = index
-        .to_map(&head, 2)
+        .to_map(&head, 2, |name| {
+            is_hop_by_hop(name, upgrade)
+                && !(names_others && name.eq_ignore_ascii_case(b"connection"))
+        })
         .ok_or(ParseError::Head("invalid header"))?;
     let no_body = method == Method::HEAD
         || status.is_informational()
@@ -501,6 +542,26 @@ mod tests {
         assert!(h.keep_alive);
         assert_eq!(h.parts.headers.get_all("x-a").iter().count(), 2);
         assert_eq!(&buf[..], b"ok\nNEXT");
+    }
+
+    #[test]
+    fn hop_by_hop_headers_stay_out_of_the_map() {
+        let (r, _) = parse(
+            b"HTTP/1.1 200 OK\r\nConnection: keep-alive\r\nKeep-Alive: timeout=5\r\nUpgrade: h2c\r\nX-Kept: 1\r\nContent-Length: 0\r\n\r\n",
+            Method::GET,
+        );
+        let h = r.unwrap().unwrap().parts.headers;
+        assert_eq!(h.len(), 2, "{h:?}");
+        assert!(h.contains_key("x-kept") && h.contains_key("content-length"));
+        // A 101 keeps Upgrade; a Connection naming other headers is kept
+        // for the forwarding step to act on.
+        let (r, _) = parse(
+            b"HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade, x-private\r\nUpgrade: websocket\r\nX-Private: 1\r\n\r\n",
+            Method::GET,
+        );
+        let h = r.unwrap().unwrap().parts.headers;
+        assert_eq!(h["upgrade"], "websocket");
+        assert_eq!(h["connection"], "upgrade, x-private");
     }
 
     #[test]

@@ -336,7 +336,9 @@ fn parse(buf: &mut BytesMut, cfg: &Limits) -> Result<Parsed, Refused> {
     }
 
     let head = buf.split_to(len).freeze();
-    let headers = index.to_map(&head, 0).ok_or(Refused::Malformed)?;
+    let headers = index
+        .to_map(&head, 0, |_| false)
+        .ok_or(Refused::Malformed)?;
     let uri = Uri::from_maybe_shared(head.slice(path)).map_err(|_| Refused::Malformed)?;
     let mut request = Request::new(ClientBody::Buffered(None));
     *request.method_mut() = method;
