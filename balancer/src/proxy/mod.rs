@@ -1,23 +1,25 @@
-//! The proxy: a tower `Service` per client connection that carries one
-//! request through its whole life. Reading [`Proxy::forward`] top to bottom
+//! The proxy: carries one request through its whole life. Both front ends
+//! call [`handle`] (the balancer's HTTP/1.1 loop directly, hyper through the
+//! per-connection tower `Service` [`Proxy`]); reading `proxy` top to bottom
 //! tells that life, in this order (and the order matters):
 //!
 //! 1. load the current configuration generation (a reload mid-request does
 //!    not affect it);
-//! 2. reject what hyper did not already: a bad `Content-Length` (400), a
-//!    body over `client_max_body_size` (413) — hyper itself answers 400 to
-//!    malformed heads, 431 to oversized ones, and cuts off slow headers;
-//! 3. rewrite headers (`forward`), before any server is chosen, once;
-//! 4. buffer a small body (so a retry can resend it) or stream it;
-//! 5. get a server from the upstream (method, `max_conns`, backup, queue);
-//! 6. send (`client`); on failure go to the next server while
+//! 2. reject what the front end did not already: a bad `Content-Length`
+//!    (400), a body over `client_max_body_size` (413) — the front ends
+//!    answer 400 to malformed heads, 431 to oversized ones, and cut off slow
+//!    headers;
+//! 3. buffer a small body (so a retry can resend it) or stream it;
+//! 4. get a server from the upstream (method, `max_conns`, backup, queue);
+//! 5. send (`client`), the forwarding headers applied as the head is
+//!    written (`forward`); on failure go to the next server while
 //!    `proxy_next_upstream` and the budget allow (`retry`);
-//! 7. relay the response, streaming, with `X-Upstream`; the server's slot
+//! 6. relay the response, streaming, with `X-Upstream`; the server's slot
 //!    and connection are released when its last byte has passed (`body`).
 //!
-//! It is one service with the steps as functions rather than a stack of
-//! layers, so the hot path costs a single boxed future per request; each
-//! step lives in its own module.
+//! It is one path with the steps as functions rather than a stack of
+//! layers, so the hot path costs no boxed future per request (one on the
+//! hyper front end); each step lives in its own module.
 
 pub mod body;
 pub mod client;

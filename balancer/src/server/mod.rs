@@ -35,10 +35,11 @@ fn builder(config: &Config) -> auto::Builder<TokioExecutor> {
         // A head larger than this is answered 431 by hyper.
         .max_buf_size(config.proxy.max_header_size)
         .keep_alive(true)
-        // Do not read mid-request to notice a client's early close: that
-        // read reserves a fresh 8 KiB buffer per request while the request
-        // head is still borrowed. As nginx's `proxy_ignore_client_abort on`:
-        // a request whose client left is finished, then dropped.
+        // Do not read mid-request to notice a client's early close (our own
+        // loop does not either): that read reserves a fresh 8 KiB buffer
+        // per request while the request head is still borrowed. As nginx's
+        // `proxy_ignore_client_abort on`: a request whose client left is
+        // finished, then dropped.
         .half_close(true);
     b.http2().timer(TokioTimer::new());
     b
@@ -69,23 +70,20 @@ pub async fn serve_state(
     admin: Option<TcpListener>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Error> {
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    // One signal for everything: the admin listener, idle client
+    // connections (close now) and busy ones (close after the response).
+    let stop = CancellationToken::new();
     let admin_task = admin.map(|l| {
-        let mut rx = stop_rx.clone();
+        let stopped = stop.clone().cancelled_owned();
         let app = admin::app(state.clone());
         tokio::spawn(async move {
-            let r = axum::serve(l, app)
-                .with_graceful_shutdown(async move {
-                    let _ = rx.wait_for(|s| *s).await;
-                })
-                .await;
+            let r = axum::serve(l, app).with_graceful_shutdown(stopped).await;
             if let Err(e) = r {
                 tracing::error!(error = %e, "admin listener failed");
             }
         })
     });
 
-    let stop = CancellationToken::new();
     let connections = TaskTracker::new();
     let mut generation = state.current();
     let mut http = Arc::new(builder(&generation.config));
@@ -117,7 +115,6 @@ pub async fn serve_state(
     }
     drop(listener);
     tracing::info!("shutting down: draining in-flight requests");
-    let _ = stop_tx.send(true);
     stop.cancel();
     connections.close();
     if tokio::time::timeout(shutdown_timeout, connections.wait())
