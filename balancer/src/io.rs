@@ -13,6 +13,10 @@ use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::{Instant, Sleep};
 
+/// A body up to this size is copied behind its head so both go out in one
+/// write (one system call, one packet on loopback).
+pub const COALESCE: usize = 16 * 1024;
+
 /// Read buffer reserved when it runs low.
 pub const READ_CHUNK: usize = 8 * 1024;
 

@@ -35,15 +35,13 @@ use super::body::{BodyError, ReqBody};
 use super::forward::{self, ConnInfo};
 use super::h1::{self, Chunked, Framing, ResponseHead, SendFraming};
 use crate::config::ProxyConfig;
-use crate::io::{reserve, write_all, ReadTimer};
+use crate::io::{reserve, write_all, ReadTimer, COALESCE};
 use crate::upstream::Peer;
 
 /// Buffers grown past this are released before a connection is pooled.
 const KEEP_BUFFER: usize = 64 * 1024;
 /// Largest upstream response head accepted.
 const MAX_HEAD: usize = 64 * 1024;
-/// A buffered body up to this size goes out in the same write as the head.
-const COALESCE: usize = 16 * 1024;
 
 /// One HTTP/1.1 connection to a server.
 #[derive(Debug)]

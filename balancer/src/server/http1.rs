@@ -32,7 +32,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::ProxyConfig;
-use crate::io::{write_all, ReadTimer};
+use crate::io::{write_all, ReadTimer, COALESCE};
 use crate::proxy::body::RespBody;
 use crate::proxy::forward::ConnInfo;
 use crate::proxy::h1::{self, HeaderIndex, SendFraming};
@@ -42,8 +42,6 @@ use crate::state::State;
 /// nginx's `send_timeout` default: a client that takes no bytes for this
 /// long is dropped.
 const SEND_TIMEOUT: Duration = Duration::from_secs(60);
-/// A body up to this size goes out in the same write as the head.
-const COALESCE: usize = 16 * 1024;
 /// How an HTTP/2 prior-knowledge connection starts.
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n";
 
