@@ -303,6 +303,16 @@ pub async fn post(url: &str, body: &str) -> Resp {
     .await
 }
 
+/// One read from `s` (within 5 s), as text.
+pub async fn read_some(s: &mut TcpStream) -> String {
+    let mut buf = vec![0u8; 4096];
+    let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf))
+        .await
+        .expect("bytes within 5s")
+        .unwrap();
+    String::from_utf8_lossy(&buf[..n]).into_owned()
+}
+
 /// Sends raw bytes and reads until the server closes (bounded).
 pub async fn raw(addr: SocketAddr, data: &[u8]) -> String {
     let mut s = TcpStream::connect(addr).await.unwrap();
