@@ -3,12 +3,15 @@
 //! `Controller` is what both the CLI (`run_test`) and the web dashboard drive.
 //! A run is a set of tasks: the load driver (closed-model spawner or
 //! open-model arrival scheduler, in `users`), the users themselves, and one
-//! collector. Users send samples to the collector over a channel; once a
-//! second the collector closes a history point, checks loadgen's own health
+//! collector. Users record samples into per-thread buffers that the
+//! collector empties into the statistics every few milliseconds (and every
+//! read or reset of the statistics does too); once a second the collector
+//! closes a history point, checks loadgen's own health
 //! (`selfcheck`) and publishes a fresh `Snapshot` on a `watch` channel, which
 //! is all the dashboard and the terminal view read. Stopping cancels one
 //! token; the run is over when every user has returned its recorder and the
-//! collector has drained the channel, so a stopped run's figures are final.
+//! collector has counted the last samples, so a stopped run's figures are
+//! final.
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -20,7 +23,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::plan::{Target, TestPlan};
 use crate::report::{ReportMeta, RunReport};
-use crate::stats::{FailureRow, HistoryPoint, Recorder, SampleReceiver, StatsRow, StatsState};
+use crate::stats::{
+    FailureRow, HistoryPoint, Recorder, SampleReceiver, Stats, StatsRow, StatsState,
+};
 use crate::users;
 
 /// Where a run is in its life.
@@ -178,8 +183,8 @@ pub(crate) struct RunShared {
     pub started: Instant,
     /// Start, Unix ms.
     pub started_unix_ms: u64,
-    /// The collected statistics (written by the collector only).
-    pub stats: Mutex<StatsState>,
+    /// The collected statistics.
+    pub stats: Stats,
     /// Run state.
     pub state: Mutex<RunState>,
     /// Users asked for (closed model; changed by `set_users`).
@@ -243,7 +248,7 @@ impl RunShared {
 
     fn snapshot(&self) -> Snapshot {
         let elapsed = self.elapsed().as_secs_f64();
-        let st = lock(&self.stats);
+        let st = self.stats.lock();
         let stats = st.rows(elapsed);
         let total = stats.last().cloned();
         let from = st.history.len().saturating_sub(SNAPSHOT_HISTORY);
@@ -281,7 +286,7 @@ impl RunShared {
             duration_s: self.elapsed().as_secs_f64(),
             max_users: self.max_users.load(Ordering::Relaxed),
         };
-        let st = lock(&self.stats);
+        let st = self.stats.lock();
         let mut r = RunReport::from_state(&st, meta);
         r.warnings = lock(&self.warnings).clone();
         r.upstreams = lock(&self.upstreams).clone();
@@ -376,11 +381,12 @@ impl Controller {
         let (compiled, names) = users::compile(&plan.scenario, &target.base_path);
         let users_target = plan.users;
         let spawn_rate = plan.spawn_rate;
+        let (recorder, rx) = Recorder::channel();
         let shared = Arc::new(RunShared {
             target,
             started: Instant::now(),
             started_unix_ms: unix_ms(),
-            stats: Mutex::new(StatsState::new(names)),
+            stats: Stats::new(StatsState::new(names), &rx),
             state: Mutex::new(RunState::Spawning),
             target_users: AtomicU32::new(users_target),
             spawn_rate_bits: AtomicU64::new(spawn_rate.to_bits()),
@@ -400,7 +406,7 @@ impl Controller {
         self.inner.done_tx.send_replace(false);
         let _ = self.inner.snap_tx.send_replace(Arc::new(shared.snapshot()));
         let inner = self.inner.clone();
-        rt.spawn(drive(shared, compiled, inner));
+        rt.spawn(drive(shared, compiled, inner, recorder, rx));
         Ok(())
     }
 
@@ -440,7 +446,7 @@ impl Controller {
     /// Forgets the figures collected so far (the run goes on).
     pub fn reset_stats(&self) {
         if let Some(run) = lock(&self.inner.current).as_ref() {
-            lock(&run.stats).reset();
+            run.stats.lock().reset();
             lock(&run.warnings).clear();
             run.dropped.store(0, Ordering::Relaxed);
             let _ = self.inner.snap_tx.send_replace(Arc::new(run.snapshot()));
@@ -484,8 +490,13 @@ impl Controller {
 }
 
 /// Runs one test to its end: load driver, timer, collector.
-async fn drive(shared: Arc<RunShared>, compiled: Arc<users::Compiled>, inner: Arc<Inner>) {
-    let (recorder, rx) = Recorder::channel();
+async fn drive(
+    shared: Arc<RunShared>,
+    compiled: Arc<users::Compiled>,
+    inner: Arc<Inner>,
+    recorder: Recorder,
+    rx: SampleReceiver,
+) {
     let collector = tokio::spawn(collect(shared.clone(), rx, inner.snap_tx.clone()));
     let poller = shared
         .plan
@@ -518,13 +529,12 @@ async fn drive(shared: Arc<RunShared>, compiled: Arc<users::Compiled>, inner: Ar
     inner.done_tx.send_replace(true);
 }
 
-/// Drains samples into the statistics; ticks once a second.
+/// Counts samples as they come; ticks once a second.
 async fn collect(
     shared: Arc<RunShared>,
-    mut rx: SampleReceiver,
+    rx: SampleReceiver,
     snap_tx: watch::Sender<Arc<Snapshot>>,
 ) {
-    let mut buf = Vec::with_capacity(4096);
     let start = tokio::time::Instant::now();
     let mut ticker =
         tokio::time::interval_at(start + Duration::from_secs(1), Duration::from_secs(1));
@@ -533,19 +543,17 @@ async fn collect(
     let mut last_state = *lock(&shared.state);
     loop {
         tokio::select! {
-            n = rx.recv_many(&mut buf) => {
-                if n == 0 {
+            more = rx.ready() => {
+                if !more {
                     break;
                 }
-                let mut st = lock(&shared.stats);
-                for s in buf.drain(..) {
-                    st.record(s);
-                }
+                // Taking the lock counts the waiting samples.
+                drop(shared.stats.lock());
             }
             _ = ticker.tick() => {
                 let users = shared.user_count.load(Ordering::Relaxed);
                 let dropped = shared.dropped.load(Ordering::Relaxed);
-                lock(&shared.stats).tick(unix_ms(), users, dropped);
+                shared.stats.lock().tick(unix_ms(), users, dropped);
                 let lag = Duration::from_micros(shared.lag_us.swap(0, Ordering::Relaxed));
                 for w in health.check(lag) {
                     shared.warn(w);
@@ -563,7 +571,7 @@ async fn collect(
     // The final partial second.
     let users = shared.user_count.load(Ordering::Relaxed);
     let dropped = shared.dropped.load(Ordering::Relaxed);
-    lock(&shared.stats).tick(unix_ms(), users, dropped);
+    shared.stats.lock().tick(unix_ms(), users, dropped);
 }
 
 #[cfg(test)]

@@ -65,14 +65,17 @@ fn compare_two_replicas_writes_both_runs_and_shares_add_up() {
             "round robin used both: {list:?}"
         );
         // The balancer forwards every request the load generator sent
-        // (retries would add some). The two are read a moment apart at each
-        // edge of the window, so they may differ by the requests in flight
-        // there: at most one per user (closed model).
+        // (retries would add some). Its window (two reads of /status)
+        // encloses loadgen's, which counts every request finished in it
+        // (samples still buffered at the window's start go to the step
+        // before). They may differ by the requests in flight when /status
+        // is first read: at most one per user (closed model).
         let counted = step["summary"]["requests"].as_u64().unwrap();
         let users = step["load"].as_u64().unwrap();
         assert!(
             sum + users >= counted,
-            "balancer sent {sum}, loadgen counted {counted} with {users} users"
+            "balancer sent {sum}, loadgen counted {counted} with {users} users; step: {}",
+            step["summary"]
         );
     }
     let html = std::fs::read_to_string(run_dir.join("report.html")).unwrap();

@@ -2,12 +2,14 @@
 //!
 //! Every user owns a `Recorder`: it pushes one small `Sample` per finished
 //! request into a buffer of its worker thread (no shared lock, no wakeup; see
-//! `Recorder`). The collector task (in `control`) drains those buffers every
-//! few milliseconds through its `SampleReceiver` into `StatsState`, which
-//! holds the per-(method, name) `Entry`s, the aggregate, the failure table,
-//! the status codes and the per-second history: every request is counted
-//! there, with its latencies in HDR histograms. Readers (terminal,
-//! dashboard, reports) only see what the collector publishes.
+//! `Recorder`). Those buffers are emptied into `StatsState` whenever anyone
+//! takes `Stats::lock`: the collector task (in `control`) does so every few
+//! milliseconds, and readers and resets do it too, so every request finished
+//! before a read is in it. `StatsState` holds the per-(method, name)
+//! `Entry`s, the aggregate, the failure table, the status codes and the
+//! per-second history: every request is counted there, with its latencies in
+//! HDR histograms. Readers (terminal, dashboard, reports) only see what the
+//! collector publishes.
 
 pub mod entry;
 pub mod failures;
@@ -16,7 +18,7 @@ pub mod history;
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::ThreadId;
 use std::time::Duration;
 
@@ -91,7 +93,7 @@ thread_local! {
     static LOCAL_SHARD: RefCell<Option<(u64, Shard)>> = const { RefCell::new(None) };
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic while pushing a sample leaves a valid Vec: ignore poisoning.
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
@@ -108,13 +110,16 @@ impl Sink {
         s
     }
 
-    /// Moves every buffered sample into `buf`; returns how many.
-    fn drain(&self, buf: &mut Vec<Sample>) -> usize {
-        let before = buf.len();
+    /// Moves every buffered sample into `buf`.
+    fn drain(&self, buf: &mut Vec<Sample>) {
         for (_, s) in lock(&self.shards).iter() {
             buf.append(&mut lock(s));
         }
-        buf.len() - before
+    }
+
+    /// Whether any sample waits in a buffer.
+    fn pending(&self) -> bool {
+        lock(&self.shards).iter().any(|(_, s)| !lock(s).is_empty())
     }
 }
 
@@ -170,31 +175,67 @@ impl Drop for Recorder {
     }
 }
 
-/// The collector's end: takes the samples of every recorder.
+/// The collector's end: tells when samples wait and when every recorder is
+/// gone.
 #[derive(Debug)]
 pub struct SampleReceiver {
     sink: Arc<Sink>,
 }
 
 impl SampleReceiver {
-    /// Waits until samples are buffered and moves all of them into `buf`;
-    /// returns how many, or 0 once every `Recorder` is gone and nothing is
-    /// left. Cancel-safe: samples are only taken by a call that returns.
-    pub async fn recv_many(&mut self, buf: &mut Vec<Sample>) -> usize {
+    /// Waits until samples are buffered (true), or until every `Recorder` is
+    /// gone and nothing is left (false). Takes nothing, so it is cancel-safe:
+    /// `Stats::lock` counts what waits.
+    pub async fn ready(&self) -> bool {
         loop {
             let closed = self.sink.live.load(Ordering::Acquire) == 0;
-            let n = self.sink.drain(buf);
-            if n > 0 {
-                return n;
+            if self.sink.pending() {
+                return true;
             }
             if closed {
-                return 0;
+                return false;
             }
             tokio::select! {
                 () = tokio::time::sleep(DRAIN_EVERY) => {}
                 () = self.sink.closed.notified() => {}
             }
         }
+    }
+}
+
+/// A run's statistics, fed by its recorders.
+///
+/// Samples wait in the recorders' buffers until someone takes the lock, and
+/// `lock` counts them first. So whoever reads, reports or resets the figures
+/// sees every request that finished before that moment, and a reset cuts
+/// exactly there: a sample still buffered when a window opens belongs to the
+/// window before, not to the new one (the lab compares each window's count
+/// with the balancer's and relies on this).
+#[derive(Debug)]
+pub struct Stats {
+    state: Mutex<StatsState>,
+    sink: Arc<Sink>,
+}
+
+impl Stats {
+    /// Statistics fed by the recorders of `rx`'s channel.
+    pub fn new(state: StatsState, rx: &SampleReceiver) -> Stats {
+        Stats {
+            state: Mutex::new(state),
+            sink: rx.sink.clone(),
+        }
+    }
+
+    /// The figures, including every sample recorded so far.
+    pub fn lock(&self) -> MutexGuard<'_, StatsState> {
+        let mut st = lock(&self.state);
+        let mut buf = std::mem::take(&mut st.intake);
+        self.sink.drain(&mut buf);
+        for s in buf.drain(..) {
+            st.record(s);
+        }
+        st.intake = buf;
+        st
     }
 }
 
@@ -253,6 +294,9 @@ pub struct StatsState {
     second_fails: u64,
     /// The last seconds' histograms, for the "current" percentiles.
     recent: VecDeque<Histogram<u64>>,
+    /// Samples taken from the recorders, before they are counted (kept for
+    /// its capacity).
+    intake: Vec<Sample>,
 }
 
 /// Most history points kept (a day at one per second).
@@ -276,13 +320,16 @@ impl StatsState {
             second_reqs: 0,
             second_fails: 0,
             recent: VecDeque::new(),
+            intake: Vec::new(),
         }
     }
 
     /// Forgets all figures (Locust's "reset stats"); names stay known.
     pub fn reset(&mut self) {
         let names = std::mem::take(&mut self.names);
+        let intake = std::mem::take(&mut self.intake);
         *self = StatsState::new(names);
+        self.intake = intake;
     }
 
     fn entry_index(&mut self, key: &Key) -> usize {
@@ -499,5 +546,36 @@ mod tests {
         assert_eq!(total, 3);
         st.reset();
         assert_eq!(st.rows(1.0).len(), 1);
+    }
+
+    /// A window must not start with requests that finished before it, even
+    /// when the collector has not yet taken them from the buffers.
+    #[test]
+    fn lock_counts_buffered_samples_and_a_reset_cuts_exactly() {
+        let mut names = Names::default();
+        let a = names.intern("GET", "/a");
+        let (recorder, rx) = Recorder::channel();
+        let stats = Stats::new(StatsState::new(names), &rx);
+        for _ in 0..3 {
+            recorder.record(sample(Key::Id(a), 5, false));
+        }
+        assert_eq!(
+            stats.lock().total.num_requests,
+            3,
+            "read without a collector"
+        );
+        recorder.record(sample(Key::Id(a), 5, false));
+        // Recorded before the reset, never drained by anyone: old window.
+        stats.lock().reset();
+        assert_eq!(stats.lock().total.num_requests, 0);
+        // Recorded on another thread: its own buffer.
+        let r2 = recorder.clone();
+        std::thread::spawn(move || r2.record(sample(Key::Id(a), 5, true)))
+            .join()
+            .unwrap();
+        recorder.record(sample(Key::Id(a), 5, false));
+        let st = stats.lock();
+        assert_eq!(st.total.num_requests, 2);
+        assert_eq!(st.total.num_failures, 1);
     }
 }
