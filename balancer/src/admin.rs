@@ -201,6 +201,16 @@ pub fn metrics(state: &State) -> String {
     }
     let _ = writeln!(
         out,
+        "# HELP balancer_client_aborts_total Requests dropped because the client closed its connection first (nginx's 499)."
+    );
+    let _ = writeln!(out, "# TYPE balancer_client_aborts_total counter");
+    let _ = writeln!(
+        out,
+        "balancer_client_aborts_total {}",
+        s.client_aborts.load(Relaxed)
+    );
+    let _ = writeln!(
+        out,
         "# HELP balancer_config_reloads_total Successful configuration reloads."
     );
     let _ = writeln!(out, "# TYPE balancer_config_reloads_total counter");

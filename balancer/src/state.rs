@@ -34,8 +34,9 @@ pub struct Stats {
     pub requests: AtomicU64,
     /// Responses by class 1xx..5xx.
     pub responses: [AtomicU64; 5],
-    /// Responses the balancer produced itself (no upstream answered).
-    pub local_errors: AtomicU64,
+    /// Requests dropped because the client closed its connection before the
+    /// response (nginx logs these with status 499).
+    pub client_aborts: AtomicU64,
     /// Successful reloads.
     pub reloads: AtomicU64,
 }

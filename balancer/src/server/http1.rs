@@ -16,9 +16,11 @@
 //! body that streams (chunked, or larger than the retry buffer or
 //! `client_max_body_size`), `Expect`, and upgrades (WebSocket).
 
+use std::future::Future;
 use std::io;
 use std::mem::MaybeUninit;
 use std::pin::Pin;
+use std::sync::atomic::Ordering::Relaxed;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -32,7 +34,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::ProxyConfig;
-use crate::io::{write_all, ReadTimer, COALESCE};
+use crate::io::{reserve, write_all, ReadTimer, COALESCE};
 use crate::proxy::body::RespBody;
 use crate::proxy::forward::ConnInfo;
 use crate::proxy::h1::{self, HeaderIndex, SendFraming};
@@ -221,7 +223,21 @@ pub async fn serve(
         }
         let head_request = request.method() == Method::HEAD;
         let http10 = request.version() == Version::HTTP_10;
-        let response = proxy::handle(state, info, request).await;
+        let response = {
+            // Pinned here and dropped before the response is written, so the
+            // request's state is stored once in this connection's task, and
+            // shares its room with the writing (idle connections cost the
+            // task's size).
+            let work = std::pin::pin!(proxy::handle(state, info, request));
+            let watched = unless_client_leaves(&io, &mut rbuf, cfg.max_header_size, work);
+            match watched.await {
+                Some(response) => response,
+                None => {
+                    state.stats.client_aborts.fetch_add(1, Relaxed);
+                    return Outcome::Done;
+                }
+            }
+        };
         let keep_alive = keep_alive && !stop.is_cancelled();
         match respond(
             &mut io,
@@ -352,6 +368,47 @@ fn parse(buf: &mut BytesMut, cfg: &Limits) -> Result<Parsed, Refused> {
         body_len: body_len as usize,
         keep_alive,
     }))
+}
+
+/// Runs `work` (a request in flight) while watching the client, and gives
+/// `None` if the client closes its connection first: nginx's default
+/// (`proxy_ignore_client_abort off`). Dropping `work` closes the upstream
+/// connection and frees the request's `max_conns` slot or queue place at
+/// once, instead of when the upstream answers or `proxy_read_timeout`
+/// passes. Bytes a pipelining client sends meanwhile are kept in `rbuf`, up
+/// to `limit` (beyond it the client is not watched: it waits its turn).
+///
+/// Costs no syscall while the client is quiet: the read that completed the
+/// request was short, which cleared the socket's readiness, so the check is
+/// a look at the runtime's readiness flags.
+async fn unless_client_leaves<F: Future>(
+    io: &TcpStream,
+    rbuf: &mut BytesMut,
+    limit: usize,
+    mut work: Pin<&mut F>,
+) -> Option<F::Output> {
+    std::future::poll_fn(|cx| {
+        if let Poll::Ready(out) = work.as_mut().poll(cx) {
+            return Poll::Ready(Some(out));
+        }
+        while rbuf.len() < limit {
+            match io.poll_read_ready(cx) {
+                Poll::Pending => break,
+                Poll::Ready(Err(_)) => return Poll::Ready(None),
+                Poll::Ready(Ok(())) => {
+                    reserve(rbuf);
+                    match io.try_read_buf(rbuf) {
+                        Ok(0) => return Poll::Ready(None),
+                        Ok(_) => {}
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                        Err(_) => return Poll::Ready(None),
+                    }
+                }
+            }
+        }
+        Poll::Pending
+    })
+    .await
 }
 
 /// Writes `response`; `Ok(true)` when the connection may carry another

@@ -16,6 +16,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use http::StatusCode;
+use tokio::sync::oneshot;
 
 use crate::algorithms::Selector;
 use crate::config::{Algorithm, UpstreamConfig};
@@ -162,7 +163,18 @@ impl Upstream {
                 }
             }
         };
-        match q.wait(id, rx).await {
+        let mut place = QueuePlace {
+            upstream: self,
+            queue: q,
+            ticket: id,
+            rx: Some(rx),
+        };
+        let handed = match place.rx.as_mut() {
+            Some(rx) => q.wait(id, rx).await,
+            None => None,
+        };
+        place.rx = None;
+        match handed {
             Some(idx) => {
                 let peer = &self.peers[idx];
                 peer.on_selected(self.clock.now());
@@ -276,6 +288,27 @@ impl Upstream {
     /// Requests waiting in the queue.
     pub fn queue_depth(&self) -> usize {
         self.queue.as_ref().map_or(0, |q| q.depth())
+    }
+}
+
+/// A request's place in the queue while it waits. If the request goes away
+/// meanwhile (its client left), the place is given up on drop, and a slot
+/// handed to it at that moment is passed on.
+struct QueuePlace<'a> {
+    upstream: &'a Upstream,
+    queue: &'a Queue,
+    ticket: u64,
+    /// `None` once the wait is over.
+    rx: Option<oneshot::Receiver<usize>>,
+}
+
+impl Drop for QueuePlace<'_> {
+    fn drop(&mut self) {
+        if let Some(mut rx) = self.rx.take() {
+            if let Some(idx) = self.queue.leave(self.ticket, &mut rx) {
+                self.upstream.release(idx);
+            }
+        }
     }
 }
 

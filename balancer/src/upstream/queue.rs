@@ -81,23 +81,25 @@ impl Queue {
     }
 
     /// Waits for a handed-off slot; `None` on timeout.
-    pub async fn wait(&self, ticket: u64, mut rx: oneshot::Receiver<usize>) -> Option<usize> {
-        match tokio::time::timeout(self.timeout, &mut rx).await {
+    pub async fn wait(&self, ticket: u64, rx: &mut oneshot::Receiver<usize>) -> Option<usize> {
+        match tokio::time::timeout(self.timeout, &mut *rx).await {
             Ok(Ok(idx)) => Some(idx),
-            _ => {
-                // A slot may have been sent just as the timer fired: close
-                // the channel first, then take whatever arrived, so a slot is
-                // never lost.
-                rx.close();
-                if let Ok(idx) = rx.try_recv() {
-                    return Some(idx);
-                }
-                let mut w = self.lock();
-                w.retain(|(t, _)| *t != ticket);
-                self.depth.store(w.len(), Relaxed);
-                None
-            }
+            _ => self.leave(ticket, rx),
         }
+    }
+
+    /// Gives up a place (timed out, or its client left). A slot may have
+    /// been sent just as the waiter gave up: close the channel first, then
+    /// take whatever arrived, so a slot is never lost; the caller owns it.
+    pub fn leave(&self, ticket: u64, rx: &mut oneshot::Receiver<usize>) -> Option<usize> {
+        rx.close();
+        if let Ok(idx) = rx.try_recv() {
+            return Some(idx);
+        }
+        let mut w = self.lock();
+        w.retain(|(t, _)| *t != ticket);
+        self.depth.store(w.len(), Relaxed);
+        None
     }
 
     /// Counts a rejected request (full or timed out).

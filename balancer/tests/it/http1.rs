@@ -58,6 +58,35 @@ async fn pipelined_requests_are_answered_in_order() {
     bal.stop().await;
 }
 
+/// The next request arrives while the first is still upstream: the loop,
+/// watching the client for an early close, keeps those bytes for later.
+#[tokio::test]
+async fn a_request_sent_while_the_first_is_in_flight_is_kept() {
+    let b = Backend::start("b").await;
+    let bal = Bal::start(config(vec![b.server()])).await;
+    let mut s = TcpStream::connect(bal.addr).await.unwrap();
+    s.write_all(b"GET /slow/300 HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    s.write_all(b"GET /status/202 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut out = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut out))
+        .await
+        .expect("both answers within 5 s")
+        .unwrap();
+    let r = String::from_utf8_lossy(&out);
+    let statuses: Vec<&str> = r
+        .match_indices("HTTP/1.1 ")
+        .map(|(i, _)| &r[i + 9..i + 12])
+        .collect();
+    assert_eq!(statuses, ["200", "202"], "{r}");
+    assert_eq!(b.hits(), 2);
+    bal.stop().await;
+}
+
 #[tokio::test]
 async fn http10_keep_alive_only_when_asked() {
     let b = Backend::start("b").await;

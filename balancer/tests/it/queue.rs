@@ -2,6 +2,9 @@
 
 use std::time::{Duration, Instant};
 
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+
 use balancer::config::QueueConfig;
 use http::StatusCode;
 
@@ -129,5 +132,62 @@ async fn queued_request_is_served_when_a_server_comes_up() {
     let r = waiting.await.unwrap();
     assert_eq!(r.status, 200);
     assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
+    bal.stop().await;
+}
+
+/// Polls `/status` until `check` holds (within 2 s); the last document.
+async fn status_until(bal: &Bal, check: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+    let t = Instant::now();
+    loop {
+        let s = bal.status().await;
+        if check(&s) || t.elapsed() > Duration::from_secs(2) {
+            return s;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// nginx's `proxy_ignore_client_abort off`: a client that goes away gives
+/// up its queue place and its `max_conns` slot at once, not when the
+/// upstream answers.
+#[tokio::test]
+async fn a_client_that_leaves_frees_its_queue_place_and_its_slot() {
+    let b = Backend::start("b0").await;
+    let bal = Bal::start(queued(&b, 5, Duration::from_secs(5))).await;
+    let mut busy = TcpStream::connect(bal.addr).await.unwrap();
+    busy.write_all(b"GET /slow/3000?n=busy HTTP/1.1\r\nHost: t\r\n\r\n")
+        .await
+        .unwrap();
+    let mut queued_client = TcpStream::connect(bal.addr).await.unwrap();
+    queued_client
+        .write_all(b"GET /?n=left HTTP/1.1\r\nHost: t\r\n\r\n")
+        .await
+        .unwrap();
+    let s = status_until(&bal, |s| s["upstreams"][0]["queue_depth"] == 1).await;
+    assert_eq!(s["upstreams"][0]["queue_depth"], 1, "{s}");
+
+    drop(queued_client);
+    let s = status_until(&bal, |s| s["upstreams"][0]["queue_depth"] == 0).await;
+    assert_eq!(s["upstreams"][0]["queue_depth"], 0, "the place is given up");
+
+    let t = Instant::now();
+    drop(busy);
+    let s = status_until(&bal, |s| s["upstreams"][0]["servers"][0]["active"] == 0).await;
+    assert_eq!(s["upstreams"][0]["servers"][0]["active"], 0, "{s}");
+    // The only slot is free again: a new request is served at once, long
+    // before the abandoned 3 s request would have ended.
+    assert_eq!(get(&bal.url("/?n=after")).await.status, 200);
+    assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+    let log = b.seen.log.lock().unwrap().clone();
+    assert_eq!(
+        log,
+        ["/slow/3000?n=busy", "/?n=after"],
+        "the request whose client left the queue never reached the server"
+    );
+    let metrics = get(&bal.admin_url("/metrics")).await.body;
+    assert!(
+        metrics.contains("balancer_client_aborts_total 2\n"),
+        "{metrics}"
+    );
     bal.stop().await;
 }
