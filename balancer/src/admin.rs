@@ -173,6 +173,13 @@ async fn get_metrics(AxState(state): AxState<Arc<State>>) -> Response {
         .into_response()
 }
 
+/// A metric family with one sample: its `# HELP`, `# TYPE` and value lines.
+fn metric(out: &mut String, name: &str, kind: &str, help: &str, labels: &str, value: u64) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+    let _ = writeln!(out, "{name}{labels} {value}");
+}
+
 /// Prometheus text exposition.
 pub fn metrics(state: &State) -> String {
     let g = state.current();
@@ -180,12 +187,15 @@ pub fn metrics(state: &State) -> String {
     let now = up.clock.now();
     let mut out = String::with_capacity(4096);
     let s = &state.stats;
-    let _ = writeln!(
-        out,
-        "# HELP balancer_requests_total Client requests received."
+    let counter = |out: &mut String, name, help, value: u64| {
+        metric(out, name, "counter", help, "", value);
+    };
+    counter(
+        &mut out,
+        "balancer_requests_total",
+        "Client requests received.",
+        s.requests.load(Relaxed),
     );
-    let _ = writeln!(out, "# TYPE balancer_requests_total counter");
-    let _ = writeln!(out, "balancer_requests_total {}", s.requests.load(Relaxed));
     let _ = writeln!(
         out,
         "# HELP balancer_responses_total Responses sent to clients, by status class."
@@ -199,44 +209,34 @@ pub fn metrics(state: &State) -> String {
             c.load(Relaxed)
         );
     }
-    let _ = writeln!(
-        out,
-        "# HELP balancer_client_aborts_total Requests dropped because the client closed its connection first (nginx's 499)."
+    counter(
+        &mut out,
+        "balancer_client_aborts_total",
+        "Requests dropped because the client closed its connection first (nginx's 499).",
+        s.client_aborts.load(Relaxed),
     );
-    let _ = writeln!(out, "# TYPE balancer_client_aborts_total counter");
-    let _ = writeln!(
-        out,
-        "balancer_client_aborts_total {}",
-        s.client_aborts.load(Relaxed)
+    counter(
+        &mut out,
+        "balancer_config_reloads_total",
+        "Successful configuration reloads.",
+        s.reloads.load(Relaxed),
     );
-    let _ = writeln!(
-        out,
-        "# HELP balancer_config_reloads_total Successful configuration reloads."
+    let group = format!("{{upstream=\"{}\"}}", up.name);
+    metric(
+        &mut out,
+        "balancer_upstream_queue_depth",
+        "gauge",
+        "Requests waiting for a server.",
+        &group,
+        up.queue_depth() as u64,
     );
-    let _ = writeln!(out, "# TYPE balancer_config_reloads_total counter");
-    let _ = writeln!(
-        out,
-        "balancer_config_reloads_total {}",
-        s.reloads.load(Relaxed)
-    );
-    let _ = writeln!(
-        out,
-        "# HELP balancer_upstream_queue_depth Requests waiting for a server."
-    );
-    let _ = writeln!(out, "# TYPE balancer_upstream_queue_depth gauge");
-    let _ = writeln!(
-        out,
-        "balancer_upstream_queue_depth{{upstream=\"{}\"}} {}",
-        up.name,
-        up.queue_depth()
-    );
-    let _ = writeln!(out, "# HELP balancer_upstream_queue_rejected_total Requests rejected by a full queue or its timeout.");
-    let _ = writeln!(out, "# TYPE balancer_upstream_queue_rejected_total counter");
-    let _ = writeln!(
-        out,
-        "balancer_upstream_queue_rejected_total{{upstream=\"{}\"}} {}",
-        up.name,
-        up.queue.as_ref().map_or(0, |q| q.rejected_total())
+    metric(
+        &mut out,
+        "balancer_upstream_queue_rejected_total",
+        "counter",
+        "Requests rejected by a full queue or its timeout.",
+        &group,
+        up.queue.as_ref().map_or(0, |q| q.rejected_total()),
     );
     type Metric<'a> = (&'a str, &'a str, &'a str, &'a dyn Fn(&Peer) -> String);
     let per_server: [Metric; 8] = [
