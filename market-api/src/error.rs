@@ -9,19 +9,49 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
+use crate::auth::TokenError;
+
 /// Failures of [`crate::run`] / [`crate::serve`].
+///
+/// Each message already ends with its cause's text, so no variant reports
+/// that cause again as its `source()`: a caller printing the whole chain
+/// (`anyhow`'s `{:#}`) and one printing only `Display` (the lab) both show
+/// it once.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("invalid database url {url:?}: {source}")]
-    DatabaseUrl { url: String, source: sqlx::Error },
+    #[error("invalid database url {url:?}: {error}")]
+    DatabaseUrl { url: String, error: sqlx::Error },
     #[error("database error: {0}")]
-    Database(#[from] sqlx::Error),
+    Database(sqlx::Error),
     #[error("migration failed: {0}")]
-    Migrate(#[from] sqlx::migrate::MigrateError),
+    Migrate(sqlx::migrate::MigrateError),
+    #[error("cannot listen on {addr}: {error}")]
+    Bind {
+        addr: std::net::SocketAddr,
+        error: std::io::Error,
+    },
     #[error("I/O error: {0}")]
-    Io(#[from] std::io::Error),
+    Io(std::io::Error),
     #[error("password hashing failed: {0}")]
     Password(String),
+}
+
+impl From<sqlx::Error> for Error {
+    fn from(e: sqlx::Error) -> Self {
+        Error::Database(e)
+    }
+}
+
+impl From<sqlx::migrate::MigrateError> for Error {
+    fn from(e: sqlx::migrate::MigrateError) -> Self {
+        Error::Migrate(e)
+    }
+}
+
+impl From<std::io::Error> for Error {
+    fn from(e: std::io::Error) -> Self {
+        Error::Io(e)
+    }
 }
 
 /// Per-field validation messages, serialized as `{"field": ["message", …]}`.
@@ -40,10 +70,12 @@ pub enum ApiError {
     NotAuthenticated,
     /// 401: an `Authorization` header that is not `Bearer <token>`.
     BadAuthorizationHeader,
-    /// 401: a bearer token that is not a valid access token.
-    InvalidAccessToken,
-    /// 401: refresh/verify given a bad token.
-    TokenNotValid,
+    /// 401: a bearer token that is not a valid access token (simplejwt's
+    /// `JWTAuthentication`: the reason goes in `messages`).
+    InvalidAccessToken(TokenError),
+    /// 401: refresh/verify given a bad token (simplejwt's token views: the
+    /// reason is the `detail`).
+    TokenNotValid(TokenError),
     /// 401: the token's user no longer exists or is inactive.
     UserNotFound,
     /// 401: wrong e-mail/password at login.
@@ -84,8 +116,8 @@ impl ApiError {
             }
             ApiError::NotAuthenticated
             | ApiError::BadAuthorizationHeader
-            | ApiError::InvalidAccessToken
-            | ApiError::TokenNotValid
+            | ApiError::InvalidAccessToken(_)
+            | ApiError::TokenNotValid(_)
             | ApiError::UserNotFound
             | ApiError::NoActiveAccount => StatusCode::UNAUTHORIZED,
             ApiError::PermissionDenied => StatusCode::FORBIDDEN,
@@ -128,17 +160,17 @@ impl IntoResponse for ApiError {
                 "detail": "Authorization header must contain two space-delimited values",
                 "code": "bad_authorization_header",
             }),
-            ApiError::InvalidAccessToken => json!({
+            ApiError::InvalidAccessToken(reason) => json!({
                 "detail": "Given token not valid for any token type",
                 "code": "token_not_valid",
                 "messages": [{
                     "token_class": "AccessToken",
                     "token_type": "access",
-                    "message": "Token is invalid or expired",
+                    "message": reason.message(),
                 }],
             }),
-            ApiError::TokenNotValid => {
-                json!({ "detail": "Token is invalid or expired", "code": "token_not_valid" })
+            ApiError::TokenNotValid(reason) => {
+                json!({ "detail": reason.message(), "code": "token_not_valid" })
             }
             ApiError::UserNotFound => {
                 json!({ "detail": "User not found", "code": "user_not_found" })

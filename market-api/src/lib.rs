@@ -47,7 +47,12 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
         cli::Command::Serve(args) => {
             let config = args.to_config();
             let state = AppState::open(&config).await?;
-            let listener = TcpListener::bind(args.bind).await?;
+            let listener = TcpListener::bind(args.bind)
+                .await
+                .map_err(|error| Error::Bind {
+                    addr: args.bind,
+                    error,
+                })?;
             let addr = listener.local_addr()?;
             announce(&format!("market-api listening on http://{addr}"));
             tracing::info!(%addr, database = %config.database_url, replica = ?config.replica_id, "serving");
@@ -167,5 +172,14 @@ pub fn init_tracing() {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(colour_logs())
         .try_init();
+}
+
+/// Colours only for a person reading a terminal: a log file or pipe gets
+/// plain text (tracing-subscriber colours by default, wherever stderr goes).
+/// `NO_COLOR` (<https://no-color.org>) turns them off on a terminal too.
+fn colour_logs() -> bool {
+    use std::io::IsTerminal;
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }

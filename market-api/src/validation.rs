@@ -1,6 +1,6 @@
 //! Request bodies and their validation, with Django REST Framework's
-//! messages. [`JsonBody`] reads the body (413 above the limit, 415 for a
-//! non-JSON content type) but parses it only when the handler asks, after
+//! messages. [`JsonBody`] reads the body (413 above the limit) but parses it
+//! (415 for a non-JSON content type) only when the handler asks, after
 //! authentication and permission checks, in the order DRF does them.
 //! [`Form`] then checks field by field and collects every message, so a
 //! client sees all its mistakes at once: `{"title": ["This field is required."]}`.
@@ -15,7 +15,12 @@ use crate::state::AppState;
 
 /// A JSON request body, read but not yet parsed.
 #[derive(Debug)]
-pub struct JsonBody(Bytes);
+pub struct JsonBody {
+    bytes: Bytes,
+    /// The `Content-Type` header as sent (`None` without one), checked only
+    /// when the body is parsed.
+    content_type: Option<String>,
+}
 
 fn is_length_limit(err: &(dyn std::error::Error + 'static)) -> bool {
     let mut current: Option<&(dyn std::error::Error + 'static)> = Some(err);
@@ -26,6 +31,18 @@ fn is_length_limit(err: &(dyn std::error::Error + 'static)) -> bool {
         current = e.source();
     }
     false
+}
+
+/// Whether DRF's `JSONParser` takes this `Content-Type` (parameters such as
+/// `charset` aside).
+fn is_json(content_type: &str) -> bool {
+    let essence = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json" || essence.ends_with("+json")
 }
 
 impl FromRequest<AppState> for JsonBody {
@@ -41,20 +58,15 @@ impl FromRequest<AppState> for JsonBody {
         if declared.is_some_and(|n| n > limit as u64) {
             return Err(ApiError::PayloadTooLarge);
         }
-        if let Some(ct) = req.headers().get(CONTENT_TYPE) {
-            let text = ct.to_str().unwrap_or("");
-            let essence = text
-                .split(';')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .to_ascii_lowercase();
-            if essence != "application/json" && !essence.ends_with("+json") {
-                return Err(ApiError::UnsupportedMediaType(text.to_owned()));
-            }
-        }
+        let content_type = req
+            .headers()
+            .get(CONTENT_TYPE)
+            .map(|ct| ct.to_str().unwrap_or("").to_owned());
         match axum::body::to_bytes(req.into_body(), limit).await {
-            Ok(bytes) => Ok(JsonBody(bytes)),
+            Ok(bytes) => Ok(JsonBody {
+                bytes,
+                content_type,
+            }),
             Err(e) => {
                 let inner = e.into_inner();
                 if is_length_limit(&*inner) {
@@ -83,12 +95,23 @@ pub fn py_type(v: &Value) -> &'static str {
 }
 
 impl JsonBody {
-    /// The body as a JSON object (an empty body is an empty object).
+    /// The body as a JSON object. As in DRF, an empty body is an empty object
+    /// whatever its content type, and any other body needs a JSON
+    /// `Content-Type`: without one it is a 415 `Unsupported media type ""`.
+    /// Handlers call this after their permission checks, so a 403 or 404
+    /// comes before a 415, in DRF's order.
     pub fn parse(&self) -> Result<Map<String, Value>, ApiError> {
-        if self.0.iter().all(u8::is_ascii_whitespace) {
+        if self.bytes.is_empty() {
             return Ok(Map::new());
         }
-        match serde_json::from_slice::<Value>(&self.0) {
+        let content_type = self.content_type.as_deref().unwrap_or("");
+        if !is_json(content_type) {
+            return Err(ApiError::UnsupportedMediaType(content_type.to_owned()));
+        }
+        if self.bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(Map::new());
+        }
+        match serde_json::from_slice::<Value>(&self.bytes) {
             Ok(Value::Object(map)) => Ok(map),
             Ok(other) => Err(ApiError::field(
                 "non_field_errors",
@@ -195,14 +218,20 @@ impl<'a> Form<'a> {
             self.error(name, "This field may not be blank.");
             return None;
         }
+        // DRF runs every validator of a CharField and reports each failure.
+        let mut valid = true;
         if text.chars().count() > max {
             self.error(
                 name,
                 format!("Ensure this field has no more than {max} characters."),
             );
-            return None;
+            valid = false;
         }
-        Some(Some(text))
+        if text.contains('\0') {
+            self.error(name, "Null characters are not allowed.");
+            valid = false;
+        }
+        valid.then_some(Some(text))
     }
 
     /// An integer in `min..=max` (numeric strings accepted); `null` allowed
@@ -251,20 +280,21 @@ impl<'a> Form<'a> {
         Some(Some(n))
     }
 
+    /// DRF's `PrimaryKeyRelatedField`: an integer, or a string Python's
+    /// `int()` reads as one; anything else is an "Incorrect type" (whether the
+    /// object exists is the caller's check).
     fn pk_value(v: &Value) -> Result<i64, String> {
-        match v {
-            Value::Number(n) => n
-                .as_i64()
-                .ok_or_else(|| "Incorrect type. Expected pk value, received float.".to_owned()),
-            Value::String(s) => s
-                .trim()
-                .parse::<i64>()
-                .map_err(|_| format!("Invalid pk \"{s}\" - object does not exist.")),
-            other => Err(format!(
+        let id = match v {
+            Value::Number(n) => n.as_i64(),
+            Value::String(s) => s.trim().parse::<i64>().ok(),
+            _ => None,
+        };
+        id.ok_or_else(|| {
+            format!(
                 "Incorrect type. Expected pk value, received {}.",
-                py_type(other)
-            )),
-        }
+                py_type(v)
+            )
+        })
     }
 
     /// A primary key of a related object (existence is checked later).
@@ -395,6 +425,57 @@ mod tests {
             errors["title"],
             vec!["Ensure this field has no more than 130 characters."]
         );
+    }
+
+    #[test]
+    fn pks_nul_characters_and_collected_messages() {
+        let data = obj(json!({
+            "category": "x", "post": " 7 ", "votes": [1, "2", "y"],
+            "title": format!("{}\0", "x".repeat(130)), "reply": "a\0b",
+        }));
+        let mut f = Form::new(&data, false);
+        assert!(f.pk("category", false, true).is_none());
+        assert_eq!(f.pk("post", true, false), Some(Some(7)));
+        assert!(f.pk_list("votes", false).is_none());
+        assert!(f.string("title", true, false, 130).is_none());
+        assert!(f.string("reply", true, false, 300).is_none());
+        let Err(ApiError::Validation(errors)) = f.finish() else {
+            panic!("expected errors")
+        };
+        assert_eq!(
+            errors["category"],
+            vec!["Incorrect type. Expected pk value, received str."]
+        );
+        assert_eq!(
+            errors["votes"],
+            vec!["Incorrect type. Expected pk value, received str."]
+        );
+        assert_eq!(
+            errors["title"],
+            vec![
+                "Ensure this field has no more than 130 characters.",
+                "Null characters are not allowed."
+            ]
+        );
+        assert_eq!(errors["reply"], vec!["Null characters are not allowed."]);
+    }
+
+    #[test]
+    fn content_type_is_checked_only_for_a_non_empty_body() {
+        let body = |bytes: &'static str, ct: Option<&str>| JsonBody {
+            bytes: Bytes::from_static(bytes.as_bytes()),
+            content_type: ct.map(str::to_owned),
+        };
+        assert_eq!(body("", None).parse().unwrap(), Map::new());
+        assert_eq!(body("", Some("text/plain")).parse().unwrap(), Map::new());
+        for (ct, shown) in [(None, ""), (Some("text/plain"), "text/plain")] {
+            let Err(ApiError::UnsupportedMediaType(got)) = body("{}", ct).parse() else {
+                panic!("{ct:?}: expected a 415")
+            };
+            assert_eq!(got, shown);
+        }
+        let ok = body(r#"{"a":1}"#, Some("application/json; charset=utf-8"));
+        assert_eq!(ok.parse().unwrap()["a"], 1);
     }
 
     #[test]

@@ -6,6 +6,7 @@ mod api {
     pub mod auth;
     pub mod comments;
     pub mod errors;
+    pub mod options;
     pub mod processes;
     pub mod products;
     pub mod support;

@@ -9,6 +9,7 @@ use axum::http::request::Parts;
 
 use sqlx::{Sqlite, Transaction};
 
+use crate::auth::TokenError;
 use crate::db::users;
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -42,7 +43,7 @@ fn authenticate(parts: &Parts, state: &AppState) -> Result<Option<AuthUser>, Api
         return Ok(None);
     };
     let Ok(value) = value.to_str() else {
-        return Err(ApiError::InvalidAccessToken);
+        return Err(ApiError::InvalidAccessToken(TokenError::Invalid));
     };
     let mut words = value.split_ascii_whitespace();
     match words.next() {
@@ -57,7 +58,7 @@ fn authenticate(parts: &Parts, state: &AppState) -> Result<Option<AuthUser>, Api
         .jwt
         .access_user(token)
         .map(|user_id| Some(AuthUser { user_id }))
-        .ok_or(ApiError::InvalidAccessToken)
+        .map_err(ApiError::InvalidAccessToken)
 }
 
 impl FromRequestParts<AppState> for AuthUser {

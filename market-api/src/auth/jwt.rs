@@ -19,6 +19,26 @@ pub enum TokenType {
     Refresh,
 }
 
+/// Why a token was refused, with simplejwt's message for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenError {
+    /// Bad signature, algorithm, shape or expiry.
+    Invalid,
+    /// A valid token of the other type (an access token given to refresh,
+    /// a refresh token sent as `Bearer`).
+    WrongType,
+}
+
+impl TokenError {
+    /// simplejwt's `TokenError` text.
+    pub fn message(self) -> &'static str {
+        match self {
+            TokenError::Invalid => "Token is invalid or expired",
+            TokenError::WrongType => "Token has wrong type",
+        }
+    }
+}
+
 /// The claims carried by every token.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Claims {
@@ -109,22 +129,29 @@ impl Jwt {
         jsonwebtoken::encode(&self.header, &claims, &self.encoding).unwrap_or_default()
     }
 
-    /// Checks signature, algorithm and expiry; `None` for any bad token.
-    pub fn decode(&self, token: &str) -> Option<Claims> {
+    /// Checks signature, algorithm and expiry.
+    pub fn decode(&self, token: &str) -> Result<Claims, TokenError> {
         jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
-            .ok()
             .map(|data| data.claims)
+            .map_err(|_| TokenError::Invalid)
     }
 
-    /// Like [`Jwt::decode`], but only accepts the given token type.
-    pub fn decode_as(&self, token: &str, token_type: TokenType) -> Option<Claims> {
-        self.decode(token).filter(|c| c.token_type == token_type)
+    /// Like [`Jwt::decode`], but only accepts the given token type. The type
+    /// is checked last, as simplejwt does, so an expired token of the other
+    /// type is `Invalid`, not `WrongType`.
+    pub fn decode_as(&self, token: &str, token_type: TokenType) -> Result<Claims, TokenError> {
+        let claims = self.decode(token)?;
+        if claims.token_type == token_type {
+            Ok(claims)
+        } else {
+            Err(TokenError::WrongType)
+        }
     }
 
     /// The user of a valid *access* token. Same checks as
     /// `decode_as(token, Access)`; verified tokens are remembered per thread
     /// until they expire, so repeated requests skip the signature check.
-    pub fn access_user(&self, token: &str) -> Option<i64> {
+    pub fn access_user(&self, token: &str) -> Result<i64, TokenError> {
         let now = chrono::Utc::now().timestamp();
         let hit = VERIFIED.with_borrow(|cache| {
             cache
@@ -132,8 +159,8 @@ impl Jwt {
                 .filter(|v| v.keys == self.id && v.exp >= now)
                 .map(|v| v.user_id)
         });
-        if hit.is_some() {
-            return hit;
+        if let Some(user_id) = hit {
+            return Ok(user_id);
         }
         let claims = self.decode_as(token, TokenType::Access)?;
         VERIFIED.with_borrow_mut(|cache| {
@@ -149,7 +176,7 @@ impl Jwt {
                 },
             );
         });
-        Some(claims.user_id)
+        Ok(claims.user_id)
     }
 }
 
@@ -173,33 +200,64 @@ mod tests {
         assert_eq!(claims.user_id, 7);
         assert_eq!(claims.jti.len(), 32);
         assert_eq!(claims.exp - claims.iat, 60);
-        assert!(jwt.decode_as(&access, TokenType::Refresh).is_none());
+        assert_eq!(
+            jwt.decode_as(&access, TokenType::Refresh).unwrap_err(),
+            TokenError::WrongType
+        );
         let refresh = jwt.issue(7, TokenType::Refresh);
-        assert!(jwt.decode_as(&refresh, TokenType::Access).is_none());
+        assert_eq!(
+            jwt.decode_as(&refresh, TokenType::Access).unwrap_err(),
+            TokenError::WrongType
+        );
+        // Expired beats wrong type, as in simplejwt.
+        let now = chrono::Utc::now().timestamp();
+        let claims = Claims {
+            token_type: TokenType::Access,
+            exp: now - 10,
+            iat: now - 70,
+            jti: "0".repeat(32),
+            user_id: 7,
+        };
+        let expired = jsonwebtoken::encode(
+            &jwt.header,
+            &claims,
+            &EncodingKey::from_secret(b"test-secret"),
+        )
+        .unwrap();
+        assert_eq!(
+            jwt.decode_as(&expired, TokenType::Refresh).unwrap_err(),
+            TokenError::Invalid
+        );
     }
 
     #[test]
     fn access_cache_is_per_key_and_type() {
         let jwt = jwt();
         let access = jwt.issue(9, TokenType::Access);
-        assert_eq!(jwt.access_user(&access), Some(9));
-        assert_eq!(jwt.access_user(&access), Some(9), "cached");
+        assert_eq!(jwt.access_user(&access), Ok(9));
+        assert_eq!(jwt.access_user(&access), Ok(9), "cached");
         // Another key set in the same thread does not reuse the entry.
         let other = Jwt::new(b"other", Duration::from_secs(60), Duration::from_secs(60));
-        assert_eq!(other.access_user(&access), None);
-        assert_eq!(jwt.access_user(&jwt.issue(9, TokenType::Refresh)), None);
+        assert_eq!(other.access_user(&access), Err(TokenError::Invalid));
+        assert_eq!(
+            jwt.access_user(&jwt.issue(9, TokenType::Refresh)),
+            Err(TokenError::WrongType)
+        );
         let expired = Jwt::new(b"test-secret", Duration::ZERO, Duration::ZERO);
         let token = expired.issue(1, TokenType::Access);
         std::thread::sleep(Duration::from_millis(1100));
-        assert_eq!(expired.access_user(&token), None);
+        assert_eq!(expired.access_user(&token), Err(TokenError::Invalid));
     }
 
     #[test]
     fn wrong_key_and_garbage_refused() {
         let token = jwt().issue(1, TokenType::Access);
         let other = Jwt::new(b"other", Duration::from_secs(60), Duration::from_secs(60));
-        assert!(other.decode(&token).is_none());
-        assert!(jwt().decode("not.a.token").is_none());
-        assert!(jwt().decode("").is_none());
+        assert_eq!(other.decode(&token).unwrap_err(), TokenError::Invalid);
+        assert_eq!(
+            jwt().decode("not.a.token").unwrap_err(),
+            TokenError::Invalid
+        );
+        assert_eq!(jwt().decode("").unwrap_err(), TokenError::Invalid);
     }
 }

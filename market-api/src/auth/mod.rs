@@ -7,5 +7,5 @@ pub mod jwt;
 pub mod password;
 
 pub use extractor::{AuthUser, MaybeAuthUser};
-pub use jwt::{Claims, Jwt, TokenType};
+pub use jwt::{Claims, Jwt, TokenError, TokenType};
 pub use password::Passwords;

@@ -33,9 +33,9 @@ impl Db {
     /// Opens (and creates when missing) the database at `url`.
     pub async fn open(url: &str, read_connections: Option<u32>) -> Result<Db, Error> {
         let options = SqliteConnectOptions::from_str(url)
-            .map_err(|source| Error::DatabaseUrl {
+            .map_err(|error| Error::DatabaseUrl {
                 url: url.to_owned(),
-                source,
+                error,
             })?
             .create_if_missing(true)
             .synchronous(SqliteSynchronous::Normal)

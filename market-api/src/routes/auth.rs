@@ -5,11 +5,60 @@ use axum::extract::State;
 use axum::Json;
 use serde_json::{json, Value};
 
-use crate::auth::TokenType;
+use crate::auth::{TokenError, TokenType};
 use crate::db::users;
 use crate::error::ApiError;
+use crate::routes::metadata::{Access, Field, Kind, View};
 use crate::state::AppState;
 use crate::validation::{Form, JsonBody};
+
+/// `TokenObtainPairSerializer`'s fields.
+pub const OBTAIN_FIELDS: &[Field] = &[
+    Field::new("email", Kind::String).required(),
+    Field::new("password", Kind::String).required(),
+];
+
+/// `TokenRefreshSerializer`'s fields.
+pub const REFRESH_FIELDS: &[Field] = &[
+    Field::new("refresh", Kind::String).required(),
+    Field::new("access", Kind::String).read_only(),
+];
+
+/// `TokenVerifySerializer`'s fields.
+pub const VERIFY_FIELDS: &[Field] = &[Field::new("token", Kind::String).required()];
+
+/// `OPTIONS auth/token/` (names and descriptions are simplejwt's views').
+pub static OBTAIN_VIEW: View = View {
+    name: "Token Obtain Pair",
+    description: "Takes a set of user credentials and returns an access and refresh JSON web\n\
+                  token pair to prove the authentication of those credentials.",
+    allow: "POST, OPTIONS",
+    access: Access::Anyone,
+    post: Some(OBTAIN_FIELDS),
+    put: None,
+};
+
+/// `OPTIONS auth/token/refresh/`
+pub static REFRESH_VIEW: View = View {
+    name: "Token Refresh",
+    description: "Takes a refresh type JSON web token and returns an access type JSON web\n\
+                  token if the refresh token is valid.",
+    allow: "POST, OPTIONS",
+    access: Access::Anyone,
+    post: Some(REFRESH_FIELDS),
+    put: None,
+};
+
+/// `OPTIONS auth/token/verify/`
+pub static VERIFY_VIEW: View = View {
+    name: "Token Verify",
+    description: "Takes a token and indicates if it is valid.  This view provides no\n\
+                  information about a token's fitness for a particular use.",
+    allow: "POST, OPTIONS",
+    access: Access::Anyone,
+    post: Some(VERIFY_FIELDS),
+    put: None,
+};
 
 /// `POST auth/token/ {email, password}` → `{refresh, access}`.
 pub async fn obtain(
@@ -49,7 +98,7 @@ fn token_field(body: &JsonBody, name: &str) -> Result<String, ApiError> {
     let mut form = Form::new(&data, false);
     let token = form.string(name, true, false, 8192);
     form.finish()?;
-    token.ok_or(ApiError::TokenNotValid)
+    token.ok_or(ApiError::TokenNotValid(TokenError::Invalid))
 }
 
 /// `POST auth/token/refresh/ {refresh}` → `{access}`.
@@ -61,7 +110,7 @@ pub async fn refresh(
     let claims = state
         .jwt
         .decode_as(&token, TokenType::Refresh)
-        .ok_or(ApiError::TokenNotValid)?;
+        .map_err(ApiError::TokenNotValid)?;
     Ok(Json(
         json!({ "access": state.jwt.issue(claims.user_id, TokenType::Access) }),
     ))
@@ -73,6 +122,6 @@ pub async fn verify(
     body: JsonBody,
 ) -> Result<Json<Value>, ApiError> {
     let token = token_field(&body, "token")?;
-    state.jwt.decode(&token).ok_or(ApiError::TokenNotValid)?;
+    state.jwt.decode(&token).map_err(ApiError::TokenNotValid)?;
     Ok(Json(json!({})))
 }

@@ -14,8 +14,46 @@ use crate::db::products;
 use crate::error::ApiError;
 use crate::pagination::{PageParams, Paginated};
 use crate::request::{IdParam, Origin, QueryParams};
+use crate::routes::metadata::{Access, Field, Kind, Owned, View};
 use crate::state::AppState;
 use crate::validation::{Form, JsonBody};
+
+/// The comment serializer's fields, in [`CommentRow`]'s order, with the
+/// limits `validate` enforces (for OPTIONS and the OpenAPI schema).
+pub const FIELDS: &[Field] = &[
+    Field::new("id", Kind::Integer).read_only(),
+    Field::new("created_at", Kind::DateTime).read_only(),
+    Field::new("updated_at", Kind::DateTime).read_only(),
+    Field::new("deleted_at", Kind::DateTime)
+        .nullable()
+        .read_only(),
+    Field::new("rating", Kind::Integer).nullable().range(1, 5),
+    Field::new("reply", Kind::String).required().max_length(300),
+    Field::new("created_by", Kind::Related).read_only(),
+    Field::new("updated_by", Kind::Related).read_only(),
+    Field::new("user", Kind::Related).read_only(),
+    Field::new("post", Kind::Related).required(),
+];
+
+/// `OPTIONS products/comments/`
+pub static LIST_VIEW: View = View {
+    name: "Comment List",
+    description: "Comments, newest first (`?post=ID` for one product's); logged-in users only.",
+    allow: "GET, POST, HEAD, OPTIONS",
+    access: Access::LoggedIn,
+    post: Some(FIELDS),
+    put: None,
+};
+
+/// `OPTIONS products/comments/{id}/`
+pub static DETAIL_VIEW: View = View {
+    name: "Comment Instance",
+    description: "One comment: any logged-in user reads it; its author changes or deletes it.",
+    allow: "GET, PUT, PATCH, DELETE, HEAD, OPTIONS",
+    access: Access::LoggedIn,
+    post: None,
+    put: Some((Owned::Comment, FIELDS)),
+};
 
 /// `GET products/comments/[?post=ID]`, newest first, paginated.
 pub async fn list(
@@ -38,6 +76,9 @@ pub async fn list(
     Ok(Json(page.wrap(&origin, rows)))
 }
 
+/// Checks the body against `base` (the stored comment for updates). Fields
+/// not given keep their stored value, for PUT as for PATCH (DRF's
+/// `ModelSerializer.update()`); PUT only requires the required fields.
 async fn validate(
     tx: &mut Transaction<'static, Sqlite>,
     data: &Map<String, Value>,
@@ -72,10 +113,8 @@ async fn validate(
     if let Some(reply) = reply {
         write.reply = reply;
     }
-    match rating {
-        Some(r) => write.rating = r,
-        None if !partial => write.rating = None,
-        None => {}
+    if let Some(rating) = rating {
+        write.rating = rating;
     }
     if let Some(Some(post)) = post {
         write.post = post;

@@ -1,11 +1,13 @@
 //! The HTTP surface: [`app`] builds the router (all API routes under
 //! `/api/v1/`, with Django's trailing slashes), plus the behaviour Django
 //! gives every route: a GET without its trailing slash is redirected (301),
-//! an unknown route is a JSON 404, a wrong method a JSON 405 with `Allow`.
+//! an unknown route is a JSON 404, a wrong method a JSON 405 with `Allow`,
+//! and every API view answers `OPTIONS` with DRF's metadata ([`metadata`]).
 
 pub mod auth;
 pub mod comments;
 pub mod health;
+pub mod metadata;
 pub mod openapi;
 pub mod products;
 pub mod users;
@@ -43,35 +45,63 @@ const ROUTES: &[&str] = &[
 /// included; injected faults act before any work is done; a bare 405 from
 /// the router gets its JSON body last, next to the routes that produced it.
 pub fn app(state: AppState) -> Router {
+    use metadata::options;
     let api = Router::new()
-        .route("/api/v1/auth/token/", post(auth::obtain))
-        .route("/api/v1/auth/token/refresh/", post(auth::refresh))
-        .route("/api/v1/auth/token/verify/", post(auth::verify))
-        .route("/api/v1/users/", get(users::list))
-        .route("/api/v1/users/register/", post(users::register))
-        .route("/api/v1/users/{id}/", get(users::retrieve))
+        .route(
+            "/api/v1/auth/token/",
+            post(auth::obtain).merge(options(&auth::OBTAIN_VIEW)),
+        )
+        .route(
+            "/api/v1/auth/token/refresh/",
+            post(auth::refresh).merge(options(&auth::REFRESH_VIEW)),
+        )
+        .route(
+            "/api/v1/auth/token/verify/",
+            post(auth::verify).merge(options(&auth::VERIFY_VIEW)),
+        )
+        .route(
+            "/api/v1/users/",
+            get(users::list).merge(options(&users::LIST_VIEW)),
+        )
+        .route(
+            "/api/v1/users/register/",
+            post(users::register).merge(options(&users::REGISTER_VIEW)),
+        )
+        .route(
+            "/api/v1/users/{id}/",
+            get(users::retrieve).merge(options(&users::DETAIL_VIEW)),
+        )
         .route(
             "/api/v1/products/",
-            get(products::list).post(products::create),
+            get(products::list)
+                .post(products::create)
+                .merge(options(&products::LIST_VIEW)),
         )
-        .route("/api/v1/products/has-product/", get(products::has_product))
+        .route(
+            "/api/v1/products/has-product/",
+            get(products::has_product).merge(options(&products::HAS_PRODUCT_VIEW)),
+        )
         .route(
             "/api/v1/products/comments/",
-            get(comments::list).post(comments::create),
+            get(comments::list)
+                .post(comments::create)
+                .merge(options(&comments::LIST_VIEW)),
         )
         .route(
             "/api/v1/products/comments/{id}/",
             get(comments::retrieve)
                 .put(comments::update)
                 .patch(comments::partial_update)
-                .delete(comments::destroy),
+                .delete(comments::destroy)
+                .merge(options(&comments::DETAIL_VIEW)),
         )
         .route(
             "/api/v1/products/{id}/",
             get(products::retrieve)
                 .put(products::update)
                 .patch(products::partial_update)
-                .delete(products::destroy),
+                .delete(products::destroy)
+                .merge(options(&products::DETAIL_VIEW)),
         )
         .route("/api/v1/openapi.json", get(openapi::document))
         .route("/healthz", get(health::healthz))
@@ -142,7 +172,8 @@ async fn fallback(method: Method, uri: Uri, req: Request) -> Response {
     ApiError::NotFound.into_response()
 }
 
-/// Gives the router's bare 405 the DRF body, keeping its `Allow` header.
+/// Gives the router's bare 405 (routes without a DRF view: `openapi.json`,
+/// `/healthz`) the DRF body; the router adds its `Allow` header afterwards.
 async fn json_method_not_allowed(req: Request, next: Next) -> Response {
     let method = req.method().clone();
     let response = next.run(req).await;

@@ -1,12 +1,51 @@
 //! `GET /api/v1/openapi.json`: an OpenAPI 3.0 description of the API (the
-//! original served Swagger). Built once, served from memory.
+//! original served Swagger). Built once, served from memory. Request schemas
+//! come from the same field tables as `OPTIONS` ([`super::metadata`]).
 
 use std::sync::OnceLock;
 
 use axum::body::Bytes;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::IntoResponse;
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
+
+use super::metadata::{Field, Kind};
+use super::{auth, comments, products, users};
+
+/// The request schema of a serializer: its writable fields.
+fn schema(fields: &[Field]) -> Value {
+    let writable = || fields.iter().filter(|f| !f.read_only);
+    let required: Vec<&str> = writable().filter(|f| f.required).map(|f| f.name).collect();
+    let properties: Map<String, Value> = writable()
+        .map(|f| {
+            let mut p = match f.kind {
+                Kind::String | Kind::Slug => json!({ "type": "string" }),
+                Kind::Email => json!({ "type": "string", "format": "email" }),
+                Kind::Uuid => json!({ "type": "string", "format": "uuid" }),
+                Kind::DateTime => json!({ "type": "string", "format": "date-time" }),
+                Kind::Integer | Kind::Related => json!({ "type": "integer" }),
+                Kind::RelatedMany => json!({ "type": "array", "items": { "type": "integer" } }),
+                Kind::Nested(_) => json!({ "type": "object" }),
+            };
+            let limits = [
+                ("minLength", f.min_length.map(i64::from)),
+                ("maxLength", f.max_length.map(i64::from)),
+                ("minimum", f.min_value),
+                ("maximum", f.max_value),
+            ];
+            for (key, value) in limits {
+                if let Some(value) = value {
+                    p[key] = value.into();
+                }
+            }
+            if f.nullable {
+                p["nullable"] = true.into();
+            }
+            (f.name.to_owned(), p)
+        })
+        .collect();
+    json!({ "type": "object", "required": required, "properties": properties })
+}
 
 fn op(summary: &str, secured: bool, body: Option<&str>, ok: (&str, &str)) -> Value {
     let mut o = json!({
@@ -69,8 +108,8 @@ fn build() -> Value {
             "/api/v1/products/{id}/": {
                 "parameters": id_param(),
                 "get": op("Retrieve a product", false, None, ("200", "Product")),
-                "put": op("Replace a product (owner)", true, Some("ProductWrite"), ("200", "Product")),
-                "patch": op("Update a product (owner)", true, Some("ProductWrite"), ("200", "Product")),
+                "put": op("Update a product (owner); fields not sent keep their values", true, Some("ProductWrite"), ("200", "Product")),
+                "patch": op("Partly update a product (owner)", true, Some("ProductWrite"), ("200", "Product")),
                 "delete": op("Delete a product (owner)", true, None, ("204", "Deleted")),
             },
             "/api/v1/products/comments/": {
@@ -80,8 +119,8 @@ fn build() -> Value {
             "/api/v1/products/comments/{id}/": {
                 "parameters": id_param(),
                 "get": op("Retrieve a comment", true, None, ("200", "Comment")),
-                "put": op("Replace a comment (author)", true, Some("CommentWrite"), ("200", "Comment")),
-                "patch": op("Update a comment (author)", true, Some("CommentWrite"), ("200", "Comment")),
+                "put": op("Update a comment (author); fields not sent keep their values", true, Some("CommentWrite"), ("200", "Comment")),
+                "patch": op("Partly update a comment (author)", true, Some("CommentWrite"), ("200", "Comment")),
                 "delete": op("Delete a comment (author)", true, None, ("204", "Deleted")),
             },
             "/healthz": { "get": { "summary": "Health (database reachable)", "responses": { "200": { "description": "ok" }, "503": { "description": "database unavailable" } } } },
@@ -89,21 +128,12 @@ fn build() -> Value {
         "components": {
             "securitySchemes": { "bearerAuth": { "type": "http", "scheme": "bearer", "bearerFormat": "JWT" } },
             "schemas": {
-                "TokenObtain": { "type": "object", "required": ["email", "password"],
-                    "properties": { "email": { "type": "string" }, "password": { "type": "string" } } },
-                "TokenRefresh": { "type": "object", "required": ["refresh"], "properties": { "refresh": { "type": "string" } } },
-                "TokenVerify": { "type": "object", "required": ["token"], "properties": { "token": { "type": "string" } } },
-                "Register": { "type": "object", "required": ["email", "password", "confirm_password"],
-                    "properties": { "email": { "type": "string", "format": "email" }, "password": { "type": "string", "minLength": 6 },
-                                    "confirm_password": { "type": "string" } } },
-                "ProductWrite": { "type": "object", "required": ["title"],
-                    "properties": { "title": { "type": "string", "maxLength": 130 }, "description": { "type": "string", "maxLength": 1500 },
-                                    "tags": { "type": "string", "maxLength": 70 }, "category": { "type": "integer", "nullable": true },
-                                    "votes": { "type": "array", "items": { "type": "integer" } }, "image": { "type": "string", "nullable": true },
-                                    "user": { "type": "integer" } } },
-                "CommentWrite": { "type": "object", "required": ["reply", "post"],
-                    "properties": { "reply": { "type": "string", "maxLength": 300 }, "rating": { "type": "integer", "minimum": 1, "maximum": 5, "nullable": true },
-                                    "post": { "type": "integer" } } },
+                "TokenObtain": schema(auth::OBTAIN_FIELDS),
+                "TokenRefresh": schema(auth::REFRESH_FIELDS),
+                "TokenVerify": schema(auth::VERIFY_FIELDS),
+                "Register": schema(users::REGISTER_FIELDS),
+                "ProductWrite": schema(products::FIELDS),
+                "CommentWrite": schema(comments::FIELDS),
             },
         },
     })

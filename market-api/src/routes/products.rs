@@ -17,8 +17,65 @@ use crate::db::users;
 use crate::error::ApiError;
 use crate::pagination::PageParams;
 use crate::request::{IdParam, Origin, QueryParams};
+use crate::routes::metadata::{Access, Field, Kind, Owned, View};
 use crate::state::AppState;
 use crate::validation::{Form, JsonBody};
+
+/// The owner as the product serializer nests it.
+const OWNER_FIELDS: &[Field] = &[
+    Field::new("id", Kind::Integer).read_only(),
+    Field::new("first_name", Kind::String).read_only(),
+    Field::new("last_name", Kind::String).read_only(),
+    Field::new("image", Kind::String).nullable().read_only(),
+];
+
+/// The product serializer's fields, in [`ProductOut`]'s order, with the
+/// limits `validate` enforces (for OPTIONS and the OpenAPI schema). The
+/// owner is the token's user, so `user` is read-only here.
+pub const FIELDS: &[Field] = &[
+    Field::new("id", Kind::Integer).read_only(),
+    Field::new("product_id", Kind::Uuid).read_only(),
+    Field::new("title", Kind::String).required().max_length(130),
+    Field::new("slug", Kind::Slug).read_only(),
+    Field::new("description", Kind::String).max_length(1500),
+    Field::new("image", Kind::String).nullable().max_length(255),
+    Field::new("category", Kind::Related).nullable(),
+    Field::new("tags", Kind::String).max_length(70),
+    Field::new("votes", Kind::RelatedMany),
+    Field::new("views", Kind::Integer).read_only(),
+    Field::new("user", Kind::Nested(OWNER_FIELDS)).read_only(),
+    Field::new("votes_count", Kind::Integer).read_only(),
+];
+
+/// `OPTIONS products/`
+pub static LIST_VIEW: View = View {
+    name: "Product List",
+    description: "Products: anyone reads the list; a logged-in user creates one and owns it.",
+    allow: "GET, POST, HEAD, OPTIONS",
+    access: Access::LoggedInToWrite,
+    post: Some(FIELDS),
+    put: None,
+};
+
+/// `OPTIONS products/{id}/`
+pub static DETAIL_VIEW: View = View {
+    name: "Product Instance",
+    description: "One product: anyone reads it; its owner changes or deletes it.",
+    allow: "GET, PUT, PATCH, DELETE, HEAD, OPTIONS",
+    access: Access::LoggedInToWrite,
+    post: None,
+    put: Some((Owned::Product, FIELDS)),
+};
+
+/// `OPTIONS products/has-product/`
+pub static HAS_PRODUCT_VIEW: View = View {
+    name: "Has product",
+    description: "Whether user `client` owns at least one product.",
+    allow: "GET, HEAD, OPTIONS",
+    access: Access::Anyone,
+    post: None,
+    put: None,
+};
 
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Vote {
@@ -199,11 +256,14 @@ pub async fn retrieve(
 /// Validated body of a create/update.
 struct ProductInput {
     write: ProductWrite,
+    /// The new voters; `None` when `votes` was not sent (no change).
     votes: Option<Vec<i64>>,
 }
 
-/// Checks the body against `base` (the stored product for updates). For a
-/// partial update, fields not given keep their stored value.
+/// Checks the body against `base` (the stored product for updates). Fields
+/// not given keep their stored value, for PUT as for PATCH: DRF's
+/// `ModelSerializer.update()` sets only the fields it validated. The two
+/// differ only in that PUT requires the required fields.
 async fn validate(
     tx: &mut Transaction<'static, Sqlite>,
     data: &Map<String, Value>,
@@ -255,29 +315,16 @@ async fn validate(
     }
     if let Some(description) = description {
         write.description = description;
-    } else if !partial {
-        write.description = String::new();
     }
     if let Some(tags) = tags {
         write.tags = tags;
-    } else if !partial {
-        write.tags = String::new();
     }
-    match image {
-        Some(image) => write.image = image.filter(|s| !s.is_empty()),
-        None if !partial => write.image = None,
-        None => {}
+    if let Some(image) = image {
+        write.image = image.filter(|s| !s.is_empty());
     }
-    match category {
-        Some(category) => write.category_id = category,
-        None if !partial => write.category_id = None,
-        None => {}
+    if let Some(category) = category {
+        write.category_id = category;
     }
-    let votes = match votes {
-        Some(v) => Some(v),
-        None if !partial => Some(Vec::new()),
-        None => None,
-    };
     Ok(ProductInput { write, votes })
 }
 

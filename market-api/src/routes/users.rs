@@ -11,8 +11,56 @@ use crate::db::users::{self, UserRow};
 use crate::error::ApiError;
 use crate::pagination::{PageParams, Paginated};
 use crate::request::{IdParam, Origin, QueryParams};
+use crate::routes::metadata::{Access, Field, Kind, View};
 use crate::state::AppState;
 use crate::validation::{strong_password, valid_email, Form, JsonBody};
+
+/// The registration serializer's fields, with the limits `register`
+/// enforces (for OPTIONS and the OpenAPI schema).
+pub const REGISTER_FIELDS: &[Field] = &[
+    Field::new("id", Kind::Integer).read_only(),
+    Field::new("email", Kind::Email).required().max_length(254),
+    Field::new("password", Kind::String)
+        .required()
+        .min_length(6)
+        .max_length(128),
+    Field::new("confirm_password", Kind::String)
+        .required()
+        .max_length(128),
+    Field::new("first_name", Kind::String).max_length(150),
+    Field::new("last_name", Kind::String).max_length(150),
+    Field::new("image", Kind::String).nullable().read_only(),
+];
+
+/// `OPTIONS users/register/`
+pub static REGISTER_VIEW: View = View {
+    name: "Register",
+    description: "Creates an account, active at once.",
+    allow: "POST, OPTIONS",
+    access: Access::Anyone,
+    post: Some(REGISTER_FIELDS),
+    put: None,
+};
+
+/// `OPTIONS users/`
+pub static LIST_VIEW: View = View {
+    name: "User List",
+    description: "Every user (staff only).",
+    allow: "GET, HEAD, OPTIONS",
+    access: Access::Staff,
+    post: None,
+    put: None,
+};
+
+/// `OPTIONS users/{id}/`
+pub static DETAIL_VIEW: View = View {
+    name: "User Instance",
+    description: "One user (staff only).",
+    allow: "GET, HEAD, OPTIONS",
+    access: Access::Staff,
+    post: None,
+    put: None,
+};
 
 /// `POST users/register/ {email, password, confirm_password}` → 201.
 pub async fn register(
@@ -75,7 +123,8 @@ pub async fn register(
     ))
 }
 
-async fn require_staff(state: &AppState, user: AuthUser) -> Result<(), ApiError> {
+/// 403 unless `user` is active staff (401 when the user is gone).
+pub(crate) async fn require_staff(state: &AppState, user: AuthUser) -> Result<(), ApiError> {
     match users::active_staff_flag(&state.db.read, user.user_id).await? {
         None => Err(ApiError::UserNotFound),
         Some(false) => Err(ApiError::PermissionDenied),

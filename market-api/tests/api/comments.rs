@@ -103,6 +103,18 @@ async fn list_and_create() {
     assert_eq!(v["count"], 32);
 }
 
+/// Reply, rating and product of comment `id`, read from the database file.
+async fn stored_comment(s: &Server, id: i64) -> (String, Option<i64>, i64) {
+    let db = s.db().await;
+    let row = sqlx::query_as("SELECT reply, rating, post_id FROM comments WHERE id = ?")
+        .bind(id)
+        .fetch_one(&db)
+        .await
+        .unwrap();
+    db.close().await;
+    row
+}
+
 #[tokio::test]
 async fn retrieve_update_delete() {
     let s = Server::start().await;
@@ -166,6 +178,9 @@ async fn retrieve_update_delete() {
         )
         .await;
     assert_eq!((st, v), (400, json!({"post": ["This field is required."]})));
+    // A PUT without `rating` keeps it (DRF's ModelSerializer.update() sets
+    // only what it was sent): checked in the stored row.
+    let id = c["id"].as_i64().unwrap();
     let (st, v) = s
         .send_json(
             Method::PUT,
@@ -177,8 +192,32 @@ async fn retrieve_update_delete() {
     assert_eq!(st, 200);
     assert_eq!(
         (v["reply"].clone(), v["rating"].clone(), v["post"].clone()),
-        (json!("Second"), Value::Null, json!(3))
+        (json!("Second"), json!(2), json!(3))
     );
+    assert_eq!(stored_comment(&s, id).await, ("Second".into(), Some(2), 3));
+    let (st, _) = s
+        .send_json(
+            Method::PUT,
+            &path,
+            Some(&demo),
+            Some(json!({"reply": "Third", "post": 3, "rating": null})),
+        )
+        .await;
+    assert_eq!(st, 200);
+    assert_eq!(stored_comment(&s, id).await, ("Third".into(), None, 3));
+    let (st, v) = s
+        .send_json(
+            Method::PUT,
+            &path,
+            Some(&demo),
+            Some(json!({"reply": "a\u{0}", "post": 3})),
+        )
+        .await;
+    assert_eq!(
+        (st, v),
+        (400, json!({"reply": ["Null characters are not allowed."]}))
+    );
+    assert_eq!(stored_comment(&s, id).await, ("Third".into(), None, 3));
 
     assert_eq!(
         s.send(Method::DELETE, &path, Some(&demo), None)

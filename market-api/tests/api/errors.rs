@@ -54,6 +54,41 @@ async fn malformed_bodies() {
         v["detail"],
         "Unsupported media type \"text/plain\" in request."
     );
+    // A body without a content type is refused as DRF does, and nothing is stored.
+    let count = || async {
+        s.get_json("/api/v1/products/", None).await.1["count"]
+            .as_i64()
+            .unwrap()
+    };
+    let before = count().await;
+    let (st, v) = json(post("{\"title\":\"x\"}", None).await.unwrap()).await;
+    assert_eq!(
+        (st, v),
+        (
+            415,
+            json!({"detail": "Unsupported media type \"\" in request."})
+        )
+    );
+    assert_eq!(count().await, before);
+    // An empty body is no data, whatever its content type (DRF parses nothing).
+    let (st, v) = json(post("", Some("text/plain")).await.unwrap()).await;
+    assert_eq!(
+        (st, v),
+        (400, json!({"title": ["This field is required."]}))
+    );
+    // The media type is checked when the body is parsed, after the permission
+    // checks: someone else's product is a 403 before it is a 415.
+    let other = s.other().await;
+    let res = s
+        .client
+        .put(s.url("/api/v1/products/1/"))
+        .bearer_auth(&other)
+        .header("content-type", "text/plain")
+        .body("title=x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403);
     let (st, _) = json(
         post(
             "{\"title\":\"ok\"}",
@@ -110,7 +145,7 @@ async fn routes_methods_slashes() {
     let res = s
         .send(reqwest::Method::DELETE, "/api/v1/products/", None, None)
         .await;
-    assert_eq!(res.headers()["allow"], "GET,HEAD,POST");
+    assert_eq!(res.headers()["allow"], "GET, POST, HEAD, OPTIONS");
     let (st, v) = json(res).await;
     assert_eq!(
         (st, v),
@@ -120,7 +155,7 @@ async fn routes_methods_slashes() {
         .send(reqwest::Method::GET, "/api/v1/auth/token/", None, None)
         .await;
     assert_eq!(res.status(), 405);
-    assert_eq!(res.headers()["allow"], "POST");
+    assert_eq!(res.headers()["allow"], "POST, OPTIONS");
 
     for (from, to) in [
         ("/api/v1/products", "/api/v1/products/"),

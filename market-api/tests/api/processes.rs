@@ -1,6 +1,7 @@
 //! The real binary as processes: two replicas on one SQLite file (racing
 //! migrations and seeding, sharing the JWT secret, writing concurrently
-//! without losing a row), SIGTERM with a request in flight, `migrate`/`seed`.
+//! without losing a row), SIGTERM with a request in flight, `migrate`/`seed`,
+//! its logs and start-up errors as a log file receives them.
 
 use std::path::Path;
 use std::process::Stdio;
@@ -299,4 +300,65 @@ async fn migrate_and_seed_commands() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("market-api:"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_to_a_pipe_are_plain_and_a_bind_error_says_its_cause_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("m.db").display());
+    let serve = |bind: &str| {
+        let mut cmd = Command::new(BIN);
+        cmd.args(["serve", "--bind", bind, "--database-url", &url])
+            .args(["--password-cost", "fast", "--users", "2", "--products", "2"])
+            .args(["--comments", "0", "--workers", "1"])
+            .env("RUST_LOG", "info")
+            .env_remove("NO_COLOR")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        cmd
+    };
+    let mut first = serve("127.0.0.1:0").spawn().expect("spawn market-api");
+    let stdout = first.stdout.take().expect("stdout");
+    let line = tokio::time::timeout(
+        Duration::from_secs(30),
+        BufReader::new(stdout).lines().next_line(),
+    )
+    .await
+    .expect("listening line in time")
+    .expect("read stdout")
+    .expect("a line");
+    let addr = line
+        .strip_prefix("market-api listening on http://")
+        .expect("announce line")
+        .to_owned();
+
+    // A second server on the same address fails with one clear line.
+    let out = tokio::time::timeout(Duration::from_secs(30), serve(&addr).output())
+        .await
+        .expect("exits in time")
+        .expect("run");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("market-api: cannot listen on {addr}: ")),
+        "{stderr}"
+    );
+    assert_eq!(
+        stderr.matches("Address already in use").count(),
+        1,
+        "{stderr}"
+    );
+
+    // stderr is a pipe, not a terminal: no colour codes in the log lines.
+    let pid = Pid::from_raw(first.id().expect("pid") as i32);
+    kill(pid, Signal::SIGTERM).expect("SIGTERM");
+    let out = tokio::time::timeout(Duration::from_secs(15), first.wait_with_output())
+        .await
+        .expect("exits in time")
+        .expect("wait");
+    assert!(out.status.success());
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(log.contains("INFO") && log.contains("serving"), "{log}");
+    assert!(!log.contains('\x1b'), "colour codes in {log:?}");
 }

@@ -287,7 +287,32 @@ async fn create_and_validation() {
         (
             json!({"title": "t", "category": "x"}),
             "category",
-            "Invalid pk \"x\" - object does not exist.",
+            "Incorrect type. Expected pk value, received str.",
+        ),
+        (
+            json!({"title": "t", "category": "99"}),
+            "category",
+            "Invalid pk \"99\" - object does not exist.",
+        ),
+        (
+            json!({"title": "t", "category": 99}),
+            "category",
+            "Invalid pk \"99\" - object does not exist.",
+        ),
+        (
+            json!({"title": "t", "votes": [1, "x"]}),
+            "votes",
+            "Incorrect type. Expected pk value, received str.",
+        ),
+        (
+            json!({"title": "a\u{0}b"}),
+            "title",
+            "Null characters are not allowed.",
+        ),
+        (
+            json!({"title": "t", "tags": "\u{0}"}),
+            "tags",
+            "Null characters are not allowed.",
         ),
         (
             json!({"title": "t", "votes": [999]}),
@@ -314,6 +339,27 @@ async fn create_and_validation() {
     s.assert_rejected("/api/v1/products/", &token, &cases).await;
     // Nothing of the rejected bodies was stored.
     assert_eq!(list(&s, "").await["count"], 29);
+}
+
+/// Title, description, tags, category and voters of product `id`, read
+/// from the database file.
+async fn stored_product(s: &Server, id: i64) -> (String, String, String, Option<i64>, Vec<i64>) {
+    let db = s.db().await;
+    let (title, description, tags, category): (String, String, String, Option<i64>) =
+        sqlx::query_as("SELECT title, description, tags, category_id FROM products WHERE id = ?")
+            .bind(id)
+            .fetch_one(&db)
+            .await
+            .unwrap();
+    let votes: Vec<i64> = sqlx::query_scalar(
+        "SELECT user_id FROM product_votes WHERE product_id = ? ORDER BY user_id",
+    )
+    .bind(id)
+    .fetch_all(&db)
+    .await
+    .unwrap();
+    db.close().await;
+    (title, description, tags, category, votes)
 }
 
 #[tokio::test]
@@ -395,6 +441,9 @@ async fn update_and_delete_by_owner_only() {
         (st, v),
         (400, json!({"title": ["This field is required."]}))
     );
+    // PUT sets the fields it is sent and keeps the others, as DRF's
+    // ModelSerializer.update() does: checked in the stored row.
+    let id = created["id"].as_i64().unwrap();
     let (st, v) = s
         .send_json(
             Method::PUT,
@@ -403,18 +452,42 @@ async fn update_and_delete_by_owner_only() {
             Some(json!({"title": "Table", "votes": [3, 4]})),
         )
         .await;
-    assert_eq!(st, 200);
-    assert_eq!(v["title"], "Table");
-    assert_eq!(v["tags"], "");
-    assert_eq!(v["category"], Value::Null);
+    assert_eq!(st, 200, "{v}");
+    let kept = (
+        "Table".to_owned(),
+        "oak".to_owned(),
+        "wood".to_owned(),
+        Some(9),
+        vec![3, 4],
+    );
+    assert_eq!(stored_product(&s, id).await, kept);
     assert_eq!(
-        v["votes"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|x| x["id"].as_i64().unwrap())
-            .collect::<Vec<_>>(),
-        vec![3, 4]
+        (&v["title"], &v["description"], &v["tags"], &v["category"]),
+        (&json!("Table"), &json!("oak"), &json!("wood"), &json!(9))
+    );
+    let (st, _) = s
+        .send_json(
+            Method::PUT,
+            &path,
+            Some(&demo),
+            Some(json!({"title": "Table"})),
+        )
+        .await;
+    assert_eq!(st, 200);
+    assert_eq!(stored_product(&s, id).await, kept, "votes not sent: kept");
+    // Values that are sent are written, empty and null ones included.
+    let (st, _) = s
+        .send_json(
+            Method::PUT,
+            &path,
+            Some(&demo),
+            Some(json!({"title": "Bare", "description": "", "tags": "", "category": null, "votes": []})),
+        )
+        .await;
+    assert_eq!(st, 200);
+    assert_eq!(
+        stored_product(&s, id).await,
+        ("Bare".into(), String::new(), String::new(), None, vec![])
     );
     let (st, _) = s
         .send_json(
