@@ -160,7 +160,7 @@ async fn control(
 
 async fn reload(AxState(state): AxState<Arc<State>>) -> Response {
     match state.reload() {
-        Ok(n) => Json(serde_json::json!({ "generation": n })).into_response(),
+        Ok(done) => Json(done).into_response(),
         Err(e) => bad(StatusCode::BAD_REQUEST, e.to_string()),
     }
 }

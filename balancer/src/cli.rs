@@ -105,7 +105,7 @@ pub struct Cli {
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     pub max_header_size: Option<u64>,
     /// Worker threads (1 = single-threaded runtime) [default: one per core].
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = parse_workers)]
     pub workers: Option<usize>,
     /// Longest graceful drain on SIGTERM [default: 30s].
     #[arg(long, value_name = "T", value_parser = parse_time)]
@@ -171,22 +171,19 @@ fn parse_reject_status(s: &str) -> Result<StatusCode, String> {
     }
 }
 
+fn parse_workers(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!("\"{s}\" is not a whole number of threads")),
+    }
+}
+
 fn parse_next_upstream(s: &str) -> Result<NextUpstream, String> {
     NextUpstream::parse(s.split(',').map(str::trim))
 }
 
 impl Cli {
-    /// The worker threads to run with: the flag, else the file's
-    /// `worker_processes`, else `None` (one per core).
-    pub fn worker_threads(&self) -> Option<usize> {
-        self.workers.or_else(|| {
-            self.config
-                .as_ref()
-                .and_then(|p| parse_file(p).ok())
-                .and_then(|c| c.workers)
-        })
-    }
-
     /// Builds and validates the configuration.
     pub fn to_config(&self) -> Result<Config, ConfigError> {
         let mut c = match &self.config {
@@ -360,6 +357,10 @@ mod tests {
     fn flag_errors() {
         assert!(Cli::try_parse_from(["b", "--upstream", "127.0.0.1:1,weight=0"]).is_err());
         assert!(Cli::try_parse_from(["b", "--upstream", "127.0.0.1:1,bogus"]).is_err());
+        let e = Cli::try_parse_from(["b", "--workers", "0"])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("must be at least 1"), "{e}");
         assert!(Cli::try_parse_from(["b", "--algorithm", "fastest"]).is_err());
         let e = cli(&["--upstream", "127.0.0.1:1,backup", "--algorithm", "ip_hash"])
             .to_config()

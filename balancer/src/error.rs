@@ -11,12 +11,14 @@ pub enum Error {
     #[error(transparent)]
     Config(#[from] ConfigError),
     /// A listener could not be bound.
-    #[error("cannot listen on {addr}: {source}")]
+    // The cause is part of the message and deliberately not a `source`:
+    // printers of the whole chain (`{:#}`) would show it twice.
+    #[error("cannot listen on {addr}: {cause}")]
     Bind {
         /// The address.
         addr: SocketAddr,
         /// The cause.
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// Any other I/O failure.
     #[error(transparent)]

@@ -42,13 +42,21 @@ pub fn init_tracing() {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(colour_logs())
         .try_init();
+}
+
+/// Colours for a person at a terminal only: a log file or a pipe gets plain
+/// text. `NO_COLOR` (<https://no-color.org>) turns them off everywhere.
+fn colour_logs() -> bool {
+    use std::io::IsTerminal;
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
 
 async fn bind(addr: std::net::SocketAddr) -> Result<TcpListener, Error> {
     TcpListener::bind(addr)
         .await
-        .map_err(|source| Error::Bind { addr, source })
+        .map_err(|cause| Error::Bind { addr, cause })
 }
 
 /// Runs the balancer as the binary does: builds the config, binds, prints
@@ -56,6 +64,12 @@ async fn bind(addr: std::net::SocketAddr) -> Result<TcpListener, Error> {
 /// SIGHUP, drains and stops on SIGINT/SIGTERM.
 pub async fn run(cli: Cli) -> Result<(), Error> {
     let config = cli.to_config()?;
+    run_with(cli, config).await
+}
+
+/// [`run`] with the configuration `cli` gave, already read (the binary reads
+/// it first, to size the runtime).
+pub async fn run_with(cli: Cli, config: Config) -> Result<(), Error> {
     let listener = bind(config.listen).await?;
     let admin = match config.admin {
         Some(a) => Some(bind(a).await?),
@@ -85,7 +99,7 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
     let hup_task = tokio::spawn(async move {
         while hup.recv().await.is_some() {
             match hup_state.reload() {
-                Ok(n) => tracing::info!(generation = n, "reloaded on SIGHUP"),
+                Ok(done) => tracing::info!(generation = done.generation, "reloaded on SIGHUP"),
                 Err(e) => tracing::error!("reload failed, keeping the running configuration: {e}"),
             }
         }

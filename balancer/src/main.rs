@@ -8,21 +8,25 @@ use clap::Parser;
 fn main() -> ExitCode {
     let cli = balancer::Cli::parse();
     balancer::init_tracing();
-    let runtime = match cli.worker_threads() {
-        Some(1) => tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build(),
-        Some(n) => tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(n)
-            .enable_all()
-            .build(),
-        None => tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build(),
-    };
-    let result = runtime
+    // The configuration is read once, before the runtime it sizes.
+    let result = cli
+        .to_config()
         .map_err(anyhow::Error::from)
-        .and_then(|rt| rt.block_on(balancer::run(cli)).map_err(anyhow::Error::from));
+        .and_then(|config| {
+            let runtime = match config.workers {
+                Some(1) => tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build(),
+                Some(n) => tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(n)
+                    .enable_all()
+                    .build(),
+                None => tokio::runtime::Builder::new_multi_thread()
+                    .enable_all()
+                    .build(),
+            }?;
+            Ok(runtime.block_on(balancer::run_with(cli, config))?)
+        });
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

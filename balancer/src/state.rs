@@ -41,6 +41,15 @@ pub struct Stats {
     pub reloads: AtomicU64,
 }
 
+/// The outcome of a reload.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Reloaded {
+    /// The new generation's number.
+    pub generation: u64,
+    /// Settings the reload could not apply (they need a restart).
+    pub warnings: Vec<String>,
+}
+
 type Reloader = Box<dyn Fn() -> Result<Config, ConfigError> + Send + Sync>;
 
 /// Shared state of a running balancer.
@@ -93,7 +102,7 @@ impl State {
 
     /// Re-reads the configuration and swaps it in. In-flight requests finish
     /// on the old generation. The listen and admin addresses cannot change.
-    pub fn reload(&self) -> Result<u64, ConfigError> {
+    pub fn reload(&self) -> Result<Reloaded, ConfigError> {
         let Some(reloader) = &self.reloader else {
             return Err(ConfigError::Invalid(
                 "nothing to reload: the balancer was not started from a config file".into(),
@@ -103,17 +112,36 @@ impl State {
         Ok(self.install(config))
     }
 
-    /// Swaps in `config` (the listen/admin addresses of the old one stay).
-    pub fn install(&self, mut config: Config) -> u64 {
+    /// Swaps in `config`; what it asks for that only a restart can do (new
+    /// listen or admin addresses, another number of workers) is kept as it
+    /// was, and said in the warnings.
+    pub fn install(&self, mut config: Config) -> Reloaded {
         let old = self.current();
-        if config.listen != old.config.listen {
-            tracing::warn!(
-                "listen address changes need a restart; keeping {}",
-                old.config.listen
-            );
-        }
+        let mut warnings = Vec::new();
+        let mut keep = |what: &str, new: String, old: String| {
+            if new != old {
+                let w =
+                    format!("{what} changes need a restart: keeping {old} (the file says {new})");
+                tracing::warn!("{w}");
+                warnings.push(w);
+            }
+        };
+        let addr = |a: Option<std::net::SocketAddr>| a.map_or("none".into(), |a| a.to_string());
+        keep(
+            "listen address",
+            config.listen.to_string(),
+            old.config.listen.to_string(),
+        );
+        keep("admin address", addr(config.admin), addr(old.config.admin));
+        let workers = |w: Option<usize>| w.map_or("one per core".into(), |n| n.to_string());
+        keep(
+            "worker count",
+            workers(config.workers),
+            workers(old.config.workers),
+        );
         config.listen = old.config.listen;
         config.admin = old.config.admin;
+        config.workers = old.config.workers;
         let upstream = Arc::new(Upstream::new(
             &config.upstream,
             Some(&old.upstream),
@@ -128,7 +156,10 @@ impl State {
         self.start_health(&generation);
         self.stats.reloads.fetch_add(1, Relaxed);
         tracing::info!(generation = generation.number, "configuration reloaded");
-        generation.number
+        Reloaded {
+            generation: generation.number,
+            warnings,
+        }
     }
 
     fn start_health(&self, g: &Generation) {

@@ -30,12 +30,13 @@ pub enum ConfigError {
         msg: String,
     },
     /// The config file could not be read.
-    #[error("cannot read {file}: {source}")]
+    // The cause is in the message, not a `source` (see `Error::Bind`).
+    #[error("cannot read {file}: {cause}")]
     Read {
         /// The file, as given.
         file: String,
         /// The underlying error.
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// An invalid flag or combination of settings.
     #[error("{0}")]
@@ -413,6 +414,20 @@ pub struct ProxyConfig {
     /// Request bodies up to this size are buffered so they can be retried;
     /// larger ones stream and get a single attempt once sent.
     pub retry_buffer_size: u64,
+    /// What `X-Forwarded-For` carries upstream.
+    pub forwarded_for: ForwardedFor,
+}
+
+/// `X-Forwarded-For` upstream, in nginx's words.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ForwardedFor {
+    /// `$proxy_add_x_forwarded_for`: the client's list, then its address.
+    #[default]
+    Append,
+    /// `$remote_addr`: only the client's address; a list the client sent is
+    /// dropped (for a balancer facing clients directly, whose lists could
+    /// be forged).
+    Replace,
 }
 
 impl Default for ProxyConfig {
@@ -429,6 +444,7 @@ impl Default for ProxyConfig {
             next_upstream_tries: 0,
             next_upstream_timeout: Duration::ZERO,
             retry_buffer_size: 64 * 1024,
+            forwarded_for: ForwardedFor::Append,
         }
     }
 }

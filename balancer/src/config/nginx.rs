@@ -13,8 +13,8 @@ use http::StatusCode;
 
 use super::units::{parse_number, parse_size, parse_time};
 use super::{
-    server_rule, Algorithm, Config, ConfigError, HashKey, HealthConfig, LeastTimeMode,
-    NextUpstream, ProxyConfig, QueueConfig, ServerConfig, UpstreamConfig,
+    server_rule, Algorithm, Config, ConfigError, ForwardedFor, HashKey, HealthConfig,
+    LeastTimeMode, NextUpstream, ProxyConfig, QueueConfig, ServerConfig, UpstreamConfig,
 };
 
 /// One directive: `name args... ;` or `name args... { block }`.
@@ -29,9 +29,9 @@ struct Directive {
 /// Reads and parses a config file.
 pub fn parse_file(path: &Path) -> Result<Config, ConfigError> {
     let file = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+    let text = std::fs::read_to_string(path).map_err(|cause| ConfigError::Read {
         file: file.clone(),
-        source,
+        cause,
     })?;
     let mut config = parse_str(&text, &file)?;
     config.source = Some(path.to_path_buf());
@@ -271,8 +271,25 @@ impl<'a> Parser<'a> {
                     g.workers = self.workers(d)?;
                 }
                 "events" => self.events(self.expect_block(d)?)?,
-                "pid" | "error_log" | "daemon" | "master_process" | "user" => {
+                // Process settings of nginx's master; the balancer is one
+                // process run by whoever starts it (no pid file, logs on
+                // stderr). `user` is refused: silently keeping root
+                // privileges would be a surprise.
+                "daemon" | "master_process" => self.no_block(d)?,
+                "pid" | "error_log" => {
                     self.no_block(d)?;
+                    tracing::warn!(
+                        "{}:{}: \"{}\" is ignored (the balancer writes no pid file and logs to stderr)",
+                        self.file,
+                        d.line,
+                        d.name
+                    );
+                }
+                "user" => {
+                    return Err(self.err(
+                        d.line,
+                        "\"user\" is not supported: the balancer runs as the user that starts it",
+                    ))
                 }
                 "http" => {
                     for h in self.expect_block(d)? {
@@ -538,8 +555,14 @@ impl<'a> Parser<'a> {
             }
             "proxy_http_version" => {
                 self.nargs(d, 1, 1)?;
-                if d.args[0] != "1.1" && d.args[0] != "1.0" {
-                    return Err(self.err(d.line, format!("invalid value \"{}\"", d.args[0])));
+                if d.args[0] != "1.1" {
+                    return Err(self.err(
+                        d.line,
+                        format!(
+                            "unsupported \"proxy_http_version {}\": the balancer speaks HTTP/1.1 to upstreams",
+                            d.args[0]
+                        ),
+                    ));
                 }
             }
             "proxy_buffering" | "proxy_request_buffering" => self.nargs(d, 1, 1)?,
@@ -554,10 +577,17 @@ impl<'a> Parser<'a> {
                         matches!(d.args[1].as_str(), "" | "upgrade" | "$connection_upgrade")
                     }
                     "upgrade" => d.args[1] == "$http_upgrade",
-                    "x-forwarded-for" => matches!(
-                        d.args[1].as_str(),
-                        "$proxy_add_x_forwarded_for" | "$remote_addr"
-                    ),
+                    "x-forwarded-for" => match d.args[1].as_str() {
+                        "$proxy_add_x_forwarded_for" => {
+                            p.forwarded_for = ForwardedFor::Append;
+                            true
+                        }
+                        "$remote_addr" => {
+                            p.forwarded_for = ForwardedFor::Replace;
+                            true
+                        }
+                        _ => false,
+                    },
                     "x-real-ip" => d.args[1] == "$remote_addr",
                     "x-forwarded-proto" => d.args[1] == "$scheme",
                     _ => false,
@@ -567,7 +597,8 @@ impl<'a> Parser<'a> {
                         d.line,
                         format!(
                             "unsupported \"proxy_set_header {} {}\"",
-                            d.args[0], d.args[1]
+                            d.args[0],
+                            quoted_if_needed(&d.args[1])
                         ),
                     ));
                 }
@@ -779,19 +810,35 @@ pub fn apply_server_param(s: &mut ServerConfig, a: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// An argument as it would be written in the file: quoted when empty or
+/// holding spaces.
+fn quoted_if_needed(arg: &str) -> String {
+    if arg.is_empty() || arg.contains(char::is_whitespace) {
+        format!("\"{arg}\"")
+    } else {
+        arg.to_string()
+    }
+}
+
 /// Resolves `host[:port]` (port 80 when absent, as nginx). A name with
 /// several addresses uses the first IPv4 one (nginx would add them all).
 pub fn resolve(s: &str) -> Result<SocketAddr, String> {
     if let Ok(a) = s.parse::<SocketAddr>() {
         return Ok(a);
     }
-    let with_port = if s
+    if s.starts_with("unix:") {
+        return Err("unix sockets are not supported".into());
+    }
+    // `host:port` unless the colon is inside an IPv6 literal.
+    let port = s
         .rsplit_once(':')
-        .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
-    {
-        s.to_string()
-    } else {
-        format!("{s}:80")
+        .filter(|(h, _)| !h.contains(':') || h.ends_with(']'));
+    let with_port = match port {
+        Some((_, p)) if p.parse::<u16>().is_ok() => s.to_string(),
+        Some((_, p)) if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) => {
+            return Err(format!("invalid port \"{p}\""));
+        }
+        _ => format!("{s}:80"),
     };
     let addrs: Vec<SocketAddr> = with_port
         .to_socket_addrs()
@@ -882,6 +929,47 @@ mod tests {
         );
         let e = parse("upstream b {\n}\n").unwrap_err().to_string();
         assert!(e.contains("no servers are inside upstream"), "{e}");
+    }
+
+    /// What a stock nginx file may hold that the balancer cannot honour is
+    /// refused with the line; the forwarding choice it can honour is kept.
+    #[test]
+    fn process_and_proxy_directives() {
+        const TAIL: &str = "upstream b {\n server 127.0.0.1:1;\n}\n";
+        let err = |text: &str| parse(text).unwrap_err().to_string();
+        let e = err(&format!("user www-data;\n{TAIL}"));
+        assert!(
+            e.starts_with("\"user\" is not supported") && e.ends_with(":1"),
+            "{e}"
+        );
+        let e = err("upstream b {\n server unix:/tmp/app.sock;\n}\n");
+        assert!(
+            e.starts_with("unix sockets are not supported") && e.ends_with(":2"),
+            "{e}"
+        );
+        let e = err("upstream b {\n server 127.0.0.1:99999;\n}\n");
+        assert!(
+            e.starts_with("invalid port \"99999\"") && e.ends_with(":2"),
+            "{e}"
+        );
+        let loc = |line: &str| {
+            format!("{TAIL}server {{ listen 1; location / {{ proxy_pass http://b; {line} }} }}")
+        };
+        let e = err(&loc("proxy_http_version 1.0;"));
+        assert!(e.contains("speaks HTTP/1.1 to upstreams"), "{e}");
+        let e = err(&loc("proxy_set_header Via \"\";"));
+        assert!(
+            e.starts_with("unsupported \"proxy_set_header Via \"\"\""),
+            "{e}"
+        );
+        let c = parse(&loc("proxy_set_header X-Forwarded-For $remote_addr;")).unwrap();
+        assert_eq!(c.proxy.forwarded_for, ForwardedFor::Replace);
+        let c = parse(&format!(
+            "pid /run/x.pid;\nerror_log /dev/null;\n{}",
+            loc("")
+        ))
+        .unwrap();
+        assert_eq!(c.proxy.forwarded_for, ForwardedFor::Append);
     }
 
     #[test]

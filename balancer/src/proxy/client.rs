@@ -111,7 +111,13 @@ impl Conn {
             },
         };
         self.wbuf.clear();
-        forward::write_request_head(parts, req.conn, req.upgrade, framing, host, &mut self.wbuf);
+        let how = forward::Forwarding {
+            upgrade: req.upgrade,
+            framing,
+            default_host: host,
+            forwarded_for: cfg.forwarded_for,
+        };
+        forward::write_request_head(parts, req.conn, &how, &mut self.wbuf);
         let mut rest: Option<Bytes> = None;
         if let Some(ReqBody::Full(Some(b))) = body.as_ref() {
             if b.len() <= COALESCE {
@@ -143,7 +149,8 @@ impl Conn {
     }
 
     /// Streams the client's body, watching for an early response (a server
-    /// may answer, say, 413 before reading it all).
+    /// may answer, say, 413 before reading it all). Interim responses are
+    /// dropped meanwhile (the client got its own `100 Continue` from us).
     async fn stream_body(
         &mut self,
         mut body: ReqBody,
@@ -181,13 +188,19 @@ impl Conn {
             }
             Ok(true)
         };
-        tokio::select! {
-            biased;
-            r = send => r,
-            r = rd.read_buf(rbuf) => match r {
-                Ok(n) if n > 0 => Ok(false),
-                _ => Err(Attempt::sent(FailKind::Error, true)),
-            },
+        let mut send = std::pin::pin!(send);
+        loop {
+            tokio::select! {
+                biased;
+                r = &mut send => return r,
+                r = rd.read_buf(rbuf) => match r {
+                    // `100 Continue` (an upstream may send it unasked) or
+                    // another interim response: keep sending.
+                    Ok(n) if n > 0 && h1::skip_interim(rbuf) => {}
+                    Ok(n) if n > 0 => return Ok(false),
+                    _ => return Err(Attempt::sent(FailKind::Error, true)),
+                },
+            }
         }
     }
 

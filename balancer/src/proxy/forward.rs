@@ -2,7 +2,10 @@
 //! (RFC 9110 §7.6.1, plus any named in `Connection`) are stripped,
 //! `X-Forwarded-For` is appended to, `X-Real-IP` and `X-Forwarded-Proto` are
 //! set, `Via` is added, `Host` is preserved (taken from the `:authority` of
-//! an HTTP/2 request). WebSocket upgrades keep `Upgrade` and get
+//! an HTTP/2 request, or from an absolute-form request target, which RFC
+//! 9112 §3.2.2 says wins over the `Host` header). `Expect` is not sent on,
+//! as nginx does: the balancer answers `100 Continue` itself, and an
+//! upstream would otherwise answer it too. WebSocket upgrades keep `Upgrade` and get
 //! `Connection: upgrade`. Values that do not depend on the request are
 //! built once (per process or per connection).
 //!
@@ -16,6 +19,7 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{request, response, Version};
 
 use super::h1::{self, write_framing, SendFraming};
+use crate::config::ForwardedFor;
 
 static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 static X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
@@ -148,20 +152,32 @@ fn write_header(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
     out.extend_from_slice(b"\r\n");
 }
 
+/// How a request's head is written upstream, beyond what the client sent.
+#[derive(Debug, Clone, Copy)]
+pub struct Forwarding<'a> {
+    /// A WebSocket (or other) upgrade: `Upgrade` is kept.
+    pub upgrade: bool,
+    /// The body's framing headers.
+    pub framing: SendFraming,
+    /// `Host` when the request carries none (nginx's `$proxy_host`).
+    pub default_host: &'a str,
+    /// Append the client to `X-Forwarded-For`, or replace it.
+    pub forwarded_for: ForwardedFor,
+}
+
 /// Writes the head of a client's request as it goes upstream: the request
 /// line in origin form (HTTP/1.1), the client's headers less hop-by-hop
-/// ones and less the framing ones (`framing` decides), `X-Forwarded-For`
-/// and `Via` appended to, `X-Real-IP` and `X-Forwarded-Proto` set, `Host`
-/// kept (else the HTTP/2 authority, else `default_host`, as nginx's
-/// `$proxy_host`), and `Connection: upgrade` for an upgrade. Header values
+/// ones, `Expect` and the framing ones (`framing` decides),
+/// `X-Forwarded-For` and `Via` appended to, `X-Real-IP` and
+/// `X-Forwarded-Proto` set, `Host` kept (an absolute-form target's
+/// authority wins; without either, the HTTP/2 authority, else
+/// `default_host`), and `Connection: upgrade` for an upgrade. Header values
 /// cannot hold CR or LF (`HeaderValue` refuses them), so nothing can be
 /// injected.
 pub fn write_request_head(
     parts: &request::Parts,
     conn: &ConnInfo,
-    upgrade: bool,
-    framing: SendFraming,
-    default_host: &str,
+    how: &Forwarding<'_>,
     out: &mut Vec<u8>,
 ) {
     out.extend_from_slice(parts.method.as_str().as_bytes());
@@ -174,6 +190,7 @@ pub fn write_request_head(
     });
     out.extend_from_slice(b" HTTP/1.1\r\n");
     let h = &parts.headers;
+    let upgrade = how.upgrade;
     let extra = if h.contains_key(header::CONNECTION) {
         named_in_connection(h, upgrade)
     } else {
@@ -184,10 +201,22 @@ pub fn write_request_head(
         Version::HTTP_10 => VIA_10,
         _ => VIA_11,
     };
-    let (mut forwarded_for, mut via_written, mut host) = (false, false, false);
+    // An absolute-form target (`GET http://host/path HTTP/1.1`) names the
+    // host; HTTP/2's `:authority` only stands in for a missing `Host`.
+    let absolute = match parts.version {
+        Version::HTTP_2 => None,
+        _ => parts.uri.authority(),
+    };
+    let append_for = how.forwarded_for == ForwardedFor::Append;
+    let (mut forwarded_for, mut via_written) = (false, false);
+    let mut host = absolute.is_some();
+    if let Some(a) = absolute {
+        write_header(out, b"host", a.as_str().as_bytes());
+    }
     for (name, value) in h {
         if is_hop_by_hop(name, upgrade)
             || name == header::CONTENT_LENGTH
+            || name == header::EXPECT
             || name == X_REAL_IP
             || name == X_FORWARDED_PROTO
             || extra.contains(name)
@@ -195,7 +224,7 @@ pub fn write_request_head(
             continue;
         }
         if name == X_FORWARDED_FOR {
-            if !forwarded_for {
+            if !forwarded_for && append_for {
                 write_appended(out, h, name, conn.ip_value.as_bytes());
                 forwarded_for = true;
             }
@@ -204,13 +233,20 @@ pub fn write_request_head(
                 write_appended(out, h, name, via.as_bytes());
                 via_written = true;
             }
+        } else if name == header::HOST {
+            if absolute.is_none() {
+                host = true;
+                write_header(out, b"host", value.as_bytes());
+            }
         } else {
-            host |= name == header::HOST;
             write_header(out, name.as_str().as_bytes(), value.as_bytes());
         }
     }
     if !host {
-        let authority = parts.uri.authority().map_or(default_host, |a| a.as_str());
+        let authority = parts
+            .uri
+            .authority()
+            .map_or(how.default_host, |a| a.as_str());
         write_header(out, b"host", authority.as_bytes());
     }
     if !forwarded_for {
@@ -224,7 +260,7 @@ pub fn write_request_head(
     if upgrade {
         write_header(out, b"connection", b"upgrade");
     }
-    write_framing(framing, out);
+    write_framing(how.framing, out);
     out.extend_from_slice(b"\r\n");
 }
 
@@ -265,8 +301,23 @@ mod tests {
     use http::Request;
 
     fn forwarded(parts: &request::Parts, conn: &ConnInfo, upgrade: bool) -> String {
+        forwarded_with(parts, conn, upgrade, ForwardedFor::Append)
+    }
+
+    fn forwarded_with(
+        parts: &request::Parts,
+        conn: &ConnInfo,
+        upgrade: bool,
+        forwarded_for: ForwardedFor,
+    ) -> String {
+        let how = Forwarding {
+            upgrade,
+            framing: SendFraming::None,
+            default_host: "up:80",
+            forwarded_for,
+        };
         let mut out = Vec::new();
-        write_request_head(parts, conn, upgrade, SendFraming::None, "up:80", &mut out);
+        write_request_head(parts, conn, &how, &mut out);
         String::from_utf8(out).unwrap()
     }
 
@@ -324,6 +375,41 @@ mod tests {
                 "{gone} in {head}"
             );
         }
+    }
+
+    /// `Expect` stays here (the balancer answers `100 Continue` itself);
+    /// `$remote_addr` replaces a client's list; an absolute-form target
+    /// names the host (RFC 9112 §3.2.2).
+    #[test]
+    fn expect_dropped_forwarded_for_replaced_absolute_form_host() {
+        let (parts, _) = Request::builder()
+            .uri("http://named.example/p")
+            .header("host", "other.example")
+            .header("expect", "100-continue")
+            .header("x-forwarded-for", "6.6.6.6")
+            .body(())
+            .unwrap()
+            .into_parts();
+        let conn = ConnInfo::new("127.0.0.9:1".parse().unwrap());
+        let head = forwarded_with(&parts, &conn, false, ForwardedFor::Replace);
+        assert!(head.starts_with("GET /p HTTP/1.1\r\n"), "{head}");
+        let lines: Vec<&str> = head.trim_end().lines().skip(1).collect();
+        assert!(lines.contains(&"host: named.example"), "{head}");
+        assert!(lines.contains(&"x-forwarded-for: 127.0.0.9"), "{head}");
+        for gone in ["expect", "host: other", "x-forwarded-for: 6"] {
+            assert!(
+                !lines.iter().any(|l| l.starts_with(gone)),
+                "{gone} in {head}"
+            );
+        }
+        assert_eq!(lines.iter().filter(|l| l.starts_with("host")).count(), 1);
+        assert_eq!(
+            lines
+                .iter()
+                .filter(|l| l.starts_with("x-forwarded-for"))
+                .count(),
+            1
+        );
     }
 
     #[test]

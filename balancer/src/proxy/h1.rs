@@ -246,6 +246,29 @@ pub fn keep_alive_after(connection: &[u8], minor: u8, keep_alive: bool) -> bool 
     keep
 }
 
+/// Removes the complete interim responses (1xx but 101) at the front of
+/// `buf`; true when nothing else is there yet, or only the start of what may
+/// be another one (so a body upload continues), false once a final response
+/// has begun.
+pub fn skip_interim(buf: &mut BytesMut) -> bool {
+    loop {
+        if buf.is_empty() {
+            return true;
+        }
+        // "HTTP/1.1 100 ": the status code is bytes 9..12.
+        let Some(code) = buf.get(9..12) else {
+            return b"HTTP/1.1 1".starts_with(&buf[..]) || b"HTTP/1.0 1".starts_with(&buf[..]);
+        };
+        if code[0] != b'1' || code == b"101" || !buf.starts_with(b"HTTP/1.") {
+            return false;
+        }
+        match buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            Some(end) => buf.advance(end + 4),
+            None => return true,
+        }
+    }
+}
+
 /// Parses the response head at the start of `buf`, removing it (and any
 /// interim 1xx responses before it, but not a 101) from `buf`.
 /// `Ok(None)`: incomplete, read more. `method` is the request's (a response
@@ -636,6 +659,27 @@ mod tests {
             assert_eq!(h.framing, *framing, "{text}");
             assert_eq!(h.keep_alive, *keep_alive, "{text}");
         }
+    }
+
+    #[test]
+    fn interim_responses_before_the_final_one_let_an_upload_go_on() {
+        let mut b = BytesMut::from(&b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 1"[..]);
+        assert!(
+            skip_interim(&mut b),
+            "an interim response, then maybe another"
+        );
+        assert_eq!(&b[..], b"HTTP/1.1 1");
+        b.extend_from_slice(b"03 Early Hints\r\nLink: </a>\r\n\r\n");
+        assert!(skip_interim(&mut b));
+        assert!(b.is_empty());
+        b.extend_from_slice(b"HTTP/1.1 413 Payload Too Large\r\n");
+        assert!(!skip_interim(&mut b), "a final response");
+        let mut b = BytesMut::from(&b"HTTP/1.1 101 Switching"[..]);
+        assert!(!skip_interim(&mut b));
+        let mut b = BytesMut::from(&b"HTTP/1.1 2"[..]);
+        assert!(!skip_interim(&mut b));
+        let mut b = BytesMut::from(&b"garbage"[..]);
+        assert!(!skip_interim(&mut b));
     }
 
     #[test]

@@ -213,6 +213,17 @@ fn eval_key(alg: &Algorithm, parts: &http::request::Parts, conn: &ConnInfo, out:
     }
 }
 
+/// RFC 9112 §3.2: an HTTP/1.1 request has exactly one `Host`, and none
+/// has two (nginx answers 400 too). HTTP/1.0 and HTTP/2 may omit it.
+fn host_is_valid<B>(req: &Request<B>) -> bool {
+    let mut hosts = req.headers().get_all(header::HOST).iter();
+    match (hosts.next(), hosts.next()) {
+        (_, Some(_)) => false,
+        (None, _) => req.version() != http::Version::HTTP_11,
+        (Some(_), None) => true,
+    }
+}
+
 async fn proxy(
     g: &Generation,
     conn: &ConnInfo,
@@ -221,6 +232,9 @@ async fn proxy(
     let cfg = &g.config.proxy;
     let upstream = &g.upstream;
 
+    if !host_is_valid(&req) {
+        return local_response(StatusCode::BAD_REQUEST, None);
+    }
     let content_length = match content_length(req.headers()) {
         Ok(n) => n,
         Err(()) => return local_response(StatusCode::BAD_REQUEST, None),

@@ -219,3 +219,81 @@ async fn one_connection_carries_many_requests_with_bodies() {
     assert_eq!(b.hits(), 50);
     bal.stop().await;
 }
+
+/// A backend that answers `100 Continue` at once, asked or not (as Python's
+/// http.server and others do), then reads the whole body and reports what
+/// it got.
+async fn continuing_backend() -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = l.accept().await {
+            tokio::spawn(async move {
+                let mut got = Vec::new();
+                let mut buf = vec![0u8; 65536];
+                let end = loop {
+                    if let Some(i) = got.windows(4).position(|w| w == b"\r\n\r\n") {
+                        break i + 4;
+                    }
+                    match s.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => got.extend_from_slice(&buf[..n]),
+                    }
+                };
+                let head = String::from_utf8_lossy(&got[..end]).to_ascii_lowercase();
+                let len: usize = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length: "))
+                    .map_or(0, |n| n.trim().parse().unwrap());
+                let expect = head.contains("\r\nexpect:");
+                if s.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").await.is_err() {
+                    return;
+                }
+                while got.len() < end + len {
+                    match s.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => got.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let body = format!("got {} expect={expect}", got.len() - end);
+                let reply = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = s.write_all(reply.as_bytes()).await;
+            });
+        }
+    });
+    addr
+}
+
+/// curl sends `Expect: 100-continue` with bodies over 1 MiB. The balancer
+/// answers the client's `Expect` itself, does not send it upstream, and an
+/// upstream's own `100 Continue` does not stop the upload (it used to: the
+/// upload stalled until `proxy_read_timeout`, then 504).
+#[tokio::test]
+async fn an_upload_with_expect_goes_through_even_if_the_upstream_says_continue() {
+    let backend = continuing_backend().await;
+    let mut c = config(vec![ServerConfig::new(backend)]);
+    c.proxy.client_max_body_size = 4 * 1024 * 1024;
+    let bal = Bal::start(c).await;
+    let len = 1_500_000;
+    let mut s = TcpStream::connect(bal.addr).await.unwrap();
+    let head = format!(
+        "POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: {len}\r\nExpect: 100-continue\r\n\r\n"
+    );
+    s.write_all(head.as_bytes()).await.unwrap();
+    let interim = read_some(&mut s).await;
+    assert!(
+        interim.starts_with("HTTP/1.1 100 Continue\r\n"),
+        "{interim}"
+    );
+    s.write_all(&vec![b'x'; len]).await.unwrap();
+    let r = read_response(&mut s).await;
+    assert!(r.starts_with("HTTP/1.1 200 OK\r\n"), "{r}");
+    assert!(
+        r.ends_with(&format!("got {len} expect=false")),
+        "the whole body, no Expect upstream: {r}"
+    );
+    bal.stop().await;
+}

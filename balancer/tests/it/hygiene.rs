@@ -37,6 +37,44 @@ async fn forwarded_headers_and_hop_by_hop() {
     bal.stop().await;
 }
 
+/// RFC 9112 §3.2 (and nginx): an HTTP/1.1 request without `Host`, or with
+/// two, is a 400; an absolute-form target names the host;
+/// `proxy_set_header X-Forwarded-For $remote_addr` drops a client's list.
+#[tokio::test]
+async fn host_rules_and_a_replaced_forwarded_for() {
+    let b = Backend::start("b").await;
+    let mut c = config(vec![b.server()]);
+    c.proxy.forwarded_for = balancer::config::ForwardedFor::Replace;
+    let bal = Bal::start(c).await;
+    for bad in [
+        &b"GET /headers HTTP/1.1\r\nConnection: close\r\n\r\n"[..],
+        b"GET /headers HTTP/1.1\r\nHost: a\r\nHost: b\r\nConnection: close\r\n\r\n",
+    ] {
+        let r = raw(bal.addr, bad).await;
+        assert!(r.starts_with("HTTP/1.1 400 "), "{r}");
+    }
+    let r = raw(
+        bal.addr,
+        b"GET /headers HTTP/1.0\r\nX-Forwarded-For: 6.6.6.6\r\n\r\n",
+    )
+    .await;
+    assert!(
+        r.starts_with("HTTP/1.1 200 "),
+        "HTTP/1.0 may omit Host: {r}"
+    );
+    assert!(r.contains("x-forwarded-for: 127.0.0.1\n"), "{r}");
+    let r = raw(
+        bal.addr,
+        b"GET http://named.example/headers HTTP/1.1\r\nHost: other.example\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(r.starts_with("HTTP/1.1 200 "), "{r}");
+    assert!(r.contains("host: named.example"), "{r}");
+    assert!(!r.contains("other.example"), "{r}");
+    assert_eq!(b.hits(), 2, "the 400s never reached the server");
+    bal.stop().await;
+}
+
 #[tokio::test]
 async fn slowloris_is_cut_off() {
     let b = Backend::start("b").await;

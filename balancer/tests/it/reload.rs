@@ -63,6 +63,26 @@ async fn reload_under_load_loses_no_request() {
     }
     assert!(total > 20, "only {total} requests");
     assert!(c.hits() > 0 && a.hits() > 0);
+    // What only a restart can change is kept, and the answer says so.
+    std::fs::write(
+        &path,
+        v1.replace("listen 127.0.0.1:0;", "listen 127.0.0.1:1;"),
+    )
+    .unwrap();
+    let r = post(&bal.admin_url("/reload"), "").await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let done: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+    let warnings = done["warnings"].as_array().unwrap();
+    assert_eq!(warnings.len(), 1, "{}", r.body);
+    assert!(
+        warnings[0]
+            .as_str()
+            .unwrap()
+            .starts_with("listen address changes need a restart: keeping 127.0.0.1:0"),
+        "{}",
+        r.body
+    );
+    assert_eq!(get(&bal.url("/")).await.status, 200);
     // A broken file is refused and the running config stays.
     std::fs::write(&path, "upstream app {\n  server 127.0.0.1:1 wieght=2;\n}\n").unwrap();
     let r = post(&bal.admin_url("/reload"), "").await;
