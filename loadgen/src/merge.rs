@@ -62,8 +62,13 @@ pub fn check(inputs: &[Input]) -> Result<Vec<String>, String> {
     for (k, (name, r)) in inputs.iter().enumerate() {
         for (other, o) in &inputs[..k] {
             if r == o {
+                let which = if other == name {
+                    format!("{name} is given twice")
+                } else {
+                    format!("{other} and {name} hold the same run")
+                };
                 return Err(format!(
-                    "{other} and {name} hold the same run: merging it twice would count its requests twice"
+                    "{which}: merging it twice would count its requests twice"
                 ));
             }
         }

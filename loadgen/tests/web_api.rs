@@ -193,6 +193,30 @@ async fn the_start_form_defaults_to_the_plan() {
     assert!(report.counts().0 > 0, "the run loaded the plan's host");
     dash.stop().await;
 
+    // An empty run time is "until stopped", even when the plan has one.
+    let mut plan = controller.base_plan().clone();
+    plan.run_time = Some(Duration::from_millis(300));
+    let short = loadgen::Controller::new(plan);
+    let dash = start_dashboard(short.clone()).await;
+    let r = http
+        .post_json(&(dash.url() + "/api/start"), &json!({"run_time": ""}))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    eventually("a second of running", || async {
+        (short.snapshot().elapsed_s >= 1.0).then_some(())
+    })
+    .await;
+    assert_ne!(
+        short.snapshot().state,
+        loadgen::control::RunState::Stopped,
+        "the plan's 300 ms did not apply"
+    );
+    short.stop();
+    tokio::time::timeout(Duration::from_secs(10), short.wait())
+        .await
+        .expect("run did not stop");
+    dash.stop().await;
+
     // Without a host anywhere, a start without one is refused with a remedy.
     let mut plan = controller.base_plan().clone();
     plan.host = String::new();

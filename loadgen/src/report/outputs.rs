@@ -94,12 +94,12 @@ pub fn check(o: &Outputs) -> Result<(), Error> {
 }
 
 /// Writes every requested report, each independently of the others. Every
-/// file that fails is logged and named in the error; the others are written.
+/// file that fails is named in the error (not logged as well: the binary
+/// prints the error); the others are written.
 pub fn write(r: &RunReport, o: &Outputs) -> Result<(), Error> {
     let mut failed = Vec::new();
     let mut note = |flag: &str, res: Result<(), Error>| {
         if let Err(e) = res {
-            tracing::error!("{flag}: {e}");
             failed.push(format!("{flag}: {e}"));
         }
     };

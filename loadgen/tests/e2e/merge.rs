@@ -122,7 +122,11 @@ async fn merged_segments_equal_the_combined_run() {
     // count double), a segment with a whole run of the test.
     let o = loadgen(&["merge", &a, &a, "--json", &mjson]).await;
     assert_eq!(o.code, 2, "{o:?}");
-    assert!(o.stderr.contains("hold the same run"), "{o:?}");
+    assert!(
+        o.stderr
+            .contains("is given twice: merging it twice would count its requests twice"),
+        "{o:?}"
+    );
     let all = path_in(&dir, "all.json");
     let o = loadgen(&["merge", &a, &all]).await;
     assert_eq!(o.code, 2, "{o:?}");
