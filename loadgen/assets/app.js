@@ -14,7 +14,7 @@
   var state = {
     snap: null,
     history: [],          // accumulated HistoryPoint objects
-    formTouched: false,   // the user typed a host: do not overwrite it
+    touched: {},          // start-form fields the user typed in: never overwritten
     startOpen: false,     // "New test" pressed after a stopped run
     editOpen: false,
     prevUpstream: null,   // {t, byKey: {key: requests}} for per-second rates
@@ -107,7 +107,7 @@
     }
     return setFieldError(input, errEl, "");
   }
-  var RUN_TIME_RE = /^\s*(\d+(\.\d+)?\s*(ms|s|sec|m|min|h|hr|d)?\s*)+$/i;
+  var RUN_TIME_RE = /^\s*(\d+(\.\d+)?\s*(ns|us|ms|s|secs?|m|mins?|h|hrs?|d|days?)?\s*)+$/i;
   function validateRunTime(input, errEl) {
     var v = input.value.trim();
     if (v === "" || RUN_TIME_RE.test(v)) return setFieldError(input, errEl, "");
@@ -134,16 +134,17 @@
     ];
     var firstBad = ["f-users", "f-rate", "f-host", "f-time"].filter(function (_, i) { return !ok[i]; })[0];
     if (firstBad) { $(firstBad).focus(); return; }
+    // run_time is always sent: an empty field means "until stopped", while a
+    // missing one would mean the plan's run time.
     var body = {
       users: Number($("f-users").value),
       spawn_rate: Number($("f-rate").value),
       host: $("f-host").value.trim(),
+      run_time: $("f-time").value.trim(),
     };
-    var rt = $("f-time").value.trim();
-    if (rt) body.run_time = rt;
     var btn = $("btn-start"); btn.disabled = true;
     post("/api/start", body).then(function () {
-      state.startOpen = false; state.formTouched = false;
+      state.startOpen = false; state.touched["f-host"] = false;
       showBanner(null);
       setTab("tab-stats");
     }, function (e) {
@@ -168,6 +169,21 @@
     btn.disabled = true;
     post(path).then(function () { showBanner(null); }, function (e) { showBanner(e.message); })
       .then(function () { btn.disabled = false; });
+  }
+
+  // The start form starts from the plan loadgen was started with (-u -r -t
+  // -H, or the scenario's load: and host:), as Locust's form does. Fields the
+  // user already typed in are left alone.
+  function loadDefaults() {
+    fetch("/api/defaults", { headers: { "Accept": "application/json" } }).then(function (res) {
+      return res.ok ? res.json() : null;
+    }).then(function (d) {
+      if (!d) return;
+      [["f-users", d.users], ["f-rate", d.spawn_rate], ["f-host", d.host], ["f-time", d.run_time]].forEach(function (f) {
+        if (f[1] != null && !state.touched[f[0]]) $(f[0]).value = String(f[1]);
+      });
+      $("start-form").dataset.defaults = "loaded";
+    }, function () { /* the form keeps its built-in values */ });
   }
 
   // ---- tabs -------------------------------------------------------------------
@@ -210,7 +226,9 @@
     st.className = "state state-" + s.state;
     $("h-users").textContent = s.target_users && s.target_users !== s.user_count && running
       ? fmtInt(s.user_count) + " → " + fmtInt(s.target_users) : fmtInt(s.user_count);
-    $("h-rps").textContent = fmtRate(s.total_rps);
+    // The snapshot's rate covers the last 10 s of requests; once the users
+    // are stopped nothing is sent any more, so the header says 0.
+    $("h-rps").textContent = running ? fmtRate(s.total_rps) : "0";
     $("h-fail").textContent = fmtPct(s.fail_ratio);
     var anyRequests = (s.stats || []).some(function (r) { return r.num_requests > 0; });
     $("h-lat").textContent = anyRequests
@@ -226,7 +244,7 @@
     $("btn-new").hidden = !(s.state === "stopped" && !state.startOpen);
 
     var hostInput = $("f-host");
-    if (!state.formTouched && document.activeElement !== hostInput && s.host && hostInput.value !== s.host) hostInput.value = s.host;
+    if (!state.touched["f-host"] && document.activeElement !== hostInput && s.host && hostInput.value !== s.host) hostInput.value = s.host;
 
     renderWarnings(s.warnings || []);
     renderStats(s.stats || []);
@@ -569,7 +587,9 @@
       ["f-host", "e-host", validateHost], ["f-time", "e-time", validateRunTime],
       ["e-f-users", "e-e-users", validateUsers], ["e-f-rate", "e-e-rate", validateRate],
     ]);
-    $("f-host").addEventListener("input", function () { state.formTouched = true; });
+    ["f-users", "f-rate", "f-host", "f-time"].forEach(function (id) {
+      $(id).addEventListener("input", function () { state.touched[id] = true; });
+    });
     $("start-form").addEventListener("submit", onStart);
     $("edit-form").addEventListener("submit", onEdit);
     $("btn-stop").addEventListener("click", function () { simpleAction("/api/stop", $("btn-stop")); });
@@ -589,6 +609,7 @@
     document.addEventListener("keydown", function (e) {
       if (e.key === "Escape" && state.editOpen) { state.editOpen = false; render(); $("btn-edit").focus(); }
     });
+    loadDefaults();
     connect();
   }
 

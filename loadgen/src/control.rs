@@ -295,7 +295,7 @@ impl RunShared {
             .plan
             .thresholds
             .iter()
-            .map(|t| t.evaluate(&r.stats))
+            .map(|t| t.evaluate(&r))
             .collect();
         r
     }

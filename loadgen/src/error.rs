@@ -3,7 +3,8 @@
 //! Exit codes (documented in `docs/loadgen.md`): 0 all good, 1 at least one
 //! request failed (Locust's convention), 2 usage or input error (bad flag,
 //! invalid scenario file, bad JSON to merge), 3 a threshold was breached,
-//! 4 any other runtime failure (cannot write a report, cannot bind).
+//! 4 any other runtime failure (cannot write a report, cannot bind). An
+//! output path that cannot be written is found before the run: exit code 2.
 
 use std::path::PathBuf;
 
@@ -24,6 +25,10 @@ pub enum Error {
         /// What the operating system said.
         source: std::io::Error,
     },
+    /// Some report files could not be written (the others were): one
+    /// `flag: path: reason` per failure.
+    #[error("cannot write every report: {}", .0.join("; "))]
+    ReportsNotWritten(Vec<String>),
     /// A result file given to `merge` is not a loadgen JSON report.
     #[error("{path}: not a loadgen JSON report: {message}")]
     BadReport {
@@ -66,7 +71,9 @@ impl Error {
             Error::RequestsFailed { .. } => 1,
             Error::Usage(_) | Error::Scenario(_) | Error::BadReport { .. } | Error::Control(_) => 2,
             Error::ThresholdsBreached(_) => 3,
-            Error::Io { .. } | Error::Bind { .. } | Error::Web(_) => 4,
+            Error::Io { .. } | Error::ReportsNotWritten(_) | Error::Bind { .. } | Error::Web(_) => {
+                4
+            }
         }
     }
 

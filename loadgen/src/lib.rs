@@ -113,6 +113,8 @@ pub async fn run_with_shutdown(
     let a = &cli.run;
     let web = a.web || (!a.headless && a.url.is_none());
     let plan = TestPlan::from_cli(a, !web || a.autostart)?;
+    // A run can take hours: refuse an unwritable report path before it starts.
+    report::outputs::check(&a.outputs)?;
     let controller = Controller::new(plan.clone());
     let mut shutdown = Box::pin(shutdown);
     if web {
@@ -203,26 +205,17 @@ pub async fn run_with_shutdown(
     finish(&controller.report(), a, true)
 }
 
-/// Writes the requested outputs, prints the summary and decides the exit status.
+/// Writes the requested outputs, prints the summary and decides the exit
+/// status. A report that cannot be written (exit code 4) wins over the
+/// verdict, but only after every other report was written and the summary
+/// printed: the results of the run are not lost with it.
 fn finish(r: &RunReport, a: &cli::RunArgs, print: bool) -> Result<(), Error> {
-    write_outputs(r, &a.outputs)?;
+    let written = report::outputs::write(r, &a.outputs);
     if print {
         println!("{}", report::terminal::summary(r));
     }
+    written?;
     verdict(r)
-}
-
-fn write_outputs(r: &RunReport, o: &cli::Outputs) -> Result<(), Error> {
-    if let Some(p) = &o.csv {
-        write_csv(r, p)?;
-    }
-    if let Some(p) = &o.html {
-        write_html(r, p)?;
-    }
-    if let Some(p) = &o.json {
-        write_json(r, p)?;
-    }
-    Ok(())
 }
 
 /// Exit status of a finished run: thresholds first (3), then failed requests (1).
@@ -244,25 +237,22 @@ pub fn verdict(r: &RunReport) -> Result<(), Error> {
 }
 
 fn run_merge(m: &cli::MergeArgs) -> Result<(), Error> {
-    let mut reports = Vec::new();
+    report::outputs::check(&m.outputs)?;
+    let mut inputs = Vec::new();
     for f in &m.files {
-        reports.push(report::json::read_json(f)?);
+        inputs.push((f.display().to_string(), report::json::read_json(f)?));
     }
-    let mut merged = merge::merge(&reports).map_err(|message| Error::BadReport {
-        path: m.files.first().cloned().unwrap_or_default(),
-        message,
-    })?;
+    let mut merged = merge::merge(&inputs)
+        .map_err(|message| Error::Usage(format!("cannot merge: {message}")))?;
     let thresholds = m
         .thresholds
         .iter()
         .map(|t| threshold::Threshold::parse(t))
         .collect::<Result<Vec<_>, _>>()
         .map_err(Error::Usage)?;
-    merged.thresholds = thresholds
-        .iter()
-        .map(|t| t.evaluate(&merged.stats))
-        .collect();
-    write_outputs(&merged, &m.outputs)?;
+    merged.thresholds = thresholds.iter().map(|t| t.evaluate(&merged)).collect();
+    let written = report::outputs::write(&merged, &m.outputs);
     println!("{}", report::terminal::summary(&merged));
+    written?;
     verdict(&merged)
 }

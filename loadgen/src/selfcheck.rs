@@ -124,7 +124,40 @@ pub fn process_cpu_seconds() -> Option<f64> {
     Some((utime + stime) / CLOCK_TICKS)
 }
 
+/// What can go wrong with `--balancer-status`, each warned about once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StatusProblem {
+    /// No answer (connection refused, timeout).
+    Unreachable,
+    /// An answer with a status other than 2xx.
+    Status,
+    /// A 2xx answer that is not the balancer's `/status` JSON.
+    Body,
+}
+
+/// Reads a balancer `/status` body: JSON with an `upstreams` list (what the
+/// dashboard and the HTML report draw). The error says what it is instead.
+fn parse_status(body: Option<&[u8]>) -> Result<serde_json::Value, String> {
+    let body = body.unwrap_or_default();
+    let v: serde_json::Value = serde_json::from_slice(body).map_err(|e| {
+        let start: String = String::from_utf8_lossy(&body[..body.len().min(40)])
+            .chars()
+            .filter(|c| !c.is_control())
+            .collect();
+        format!("the answer is not JSON ({e}; it starts with {start:?})")
+    })?;
+    if v.get("upstreams").is_some_and(serde_json::Value::is_array) {
+        Ok(v)
+    } else {
+        Err("the JSON answer has no \"upstreams\" list".into())
+    }
+}
+
 /// Polls a balancer admin `/status` URL once a second into the run's state.
+///
+/// Each kind of problem is warned about once, through the run's warning list
+/// only (the live table, the summary, the dashboard and the reports show that
+/// list): logging it as well would print it twice on the terminal.
 pub(crate) async fn poll_balancer(shared: Arc<RunShared>, url: String) {
     let Ok(target) = crate::plan::parse_host(&url) else {
         return;
@@ -138,29 +171,37 @@ pub(crate) async fn poll_balancer(shared: Arc<RunShared>, url: String) {
     };
     let endpoint = Arc::new(crate::client::Endpoint::resolve(&target.authority).await);
     let mut client = crate::client::UserClient::new(endpoint, Duration::from_secs(2));
-    let mut warned = false;
+    let mut warned: Vec<StatusProblem> = Vec::new();
+    let mut warn_once = |problem: StatusProblem, what: String| {
+        if warned.contains(&problem) {
+            return;
+        }
+        warned.push(problem);
+        let w = format!(
+            "--balancer-status {url}: {what}; the per-server shares are not shown (is it the balancer's admin /status URL?)"
+        );
+        let mut ws = lock(&shared.warnings);
+        if !ws.contains(&w) {
+            ws.push(w);
+        }
+    };
     loop {
         let req =
             http::Request::get(path.as_str()).body(http_body_util::Full::new(bytes::Bytes::new()));
         if let Ok(req) = req {
             match client.send(req, true).await {
-                Ok(resp) if resp.status.is_success() => {
-                    if let Some(v) = resp
-                        .body
-                        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
-                    {
-                        *lock(&shared.upstreams) = Some(v);
-                    }
-                }
-                Ok(resp) if !warned => {
-                    warned = true;
-                    shared.warn(format!("balancer status {url} answered {}", resp.status));
-                }
-                Err(f) if !warned => {
-                    warned = true;
-                    shared.warn(format!("cannot read balancer status {url}: {}", f.message));
-                }
-                _ => {}
+                Ok(resp) if resp.status.is_success() => match parse_status(resp.body.as_deref()) {
+                    Ok(v) => *lock(&shared.upstreams) = Some(v),
+                    Err(why) => warn_once(StatusProblem::Body, why),
+                },
+                Ok(resp) => warn_once(
+                    StatusProblem::Status,
+                    format!("it answered {}", resp.status),
+                ),
+                Err(f) => warn_once(
+                    StatusProblem::Unreachable,
+                    format!("cannot read it: {}", f.message),
+                ),
             }
         }
         tokio::select! {
@@ -184,6 +225,20 @@ mod tests {
         std::hint::black_box(x);
         let b = process_cpu_seconds().unwrap();
         assert!(b >= a);
+    }
+
+    #[test]
+    fn balancer_status_must_be_its_json() {
+        let ok = parse_status(Some(br#"{"algorithm":"rr","upstreams":[]}"#)).unwrap();
+        assert!(ok["upstreams"].is_array());
+        let html = parse_status(Some(b"<html><body>hello</body></html>")).unwrap_err();
+        assert!(
+            html.contains("not JSON") && html.contains("<html>"),
+            "{html}"
+        );
+        assert!(parse_status(None).unwrap_err().contains("not JSON"));
+        let other = parse_status(Some(br#"{"status":"ok"}"#)).unwrap_err();
+        assert!(other.contains("no \"upstreams\""), "{other}");
     }
 
     #[test]

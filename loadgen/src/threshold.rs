@@ -2,13 +2,16 @@
 //!
 //! Syntax: `METRIC OP VALUE[UNIT][@[METHOD ]NAME]`. Metrics: `p50`…`p100`
 //! (any percentile, e.g. `p99.9`), `avg`, `med`, `min`, `max` (times; units
-//! `us`, `ms` (default), `s`), `fail_ratio`, `failures`, `requests`, `rps`.
+//! `us`, `ms` (default), `s`), `fail_ratio`, `failures`, `requests`, `rps`,
+//! and `dropped_iterations` (k6's metric: open-model arrivals that found every
+//! virtual user busy; a whole-run count, so it takes no `@`).
 //! Operators: `<`, `<=`, `>`, `>=`, `==`. Without `@`, the aggregate is
 //! checked; `@/api/v1/products/` or `@GET /api/v1/products/` checks one row.
 //! Percentiles are taken from the coordinated-omission corrected histogram.
 
 use serde::{Deserialize, Serialize};
 
+use crate::report::RunReport;
 use crate::stats::StatsRow;
 
 /// What a threshold measures.
@@ -32,6 +35,10 @@ pub enum Metric {
     Requests,
     /// Requests per second over the run.
     Rps,
+    /// Open-model iterations dropped because every virtual user was busy.
+    /// A count rather than a ratio: the report counts requests, not the
+    /// iterations that were started, so a ratio would have no honest divisor.
+    DroppedIterations,
 }
 
 /// Comparison operator.
@@ -142,17 +149,23 @@ impl Threshold {
             "failures" => Metric::Failures,
             "requests" => Metric::Requests,
             "rps" => Metric::Rps,
+            "dropped_iterations" => Metric::DroppedIterations,
             m => {
                 let p = m
                     .strip_prefix('p')
                     .map(|p| p.trim_start_matches('(').trim_end_matches(')'))
                     .and_then(percent_to_quantile)
                     .ok_or_else(|| {
-                        format!("threshold {t:?}: unknown metric {m:?} (p50..p100, avg, med, min, max, fail_ratio, failures, requests, rps)")
+                        format!("threshold {t:?}: unknown metric {m:?} (p50..p100, avg, med, min, max, fail_ratio, failures, requests, rps, dropped_iterations)")
                     })?;
                 Metric::Percentile(p)
             }
         };
+        if metric == Metric::DroppedIterations && endpoint.is_some() {
+            return Err(format!(
+                "threshold {t:?}: dropped_iterations counts the whole run; remove the '@…'"
+            ));
+        }
         let is_time = matches!(
             metric,
             Metric::Percentile(_) | Metric::Avg | Metric::Median | Metric::Min | Metric::Max
@@ -186,9 +199,10 @@ impl Threshold {
         })
     }
 
-    /// The measured value in `row`.
-    pub fn measure(&self, row: &StatsRow) -> f64 {
-        match self.metric {
+    /// The measured value in `row`; `None` for a run-wide metric, which no
+    /// row holds.
+    pub fn measure(&self, row: &StatsRow) -> Option<f64> {
+        Some(match self.metric {
             Metric::Percentile(p) => row.percentile(p).unwrap_or_else(|| {
                 // Not one of the CSV columns: the nearest reported one above it.
                 row.percentiles
@@ -205,27 +219,39 @@ impl Threshold {
             Metric::Failures => row.num_failures as f64,
             Metric::Requests => row.num_requests as f64,
             Metric::Rps => row.total_rps,
-        }
+            Metric::DroppedIterations => return None,
+        })
     }
 
-    /// Evaluates against the rows of a report (the last row is the aggregate).
-    pub fn evaluate(&self, rows: &[StatsRow]) -> ThresholdResult {
+    /// The measured value in report `r`, `None` when there is nothing to
+    /// measure (an endpoint without requests).
+    fn actual(&self, r: &RunReport) -> Option<f64> {
+        if self.metric == Metric::DroppedIterations {
+            return Some(r.dropped_iterations as f64);
+        }
+        let rows = &r.stats;
         let row = match &self.endpoint {
             None => rows.last(),
             Some((m, n)) => rows[..rows.len().saturating_sub(1)]
                 .iter()
                 .find(|r| &r.name == n && m.as_ref().is_none_or(|m| &r.method == m)),
         };
-        let Some(row) = row.filter(|r| {
+        row.filter(|r| {
             r.num_requests > 0 || matches!(self.metric, Metric::Requests | Metric::Failures)
-        }) else {
+        })
+        .and_then(|row| self.measure(row))
+    }
+
+    /// Evaluates against a report: its rows (the last is the aggregate) and
+    /// its run-wide counters.
+    pub fn evaluate(&self, r: &RunReport) -> ThresholdResult {
+        let Some(a) = self.actual(r) else {
             return ThresholdResult {
                 threshold: self.text.clone(),
                 actual: None,
                 ok: false,
             };
         };
-        let a = self.measure(row);
         let ok = match self.op {
             Op::Lt => a < self.value,
             Op::Le => a <= self.value,
@@ -270,6 +296,17 @@ mod tests {
         }
     }
 
+    /// A report with `rows` (the aggregate last) and `dropped` dropped iterations.
+    fn report(rows: Vec<StatsRow>, dropped: u64) -> RunReport {
+        let mut r = RunReport::from_state(
+            &crate::stats::StatsState::new(Default::default()),
+            Default::default(),
+        );
+        r.stats = rows;
+        r.dropped_iterations = dropped;
+        r
+    }
+
     #[test]
     fn evaluates_rows() {
         let mut e = Entry::new("GET", "/x");
@@ -279,27 +316,34 @@ mod tests {
         let mut total = e.clone();
         total.method = String::new();
         total.name = "Aggregated".into();
-        let rows = vec![e.row(10.0), total.row(10.0)];
-        assert!(Threshold::parse("p50<60ms").unwrap().evaluate(&rows).ok);
-        assert!(!Threshold::parse("p99<50ms").unwrap().evaluate(&rows).ok);
+        let r = report(vec![e.row(10.0), total.row(10.0)], 0);
+        let holds = |t: &str| Threshold::parse(t).unwrap().evaluate(&r).ok;
+        assert!(holds("p50<60ms"));
+        assert!(!holds("p99<50ms"));
+        assert!(!holds("fail_ratio<0.01"));
+        assert!(holds("fail_ratio<0.05"));
+        assert!(holds("rps>=10@/x"));
+        assert!(!holds("rps>=10@/missing"));
+    }
+
+    #[test]
+    fn dropped_iterations_are_a_run_wide_count() {
+        let t = Threshold::parse("dropped_iterations<1").unwrap();
+        assert_eq!(
+            (t.metric, t.op, t.value),
+            (Metric::DroppedIterations, Op::Lt, 1.0)
+        );
+        let ok = t.evaluate(&report(Vec::new(), 0));
+        assert_eq!((ok.actual, ok.ok), (Some(0.0), true));
+        let bad = t.evaluate(&report(Vec::new(), 108));
+        assert_eq!((bad.actual, bad.ok), (Some(108.0), false));
         assert!(
-            !Threshold::parse("fail_ratio<0.01")
+            Threshold::parse("dropped_iterations<=10")
                 .unwrap()
-                .evaluate(&rows)
+                .evaluate(&report(Vec::new(), 10))
                 .ok
         );
-        assert!(
-            Threshold::parse("fail_ratio<0.05")
-                .unwrap()
-                .evaluate(&rows)
-                .ok
-        );
-        assert!(Threshold::parse("rps>=10@/x").unwrap().evaluate(&rows).ok);
-        assert!(
-            !Threshold::parse("rps>=10@/missing")
-                .unwrap()
-                .evaluate(&rows)
-                .ok
-        );
+        let err = Threshold::parse("dropped_iterations<1@/x").unwrap_err();
+        assert!(err.contains("whole run"), "{err}");
     }
 }

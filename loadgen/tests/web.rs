@@ -97,6 +97,33 @@ async fn run(browser: webdriver::Browser) {
         "host comes from the base plan"
     );
 
+    // The start form shows the plan loadgen was started with (-u 4 -r 3 -t 90s).
+    eventually("the form's defaults to load", || async {
+        let v = s
+            .exec(
+                "return document.getElementById('start-form').dataset.defaults || '';",
+                json!([]),
+            )
+            .await;
+        (v == json!("loaded")).then_some(())
+    })
+    .await;
+    let form = s
+        .exec(
+            "return ['f-users', 'f-rate', 'f-host', 'f-time'].map(id => document.getElementById(id).value);",
+            json!([]),
+        )
+        .await;
+    assert_eq!(
+        form,
+        json!(["4", "3", target.url(), "1m 30s"]),
+        "the form is prefilled from the plan"
+    );
+    assert!(
+        s.text("#e-users").await.is_empty(),
+        "the defaults are valid input"
+    );
+
     // Keyboard: arrow keys move between the tabs (and focus follows).
     s.keys("#tab-stats", "\u{E014}").await;
     let focused = s
@@ -329,6 +356,11 @@ async fn run(browser: webdriver::Browser) {
     .await;
     let stopped_rows = stats_rows(&s).await;
     assert!(num(&stopped_rows.last().unwrap()[2]) >= num(&agg[2]));
+    assert_eq!(
+        s.text("#h-rps").await,
+        "0",
+        "a stopped run sends nothing: the header's RPS is 0"
+    );
 
     // The CSV download has Locust's header and the aggregated row.
     let csv = s

@@ -73,10 +73,9 @@ async fn bad_requests_get_precise_errors() {
             json!({"users": 1.5, "spawn_rate": 1, "host": "http://127.0.0.1:9"}),
             "whole number",
         ),
-        (
-            json!({"spawn_rate": 1, "host": "http://127.0.0.1:9"}),
-            "missing",
-        ),
+        (json!({"users": "many"}), "whole number"),
+        (json!({"spawn_rate": "fast"}), "spawn rate"),
+        (json!({"host": ""}), "http:// or https://"),
         (
             json!({"users": 2, "spawn_rate": 0, "host": "http://127.0.0.1:9"}),
             "spawn rate",
@@ -157,6 +156,86 @@ async fn bad_requests_get_precise_errors() {
         loadgen::control::RunState::Ready
     );
     dash.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_start_form_defaults_to_the_plan() {
+    let target = start_target().await;
+    let controller = support::controller(&target.url());
+    let dash = start_dashboard(controller.clone()).await;
+    let http = Http::default();
+
+    let d = http.get(&(dash.url() + "/api/defaults")).await.json();
+    assert_eq!(
+        d,
+        json!({"users": 4, "spawn_rate": 3.0, "host": target.url(), "run_time": "1m 30s"})
+    );
+
+    // Every field left out takes the plan's value; `"run_time": ""` overrides
+    // the plan's 90 s with "until stopped".
+    let r = http
+        .post_json(
+            &(dash.url() + "/api/start"),
+            &json!({"spawn_rate": 50, "run_time": ""}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    eventually("the plan's 4 users", || async {
+        let s = controller.snapshot();
+        (s.user_count == 4 && s.host == target.url()).then_some(())
+    })
+    .await;
+    controller.stop();
+    tokio::time::timeout(Duration::from_secs(10), controller.wait())
+        .await
+        .expect("run did not stop");
+    let report = controller.report();
+    assert!(report.counts().0 > 0, "the run loaded the plan's host");
+    dash.stop().await;
+
+    // An empty run time is "until stopped", even when the plan has one.
+    let mut plan = controller.base_plan().clone();
+    plan.run_time = Some(Duration::from_millis(300));
+    let short = loadgen::Controller::new(plan);
+    let dash = start_dashboard(short.clone()).await;
+    let r = http
+        .post_json(&(dash.url() + "/api/start"), &json!({"run_time": ""}))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    eventually("a second of running", || async {
+        (short.snapshot().elapsed_s >= 1.0).then_some(())
+    })
+    .await;
+    assert_ne!(
+        short.snapshot().state,
+        loadgen::control::RunState::Stopped,
+        "the plan's 300 ms did not apply"
+    );
+    short.stop();
+    tokio::time::timeout(Duration::from_secs(10), short.wait())
+        .await
+        .expect("run did not stop");
+    dash.stop().await;
+
+    // Without a host anywhere, a start without one is refused with a remedy.
+    let mut plan = controller.base_plan().clone();
+    plan.host = String::new();
+    let hostless = loadgen::Controller::new(plan);
+    let dash = start_dashboard(hostless.clone()).await;
+    let d = http.get(&(dash.url() + "/api/defaults")).await.json();
+    assert_eq!(d["host"], Value::Null);
+    let r = http
+        .post_json(&(dash.url() + "/api/start"), &json!({}))
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(
+        r.json()["error"].as_str().unwrap().contains("--host"),
+        "{}",
+        r.text()
+    );
+    assert_eq!(hostless.snapshot().state, loadgen::control::RunState::Ready);
+    dash.stop().await;
+    target.stop().await;
 }
 
 /// The complete `data:` events in `text` (a partial last line does not parse).

@@ -161,26 +161,37 @@ pub fn exceptions_csv(_r: &RunReport) -> String {
     format!("{EXCEPTIONS_HEADER}{EOL}")
 }
 
+/// The suffixes `--csv PREFIX` appends, in the order the files are written.
+const SUFFIXES: [&str; 4] = [
+    "_stats.csv",
+    "_stats_history.csv",
+    "_failures.csv",
+    "_exceptions.csv",
+];
+
 fn with_suffix(prefix: &Path, suffix: &str) -> PathBuf {
     let mut s = prefix.as_os_str().to_owned();
     s.push(suffix);
     PathBuf::from(s)
 }
 
+/// The four files `--csv PREFIX` writes.
+pub fn csv_paths(prefix: &Path) -> Vec<PathBuf> {
+    SUFFIXES.iter().map(|s| with_suffix(prefix, s)).collect()
+}
+
 /// Writes the four files `PREFIX_stats.csv`, `PREFIX_stats_history.csv`,
 /// `PREFIX_failures.csv`, `PREFIX_exceptions.csv`; returns their paths.
 pub fn write_csv(r: &RunReport, prefix: &Path) -> Result<Vec<PathBuf>, Error> {
-    let files = [
-        ("_stats.csv", stats_csv(r)),
-        ("_stats_history.csv", stats_history_csv(r)),
-        ("_failures.csv", failures_csv(r)),
-        ("_exceptions.csv", exceptions_csv(r)),
+    let texts = [
+        stats_csv(r),
+        stats_history_csv(r),
+        failures_csv(r),
+        exceptions_csv(r),
     ];
-    let mut paths = Vec::new();
-    for (suffix, text) in files {
-        let p = with_suffix(prefix, suffix);
-        write_file(&p, &text)?;
-        paths.push(p);
+    let paths = csv_paths(prefix);
+    for (p, text) in paths.iter().zip(texts) {
+        write_file(p, &text)?;
     }
     Ok(paths)
 }

@@ -25,8 +25,55 @@ const H: f64 = 220.0;
 const PAD_L: f64 = 60.0;
 const PAD_B: f64 = 28.0;
 
-/// A line chart of `series` (`(label, colour, values)`) against x = seconds.
-fn line_chart(title: &str, unit: &str, xs: &[f64], series: &[(&str, &str, Vec<f64>)]) -> String {
+/// One line of a chart.
+struct Series {
+    label: String,
+    colour: &'static str,
+    values: Vec<f64>,
+    /// Drawn dashed (a secondary figure, under the solid lines).
+    dashed: bool,
+}
+
+impl Series {
+    fn new(label: &str, colour: &'static str, values: Vec<f64>) -> Series {
+        Series {
+            label: label.to_string(),
+            colour,
+            values,
+            dashed: false,
+        }
+    }
+}
+
+/// Seconds between x-axis labels: a round step giving at most 6 labels, so
+/// that no two labels read the same (`0s 0s 1s 1s` on a short run).
+fn tick_step(xmax: f64) -> f64 {
+    const STEPS: [f64; 16] = [
+        1.0, 2.0, 5.0, 10.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 900.0, 1800.0, 3600.0, 7200.0,
+        14400.0, 43200.0,
+    ];
+    STEPS
+        .into_iter()
+        .find(|s| xmax / s <= 5.0)
+        .unwrap_or(86400.0 * (xmax / 86400.0 / 5.0).ceil().max(1.0))
+}
+
+/// `45s`, `2m`, `1m30s`, `1h5m`: an elapsed time on the x axis.
+fn fmt_secs(x: f64) -> String {
+    let t = x.round() as u64;
+    let (h, m, s) = (t / 3600, t / 60 % 60, t % 60);
+    match (h, m, s) {
+        (0, 0, s) => format!("{s}s"),
+        (0, m, 0) => format!("{m}m"),
+        (0, m, s) => format!("{m}m{s}s"),
+        (h, 0, _) => format!("{h}h"),
+        (h, m, _) => format!("{h}h{m}m"),
+    }
+}
+
+/// A line chart of `series` against x = seconds; dashed series are drawn
+/// first, so that a solid line they coincide with stays visible.
+fn line_chart(title: &str, unit: &str, xs: &[f64], series: &[Series]) -> String {
     let mut out = String::new();
     let _ = write!(out, "<h3>{}</h3>", esc(title));
     if xs.len() < 2 {
@@ -36,7 +83,7 @@ fn line_chart(title: &str, unit: &str, xs: &[f64], series: &[(&str, &str, Vec<f6
     let xmax = xs.iter().cloned().fold(0.0, f64::max).max(1.0);
     let ymax = series
         .iter()
-        .flat_map(|s| s.2.iter().cloned())
+        .flat_map(|s| s.values.iter().cloned())
         .fold(0.0, f64::max)
         .max(1e-9)
         * 1.1;
@@ -59,36 +106,73 @@ fn line_chart(title: &str, unit: &str, xs: &[f64], series: &[(&str, &str, Vec<f6
             y1 = py(y)
         );
     }
-    for i in 0..=5 {
-        let x = xmax * f64::from(i) / 5.0;
+    let step = tick_step(xmax);
+    let mut x = 0.0;
+    while x <= xmax + 1e-9 {
         let _ = write!(
             out,
-            "<text x=\"{:.1}\" y=\"{}\" class=axis text-anchor=middle>{:.0}s</text>",
+            "<text x=\"{:.1}\" y=\"{}\" class=axis text-anchor=middle>{}</text>",
             px(x),
             H - 8.0,
-            x
+            fmt_secs(x)
         );
+        x += step;
     }
-    for (label, colour, ys) in series {
+    for s in series {
         let mut pts = String::new();
-        for (x, y) in xs.iter().zip(ys.iter()) {
+        for (x, y) in xs.iter().zip(s.values.iter()) {
             let _ = write!(pts, "{:.1},{:.1} ", px(*x), py(*y));
         }
+        let dash = if s.dashed {
+            " stroke-dasharray=\"6 4\""
+        } else {
+            ""
+        };
         let _ = write!(
             out,
-            "<polyline fill=none stroke=\"{colour}\" stroke-width=1.5 points=\"{pts}\"><title>{}</title></polyline>",
-            esc(label)
+            "<polyline fill=none stroke=\"{}\" stroke-width=1.5{dash} points=\"{pts}\"><title>{}</title></polyline>",
+            s.colour,
+            esc(&s.label)
         );
     }
     out.push_str("</svg><div class=legend>");
-    for (label, colour, _) in series {
+    for s in series {
         let _ = write!(
             out,
-            "<span style=\"color:{colour}\">■</span> {} &nbsp; ",
-            esc(label)
+            "<span style=\"color:{}\">{}</span> {} &nbsp; ",
+            s.colour,
+            if s.dashed { "- -" } else { "■" },
+            esc(&s.label)
         );
     }
     let _ = write!(out, "<span class=muted>({})</span></div>", esc(unit));
+    out
+}
+
+/// The lines of the percentile chart. The uncorrected p99 is dashed and
+/// drawn first; where it equals p99 everywhere (closed runs, where nothing is
+/// late) it is left out and p99's label says so, instead of one line hiding
+/// the other.
+fn percentile_series(p99: Vec<f64>, p99_raw: Vec<f64>, [p50, p95]: [Vec<f64>; 2]) -> Vec<Series> {
+    let same = p99
+        .iter()
+        .zip(&p99_raw)
+        .all(|(a, b)| (a - b).abs() < 0.0005);
+    let mut out = Vec::new();
+    if !same {
+        out.push(Series {
+            dashed: true,
+            ..Series::new("p99 uncorrected (from the actual send)", "#888888", p99_raw)
+        });
+    }
+    out.push(Series::new("p50", "#4a7bd0", p50));
+    out.push(Series::new("p95", "#e0a020", p95));
+    let label = if same {
+        "p99 (= p99 uncorrected: no request started late)"
+    } else {
+        "p99"
+    };
+    out.push(Series::new(label, "#d03a3a", p99));
     out
 }
 
@@ -282,26 +366,29 @@ pub fn html_report(r: &RunReport) -> String {
         "per second",
         &xs,
         &[
-            ("requests/s", "#2a9d4b", col(|p| p.rps)),
-            ("failures/s", "#d03a3a", col(|p| p.fail_per_sec)),
+            Series::new("requests/s", "#2a9d4b", col(|p| p.rps)),
+            Series::new("failures/s", "#d03a3a", col(|p| p.fail_per_sec)),
         ],
     ));
     out.push_str(&line_chart(
         "Response time percentiles",
         "ms, per second",
         &xs,
-        &[
-            ("p50", "#4a7bd0", col(|p| p.p50)),
-            ("p95", "#e0a020", col(|p| p.p95)),
-            ("p99", "#d03a3a", col(|p| p.p99)),
-            ("p99 uncorrected", "#999999", col(|p| p.p99_uncorrected)),
-        ],
+        &percentile_series(
+            col(|p| p.p99),
+            col(|p| p.p99_uncorrected),
+            [col(|p| p.p50), col(|p| p.p95)],
+        ),
     ));
     out.push_str(&line_chart(
         "Users",
         "running users",
         &xs,
-        &[("users", "#7a4ad0", col(|p| f64::from(p.user_count)))],
+        &[Series::new(
+            "users",
+            "#7a4ad0",
+            col(|p| f64::from(p.user_count)),
+        )],
     ));
     out.push_str(&histogram_chart(&r.histogram));
     if !r.failures.is_empty() {
@@ -348,3 +435,76 @@ td.num{text-align:right;font-variant-numeric:tabular-nums}.muted{color:#888}\
 .warn{background:#fff3cd;padding:.5em;border:1px solid #e0c060}.ok{color:#2a9d4b}.bad{color:#d03a3a;font-weight:bold}\
 .grid{stroke:#eee}.axis{font-size:11px;fill:#666}.legend{font-size:13px;margin-bottom:1em}\
 .bar{display:inline-block;height:8px;background:#4a7bd0;vertical-align:middle}";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::ReportMeta;
+    use crate::stats::{sample, Key, Names, StatsState};
+
+    /// The x-axis labels of the first chart of `html`.
+    fn x_labels(html: &str) -> Vec<String> {
+        let svg = html.split("<svg").nth(1).unwrap_or_default();
+        svg.split("text-anchor=middle>")
+            .skip(1)
+            .map(|t| t.split('<').next().unwrap_or_default().to_string())
+            .collect()
+    }
+
+    /// A closed run of `seconds` one-second history points, 1 request each.
+    fn run(seconds: u64) -> RunReport {
+        let mut names = Names::default();
+        let id = names.intern("GET", "/a");
+        let mut st = StatsState::new(names);
+        for s in 0..seconds {
+            st.record(sample(Key::Id(id), 5 + s, false));
+            st.tick(1_700_000_000_000 + s * 1000, 1, 0);
+        }
+        RunReport::from_state(
+            &st,
+            ReportMeta {
+                model: "closed".into(),
+                duration_s: seconds as f64,
+                ..ReportMeta::default()
+            },
+        )
+    }
+
+    #[test]
+    fn x_axis_labels_are_distinct_and_round() {
+        let labels = x_labels(&html_report(&run(4)));
+        assert_eq!(labels, ["0s", "1s", "2s", "3s"]);
+        for xmax in [1.0, 2.5, 3.0, 7.0, 59.0, 61.0, 299.0, 3601.0, 90000.0] {
+            let step = tick_step(xmax);
+            let labels: Vec<String> = (0..)
+                .map(|i| f64::from(i) * step)
+                .take_while(|x| *x <= xmax)
+                .map(fmt_secs)
+                .collect();
+            assert!(labels.len() >= 2 && labels.len() <= 6, "{xmax}: {labels:?}");
+            let mut unique = labels.clone();
+            unique.dedup();
+            assert_eq!(unique, labels, "{xmax}");
+        }
+        assert_eq!(fmt_secs(90.0), "1m30s");
+        assert_eq!(fmt_secs(3900.0), "1h5m");
+    }
+
+    #[test]
+    fn p99_stays_visible_beside_the_uncorrected_one() {
+        // Closed run: the two coincide; one line, and the legend says so.
+        let html = html_report(&run(3));
+        assert!(html.contains("p99 (= p99 uncorrected"), "{html}");
+        assert!(!html.contains("p99 uncorrected (from"), "{html}");
+        // Open run: both drawn, the uncorrected one dashed and first (under p99).
+        let mut r = run(3);
+        for p in &mut r.history {
+            p.p99_uncorrected = p.p99 / 2.0;
+        }
+        let html = html_report(&r);
+        let raw = html.find("<title>p99 uncorrected (from").unwrap();
+        let p99 = html.find("<title>p99</title>").unwrap();
+        assert!(raw < p99, "the dashed line is drawn before p99");
+        assert!(html.contains("stroke-dasharray"));
+    }
+}

@@ -5,11 +5,13 @@
 //! (V2 + deflate, base64), so that reports of several segments combine into
 //! exact statistics. `csv`, `html` and `terminal` only format a report; each
 //! has an in-memory form (`stats_csv(&report) -> String`, …) for the dashboard
-//! downloads, and a file form used by the CLI.
+//! downloads, and a file form used by the CLI. `outputs` checks the
+//! requested files before a run and writes them, each on its own, after.
 
 pub mod csv;
 pub mod html;
 pub mod json;
+pub mod outputs;
 pub mod terminal;
 
 use std::path::Path;

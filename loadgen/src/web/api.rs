@@ -1,5 +1,10 @@
 //! The JSON API the page drives runs with: start, change the user count,
-//! stop, reset, and the latest snapshot.
+//! stop, reset, the latest snapshot, and the start form's defaults.
+//!
+//! The defaults are the plan loadgen was started with (`-u -r -t -H`, else
+//! the scenario's `load:` and `host:`): the page fills its form with them,
+//! as Locust's does, and a start request may leave out any of `users`,
+//! `spawn_rate`, `host` and `run_time` to use them.
 //!
 //! Bodies are read as raw bytes and validated here, so that every refusal is
 //! a 400 with a sentence the page can show (`{"error": "..."}`), never
@@ -75,6 +80,11 @@ fn json_object(headers: &HeaderMap, body: &Bytes) -> Result<Map<String, Value>, 
             "the request body is not valid JSON: {e}"
         ))),
     }
+}
+
+/// The field `name`, `None` when absent or `null` (then the plan's value applies).
+fn given<'a>(body: &'a Map<String, Value>, name: &str) -> Option<&'a Value> {
+    body.get(name).filter(|v| !v.is_null())
 }
 
 /// `users`: a whole number from 1 to [`MAX_USERS`].
@@ -207,18 +217,63 @@ pub async fn snapshot(State(state): State<WebState>) -> Response {
     Json(&*snap).into_response()
 }
 
-/// `POST /api/start` `{users, spawn_rate, host, run_time?}`: starts a run.
+/// `GET /api/defaults`: what the start form shows first, from the plan
+/// loadgen was started with. `run_time` is text like `"1m 30s"` or `null`
+/// (until stopped); `host` is `null` when neither `-H` nor the scenario set one.
+pub async fn defaults(State(state): State<WebState>) -> Response {
+    let plan = state.controller.base_plan();
+    // Quick mode starts every user at once (an infinite rate, which JSON
+    // cannot carry): the form shows the user count, all started within a second.
+    let rate = if plan.spawn_rate.is_finite() {
+        plan.spawn_rate
+    } else {
+        f64::from(plan.users)
+    };
+    Json(json!({
+        "users": plan.users,
+        "spawn_rate": rate,
+        "host": (!plan.host.is_empty()).then_some(&plan.host),
+        "run_time": plan.run_time.map(|d| humantime::format_duration(d).to_string()),
+    }))
+    .into_response()
+}
+
+/// `POST /api/start` `{users?, spawn_rate?, host?, run_time?}`: starts a run.
+/// A field left out (or `null`) takes the plan's value ([`defaults`]);
+/// `"run_time": ""` runs until stopped whatever the plan says.
 pub async fn start(
     State(state): State<WebState>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let body = json_object(&headers, &body)?;
+    let plan = state.controller.base_plan();
+    let users = match given(&body, "users") {
+        Some(_) => users_field(&body)?,
+        None => plan.users,
+    };
+    let spawn_rate = match given(&body, "spawn_rate") {
+        Some(_) => spawn_rate_field(&body)?,
+        None => plan.spawn_rate,
+    };
+    let host = match given(&body, "host") {
+        Some(_) => host_field(&body)?,
+        None if !plan.host.is_empty() => plan.host.clone(),
+        None => {
+            return Err(ApiError::bad_request(
+                "the host is missing: give one, or start loadgen with --host (or `host:` in the scenario)",
+            ))
+        }
+    };
+    let run_time = match given(&body, "run_time") {
+        None => plan.run_time,
+        Some(_) => run_time_field(&body)?,
+    };
     let request = StartRequest {
-        users: users_field(&body)?,
-        spawn_rate: spawn_rate_field(&body)?,
-        host: host_field(&body)?,
-        run_time: run_time_field(&body)?,
+        users,
+        spawn_rate,
+        host,
+        run_time,
     };
     state
         .controller

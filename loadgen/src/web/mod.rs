@@ -10,7 +10,9 @@
 //! Routes:
 //! - `GET /` the page, `GET /assets/*` its files
 //! - `GET /api/stream` snapshots as `text/event-stream`, `GET /api/snapshot` the latest one
-//! - `POST /api/start` `{users, spawn_rate, host, run_time?}`, `POST /api/users`
+//! - `GET /api/defaults` the start form's values, from the plan loadgen was started with
+//! - `POST /api/start` `{users?, spawn_rate?, host?, run_time?}` (absent: the
+//!   plan's value), `POST /api/users`
 //!   `{users, spawn_rate}`, `POST /api/stop`, `POST /api/reset`; a refused
 //!   request answers 400 `{"error": "..."}`
 //! - `GET /download/{stats.csv, stats_history.csv, failures.csv, exceptions.csv, report.json, report.html}`
@@ -74,6 +76,7 @@ pub fn app(state: WebState) -> Router {
         .route("/assets/{*path}", get(assets::asset))
         .route("/api/stream", get(stream::stream))
         .route("/api/snapshot", get(api::snapshot))
+        .route("/api/defaults", get(api::defaults))
         .route("/api/start", post(api::start))
         .route("/api/users", post(api::set_users))
         .route("/api/stop", post(api::stop))

@@ -69,3 +69,43 @@ async fn exit_codes_follow_failures_and_thresholds() {
     ok.stop().await;
     flaky.stop().await;
 }
+
+/// Dropped iterations change nothing by themselves (k6 does the same), but a
+/// `dropped_iterations` threshold fails the run on them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_iterations_threshold_fails_the_run() {
+    // One virtual user, 50 arrivals/s, 100 ms answers: most arrivals find it busy.
+    let slow =
+        Server::start(|_| Reply::ok("late").after(std::time::Duration::from_millis(100))).await;
+    let url = format!("{}/", slow.url());
+    let open = |extra: &'static [&'static str]| {
+        let url = url.clone();
+        async move {
+            let mut args = vec![
+                url.as_str(),
+                "--arrival-rate",
+                "50",
+                "--max-vus",
+                "1",
+                "-t",
+                "1s",
+                "--only-summary",
+            ];
+            args.extend_from_slice(extra);
+            loadgen(&args).await
+        }
+    };
+    let o = open(&[]).await;
+    assert_eq!(o.code, 0, "drops alone do not fail the run: {o:?}");
+    assert!(o.stdout.contains("iterations could not start"), "{o:?}");
+    let o = open(&["--threshold", "dropped_iterations<1"]).await;
+    assert_eq!(o.code, 3, "{o:?}");
+    assert!(
+        o.stderr.contains("dropped_iterations<1")
+            && o.stdout.contains("FAIL threshold dropped_iterations<1"),
+        "{o:?}"
+    );
+    let o = open(&["--threshold", "dropped_iterations<1@/"]).await;
+    assert_eq!(o.code, 2, "{o:?}");
+    slow.stop().await;
+}

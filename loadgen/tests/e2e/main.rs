@@ -6,8 +6,11 @@ mod support;
 
 mod builtin;
 mod csv;
+mod dashboard;
 mod exit_codes;
 mod faults;
 mod latency;
 mod merge;
 mod open_model;
+mod outputs;
+mod warnings;

@@ -118,5 +118,21 @@ async fn merged_segments_equal_the_combined_run() {
     // A file that is not a report is refused with exit code 2.
     let o = loadgen(&["merge", &a, &scenario]).await;
     assert_eq!(o.code, 2, "{o:?}");
+    // So are sums that would be wrong: a segment twice (its requests would
+    // count double), a segment with a whole run of the test.
+    let o = loadgen(&["merge", &a, &a, "--json", &mjson]).await;
+    assert_eq!(o.code, 2, "{o:?}");
+    assert!(
+        o.stderr
+            .contains("is given twice: merging it twice would count its requests twice"),
+        "{o:?}"
+    );
+    let all = path_in(&dir, "all.json");
+    let o = loadgen(&["merge", &a, &all]).await;
+    assert_eq!(o.code, 2, "{o:?}");
+    assert!(
+        o.stderr.contains("is a segment but") && o.stderr.contains("is a whole run"),
+        "{o:?}"
+    );
     srv.stop().await;
 }

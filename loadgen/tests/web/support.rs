@@ -200,9 +200,13 @@ pub fn scenario() -> Scenario {
     }
 }
 
-/// An idle controller whose base plan points at `host`.
+/// An idle controller whose base plan points at `host`, with 4 users started
+/// at 3/s for 90 s (what `-u 4 -r 3 -t 90s` gives): the start form's defaults.
 pub fn controller(host: &str) -> Controller {
     let mut plan = TestPlan::new(host, scenario());
+    plan.users = 4;
+    plan.spawn_rate = 3.0;
+    plan.run_time = Some(Duration::from_secs(90));
     plan.balancer_status = Some(format!("{}/status", host.trim_end_matches('/')));
     plan.timeout = Duration::from_secs(5);
     plan.stop_timeout = Duration::from_secs(2);
