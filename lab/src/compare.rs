@@ -11,7 +11,8 @@
 //! over the same cores, so the single server's search runs first, then the
 //! group's. Every step records loadgen's figures, CPU/memory of the
 //! processes involved, cgroup throttling and, for the group, the balancer's
-//! per-replica request counts over the same window.
+//! per-replica request counts over the same window. Ctrl-C or SIGTERM ends
+//! the search early but still reports the steps finished so far.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

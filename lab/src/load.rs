@@ -19,6 +19,9 @@
 //! reports need (totals, percentiles, failures by method and kind, the
 //! per-second history), so the full `RunReport` (with its serialized
 //! histograms) is kept only for the steps that are written out.
+//! [`LoginShape`] reads off the scenario which requests log users in and
+//! which carry what the login captured, so the report can say what a
+//! failure list means without assuming a story.
 
 use std::collections::BTreeMap;
 use std::path::Path;
