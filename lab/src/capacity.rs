@@ -39,9 +39,9 @@ impl Slo {
         }
         if fail_ratio > self.max_fail_ratio {
             return Err(format!(
-                "{:.1}% failed (objective ≤ {:.1}%)",
-                fail_ratio * 100.0,
-                self.max_fail_ratio * 100.0
+                "{} failed (objective ≤ {})",
+                self.failed_percent(fail_ratio),
+                limit_percent(self.max_fail_ratio)
             ));
         }
         if p95_ms > self.max_p95_ms {
@@ -56,11 +56,40 @@ impl Slo {
     /// The objective in words.
     pub fn describe(&self) -> String {
         format!(
-            "failures ≤ {:.1}% and p95 ≤ {:.0} ms",
-            self.max_fail_ratio * 100.0,
+            "failures ≤ {} and p95 ≤ {:.0} ms",
+            limit_percent(self.max_fail_ratio),
             self.max_p95_ms
         )
     }
+
+    /// A failure ratio as a percentage that never seems to contradict the
+    /// verdict: see [`percent_near`].
+    pub fn failed_percent(&self, fail_ratio: f64) -> String {
+        percent_near(fail_ratio, self.max_fail_ratio)
+    }
+}
+
+/// `ratio` as a percentage with two decimals, or more when two would round
+/// a ratio just above `limit` down onto it (or one at or below it above it):
+/// "1.00% failed (objective ≤ 1%) → broke it" would read as a contradiction,
+/// "1.0027% failed" does not.
+pub fn percent_near(ratio: f64, limit: f64) -> String {
+    let (v, l) = (ratio * 100.0, limit * 100.0);
+    for decimals in 2..=6 {
+        let shown = format!("{v:.decimals$}");
+        let back: f64 = shown.parse().unwrap_or(v);
+        if (back > l) == (v > l) {
+            return format!("{shown}%");
+        }
+    }
+    format!("{v}%")
+}
+
+/// A limit as a percentage with no trailing zeros: 0.01 → `1%`, 0.005 → `0.5%`.
+pub fn limit_percent(ratio: f64) -> String {
+    let s = format!("{:.4}", ratio * 100.0);
+    let s = s.trim_end_matches('0').trim_end_matches('.');
+    format!("{s}%")
 }
 
 /// The search for the highest load that keeps the objective.
@@ -200,14 +229,36 @@ mod tests {
     fn slo_reasons() {
         let slo = Slo::default();
         assert!(slo.check(100, 0.0, 100.0).is_ok());
-        assert!(slo
-            .check(100, 0.02, 100.0)
-            .unwrap_err()
-            .contains("2.0% failed"));
+        assert_eq!(
+            slo.check(100, 0.02, 100.0).unwrap_err(),
+            "2.00% failed (objective ≤ 1%)"
+        );
         assert!(slo
             .check(100, 0.0, 600.0)
             .unwrap_err()
             .contains("p95 600 ms"));
         assert!(slo.check(0, 0.0, 0.0).is_err());
+        assert_eq!(slo.describe(), "failures ≤ 1% and p95 ≤ 500 ms");
+    }
+
+    #[test]
+    fn a_ratio_near_the_limit_never_reads_as_its_opposite() {
+        let slo = Slo::default();
+        // The review's case: 1.027% used to print as "1.0% failed (objective ≤ 1.0%)".
+        assert_eq!(
+            slo.check(1000, 0.01027, 1.0).unwrap_err(),
+            "1.03% failed (objective ≤ 1%)"
+        );
+        // Rounding onto the limit takes more decimals.
+        assert_eq!(
+            slo.check(100_000, 0.010_02, 1.0).unwrap_err(),
+            "1.002% failed (objective ≤ 1%)"
+        );
+        assert_eq!(slo.failed_percent(0.010_000_4), "1.00004%");
+        // At or under the limit, two decimals (rounding up onto the limit is fine: ≤).
+        assert_eq!(slo.failed_percent(0.01), "1.00%");
+        assert_eq!(slo.failed_percent(0.009_999), "1.00%");
+        assert_eq!(slo.failed_percent(0.0), "0.00%");
+        assert_eq!(limit_percent(0.005), "0.5%");
     }
 }

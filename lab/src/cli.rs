@@ -115,6 +115,38 @@ pub fn parse_percent(s: &str) -> Result<f64, String> {
     Ok(v)
 }
 
+/// Checks an algorithm with the balancer's own parser (the one its
+/// `--algorithm` flag uses), so a typo fails here, before the lab seeds a
+/// database and starts replicas, with the balancer's message.
+pub fn parse_algorithm(s: &str) -> Result<String, String> {
+    match balancer::Cli::try_parse_from(["balancer", "--algorithm", s]) {
+        Ok(_) => Ok(s.to_string()),
+        Err(e) => {
+            let why =
+                std::error::Error::source(&e).map_or_else(|| e.to_string(), |c| c.to_string());
+            Err(format!(
+                "{why} (try round_robin, least_conn, ip_hash, hash:KEY, random, random_two, random_two_least_conn, least_time or p2c_ewma)"
+            ))
+        }
+    }
+}
+
+/// Parses a load: a whole number of users (closed model) or of iterations
+/// per second (open model), at least 1. The search steps through whole
+/// numbers, so `0.5` is refused with what to write instead.
+pub fn parse_load(s: &str) -> Result<u32, String> {
+    let t = s.trim();
+    match t.parse::<u32>() {
+        Ok(0) => Err(format!(
+            "`{s}`: the load must be at least 1 (users, or iterations/s with --model open)"
+        )),
+        Ok(v) => Ok(v),
+        Err(_) => Err(format!(
+            "`{s}` is not a whole number: the load counts users (closed model) or iterations per second (--model open), from 1 up, e.g. 10"
+        )),
+    }
+}
+
 /// How the load is expressed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -142,7 +174,7 @@ pub struct StackArgs {
     /// Balancing algorithm (any of the balancer's: round_robin, least_conn,
     /// ip_hash, hash:KEY, random, random_two, random_two_least_conn,
     /// least_time, p2c_ewma).
-    #[arg(long, default_value = "round_robin")]
+    #[arg(long, default_value = "round_robin", value_parser = parse_algorithm)]
     pub algorithm: String,
     /// SQLite database file shared by the replicas (default: `market.db` in
     /// the output folder). Migrated and seeded once by the lab.
@@ -176,11 +208,12 @@ pub struct CompareArgs {
     /// Closed model (users) or open model (arrival rate).
     #[arg(long, value_enum, default_value_t = LoadModel::Closed)]
     pub model: LoadModel,
-    /// First load step: users (closed) or iterations/s (open).
-    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
+    /// First load step: a whole number of users (closed) or of
+    /// iterations/s (open), at least 1.
+    #[arg(long, default_value = "10", value_parser = parse_load)]
     pub start_load: u32,
-    /// Never go above this load.
-    #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u32).range(1..))]
+    /// Never go above this load (a whole number, as --start-load).
+    #[arg(long, default_value = "2000", value_parser = parse_load)]
     pub max_load: u32,
     /// Multiply the load by this much after a step that kept the objective.
     #[arg(long, default_value_t = 2.0)]
@@ -284,6 +317,30 @@ mod tests {
         assert!(parse_duration("fast").is_err());
         assert_eq!(parse_percent("1%"), Ok(1.0));
         assert!(parse_percent("101").is_err());
+    }
+
+    #[test]
+    fn algorithms_are_the_balancers_and_loads_whole_numbers() {
+        assert_eq!(parse_algorithm("least_conn"), Ok("least_conn".into()));
+        assert_eq!(
+            parse_algorithm("hash:$request_uri"),
+            Ok("hash:$request_uri".into())
+        );
+        let e = parse_algorithm("bogus").unwrap_err();
+        assert!(e.starts_with("unknown algorithm \"bogus\""), "{e}");
+        let e = parse_algorithm("hash:$nonsense").unwrap_err();
+        assert!(e.contains("nonsense"), "{e}");
+        assert_eq!(parse_load("12"), Ok(12));
+        assert!(parse_load("0").unwrap_err().contains("at least 1"));
+        let e = parse_load("0.5").unwrap_err();
+        assert!(
+            e.contains("not a whole number") && e.contains("iterations per second"),
+            "{e}"
+        );
+        let e = Cli::try_parse_from(["lab", "compare", "--algorithm", "bogus"])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("unknown algorithm"), "{e}");
     }
 
     #[test]

@@ -11,7 +11,8 @@
 //! over the same cores, so the single server's search runs first, then the
 //! group's. Every step records loadgen's figures, CPU/memory of the
 //! processes involved, cgroup throttling and, for the group, the balancer's
-//! per-replica request counts over the same window.
+//! per-replica request counts over the same window. Ctrl-C or SIGTERM ends
+//! the search early but still reports the steps finished so far.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -21,12 +22,14 @@ use loadgen::report::RunReport;
 use crate::capacity::{Search, Slo};
 use crate::cli::{CompareArgs, LoadModel};
 use crate::diagnosis::{diagnose_run, Diagnosis, LOADGEN};
-use crate::load::{self, Driver, DriverConfig, StepSummary};
+use crate::load::{self, Driver, DriverConfig, LoginShape, StepSummary};
 use crate::procstat::Sampler;
-use crate::report::{self, LabReport, RunResult, StepRecord, CAPACITY_MODEL};
+use crate::report::{
+    self, Bound, LabReport, RunResult, SearchEnd, Speedup, StepRecord, CAPACITY_MODEL,
+};
 use crate::stack::{Stack, StackPlan};
 use crate::status::{Probe, ShareDelta};
-use crate::Error;
+use crate::{Error, Interrupt};
 
 /// Which side of the comparison.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -114,10 +117,14 @@ struct SideRun {
     reports: Vec<RunReport>,
 }
 
-/// Runs the comparison and writes the reports.
+/// Runs the comparison and writes the reports. Ctrl-C or SIGTERM stops the
+/// search: the steps finished so far are still reported (marked as
+/// interrupted), then [`Error::Interrupted`] is returned.
 pub async fn run(args: CompareArgs) -> Result<(), Error> {
+    let mut stop = Interrupt::install()?;
     validate(&args)?;
     let scenario = load::scenario(&args.scenario)?;
+    let shape = LoginShape::of(&scenario);
     let slo = Slo {
         max_fail_ratio: args.slo_failures / 100.0,
         max_p95_ms: args.slo_p95.as_secs_f64() * 1000.0,
@@ -143,7 +150,11 @@ pub async fn run(args: CompareArgs) -> Result<(), Error> {
         args.stack.replicas, args.stack.replica_cpus, args.stack.algorithm
     );
     let plan = StackPlan::from_args(&args.stack, &run_dir, true);
-    let stack = Stack::start(&plan).await?;
+    // Nothing is measured yet: an interruption here has nothing to report.
+    let stack = tokio::select! {
+        s = Stack::start(&plan) => s?,
+        () = stop.recv() => return Err(Error::Interrupted),
+    };
     println!("lab: {}", stack.budget_note);
     let budget = stack.budget_applied.cores();
     let n = f64::from(args.stack.replicas);
@@ -207,7 +218,8 @@ pub async fn run(args: CompareArgs) -> Result<(), Error> {
         },
     ];
     let probe = Probe::new();
-    let mut step_no = 0u32;
+    let mut window = 0u32;
+    let mut interrupted = false;
     loop {
         let mut active = Vec::new();
         for (i, s) in sides.iter_mut().enumerate() {
@@ -227,108 +239,51 @@ pub async fn run(args: CompareArgs) -> Result<(), Error> {
         if active.is_empty() {
             break;
         }
-        step_no += 1;
-        let plan: Vec<String> = active
-            .iter()
-            .map(|&(i, l)| format!("{} {l} {unit}", sides[i].side.name()))
-            .collect();
-        println!(
-            "lab: step {step_no}: {}; ramping and warming up…",
-            plan.join(", "),
+        window += 1;
+        let step = run_window(
+            window, &stack, &probe, &mut sides, &active, &args, &slo, unit,
         );
-        let mut ramp = Duration::ZERO;
-        for &(i, l) in &active {
-            let s = &mut sides[i];
-            if let Some(d) = s.driver.as_mut() {
-                ramp = ramp.max(d.ramp_estimate(d.ramp_from(), l));
-                d.set_load(l).await?;
+        // A signal abandons the window in progress (its figures would be
+        // partial); the finished steps are kept and reported below.
+        tokio::select! {
+            r = step => r?,
+            () = stop.recv() => {
+                interrupted = true;
+                break;
             }
-            s.load = l;
-        }
-        let drivers: Vec<&Driver> = active
-            .iter()
-            .filter_map(|&(i, _)| sides[i].driver.as_ref())
-            .collect();
-        let warmup = load::settle(&drivers, &slo, ramp, args.warmup, args.settle_max).await;
-        println!(
-            "lab: step {step_no}: settled after {warmup:.0} s; measuring {}…",
-            humantime::format_duration(args.step_duration)
-        );
-        let (mut recs, reps) =
-            measure_window(&stack, &probe, &mut sides, &active, &args, warmup).await?;
-        for ((i, load), (mut rec, rep)) in active.iter().copied().zip(recs.drain(..).zip(reps)) {
-            let s = &mut sides[i];
-            rec.number = s.records.len() as u32 + 1;
-            rec.load = load;
-            let verdict = slo.check(
-                rec.summary.requests,
-                rec.summary.fail_ratio,
-                rec.summary.p95_ms,
-            );
-            let verdict = verdict.and_then(|()| dropped_check(&rec.summary, load, &slo));
-            rec.kept = verdict.is_ok();
-            rec.verdict = verdict.err().unwrap_or_default();
-            s.search.record(load, rec.kept);
-            if !rec.kept {
-                if let Some(d) = s.driver.as_mut() {
-                    d.start_afresh();
-                }
-            }
-            println!("{}", progress_line(s.side, &rec, args.max_steps, unit));
-            s.records.push(rec);
-            s.reports.push(rep);
         }
     }
+    // Cancels any user still running (an interrupted search).
+    for s in &mut sides {
+        s.driver = None;
+    }
+    if interrupted {
+        println!(
+            "\nlab: interrupted; reporting the {} finished step(s) of the single server and {} of the group",
+            sides[0].records.len(),
+            sides[1].records.len()
+        );
+    }
     let [single_run, group_run] = sides;
-    let searches = [
-        (single_run.side, single_run.search),
-        (group_run.side, group_run.search),
-    ];
-    let records = [single_run.records, group_run.records];
-    let reports = [single_run.reports, group_run.reports];
-
-    let results: Vec<RunResult> = searches
-        .iter()
-        .zip(records)
-        .map(|((side, search), steps)| {
-            let capacity_step = search
-                .capacity()
-                .and_then(|c| steps.iter().position(|s| s.load == c && s.kept));
-            let mut r = RunResult {
-                name: side.name().into(),
-                target: match side {
-                    Side::Single => stack
-                        .single
-                        .as_ref()
-                        .map(|s| format!("http://{}", s.addr))
-                        .unwrap_or_default(),
-                    Side::Group => stack.balancer_url(),
-                },
-                steps,
-                capacity_step,
-                broken_at: search.broken_at(),
-                hit_ceiling: search.hit_ceiling(),
-                diagnosis: Diagnosis::default(),
-            };
-            if let Some(step) = r.limiting_step() {
-                r.diagnosis = diagnose_run(step, r.broken_at.is_some(), budget);
-            }
-            r
-        })
-        .collect();
-    let [single, group]: [RunResult; 2] = results
-        .try_into()
-        .map_err(|_| Error::Usage("internal: two runs expected".into()))?;
+    let mut runs = [single_run, group_run].map(|s| {
+        let result = run_result(&s, &stack, &args, budget, &shape, interrupted, unit);
+        (result, s.reports)
+    });
 
     // Loadgen's own files (JSON + Locust CSVs) for the step at capacity of each run.
     let mut files = Vec::new();
-    for (i, r) in [&single, &group].iter().enumerate() {
-        let idx = r.capacity_step.or_else(|| r.steps.len().checked_sub(1));
-        if let Some(rep) = idx.and_then(|k| reports[i].get(k)) {
+    for (r, reports) in &mut runs {
+        let idx = r
+            .capacity_step
+            .and_then(|n| r.steps.iter().position(|s| s.number == n))
+            .or_else(|| r.steps.len().checked_sub(1));
+        if let Some(rep) = idx.and_then(|k| reports.get(k)) {
             files.extend(write_loadgen_files(rep, &run_dir, &r.name)?);
         }
     }
+    let [(single, _), (group, _)] = runs;
     let mut report = build_report(&args, &stack, started, single, group, slo, unit);
+    report.interrupted = interrupted;
     report.files = files;
     let written = report::write_all(&mut report, &run_dir, !args.no_html)?;
     print!("{}", report::terminal::render(&report));
@@ -337,7 +292,140 @@ pub async fn run(args: CompareArgs) -> Result<(), Error> {
     }
     println!("lab: logs and Locust-style CSVs in {}", run_dir.display());
     stack.shutdown().await;
+    if interrupted {
+        return Err(Error::Interrupted);
+    }
     Ok(())
+}
+
+/// One measurement window: ramps and warms up every active side, measures
+/// them together, and records each side's step.
+#[allow(clippy::too_many_arguments)]
+async fn run_window(
+    window: u32,
+    stack: &Stack,
+    probe: &Probe,
+    sides: &mut [SideRun; 2],
+    active: &[(usize, u32)],
+    args: &CompareArgs,
+    slo: &Slo,
+    unit: &str,
+) -> Result<(), Error> {
+    let plan: Vec<String> = active
+        .iter()
+        .map(|&(i, l)| {
+            let s = &sides[i];
+            format!(
+                "{} step {} ({l} {unit})",
+                s.side.name(),
+                s.records.len() + 1
+            )
+        })
+        .collect();
+    println!(
+        "lab: window {window}: {}; ramping and warming up…",
+        plan.join(", "),
+    );
+    let mut ramp = Duration::ZERO;
+    for &(i, l) in active {
+        let s = &mut sides[i];
+        if let Some(d) = s.driver.as_mut() {
+            ramp = ramp.max(d.ramp_estimate(d.ramp_from(), l));
+            d.set_load(l).await?;
+        }
+        s.load = l;
+    }
+    let drivers: Vec<&Driver> = active
+        .iter()
+        .filter_map(|&(i, _)| sides[i].driver.as_ref())
+        .collect();
+    let warmup = load::settle(&drivers, slo, ramp, args.warmup, args.settle_max).await;
+    println!(
+        "lab: window {window}: settled after {warmup:.0} s; measuring {}…",
+        humantime::format_duration(args.step_duration)
+    );
+    let (mut recs, reps) = measure_window(stack, probe, sides, active, args, warmup).await?;
+    for ((i, load), (mut rec, rep)) in active.iter().copied().zip(recs.drain(..).zip(reps)) {
+        let s = &mut sides[i];
+        rec.number = s.records.len() as u32 + 1;
+        rec.load = load;
+        let verdict = slo.check(
+            rec.summary.requests,
+            rec.summary.fail_ratio,
+            rec.summary.p95_ms,
+        );
+        let verdict = verdict.and_then(|()| dropped_check(&rec.summary, load, slo));
+        rec.kept = verdict.is_ok();
+        rec.verdict = verdict.err().unwrap_or_default();
+        s.search.record(load, rec.kept);
+        if !rec.kept {
+            if let Some(d) = s.driver.as_mut() {
+                d.start_afresh();
+            }
+        }
+        println!("{}", progress_line(s.side, &rec, args.max_steps, unit, slo));
+        s.records.push(rec);
+        s.reports.push(rep);
+    }
+    Ok(())
+}
+
+/// A side's result: its capacity (a lower bound if it never broke the
+/// objective), why its search stopped, and the diagnosis of its limiting step.
+fn run_result(
+    s: &SideRun,
+    stack: &Stack,
+    args: &CompareArgs,
+    budget: Option<f64>,
+    shape: &LoginShape,
+    interrupted: bool,
+    unit: &str,
+) -> RunResult {
+    let search = &s.search;
+    let search_ended = if interrupted && search.next_load().is_some() {
+        SearchEnd::Interrupted
+    } else if search.broken_at().is_some() {
+        SearchEnd::Broke
+    } else if search.hit_ceiling() {
+        SearchEnd::MaxLoad
+    } else {
+        SearchEnd::MaxSteps
+    };
+    let capacity_step = search.capacity().and_then(|c| {
+        s.records
+            .iter()
+            .find(|r| r.load == c && r.kept)
+            .map(|r| r.number)
+    });
+    let lower_bound = search.broken_at().is_none();
+    let mut r = RunResult {
+        name: s.side.name().into(),
+        target: match s.side {
+            Side::Single => stack
+                .single
+                .as_ref()
+                .map(|s| format!("http://{}", s.addr))
+                .unwrap_or_default(),
+            Side::Group => stack.balancer_url(),
+        },
+        steps: s.records.clone(),
+        capacity_step,
+        broken_at: search.broken_at(),
+        hit_ceiling: search.hit_ceiling(),
+        capacity_is_lower_bound: lower_bound && capacity_step.is_some(),
+        search_ended,
+        limit_note: if lower_bound {
+            search_ended.hint(args.max_load, args.max_steps, unit)
+        } else {
+            String::new()
+        },
+        diagnosis: Diagnosis::default(),
+    };
+    if let Some(step) = r.limiting_step() {
+        let not_reached = lower_bound.then_some(r.limit_note.as_str());
+        r.diagnosis = diagnose_run(step, budget, shape, not_reached);
+    }
+    r
 }
 
 /// Open model: arrivals dropped for want of a free virtual user are load the
@@ -390,13 +478,13 @@ async fn measure_window(
     args: &CompareArgs,
     warmup_s: f64,
 ) -> Result<(Vec<StepRecord>, Vec<RunReport>), Error> {
-    let me = (LOADGEN.to_string(), std::process::id());
     let per_side: Vec<SideProcesses> = active
         .iter()
         .map(|&(i, _)| side_processes(stack, sides[i].side))
         .collect();
-    let mut all: Vec<(String, u32)> = per_side.iter().flat_map(|p| p.0.clone()).collect();
-    all.push(me);
+    // Every lab process, idle or not: what the host used beyond them is noise.
+    let mut all = stack.processes();
+    all.push((LOADGEN.to_string(), std::process::id()));
     let group_active = active.iter().any(|&(i, _)| sides[i].side == Side::Group);
     let status_before = if group_active {
         Some(probe.balancer_status(&stack.status_url()).await?)
@@ -423,6 +511,7 @@ async fn measure_window(
         .filter_map(|&(i, _)| sides[i].driver.as_ref().map(Driver::window_report))
         .collect();
     let (processes, host_usage) = sampler.finish();
+    let lab_cpu_percent: f64 = processes.iter().map(|p| p.cpu_percent).sum();
     let status_after = if group_active {
         Some(probe.balancer_status(&stack.status_url()).await?)
     } else {
@@ -448,7 +537,11 @@ async fn measure_window(
             .cloned()
             .collect();
         let shares = match (side, &status_before, &status_after) {
-            (Side::Group, Some(b), Some(a)) => Some(ShareDelta::between(b, a)),
+            (Side::Group, Some(b), Some(a)) => {
+                let mut d = ShareDelta::between(b, a);
+                d.name_replicas(|addr| stack.replica_id(addr));
+                Some(d)
+            }
             _ => None,
         };
         recs.push(StepRecord {
@@ -462,6 +555,7 @@ async fn measure_window(
             verdict: String::new(),
             warmup_s,
             processes: mine,
+            lab_cpu_percent,
             host: host_usage,
             throttled,
             shares,
@@ -470,8 +564,14 @@ async fn measure_window(
     Ok((recs, reps))
 }
 
-/// `[single] step 3/9: 40 users … 118 req/s, p95 41 ms, 0.0% failed → kept`.
-pub fn progress_line(side: Side, rec: &StepRecord, max_steps: u32, unit: &str) -> String {
+/// `[single] step 3/9: 40 users … 118 req/s, p95 41 ms, 0.00% failed → kept`.
+pub fn progress_line(
+    side: Side,
+    rec: &StepRecord,
+    max_steps: u32,
+    unit: &str,
+    slo: &Slo,
+) -> String {
     let s = &rec.summary;
     let outcome = if rec.kept {
         "kept the objective".to_string()
@@ -479,14 +579,14 @@ pub fn progress_line(side: Side, rec: &StepRecord, max_steps: u32, unit: &str) -
         format!("broke it: {}", rec.verdict)
     };
     format!(
-        "[{:<6}] step {}/{}: {:>5} {unit} … {:>7.1} req/s, p95 {:>6.0} ms, {:>5.1}% failed ({} timeouts) → {outcome}",
+        "[{:<6}] step {}/{}: {:>5} {unit} … {:>7.1} req/s, p95 {:>6.0} ms, {:>6} failed ({} timeouts) → {outcome}",
         side.name(),
         rec.number,
         max_steps,
         rec.load,
         s.rps,
         s.p95_ms,
-        s.fail_ratio * 100.0,
+        slo.failed_percent(s.fail_ratio),
         s.timeouts,
     )
 }
@@ -515,24 +615,8 @@ fn build_report(
     slo: Slo,
     unit: &str,
 ) -> LabReport {
-    let n = f64::from(args.stack.replicas);
-    let cap = |r: &RunResult| r.capacity().map(|s| (f64::from(s.load), s.summary.rps));
-    let (speedup, rps_speedup) = match (cap(&single), cap(&group)) {
-        (Some((l1, r1)), Some((ln, rn))) if l1 > 0.0 => {
-            (Some(ln / l1), (r1 > 0.0).then(|| rn / r1))
-        }
-        _ => (None, None),
-    };
-    let efficiency = speedup.map(|s| s / n);
-    let conclusion = conclusion(
-        &single,
-        &group,
-        speedup,
-        efficiency,
-        args.stack.replicas,
-        unit,
-        stack,
-    );
+    let speedup = Speedup::of(&single, &group, args.stack.replicas);
+    let conclusion = conclusion(&single, &group, &speedup, args.stack.replicas, unit, stack);
     LabReport {
         started,
         command: std::env::args().collect::<Vec<_>>().join(" "),
@@ -555,9 +639,11 @@ fn build_report(
         step_seconds: args.step_duration.as_secs_f64(),
         single,
         group,
-        speedup,
-        rps_speedup,
-        efficiency,
+        speedup: speedup.load,
+        rps_speedup: speedup.rps,
+        efficiency: speedup.efficiency,
+        speedup_bound: speedup.bound,
+        interrupted: false,
         conclusion,
         files: Vec::new(),
     }
@@ -566,16 +652,16 @@ fn build_report(
 fn conclusion(
     single: &RunResult,
     group: &RunResult,
-    speedup: Option<f64>,
-    efficiency: Option<f64>,
+    speedup: &Speedup,
     replicas: u16,
     unit: &str,
     stack: &Stack,
 ) -> String {
     let describe = |r: &RunResult| match r.capacity() {
-        Some(s) if r.hit_ceiling => format!(
-            "at least {} {unit} (never broke the objective up to --max-load)",
-            s.load
+        Some(s) if r.capacity_is_lower_bound => format!(
+            "at least {} {unit} (it never broke the objective; {})",
+            s.load,
+            r.search_ended.advice()
         ),
         Some(s) => format!("{} {unit} ({:.0} req/s)", s.load, s.summary.rps),
         None => "not even the first step".to_string(),
@@ -586,27 +672,35 @@ fn conclusion(
         replicas,
         describe(group)
     );
-    if let (Some(s), Some(e)) = (speedup, efficiency) {
+    out.push(' ');
+    out.push_str(&speedup_sentence(speedup, replicas));
+    if !group.capacity_is_lower_bound && !group.diagnosis.bottleneck.is_empty() {
         out.push_str(&format!(
-            " Speed-up {s:.2}× with {replicas} replicas, scaling efficiency {:.0}%.",
-            e * 100.0
+            " The group was limited by {}.",
+            group.diagnosis.bottleneck
         ));
-        if group.hit_ceiling {
-            out.push_str(
-                " The group never broke the objective, so this is a lower bound: raise --max-load.",
-            );
-        }
     }
-    out.push_str(&format!(
-        " The group was limited by {}.",
-        if group.diagnosis.bottleneck.is_empty() {
-            "nothing measured"
-        } else {
-            &group.diagnosis.bottleneck
-        }
-    ));
     if stack.budget_applied.cores().is_none() {
         out.push_str(" Without CPU budgets all processes share this machine's cores: read this as one box, not N servers.");
     }
     out
+}
+
+/// The speed-up in a sentence, bound included.
+fn speedup_sentence(sp: &Speedup, replicas: u16) -> String {
+    match (sp.bound, sp.load, sp.efficiency) {
+        (Bound::NotMeasured, ..) => "Speed-up not measured: neither side broke the objective, so both capacities are only lower bounds.".to_string(),
+        (_, Some(s), Some(e)) => {
+            let (sign, why) = match sp.bound {
+                Bound::AtLeast => ("at least ", " (a lower bound: the group never broke the objective)"),
+                Bound::AtMost => ("at most ", " (an upper bound: the single server never broke the objective)"),
+                _ => ("", ""),
+            };
+            format!(
+                "Speed-up {sign}{s:.2}× with {replicas} replicas, scaling efficiency {sign}{:.0}%{why}.",
+                e * 100.0
+            )
+        }
+        _ => "Speed-up not computable: one side never kept the objective.".to_string(),
+    }
 }

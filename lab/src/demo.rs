@@ -222,7 +222,8 @@ impl Demo<'_> {
             )
             .await?;
         println!("  {users} users via balancer: {}", line(&s));
-        if let Some(d) = shares {
+        if let Some(mut d) = shares {
+            d.name_replicas(|addr| stack.replica_id(addr));
             print_shares(&d, s.requests);
         }
         println!(
@@ -407,8 +408,8 @@ impl Demo<'_> {
 fn print_shares(d: &ShareDelta, loadgen_requests: u64) {
     for s in &d.shares {
         println!(
-            "    {:<22} {:>7} requests  {:>5.1}%",
-            s.addr,
+            "    {:<25} {:>7} requests  {:>5.1}%",
+            s.label(),
             s.requests,
             s.fraction * 100.0
         );

@@ -3,11 +3,14 @@
 //! The rules look at the step that broke the objective (or the highest step
 //! if none did) and name the first resource that was saturated: the
 //! replicas' CPU budget, the host's cores, the load generator, the balancer,
-//! or SQLite writes. Each conclusion comes with the figures behind it, so the
-//! reader can check the reasoning instead of trusting it.
+//! or SQLite writes. Each conclusion comes with the figures behind it and the
+//! step they come from, so the reader can check the reasoning instead of
+//! trusting it; [`read_failures`] says in words what that step's failure list
+//! and per-route latencies show.
 
 use serde::{Deserialize, Serialize};
 
+use crate::load::{LoginShape, StepSummary};
 use crate::report::StepRecord;
 
 /// Name of the lab's own process in process lists (it runs the load generator).
@@ -16,32 +19,194 @@ pub const LOADGEN: &str = "loadgen (lab)";
 /// CPU share of a budget (or a core) above which a process counts as saturated.
 const SATURATED: f64 = 0.80;
 
+/// A login route "dominates" when its median is at least this many times
+/// the slowest other route's.
+const DOMINATES: f64 = 3.0;
+
 /// What limited a run.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct Diagnosis {
-    /// Short name: "the replicas' CPU budget", "host CPU", …
+    /// Short name: "the replicas' CPU budget", "host CPU", …; "not reached"
+    /// when the objective never broke.
     pub bottleneck: String,
     /// One or two sentences in plain words.
     pub explanation: String,
     /// The figures behind it.
     pub evidence: Vec<String>,
+    /// Number of the step the figures come from (`steps[].number`).
+    #[serde(default)]
+    pub step: Option<u32>,
+    /// What that step's failure list and per-route latencies say, in words.
+    #[serde(default)]
+    pub causes: Vec<String>,
 }
 
-/// Diagnoses a run: its limiting step, or "none reached" when the objective
-/// held at every load tried.
-pub fn diagnose_run(step: &StepRecord, broke: bool, budget: Option<f64>) -> Diagnosis {
-    let d = diagnose(step, budget);
-    if broke {
-        return d;
-    }
-    Diagnosis {
-        bottleneck: "none reached".into(),
-        explanation: format!(
-            "the objective held at every load tried (up to {}): raise --max-load or --max-steps to find the limit",
+/// Diagnoses a run from its limiting `step`. `not_reached` is `None` when
+/// the step broke the objective, else why the search stopped before it
+/// broke (and which flag to raise): there is then no bottleneck to name.
+pub fn diagnose_run(
+    step: &StepRecord,
+    budget: Option<f64>,
+    shape: &LoginShape,
+    not_reached: Option<&str>,
+) -> Diagnosis {
+    let mut d = diagnose(step, budget);
+    d.step = Some(step.number);
+    d.causes = read_failures(&step.summary, shape);
+    if let Some(why) = not_reached {
+        d.bottleneck = "not reached".into();
+        d.explanation = format!(
+            "the objective held at every load tried (up to {}); {why}",
             step.load
-        ),
-        evidence: d.evidence,
+        );
     }
+    d
+}
+
+/// The failure list and per-route latencies of a step, in words. Each
+/// sentence is there only if the figures show it.
+pub fn read_failures(s: &StepSummary, shape: &LoginShape) -> Vec<String> {
+    let mut out = Vec::new();
+    let logins: Vec<_> = s
+        .routes
+        .iter()
+        .filter(|r| shape.is_login(&r.method, &r.name))
+        .collect();
+    let login_names = logins
+        .iter()
+        .map(|r| format!("{} {}", r.method, r.name))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let login_requests: u64 = logins.iter().map(|r| r.requests).sum();
+    let login_failures: u64 = logins.iter().map(|r| r.failures).sum();
+    let listed_login = |f: &&crate::load::FailureCount| shape.is_login(&f.method, &f.name);
+    let login_timeouts: u64 = s
+        .top_failures
+        .iter()
+        .filter(listed_login)
+        .filter(|f| f.kind == "timeout")
+        .map(|f| f.count)
+        .sum();
+    if login_failures > 0 {
+        let kinds = s
+            .top_failures
+            .iter()
+            .filter(listed_login)
+            .map(|f| format!("{} ×{}", f.error, f.count))
+            .collect::<Vec<_>>()
+            .join(", ");
+        out.push(format!(
+            "{login_failures} of {login_requests} logins ({login_names}) failed{}{}",
+            if kinds.is_empty() {
+                String::new()
+            } else {
+                format!(": {kinds}")
+            },
+            if login_timeouts > 0 {
+                "; a timeout is a login left unanswered within the request timeout, queued behind the other logins"
+            } else {
+                ""
+            }
+        ));
+    }
+    let refused: Vec<_> = s
+        .top_failures
+        .iter()
+        .filter(|f| shape.uses_token(&f.method, &f.name))
+        .filter(|f| matches!(f.status(), Some(400 | 401 | 403)))
+        .collect();
+    let refused_n: u64 = refused.iter().map(|f| f.count).sum();
+    if refused_n > 0 {
+        let list = refused
+            .iter()
+            .map(|f| {
+                format!(
+                    "HTTP {} ×{} on {} {}",
+                    f.status().unwrap_or(0),
+                    f.count,
+                    f.method,
+                    f.name
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        let when = if login_failures > 0 {
+            "logins failed in this very window (above)".to_string()
+        } else {
+            "no login failed inside this window, so theirs failed before it, during the ramp or warm-up".to_string()
+        };
+        out.push(format!(
+            "{refused_n} requests that carry the token a login returned were refused ({list}): their users held no valid token, which points at failed logins, not at broken authentication ({when}); loadgen ran those users' tasks without a token"
+        ));
+    }
+    let other_timeouts = s.timeouts.saturating_sub(login_timeouts);
+    if other_timeouts > 0 {
+        out.push(format!(
+            "{other_timeouts} {}requests timed out (no answer within the request timeout)",
+            if login_timeouts > 0 { "other " } else { "" }
+        ));
+    }
+    if s.status_5xx > 0 {
+        out.push(format!(
+            "{} answers were server errors (HTTP 5xx)",
+            s.status_5xx
+        ));
+    }
+    if s.connection_errors > 0 {
+        out.push(format!(
+            "{} requests found no connection (refused or reset)",
+            s.connection_errors
+        ));
+    }
+    if let Some(t) = time_spent(s, shape) {
+        out.push(t);
+    }
+    out
+}
+
+/// Where the time goes: the slowest route by median against the others,
+/// and its share of the summed response time.
+fn time_spent(s: &StepSummary, shape: &LoginShape) -> Option<String> {
+    let routes: Vec<_> = s.routes.iter().filter(|r| r.requests > 0).collect();
+    if routes.len() < 2 {
+        return None;
+    }
+    let slowest = routes
+        .iter()
+        .max_by(|a, b| a.median_ms.total_cmp(&b.median_ms))?;
+    let others = routes
+        .iter()
+        .filter(|r| !std::ptr::eq(**r, *slowest))
+        .map(|r| r.median_ms)
+        .fold(0.0f64, f64::max);
+    let total_time: f64 = routes.iter().map(|r| r.avg_ms * r.requests as f64).sum();
+    let total_requests: u64 = routes.iter().map(|r| r.requests).sum();
+    let share_time = if total_time > 0.0 {
+        slowest.avg_ms * slowest.requests as f64 / total_time
+    } else {
+        0.0
+    };
+    let share_requests = slowest.requests as f64 / total_requests.max(1) as f64;
+    let login = shape.is_login(&slowest.method, &slowest.name);
+    let what = if login {
+        format!("the logins ({} {})", slowest.method, slowest.name)
+    } else {
+        format!("{} {}", slowest.method, slowest.name)
+    };
+    let mut t = format!(
+        "where the time goes: {what} took a median of {:.0} ms, every other route at most {:.0} ms; {} {:.1}% of the requests and {:.0}% of the summed response time",
+        slowest.median_ms,
+        others,
+        if login { "they were" } else { "it was" },
+        share_requests * 100.0,
+        share_time * 100.0
+    );
+    if login && slowest.median_ms >= DOMINATES * others.max(1.0) {
+        t.push_str(
+            ". A login hashes the password with argon2, slow on purpose: it is the API's costliest request",
+        );
+    }
+    Some(t)
 }
 
 /// Diagnoses a step. `budget` is the CPU budget per replica in force (cores).
@@ -82,12 +247,15 @@ pub fn diagnose(step: &StepRecord, budget: Option<f64>) -> Diagnosis {
     if let Some(b) = balancer {
         evidence.push(format!("the balancer used {b:.0}% of a core"));
     }
-    // CPU the lab's processes do not account for: other jobs on this machine.
-    let ours: f64 = step.processes.iter().map(|p| p.cpu_percent).sum();
-    let others = (host * cores as f64 - ours).max(0.0);
+    // CPU no lab process accounts for: other jobs on this machine. Every lab
+    // process counts, the other side's too (with budgets it runs in the same
+    // window); older reports without the total fall back to this side's.
+    let this_side: f64 = step.processes.iter().map(|p| p.cpu_percent).sum();
+    let lab = step.lab_cpu_percent.max(this_side);
+    let others = (host * cores as f64 - lab).max(0.0);
     if others >= 30.0 {
         evidence.push(format!(
-            "other processes on this machine used about {others:.0}% of a core during the step (noise the lab cannot remove)"
+            "processes outside the lab used about {others:.0}% of a core (the host's busy time minus every lab process, both sides'): noise the lab cannot remove"
         ));
     }
     if !step.throttled.is_empty() {
@@ -167,6 +335,7 @@ pub fn diagnose(step: &StepRecord, budget: Option<f64>) -> Diagnosis {
         bottleneck,
         explanation,
         evidence,
+        ..Diagnosis::default()
     }
 }
 
@@ -181,7 +350,7 @@ fn ratio(a: u64, b: u64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::load::StepSummary;
+    use crate::load::{FailureCount, RouteStat};
     use crate::procstat::{HostUsage, ProcUsage};
 
     fn step(procs: &[(&str, f64)], host: f64, summary: StepSummary) -> StepRecord {
@@ -192,6 +361,7 @@ mod tests {
             kept: false,
             verdict: String::new(),
             warmup_s: 0.0,
+            lab_cpu_percent: 0.0,
             processes: procs
                 .iter()
                 .map(|(n, c)| ProcUsage {
@@ -257,6 +427,139 @@ mod tests {
             busy(),
         );
         assert_eq!(diagnose(&s, Some(0.25)).bottleneck, "the balancer");
+    }
+
+    #[test]
+    fn outside_noise_excludes_every_lab_process() {
+        // The review's single step 5: host 83.7% of 2 cores; the single side
+        // (replica 22%, loadgen 7%) ran in the same window as the group's
+        // replicas and balancer (70%), which are not outside noise.
+        let mut s = step(&[("replica single", 22.0), (LOADGEN, 7.0)], 83.7, busy());
+        s.lab_cpu_percent = 22.0 + 7.0 + 17.0 + 15.0 + 16.0 + 14.0 + 8.0;
+        let d = diagnose(&s, Some(0.25));
+        let noise: Vec<_> = d
+            .evidence
+            .iter()
+            .filter(|e| e.contains("outside"))
+            .collect();
+        assert_eq!(noise.len(), 1, "{:?}", d.evidence);
+        assert!(noise[0].contains("about 68%"), "{noise:?}");
+    }
+
+    fn market_api_shape() -> LoginShape {
+        LoginShape::of(&crate::load::scenario("market-api").unwrap())
+    }
+
+    fn route(method: &str, name: &str, requests: u64, failures: u64, median: f64) -> RouteStat {
+        RouteStat {
+            method: method.into(),
+            name: name.into(),
+            requests,
+            failures,
+            median_ms: median,
+            avg_ms: median,
+        }
+    }
+
+    fn failure(method: &str, name: &str, kind: &str, error: &str, count: u64) -> FailureCount {
+        FailureCount {
+            method: method.into(),
+            name: name.into(),
+            kind: kind.into(),
+            error: format!("{kind}: {error}"),
+            count,
+        }
+    }
+
+    #[test]
+    fn reads_401s_after_failed_logins_and_where_the_time_goes() {
+        const LOGIN: &str = "/api/v1/auth/token/";
+        const ITEM: &str = "/api/v1/products/[id]/";
+        const REFRESH: &str = "/api/v1/auth/token/refresh/";
+        // The review's single step 5: 401s and 400s, no login failed in the window.
+        let s = StepSummary {
+            requests: 3700,
+            failures: 260,
+            routes: vec![
+                route("POST", LOGIN, 20, 0, 223.0),
+                route("POST", REFRESH, 80, 15, 4.0),
+                route("GET", ITEM, 3600, 245, 2.0),
+            ],
+            top_failures: vec![
+                failure("GET", ITEM, "status", "HTTP 401 Unauthorized", 245),
+                failure("POST", REFRESH, "status", "HTTP 400 Bad Request", 15),
+            ],
+            ..StepSummary::default()
+        };
+        let said = read_failures(&s, &market_api_shape());
+        assert_eq!(said.len(), 2, "{said:#?}");
+        assert!(
+            said[0].starts_with("260 requests that carry the token"),
+            "{}",
+            said[0]
+        );
+        assert!(said[0].contains("HTTP 401 ×245 on GET /api/v1/products/[id]/"));
+        assert!(said[0].contains("HTTP 400 ×15 on POST /api/v1/auth/token/refresh/"));
+        assert!(
+            said[0].contains("during the ramp or warm-up"),
+            "{}",
+            said[0]
+        );
+        assert!(said[1].contains("the logins (POST /api/v1/auth/token/) took a median of 223 ms, every other route at most 4 ms"), "{}", said[1]);
+        assert!(said[1].contains("argon2"), "{}", said[1]);
+
+        // After loadgen retries failed logins: the list shows login timeouts only.
+        let s = StepSummary {
+            requests: 1000,
+            failures: 30,
+            timeouts: 30,
+            routes: vec![
+                route("POST", LOGIN, 100, 30, 1900.0),
+                route("GET", ITEM, 900, 0, 3.0),
+            ],
+            top_failures: vec![failure("POST", LOGIN, "timeout", "no answer within 2s", 30)],
+            ..StepSummary::default()
+        };
+        let said = read_failures(&s, &market_api_shape());
+        assert!(said[0].starts_with("30 of 100 logins (POST /api/v1/auth/token/) failed: timeout: no answer within 2s ×30"), "{said:#?}");
+        assert!(!said.iter().any(|l| l.contains("refused")), "{said:#?}");
+        assert!(
+            !said.iter().any(|l| l.contains("other requests timed out")),
+            "{said:#?}"
+        );
+
+        // A slow route that is not a login: no argon2 story.
+        let s = StepSummary {
+            routes: vec![
+                route("GET", ITEM, 10, 0, 50.0),
+                route("POST", LOGIN, 10, 0, 20.0),
+            ],
+            ..StepSummary::default()
+        };
+        let said = read_failures(&s, &market_api_shape());
+        assert_eq!(said.len(), 1);
+        assert!(
+            !said[0].contains("argon2") && said[0].contains("GET /api/v1/products/[id]/"),
+            "{said:?}"
+        );
+    }
+
+    #[test]
+    fn a_run_that_never_broke_names_no_bottleneck() {
+        let s = step(&[("replica r1", 5.0), (LOADGEN, 4.0)], 20.0, busy());
+        let d = diagnose_run(
+            &s,
+            Some(0.5),
+            &LoginShape::default(),
+            Some("the search stopped at --max-load 8 users before the objective broke: raise --max-load to find the limit"),
+        );
+        assert_eq!(d.bottleneck, "not reached");
+        assert!(
+            d.explanation.contains("raise --max-load"),
+            "{}",
+            d.explanation
+        );
+        assert_eq!(d.step, Some(1));
     }
 
     #[test]

@@ -51,7 +51,8 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
             run_role("market-api", args, market_api::run).await
         }
         Command::Balancer(RoleArgs { args }) => run_role("balancer", args, balancer::run).await,
-        Command::Compare(args) => until_signal(compare::run(args)).await,
+        // compare handles signals itself: it reports the steps finished so far.
+        Command::Compare(args) => compare::run(args).await,
         Command::Up(args) => up::run(args).await,
         Command::Demo(args) => until_signal(demo::run(args)).await,
     }
@@ -79,12 +80,17 @@ pub fn runtime_workers(cli: &Cli) -> Option<usize> {
 }
 
 /// Installs a `tracing` subscriber that honours `RUST_LOG` (default `info`)
-/// and writes to stderr. Called by `main`, never by [`run`].
+/// and writes to stderr. Called by `main`, never by [`run`]. This is the
+/// subscriber of every role too (`lab market-api …` is this binary), so it
+/// decides what the replicas' and the balancer's log files look like:
+/// colours only when stderr is a terminal, never escape codes in a file.
 pub fn init_tracing() {
+    use std::io::IsTerminal;
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .try_init();
 }
@@ -126,12 +132,35 @@ fn parse_role<C: Parser>(name: &str, args: Vec<String>) -> Result<Option<C>, Err
 /// Runs `f` until it finishes or SIGINT/SIGTERM arrives; on a signal, `f` is
 /// dropped (tearing down everything it owns) and [`Error::Interrupted`] returned.
 pub async fn until_signal<T>(f: impl Future<Output = Result<T, Error>>) -> Result<T, Error> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut int = signal(SignalKind::interrupt()).map_err(|e| Error::io("SIGINT handler", e))?;
-    let mut term = signal(SignalKind::terminate()).map_err(|e| Error::io("SIGTERM handler", e))?;
+    let mut stop = Interrupt::install()?;
     tokio::select! {
         r = f => r,
-        _ = int.recv() => Err(Error::Interrupted),
-        _ = term.recv() => Err(Error::Interrupted),
+        () = stop.recv() => Err(Error::Interrupted),
+    }
+}
+
+/// Ctrl-C (SIGINT) and SIGTERM, caught: once installed, they no longer end
+/// the process but wake [`Interrupt::recv`].
+pub struct Interrupt {
+    int: tokio::signal::unix::Signal,
+    term: tokio::signal::unix::Signal,
+}
+
+impl Interrupt {
+    /// Catches SIGINT and SIGTERM from now on.
+    pub fn install() -> Result<Interrupt, Error> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(Interrupt {
+            int: signal(SignalKind::interrupt()).map_err(|e| Error::io("SIGINT handler", e))?,
+            term: signal(SignalKind::terminate()).map_err(|e| Error::io("SIGTERM handler", e))?,
+        })
+    }
+
+    /// Waits for the next SIGINT or SIGTERM.
+    pub async fn recv(&mut self) {
+        tokio::select! {
+            _ = self.int.recv() => {}
+            _ = self.term.recv() => {}
+        }
     }
 }

@@ -19,6 +19,9 @@
 //! reports need (totals, percentiles, failures by method and kind, the
 //! per-second history), so the full `RunReport` (with its serialized
 //! histograms) is kept only for the steps that are written out.
+//! [`LoginShape`] reads off the scenario which requests log users in and
+//! which carry what the login captured, so the report can say what a
+//! failure list means without assuming a story.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -343,6 +346,155 @@ pub struct Point {
     pub p99: f64,
 }
 
+/// How many failure rows a step keeps.
+pub const TOP_FAILURES: usize = 5;
+
+/// One row of a step's failure list: the same failure of the same request.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct FailureCount {
+    /// HTTP method.
+    pub method: String,
+    /// Request name (Locust's: the path, or the name the scenario gave it).
+    pub name: String,
+    /// loadgen's kind: `timeout`, `status`, `connect`, `io`, `check`, `capture`.
+    pub kind: String,
+    /// `kind: message`, e.g. `status: HTTP 401 Unauthorized`.
+    pub error: String,
+    /// Occurrences in the window.
+    pub count: u64,
+}
+
+impl FailureCount {
+    /// The HTTP status of a `status` failure (`HTTP 401 …` → 401).
+    pub fn status(&self) -> Option<u16> {
+        let rest = self.error.split_once("HTTP ")?.1;
+        rest.split_whitespace().next()?.parse().ok()
+    }
+}
+
+impl std::fmt::Display for FailureCount {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} {}: {} ×{}",
+            self.method, self.name, self.error, self.count
+        )
+    }
+}
+
+/// One route's figures over a window.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct RouteStat {
+    /// HTTP method.
+    pub method: String,
+    /// Request name.
+    pub name: String,
+    /// Requests finished.
+    pub requests: u64,
+    /// Requests failed.
+    pub failures: u64,
+    /// Median latency, ms.
+    pub median_ms: f64,
+    /// Average latency, ms.
+    pub avg_ms: f64,
+}
+
+/// Which requests of a scenario log its users in, and which carry what the
+/// login gave them: the lab's words about failures ("HTTP 401 after failed
+/// logins") come from the scenario itself, not from a fixed story.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LoginShape {
+    /// `(method, name)` of the requests users make when they start (`on_start`).
+    pub logins: Vec<(String, String)>,
+    /// `(method, name)` of the other requests that read a variable one of
+    /// those captured (the access or refresh token).
+    pub token_users: Vec<(String, String)>,
+}
+
+impl LoginShape {
+    /// Reads the shape off a scenario. Requests whose name depends on a
+    /// variable (no fixed name, a templated path) are left out.
+    pub fn of(scenario: &Scenario) -> LoginShape {
+        use loadgen::scenario::{RequestSpec, Step};
+        fn requests<'a>(steps: &'a [Step], out: &mut Vec<&'a RequestSpec>) {
+            for s in steps {
+                match s {
+                    Step::Request(r) => out.push(r),
+                    Step::Loop { steps, .. } => requests(steps, out),
+                }
+            }
+        }
+        fn key(r: &RequestSpec) -> Option<(String, String)> {
+            use loadgen::scenario::template::Segment;
+            let name = match &r.name {
+                Some(n) => n.clone(),
+                None if r.path.is_static() => r
+                    .path
+                    .segments()
+                    .iter()
+                    .map(|s| match s {
+                        Segment::Literal(l) => l.as_str(),
+                        _ => "",
+                    })
+                    .collect(),
+                None => return None,
+            };
+            Some((r.method.to_string(), name))
+        }
+        fn reads(r: &RequestSpec) -> Vec<&str> {
+            use loadgen::scenario::Body;
+            let mut v: Vec<&str> = r.path.vars().collect();
+            for (_, t) in &r.headers {
+                v.extend(t.vars());
+            }
+            match &r.body {
+                Body::Json(t) | Body::Raw(t) => v.extend(t.vars()),
+                Body::Form(fields) => fields.iter().for_each(|(_, t)| v.extend(t.vars())),
+                Body::Empty => {}
+            }
+            v
+        }
+        let mut shape = LoginShape::default();
+        for user in &scenario.users {
+            let mut start = Vec::new();
+            requests(&user.on_start, &mut start);
+            let captured: Vec<&str> = start
+                .iter()
+                .flat_map(|r| r.captures.iter().map(|(v, _)| v.as_str()))
+                .collect();
+            shape.logins.extend(start.iter().filter_map(|r| key(r)));
+            let mut rest = Vec::new();
+            for t in &user.tasks {
+                requests(&t.steps, &mut rest);
+            }
+            for r in rest {
+                if reads(r).iter().any(|v| captured.contains(v)) {
+                    shape.token_users.extend(key(r));
+                }
+            }
+        }
+        for v in [&mut shape.logins, &mut shape.token_users] {
+            v.sort();
+            v.dedup();
+        }
+        let logins = shape.logins.clone();
+        shape.token_users.retain(|k| !logins.contains(k));
+        shape
+    }
+
+    /// Whether `(method, name)` is a login.
+    pub fn is_login(&self, method: &str, name: &str) -> bool {
+        self.logins.iter().any(|(m, n)| m == method && n == name)
+    }
+
+    /// Whether `(method, name)` carries what a login captured.
+    pub fn uses_token(&self, method: &str, name: &str) -> bool {
+        self.token_users
+            .iter()
+            .any(|(m, n)| m == method && n == name)
+    }
+}
+
 /// What the lab keeps of one load step.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct StepSummary {
@@ -380,8 +532,11 @@ pub struct StepSummary {
     pub status_5xx: u64,
     /// Responses per status code.
     pub status_codes: BTreeMap<u16, u64>,
-    /// The most frequent failures, in words.
-    pub top_failures: Vec<String>,
+    /// The most frequent failures (at most [`TOP_FAILURES`]), most frequent first.
+    pub top_failures: Vec<FailureCount>,
+    /// Per-route figures (one row per method and name), in loadgen's order.
+    #[serde(default)]
+    pub routes: Vec<RouteStat>,
     /// Iterations the open model could not start.
     pub dropped_iterations: u64,
     /// Warnings loadgen raised about itself.
@@ -442,11 +597,31 @@ impl StepSummary {
                 _ => {}
             }
         }
+        // loadgen sorts its failure rows by occurrences, most first.
         s.top_failures = r
             .failures
             .iter()
-            .take(5)
-            .map(|f| format!("{} {}: {} ×{}", f.method, f.name, f.error, f.occurrences))
+            .take(TOP_FAILURES)
+            .map(|f| FailureCount {
+                method: f.method.clone(),
+                name: f.name.clone(),
+                kind: f.kind.as_str().to_string(),
+                error: f.error.clone(),
+                count: f.occurrences,
+            })
+            .collect();
+        s.routes = r
+            .stats
+            .iter()
+            .filter(|row| !row.method.is_empty())
+            .map(|row| RouteStat {
+                method: row.method.clone(),
+                name: row.name.clone(),
+                requests: row.num_requests,
+                failures: row.num_failures,
+                median_ms: row.median_response_time,
+                avg_ms: row.avg_response_time,
+            })
             .collect();
         for (code, n) in &r.status_codes {
             s.status_codes.insert(*code, *n);

@@ -228,6 +228,16 @@ impl Stack {
         format!("http://{}/status", self.balancer.admin)
     }
 
+    /// The id (`r1`, `single`…) of the replica listening on `addr` (`IP:port`).
+    pub fn replica_id(&self, addr: &str) -> Option<&str> {
+        self.replicas
+            .iter()
+            .chain(self.single.iter())
+            .chain(self.extras.iter())
+            .find(|r| r.addr.to_string() == addr)
+            .map(|r| r.id.as_str())
+    }
+
     /// `(name, pid)` of every process, for [`crate::procstat::Sampler`].
     pub fn processes(&self) -> Vec<(String, u32)> {
         let mut v: Vec<(String, u32)> = Vec::new();

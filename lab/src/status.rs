@@ -79,6 +79,9 @@ impl BalancerStatus {
 pub struct Share {
     /// Replica address as the balancer knows it.
     pub addr: String,
+    /// The lab's name for it (`r1`…), as in the process list; empty if unknown.
+    #[serde(default)]
+    pub replica: String,
     /// Requests the balancer sent to it during the step.
     pub requests: u64,
     /// Failed attempts during the step.
@@ -110,6 +113,7 @@ impl ShareDelta {
                     .map_or((0, 0), |o| (o.requests, o.failures));
                 Share {
                     addr: s.addr.clone(),
+                    replica: String::new(),
                     requests: s.requests.saturating_sub(r0),
                     failures: s.failures.saturating_sub(f0),
                     state: s.state.clone(),
@@ -126,6 +130,24 @@ impl ShareDelta {
             };
         }
         ShareDelta { shares, total }
+    }
+
+    /// Names each share's replica (`r1 …`) from its address.
+    pub fn name_replicas<'a>(&mut self, id_of: impl Fn(&str) -> Option<&'a str>) {
+        for s in &mut self.shares {
+            s.replica = id_of(&s.addr).unwrap_or_default().to_string();
+        }
+    }
+}
+
+impl Share {
+    /// `r1 127.0.0.1:40001`, or the address alone when the name is unknown.
+    pub fn label(&self) -> String {
+        if self.replica.is_empty() {
+            self.addr.clone()
+        } else {
+            format!("{} {}", self.replica, self.addr)
+        }
     }
 }
 

@@ -4,7 +4,8 @@
 
 use std::fmt::Write as _;
 
-use super::{LabReport, RunResult};
+use super::terminal::NOT_MONOTONIC;
+use super::{speedup_text, LabReport, RunResult};
 
 /// Escapes text for HTML.
 pub fn esc(s: &str) -> String {
@@ -32,13 +33,23 @@ pub struct Series<'a> {
     pub points: Vec<(f64, f64)>,
 }
 
-/// An SVG line chart with axes and a legend.
-pub fn line_chart(title: &str, y_label: &str, series: &[Series<'_>]) -> String {
-    let (w, h, l, r, t, b) = (460.0, 220.0, 52.0, 10.0, 26.0, 30.0);
-    let xs = series.iter().flat_map(|s| s.points.iter().map(|p| p.0));
-    let ys = series.iter().flat_map(|s| s.points.iter().map(|p| p.1));
-    let xmax = xs.fold(0.0f64, f64::max).max(1.0);
-    let ymax = nice_max(ys.fold(0.0f64, f64::max));
+/// The scales of a chart, shared by both sides so that two charts side by
+/// side can be compared by eye, and the marks where each step's window opens.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Axes {
+    /// Right end of the x axis (seconds measured).
+    pub xmax: f64,
+    /// Top of the y axis (already rounded with [`nice_max`]).
+    pub ymax: f64,
+    /// `(x, step number, tooltip, broke the objective)` of each step's start.
+    pub marks: Vec<(f64, u32, String, bool)>,
+}
+
+/// An SVG line chart with axes, time ticks, step marks and a legend.
+pub fn line_chart(title: &str, y_label: &str, series: &[Series<'_>], axes: &Axes) -> String {
+    let (w, h, l, r, t, b) = (460.0, 238.0, 52.0, 10.0, 34.0, 40.0);
+    let xmax = axes.xmax.max(1.0);
+    let ymax = if axes.ymax > 0.0 { axes.ymax } else { 1.0 };
     let px = |x: f64| l + x / xmax * (w - l - r);
     let py = |y: f64| h - b - y / ymax * (h - t - b);
     let mut o = String::new();
@@ -59,12 +70,38 @@ pub fn line_chart(title: &str, y_label: &str, series: &[Series<'_>]) -> String {
             fmt_num(y)
         );
     }
+    let every = time_tick(xmax);
+    let mut x = 0.0;
+    while x <= xmax + 1e-9 {
+        let _ = write!(
+            o,
+            r##"<line x1="{0:.1}" x2="{0:.1}" y1="{1:.1}" y2="{2:.1}" stroke="#888"/><text x="{0:.1}" y="{3:.1}" class="tick xtick" text-anchor="middle">{4:.0} s</text>"##,
+            px(x),
+            h - b,
+            h - b + 4.0,
+            h - b + 14.0,
+            x
+        );
+        x += every;
+    }
+    for (x, n, tip, broke) in &axes.marks {
+        let color = if *broke { "#c44" } else { "#999" };
+        let _ = write!(
+            o,
+            r##"<g class="mark"><title>{tip}</title><line x1="{0:.1}" x2="{0:.1}" y1="{1:.1}" y2="{2:.1}" stroke="{color}" stroke-dasharray="3 3"/><text x="{3:.1}" y="{4:.1}" class="tick" fill="{color}">{n}</text></g>"##,
+            px(*x),
+            t - 8.0,
+            h - b,
+            px(*x) + 2.0,
+            t - 2.0,
+            tip = esc(tip),
+        );
+    }
     let _ = write!(
         o,
-        r#"<text x="{}" y="{}" class="tick" text-anchor="end">seconds of load →</text><text x="4" y="{}" class="tick">{}</text>"#,
+        r#"<text x="{}" y="{}" class="tick" text-anchor="end">seconds measured (ramps and warm-ups left out); dashed: step n begins</text><text x="4" y="16" class="tick">{}</text>"#,
         w - r,
-        h - 8.0,
-        t - 2.0,
+        h - 6.0,
         esc(y_label)
     );
     for (k, s) in series.iter().enumerate() {
@@ -74,7 +111,7 @@ pub fn line_chart(title: &str, y_label: &str, series: &[Series<'_>]) -> String {
         let pts: Vec<String> = s
             .points
             .iter()
-            .map(|(x, y)| format!("{:.1},{:.1}", px(*x), py(*y)))
+            .map(|(x, y)| format!("{:.1},{:.1}", px(*x), py(y.min(ymax))))
             .collect();
         let _ = write!(
             o,
@@ -89,6 +126,14 @@ pub fn line_chart(title: &str, y_label: &str, series: &[Series<'_>]) -> String {
     }
     o.push_str("</svg>");
     o
+}
+
+/// Seconds between two time ticks: at most about six ticks on the axis.
+fn time_tick(xmax: f64) -> f64 {
+    [1.0, 2.0, 5.0, 10.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0]
+        .into_iter()
+        .find(|s| xmax / s <= 6.0)
+        .unwrap_or(1200.0)
 }
 
 /// Horizontal bars: `(label, value, text)`, scaled to `max`.
@@ -123,7 +168,8 @@ pub fn bars(title: &str, items: &[(String, f64, String)], max: f64) -> String {
     o
 }
 
-fn nice_max(v: f64) -> f64 {
+/// The smallest of 1, 2, 2.5, 5 × a power of ten at or above `v`.
+pub fn nice_max(v: f64) -> f64 {
     if v <= 0.0 || !v.is_finite() {
         return 1.0;
     }
@@ -136,8 +182,15 @@ fn nice_max(v: f64) -> f64 {
     10.0 * mag
 }
 
+/// `at 80 users` → `At 80 users`.
+fn capitalized(s: &str) -> String {
+    let mut c = s.chars();
+    c.next()
+        .map_or(String::new(), |f| f.to_uppercase().chain(c).collect())
+}
+
 fn fmt_num(v: f64) -> String {
-    if v >= 100.0 || v == 0.0 {
+    if v >= 100.0 || v.fract() == 0.0 {
         format!("{v:.0}")
     } else if v >= 10.0 {
         format!("{v:.1}")
@@ -146,22 +199,106 @@ fn fmt_num(v: f64) -> String {
     }
 }
 
-/// The run's history as one series: x = seconds of load (pauses between
-/// steps removed), for a metric picked by `f`.
+/// The run's history as one series: x = seconds measured (ramps and
+/// warm-ups between the windows left out), for a metric picked by `f`. A
+/// second's point sits in its middle, so the step marks fall between steps.
 fn run_series(run: &RunResult, f: impl Fn(&crate::load::Point) -> f64) -> Vec<(f64, f64)> {
     let mut x = 0.0;
     let mut out = Vec::new();
     for st in &run.steps {
         for p in &st.summary.history {
+            out.push((x + 0.5, f(p)));
             x += 1.0;
-            out.push((x, f(p)));
         }
     }
     out
 }
 
-fn run_column(r: &LabReport, run: &RunResult) -> String {
+/// Where each step's window begins on [`run_series`]'s x axis.
+fn step_marks(run: &RunResult, unit: &str) -> Vec<(f64, u32, String, bool)> {
+    let mut x = 0.0;
+    let mut out = Vec::new();
+    for st in &run.steps {
+        out.push((
+            x,
+            st.number,
+            format!(
+                "step {}: {} {unit}, {}",
+                st.number,
+                st.load,
+                if st.kept {
+                    "kept the objective".to_string()
+                } else {
+                    format!("broke it: {}", st.verdict)
+                }
+            ),
+            !st.kept,
+        ));
+        x += st.summary.history.len() as f64;
+    }
+    out
+}
+
+/// One line of a chart: legend, colour, and the metric it plots.
+type Line = (&'static str, &'static str, fn(&crate::load::Point) -> f64);
+
+/// The three charts of a column, each a metric of the per-second history.
+struct ChartSpec {
+    title: &'static str,
+    y_label: &'static str,
+    lines: &'static [Line],
+}
+
+const CHARTS: [ChartSpec; 3] = [
+    ChartSpec {
+        title: "requests/s",
+        y_label: "req/s",
+        lines: &[
+            ("req/s", "#2a7", |p| p.rps),
+            ("failures/s", "#d33", |p| p.fail_per_sec),
+        ],
+    },
+    ChartSpec {
+        title: "latency percentiles",
+        y_label: "ms",
+        lines: &[
+            ("p50", "#2a7", |p| p.p50),
+            ("p95", "#e90", |p| p.p95),
+            ("p99", "#d33", |p| p.p99),
+        ],
+    },
+    ChartSpec {
+        title: "users",
+        y_label: "users",
+        lines: &[("users", "#4a7fd4", |p| f64::from(p.users))],
+    },
+];
+
+/// One scale for both sides of each chart: the x axis as long as the longer
+/// run, the y axis as high as the higher of the two.
+fn shared_scales(r: &LabReport) -> Vec<(f64, f64)> {
+    let runs = [&r.single, &r.group];
+    let xmax = runs
+        .iter()
+        .map(|run| run_series(run, |_| 0.0).len() as f64)
+        .fold(1.0, f64::max);
+    CHARTS
+        .iter()
+        .map(|c| {
+            let top = runs
+                .iter()
+                .flat_map(|run| c.lines.iter().map(move |(_, _, f)| run_series(run, f)))
+                .flatten()
+                .map(|(_, y)| y)
+                .fold(0.0, f64::max);
+            (xmax, nice_max(top))
+        })
+        .collect()
+}
+
+fn run_column(r: &LabReport, run: &RunResult, scales: &[(f64, f64)]) -> String {
     let mut o = String::new();
+    let unit = r.load_unit.as_str();
     let title = match run.name.as_str() {
         "single" => "One replica, directly".to_string(),
         _ => format!(
@@ -175,20 +312,30 @@ fn run_column(r: &LabReport, run: &RunResult) -> String {
         Some(s) => {
             let _ = write!(
                 o,
-                "<p class=\"big\">{}{} {} <small>kept the objective, {:.1} req/s, p95 {:.0} ms, {:.2}% failed</small></p>",
-                if run.hit_ceiling { "≥ " } else { "" },
+                "<p class=\"big\">{}{} {} <small>kept the objective, {:.1} req/s, p95 {:.0} ms, {} failed</small></p>",
+                if run.capacity_is_lower_bound { "≥ " } else { "" },
                 s.load,
-                esc(&r.load_unit),
+                esc(unit),
                 s.summary.rps,
                 s.summary.p95_ms,
-                s.summary.fail_ratio * 100.0
+                esc(&r.slo.failed_percent(s.summary.fail_ratio))
             );
+            if run.capacity_is_lower_bound {
+                let _ = write!(
+                    o,
+                    "<p class=\"note\">A lower bound: the objective never broke; {}.</p>",
+                    esc(&run.limit_note)
+                );
+            }
         }
         None => o.push_str("<p class=\"big\">no load kept the objective</p>"),
     }
+    let diagnosed = run.diagnosed_step();
+    let label = diagnosed.map_or(String::new(), |st| run.step_label(st, unit));
     let _ = write!(
         o,
-        "<p><b>Bottleneck:</b> {}</p><ul>{}</ul>",
+        "<p><b>Bottleneck</b>, {}: {}</p><ul>{}</ul>",
+        esc(&label),
         esc(&run.diagnosis.explanation),
         run.diagnosis
             .evidence
@@ -196,52 +343,53 @@ fn run_column(r: &LabReport, run: &RunResult) -> String {
             .map(|e| format!("<li>{}</li>", esc(e)))
             .collect::<String>()
     );
-    o.push_str(&line_chart(
-        "requests/s",
-        "req/s",
-        &[
-            Series {
-                name: "req/s",
-                color: "#2a7",
-                points: run_series(run, |p| p.rps),
-            },
-            Series {
-                name: "failures/s",
-                color: "#d33",
-                points: run_series(run, |p| p.fail_per_sec),
-            },
-        ],
-    ));
-    o.push_str(&line_chart(
-        "latency percentiles",
-        "ms",
-        &[
-            Series {
-                name: "p50",
-                color: "#2a7",
-                points: run_series(run, |p| p.p50),
-            },
-            Series {
-                name: "p95",
-                color: "#e90",
-                points: run_series(run, |p| p.p95),
-            },
-            Series {
-                name: "p99",
-                color: "#d33",
-                points: run_series(run, |p| p.p99),
-            },
-        ],
-    ));
-    o.push_str(&line_chart(
-        "users",
-        "users",
-        &[Series {
-            name: "users",
-            color: "#4a7fd4",
-            points: run_series(run, |p| f64::from(p.users)),
-        }],
-    ));
+    if let Some(st) = diagnosed.filter(|st| !st.summary.top_failures.is_empty()) {
+        let _ = write!(
+            o,
+            "<p><b>Failures in that step</b> ({} of {} requests, most frequent first):</p><table class=\"failures\"><thead><tr><th>request</th><th>error</th><th>count</th></tr></thead><tbody>",
+            st.summary.failures, st.summary.requests
+        );
+        for f in &st.summary.top_failures {
+            let _ = write!(
+                o,
+                "<tr><td>{} {}</td><td>{}</td><td>{}</td></tr>",
+                esc(&f.method),
+                esc(&f.name),
+                esc(&f.error),
+                f.count
+            );
+        }
+        o.push_str("</tbody></table>");
+    }
+    if !run.diagnosis.causes.is_empty() {
+        let _ = write!(
+            o,
+            "<p><b>What the figures say.</b></p><ul class=\"causes\">{}</ul>",
+            run.diagnosis
+                .causes
+                .iter()
+                .map(|c| format!("<li>{}</li>", esc(c)))
+                .collect::<String>()
+        );
+    }
+    let marks = step_marks(run, unit);
+    for (c, &(xmax, ymax)) in CHARTS.iter().zip(scales) {
+        let series: Vec<Series<'_>> = c
+            .lines
+            .iter()
+            .map(|(name, color, f)| Series {
+                name,
+                color,
+                points: run_series(run, f),
+            })
+            .collect();
+        let axes = Axes {
+            xmax,
+            ymax,
+            marks: marks.clone(),
+        };
+        o.push_str(&line_chart(c.title, c.y_label, &series, &axes));
+    }
     if let Some(step) = run.capacity().or_else(|| run.limiting_step()) {
         if let Some(d) = &step.shares {
             let items: Vec<(String, f64, String)> = d
@@ -249,23 +397,26 @@ fn run_column(r: &LabReport, run: &RunResult) -> String {
                 .iter()
                 .map(|s| {
                     (
-                        s.addr.clone(),
+                        s.label(),
                         s.fraction,
                         format!("{:.1}% ({})", s.fraction * 100.0, s.requests),
                     )
                 })
                 .collect();
-            o.push_str(&bars(
-                &format!("share of requests, step {} (balancer /status)", step.number),
-                &items,
-                1.0,
-            ));
+            let _ = write!(
+                o,
+                "<p class=\"ctitle\">{}:</p>",
+                esc(&capitalized(&run.step_label(step, unit)))
+            );
+            o.push_str(&bars("share of requests (balancer /status)", &items, 1.0));
             let _ = write!(
                 o,
                 "<p class=\"note\">The balancer sent {} requests in this step (the sum of the shares); the load generator counted {}.</p>",
                 d.total, step.summary.requests
             );
         }
+    }
+    if let Some(step) = diagnosed {
         let items: Vec<(String, f64, String)> = step
             .processes
             .iter()
@@ -282,13 +433,17 @@ fn run_column(r: &LabReport, run: &RunResult) -> String {
             .iter()
             .map(|p| p.cpu_percent)
             .fold(100.0, f64::max);
-        o.push_str(&bars(
-            &format!("process CPU (% of a core), step {}", step.number),
-            &items,
-            max,
-        ));
+        let _ = write!(
+            o,
+            "<p class=\"ctitle\">{}, the step of the bottleneck above:</p>",
+            esc(&capitalized(&label))
+        );
+        o.push_str(&bars("process CPU (% of a core)", &items, max));
     }
     o.push_str(&steps_table(r, run));
+    if run.failures_not_monotonic() {
+        let _ = write!(o, "<p class=\"note\">{}</p>", esc(NOT_MONOTONIC));
+    }
     o.push_str("</section>");
     o
 }
@@ -300,7 +455,7 @@ fn steps_table(r: &LabReport, run: &RunResult) -> String {
     for s in &run.steps {
         let _ = write!(
             o,
-            "<tr class=\"{}\"><td>{}</td><td>{} {}</td><td>{:.1}</td><td>{:.0}</td><td>{:.0}</td><td>{:.0}</td><td>{:.2}%</td><td>{:.0}%</td><td>{}</td></tr>",
+            "<tr class=\"{}\"><td>{}</td><td>{} {}</td><td>{:.1}</td><td>{:.0}</td><td>{:.0}</td><td>{:.0}</td><td>{}</td><td>{:.0}%</td><td>{}</td></tr>",
             if s.kept { "ok" } else { "bad" },
             s.number,
             s.load,
@@ -309,7 +464,7 @@ fn steps_table(r: &LabReport, run: &RunResult) -> String {
             s.summary.p50_ms,
             s.summary.p95_ms,
             s.summary.p99_ms,
-            s.summary.fail_ratio * 100.0,
+            esc(&r.slo.failed_percent(s.summary.fail_ratio)),
             s.host.cpu_percent,
             if s.kept { "kept".to_string() } else { esc(&s.verdict) }
         );
@@ -332,10 +487,20 @@ body{{font:14px/1.45 system-ui,sans-serif;margin:24px;color:#222;max-width:1100p
 .big{{font-size:22px;margin:4px 0}} .big small{{font-size:13px;color:#555}}
 table{{border-collapse:collapse;font-size:12px;width:100%}} td,th{{border-bottom:1px solid #eee;padding:2px 4px;text-align:right}}
 tr.bad td{{color:#b22}} .note,.target{{color:#555;font-size:12px}} .model{{background:#f6f6f0;padding:8px 12px;border-left:4px solid #cb4}}
+.warn{{background:#fbeaea;padding:8px 12px;border-left:4px solid #c44}} .speed{{font-size:16px}}
+table.failures td{{text-align:left}} table.failures td:last-child{{text-align:right}} .causes{{font-size:13px}} .ctitle{{font-size:12px;font-weight:600;margin:10px 0 0}}
 </style></head><body>
 <h1>Market Lab: one replica vs {n} replicas behind the balancer</h1>"#,
         n = r.replicas
     );
+    if r.interrupted {
+        let _ = write!(
+            o,
+            "<p class=\"warn\"><b>Interrupted</b> (Ctrl-C or SIGTERM): the figures cover only the steps finished before it ({} single, {} group).</p>",
+            r.single.steps.len(),
+            r.group.steps.len()
+        );
+    }
     let _ = write!(
         o,
         "<p class=\"model\"><b>Capacity model.</b> {}<br><b>CPU budget.</b> {}</p>",
@@ -352,20 +517,18 @@ tr.bad td{{color:#b22}} .note,.target{{color:#555;font-size:12px}} .model{{backg
         r.host_cores,
         esc(&r.started)
     );
-    let speed = match (r.speedup, r.rps_speedup, r.efficiency) {
-        (Some(s), rs, Some(e)) => format!(
-            "Speed-up <b>{s:.2}×</b> the load{}; scaling efficiency <b>{:.0}%</b>.",
-            rs.map_or(String::new(), |x| format!(" ({x:.2}× the requests/s)")),
-            e * 100.0
-        ),
-        _ => "Speed-up not computable.".into(),
-    };
-    let _ = write!(o, "<p>{speed} {}</p>", esc(&r.conclusion));
+    let _ = write!(
+        o,
+        "<p class=\"speed\"><b>Speed-up:</b> {}</p><p>{}</p>",
+        esc(&speedup_text(r)),
+        esc(&r.conclusion)
+    );
+    let scales = shared_scales(r);
     let _ = write!(
         o,
         "<div class=\"runs\">{}{}</div>",
-        run_column(r, &r.single),
-        run_column(r, &r.group)
+        run_column(r, &r.single, &scales),
+        run_column(r, &r.group, &scales)
     );
     let _ = writeln!(
         o,
@@ -401,7 +564,62 @@ mod tests {
                 color: "#000",
                 points: vec![(1.0, 2.0), (2.0, 3.0)],
             }],
+            &Axes {
+                xmax: 12.0,
+                ymax: 5.0,
+                marks: vec![
+                    (0.0, 1, "step 1".into(), false),
+                    (6.0, 2, "step 2".into(), true),
+                ],
+            },
         );
         assert!(svg.starts_with("<svg") && svg.contains("polyline") && svg.ends_with("</svg>"));
+        // Time ticks every 2 s up to 12 s, and a mark per step.
+        for t in ["0 s", "2 s", "12 s"] {
+            assert!(svg.contains(&format!(">{t}</text>")), "{t} missing: {svg}");
+        }
+        assert_eq!(svg.matches("class=\"mark\"").count(), 2);
+        assert_eq!(time_tick(12.0), 2.0);
+        assert_eq!(time_tick(200.0), 60.0);
+    }
+
+    /// The `aria-label`led charts of a column, in order.
+    fn charts_of(column: &str) -> Vec<&str> {
+        column
+            .split("<svg")
+            .skip(1)
+            .filter(|c| c.contains("polyline"))
+            .collect()
+    }
+
+    #[test]
+    fn both_sides_share_each_charts_scale_and_show_failures() {
+        let r = crate::report::fixture::report(true);
+        let html = render(&r);
+        let (single, group) = html
+            .split_once("replicas behind the balancer (round_robin)</h2>")
+            .unwrap();
+        let (s, g) = (charts_of(single), charts_of(group));
+        assert_eq!(s.len(), 3);
+        assert_eq!(g.len(), 3);
+        // Latency: single p99 peaks at 400 ms, group at 800 ms: both axes go to 1000.
+        for c in [s[1], g[1]] {
+            assert!(c.contains(">1000</text>"), "{c}");
+        }
+        // Users: 80 vs 160: both to 200.
+        for c in [s[2], g[2]] {
+            assert!(c.contains(">200</text>"), "{c}");
+        }
+        assert_eq!(shared_scales(&r)[2], (12.0, 200.0));
+        assert!(html.contains("<b>Bottleneck</b>, at 80 users (step 2, where the objective broke)"));
+        assert!(html.contains(
+            "<td>GET /api/v1/products/[id]/</td><td>status: HTTP 401 Unauthorized</td><td>710</td>"
+        ));
+        assert!(html.contains("1.03% failed (objective ≤ 1%)"));
+        assert!(html.contains("r1 127.0.0.1:40001"));
+        assert!(!html.contains("Interrupted"));
+        let mut r = r;
+        r.interrupted = true;
+        assert!(render(&r).contains("<b>Interrupted</b>"));
     }
 }

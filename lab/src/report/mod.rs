@@ -63,12 +63,23 @@ pub struct LabReport {
     pub single: RunResult,
     /// N replicas through the balancer.
     pub group: RunResult,
-    /// group capacity / single capacity (load).
+    /// group capacity / single capacity (load); `None` when not measured
+    /// (a side kept nothing, or neither side found its limit).
     pub speedup: Option<f64>,
     /// group req/s at capacity / single req/s at capacity.
     pub rps_speedup: Option<f64>,
     /// speedup / N.
     pub efficiency: Option<f64>,
+    /// How to read the three figures above: `exact`; `at_least` when the
+    /// group never broke the objective (its capacity, so the speed-up, is a
+    /// lower bound); `at_most` when only the single server never broke it;
+    /// `not_measured` when neither did (the figures are then `null`).
+    #[serde(default)]
+    pub speedup_bound: Bound,
+    /// Ctrl-C or SIGTERM stopped the run: the figures cover the steps
+    /// finished before it.
+    #[serde(default)]
+    pub interrupted: bool,
     /// The conclusion in words.
     pub conclusion: String,
     /// Files written, relative to the run folder.
@@ -84,20 +95,196 @@ pub struct RunResult {
     pub target: String,
     /// Every step, in the order run.
     pub steps: Vec<StepRecord>,
-    /// Index into `steps` of the highest load that kept the objective.
-    pub capacity_step: Option<usize>,
+    /// Number (`steps[].number`, from 1) of the step with the highest load
+    /// that kept the objective.
+    pub capacity_step: Option<u32>,
     /// The lowest load that broke the objective, if any did.
     pub broken_at: Option<u32>,
     /// Whether the search stopped at --max-load with the objective kept.
     pub hit_ceiling: bool,
+    /// The objective never broke, so the capacity is only a lower bound:
+    /// the search stopped (see `search_ended`) before finding the limit.
+    #[serde(default)]
+    pub capacity_is_lower_bound: bool,
+    /// Why the search stopped.
+    #[serde(default)]
+    pub search_ended: SearchEnd,
+    /// For a capacity that is only a lower bound: why the search stopped
+    /// and which flag to raise (empty otherwise).
+    #[serde(default)]
+    pub limit_note: String,
     /// What limited it.
     pub diagnosis: Diagnosis,
+}
+
+/// Why a side's search stopped.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SearchEnd {
+    /// It found the load that breaks the objective (and refined below it).
+    #[default]
+    Broke,
+    /// It reached --max-load with the objective kept.
+    MaxLoad,
+    /// It used its --max-steps with the objective kept.
+    MaxSteps,
+    /// Ctrl-C or SIGTERM.
+    Interrupted,
+}
+
+impl SearchEnd {
+    /// What to do to find the limit, in a few words.
+    pub fn advice(self) -> &'static str {
+        match self {
+            SearchEnd::Broke => "",
+            SearchEnd::MaxLoad => "raise --max-load",
+            SearchEnd::MaxSteps => "raise --max-steps",
+            SearchEnd::Interrupted => "the run was interrupted",
+        }
+    }
+
+    /// Why the search stopped and what to change, for a side that never
+    /// broke the objective; `max_load`/`max_steps` are the flags' values.
+    pub fn hint(self, max_load: u32, max_steps: u32, unit: &str) -> String {
+        match self {
+            SearchEnd::Broke => String::new(),
+            SearchEnd::MaxLoad => format!(
+                "the search stopped at --max-load {max_load} {unit} before the objective broke: raise --max-load to find the limit"
+            ),
+            SearchEnd::MaxSteps => format!(
+                "the search stopped after --max-steps {max_steps} before the objective broke: raise --max-steps (or --start-load) to find the limit"
+            ),
+            SearchEnd::Interrupted => {
+                "the run was interrupted before the objective broke".to_string()
+            }
+        }
+    }
+}
+
+/// Whether a figure is exact or a bound.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Bound {
+    /// Both sides found their limit.
+    #[default]
+    Exact,
+    /// At least this much (the group never broke the objective).
+    AtLeast,
+    /// At most this much (the single server never broke it).
+    AtMost,
+    /// Neither side found its limit: no figure.
+    NotMeasured,
+}
+
+impl Bound {
+    /// `≥ `, `≤ ` or nothing, to put before a figure.
+    pub fn sign(self) -> &'static str {
+        match self {
+            Bound::AtLeast => "≥ ",
+            Bound::AtMost => "≤ ",
+            Bound::Exact | Bound::NotMeasured => "",
+        }
+    }
+}
+
+/// The speed-up figures of a comparison.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Speedup {
+    /// group capacity / single capacity.
+    pub load: Option<f64>,
+    /// group req/s at capacity / single req/s at capacity.
+    pub rps: Option<f64>,
+    /// load / replicas.
+    pub efficiency: Option<f64>,
+    /// How to read them.
+    pub bound: Bound,
+}
+
+impl Speedup {
+    /// The speed-up of `group` over `single`. A capacity the search never
+    /// saw broken is a lower bound, so the ratio is one too (or an upper
+    /// bound when it is the single server's); with both unknown there is no
+    /// ratio to give ("1.00×, efficiency 50%" of two runs stopped at the same
+    /// --max-load would read as "the balancer does not help").
+    pub fn of(single: &RunResult, group: &RunResult, replicas: u16) -> Speedup {
+        let cap = |r: &RunResult| r.capacity().map(|s| (f64::from(s.load), s.summary.rps));
+        let bound = match (
+            single.capacity_is_lower_bound,
+            group.capacity_is_lower_bound,
+        ) {
+            (false, false) => Bound::Exact,
+            (false, true) => Bound::AtLeast,
+            (true, false) => Bound::AtMost,
+            (true, true) => Bound::NotMeasured,
+        };
+        let none = Speedup {
+            load: None,
+            rps: None,
+            efficiency: None,
+            bound,
+        };
+        match (cap(single), cap(group)) {
+            _ if bound == Bound::NotMeasured => none,
+            (Some((l1, r1)), Some((ln, rn))) if l1 > 0.0 => Speedup {
+                load: Some(ln / l1),
+                rps: (r1 > 0.0).then(|| rn / r1),
+                efficiency: Some(ln / l1 / f64::from(replicas.max(1))),
+                bound,
+            },
+            _ => none,
+        }
+    }
 }
 
 impl RunResult {
     /// The step at capacity.
     pub fn capacity(&self) -> Option<&StepRecord> {
-        self.capacity_step.and_then(|i| self.steps.get(i))
+        self.step(self.capacity_step?)
+    }
+
+    /// The step numbered `number` (from 1).
+    pub fn step(&self, number: u32) -> Option<&StepRecord> {
+        self.steps.iter().find(|s| s.number == number)
+    }
+
+    /// The step the diagnosis (bottleneck, evidence, failures) is about.
+    pub fn diagnosed_step(&self) -> Option<&StepRecord> {
+        self.diagnosis
+            .step
+            .and_then(|n| self.step(n))
+            .or_else(|| self.limiting_step())
+    }
+
+    /// "at 80 users (step 2, where the objective broke)": which step a
+    /// figure comes from, and why that one.
+    pub fn step_label(&self, step: &StepRecord, unit: &str) -> String {
+        let why = if !step.kept {
+            if self.broken_at == Some(step.load) {
+                "where the objective broke"
+            } else {
+                "which broke the objective"
+            }
+        } else if self.capacity_step == Some(step.number) {
+            if self.capacity_is_lower_bound {
+                "the highest load tried; the objective held"
+            } else {
+                "the highest load that kept the objective"
+            }
+        } else {
+            "which kept the objective"
+        };
+        format!("at {} {unit} (step {}, {why})", step.load, step.number)
+    }
+
+    /// Whether a lower load failed more than a higher one among the steps
+    /// that broke the objective (see the note in the report).
+    pub fn failures_not_monotonic(&self) -> bool {
+        let broken: Vec<&StepRecord> = self.steps.iter().filter(|s| !s.kept).collect();
+        broken.iter().any(|a| {
+            self.steps
+                .iter()
+                .any(|b| b.load > a.load && b.summary.fail_ratio < a.summary.fail_ratio)
+        })
     }
 
     /// The step the diagnosis is about: the first that broke the objective at
@@ -130,6 +317,11 @@ pub struct StepRecord {
     pub warmup_s: f64,
     /// CPU and memory of the processes involved (replicas, balancer, load generator).
     pub processes: Vec<ProcUsage>,
+    /// CPU of every lab process over the window (both sides' replicas, the
+    /// balancer, the load generator), % of a core: with CPU budgets the
+    /// other side runs in the same window, and it is not outside noise.
+    #[serde(default)]
+    pub lab_cpu_percent: f64,
     /// The machine.
     pub host: HostUsage,
     /// Fraction of scheduler periods each budgeted replica was throttled in.
@@ -147,6 +339,41 @@ impl StepRecord {
         } else {
             after.throttled.saturating_sub(before.throttled) as f64 / periods as f64
         }
+    }
+}
+
+/// The speed-up figures in words, bound included: `2.00× the load, 1.70×
+/// the requests/s, scaling efficiency 100% (speed-up / 2 replicas)`, with
+/// `≥`/`≤` and the reason when a side never broke the objective.
+pub fn speedup_text(r: &LabReport) -> String {
+    match (r.speedup_bound, r.speedup, r.efficiency) {
+        (Bound::NotMeasured, ..) => format!(
+            "not measured: neither side broke the objective, so both capacities are only lower bounds ({})",
+            r.group.limit_note
+        ),
+        (bound, Some(sp), Some(e)) => {
+            let sign = bound.sign();
+            let mut t = format!(
+                "{sign}{sp:.2}× the load{}, scaling efficiency {sign}{:.0}% (speed-up / {} replicas)",
+                r.rps_speedup
+                    .map_or(String::new(), |x| format!(", {sign}{x:.2}× the requests/s")),
+                e * 100.0,
+                r.replicas
+            );
+            match bound {
+                Bound::AtLeast => t.push_str(&format!(
+                    "; a lower bound: the group never broke the objective ({})",
+                    r.group.limit_note
+                )),
+                Bound::AtMost => t.push_str(&format!(
+                    "; an upper bound: the single server never broke the objective ({})",
+                    r.single.limit_note
+                )),
+                _ => {}
+            }
+            t
+        }
+        _ => "not computable (one side never kept the objective)".to_string(),
     }
 }
 
@@ -171,4 +398,246 @@ pub fn write_all(report: &mut LabReport, dir: &Path, html: bool) -> Result<Vec<P
         written.push(html_path);
     }
     Ok(written)
+}
+
+/// A small comparison built by hand, for the renderers' tests.
+#[cfg(test)]
+pub(crate) mod fixture {
+    use super::*;
+    use crate::diagnosis::{diagnose_run, LOADGEN};
+    use crate::load::{FailureCount, LoginShape, Point, RouteStat};
+    use crate::status::Share;
+
+    const LOGIN: &str = "/api/v1/auth/token/";
+    const ITEM: &str = "/api/v1/products/[id]/";
+
+    /// A step at `load` failing `fail_ratio` (401s on product pages), with
+    /// `latency` ms as its p99 and a few seconds of history.
+    pub fn step(number: u32, load: u32, fail_ratio: f64, latency: f64, slo: &Slo) -> StepRecord {
+        let requests = 10_000;
+        let failures = (fail_ratio * requests as f64).round() as u64;
+        let verdict = slo.check(requests, fail_ratio, latency / 2.0);
+        StepRecord {
+            number,
+            load,
+            summary: StepSummary {
+                requests,
+                failures,
+                fail_ratio,
+                rps: f64::from(load) * 10.0,
+                p50_ms: 2.0,
+                p95_ms: latency / 2.0,
+                p99_ms: latency,
+                routes: vec![
+                    RouteStat {
+                        method: "POST".into(),
+                        name: LOGIN.into(),
+                        requests: 100,
+                        failures: 0,
+                        median_ms: 223.0,
+                        avg_ms: 230.0,
+                    },
+                    RouteStat {
+                        method: "GET".into(),
+                        name: ITEM.into(),
+                        requests: requests - 100,
+                        failures,
+                        median_ms: 2.0,
+                        avg_ms: 3.0,
+                    },
+                ],
+                top_failures: (failures > 0)
+                    .then(|| FailureCount {
+                        method: "GET".into(),
+                        name: ITEM.into(),
+                        kind: "status".into(),
+                        error: "status: HTTP 401 Unauthorized".into(),
+                        count: failures,
+                    })
+                    .into_iter()
+                    .collect(),
+                history: (0..3)
+                    .map(|_| Point {
+                        users: load,
+                        rps: f64::from(load) * 10.0,
+                        p50: 2.0,
+                        p95: latency / 2.0,
+                        p99: latency,
+                        ..Point::default()
+                    })
+                    .collect(),
+                ..StepSummary::default()
+            },
+            kept: verdict.is_ok(),
+            verdict: verdict.err().unwrap_or_default(),
+            warmup_s: 3.0,
+            processes: vec![
+                ProcUsage {
+                    name: "replica r1".into(),
+                    pid: 11,
+                    cpu_percent: 25.0,
+                    rss_mib: 60.0,
+                    peak_rss_mib: 60.0,
+                },
+                ProcUsage {
+                    name: LOADGEN.into(),
+                    pid: 10,
+                    cpu_percent: 10.0,
+                    rss_mib: 20.0,
+                    peak_rss_mib: 20.0,
+                },
+            ],
+            lab_cpu_percent: 80.0,
+            host: HostUsage {
+                cpu_percent: 50.0,
+                cores: 2,
+            },
+            throttled: vec![("r1".into(), 0.9)],
+            shares: None,
+        }
+    }
+
+    fn run(name: &str, steps: Vec<StepRecord>, ended: SearchEnd) -> RunResult {
+        let kept = steps.iter().filter(|s| s.kept).max_by_key(|s| s.load);
+        let broken_at = steps.iter().filter(|s| !s.kept).map(|s| s.load).min();
+        let mut r = RunResult {
+            name: name.into(),
+            target: "http://127.0.0.1:1".into(),
+            capacity_step: kept.map(|s| s.number),
+            broken_at,
+            hit_ceiling: ended == SearchEnd::MaxLoad,
+            capacity_is_lower_bound: broken_at.is_none(),
+            search_ended: ended,
+            limit_note: if broken_at.is_none() {
+                ended.hint(2000, 3, "users")
+            } else {
+                String::new()
+            },
+            steps,
+            diagnosis: Default::default(),
+        };
+        let shape = LoginShape::of(&crate::load::scenario("market-api").unwrap());
+        let note = r.limit_note.clone();
+        if let Some(st) = r.limiting_step() {
+            r.diagnosis = diagnose_run(
+                st,
+                Some(0.25),
+                &shape,
+                broken_at.is_none().then_some(note.as_str()),
+            );
+        }
+        r
+    }
+
+    /// Single: 40 kept, 80 broke (7.1%), 60 kept. Group: 40, 80 kept, then
+    /// 160 broke at 1.027% and 120 kept — or, with `group_breaks` false,
+    /// 40 and 80 kept and the search out of steps.
+    pub fn report(group_breaks: bool) -> LabReport {
+        let slo = Slo::default();
+        let single = run(
+            "single",
+            vec![
+                step(1, 40, 0.0, 90.0, &slo),
+                step(2, 80, 0.071, 400.0, &slo),
+                step(3, 60, 0.0, 100.0, &slo),
+            ],
+            SearchEnd::Broke,
+        );
+        let mut group_steps = vec![step(1, 40, 0.0, 50.0, &slo), step(2, 80, 0.0, 200.0, &slo)];
+        if group_breaks {
+            group_steps.push(step(3, 160, 0.01027, 800.0, &slo));
+            group_steps.push(step(4, 120, 0.0, 300.0, &slo));
+        }
+        let mut group = run(
+            "group",
+            group_steps,
+            if group_breaks {
+                SearchEnd::Broke
+            } else {
+                SearchEnd::MaxSteps
+            },
+        );
+        for st in &mut group.steps {
+            st.shares = Some(crate::status::ShareDelta {
+                shares: vec![Share {
+                    addr: "127.0.0.1:40001".into(),
+                    replica: "r1".into(),
+                    requests: 10,
+                    failures: 0,
+                    state: "up".into(),
+                    fraction: 1.0,
+                }],
+                total: 10,
+            });
+        }
+        let sp = Speedup::of(&single, &group, 2);
+        LabReport {
+            started: "2026-11-29T00:00:00Z".into(),
+            command: "lab compare".into(),
+            replicas: 2,
+            algorithm: "round_robin".into(),
+            budget_requested: "0.25".into(),
+            budget_applied: "0.25".into(),
+            budget_note: "budget".into(),
+            capacity_model: CAPACITY_MODEL.into(),
+            host_cores: 2,
+            slo,
+            model: "closed".into(),
+            load_unit: "users".into(),
+            scenario: "market-api".into(),
+            step_seconds: 3.0,
+            single,
+            group,
+            speedup: sp.load,
+            rps_speedup: sp.rps,
+            efficiency: sp.efficiency,
+            speedup_bound: sp.bound,
+            interrupted: false,
+            conclusion: "conclusion".into(),
+            files: Vec::new(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn speedup_is_a_bound_when_a_side_never_broke() {
+        let r = fixture::report(true);
+        assert_eq!(r.speedup_bound, Bound::Exact);
+        assert_eq!(r.speedup, Some(2.0)); // 120 / 60
+        let r = fixture::report(false);
+        assert_eq!(r.speedup_bound, Bound::AtLeast);
+        assert!(r.group.capacity_is_lower_bound);
+        let text = speedup_text(&r);
+        assert!(text.starts_with("≥ 1.33× the load"), "{text}");
+        assert!(text.contains("scaling efficiency ≥ 67%"), "{text}");
+        assert!(text.contains("raise --max-steps"), "{text}");
+        // Neither side broke: no figure at all.
+        let mut single = r.single.clone();
+        single.capacity_is_lower_bound = true;
+        let sp = Speedup::of(&single, &r.group, 2);
+        assert_eq!(
+            (sp.bound, sp.load, sp.efficiency),
+            (Bound::NotMeasured, None, None)
+        );
+        let sp = Speedup::of(&single, &fixture::report(true).group, 2);
+        assert_eq!(sp.bound, Bound::AtMost);
+    }
+
+    #[test]
+    fn capacity_step_is_a_step_number() {
+        let r = fixture::report(true);
+        assert_eq!(r.group.capacity_step, Some(4));
+        assert_eq!(r.group.capacity().map(|s| s.load), Some(120));
+        assert_eq!(r.single.diagnosis.step, Some(2));
+        let st = r.single.diagnosed_step().unwrap();
+        assert_eq!(
+            r.single.step_label(st, "users"),
+            "at 80 users (step 2, where the objective broke)"
+        );
+        assert!(!r.single.failures_not_monotonic());
+    }
 }

@@ -4,7 +4,8 @@
 
 use std::fmt::Write as _;
 
-use super::{LabReport, RunResult, StepRecord};
+use super::{speedup_text, LabReport, RunResult, SearchEnd, StepRecord};
+use crate::capacity::Slo;
 
 /// Formats rows as left-aligned columns separated by two spaces.
 pub fn table(rows: &[Vec<String>]) -> String {
@@ -34,46 +35,81 @@ pub fn table(rows: &[Vec<String>]) -> String {
     out
 }
 
-fn cap_cells(r: &RunResult, unit: &str) -> [String; 6] {
+/// "never (…)" and the bottleneck cell of a side that never broke the objective.
+fn never_cells(r: &RunResult) -> (String, String) {
+    match r.search_ended {
+        SearchEnd::MaxLoad => (
+            "never (the search reached --max-load)".into(),
+            "not reached: raise --max-load".into(),
+        ),
+        SearchEnd::MaxSteps => (
+            "never (the search used its --max-steps)".into(),
+            "not reached: raise --max-steps".into(),
+        ),
+        SearchEnd::Interrupted | SearchEnd::Broke => (
+            "never (the run was interrupted)".into(),
+            "not reached (interrupted)".into(),
+        ),
+    }
+}
+
+fn cap_cells(r: &RunResult, unit: &str, slo: &Slo) -> [String; 6] {
+    let broke = match (
+        r.broken_at,
+        r.steps.iter().filter(|x| !x.kept).min_by_key(|x| x.load),
+    ) {
+        (Some(b), Some(st)) => Some(format!("{b} {unit} ({})", st.verdict)),
+        _ => None,
+    };
     match r.capacity() {
-        Some(s) => [
-            if r.hit_ceiling {
-                format!("≥ {} {unit}", s.load)
-            } else {
-                format!("{} {unit}", s.load)
-            },
-            format!("{:.1}", s.summary.rps),
-            format!(
-                "{:.0} / {:.0} / {:.0}",
-                s.summary.p50_ms, s.summary.p95_ms, s.summary.p99_ms
-            ),
-            format!("{:.2}%", s.summary.fail_ratio * 100.0),
-            match (
-                r.broken_at,
-                r.steps.iter().filter(|x| !x.kept).min_by_key(|x| x.load),
-            ) {
-                (Some(b), Some(st)) => format!("{b} {unit} ({})", st.verdict),
-                _ => "never (within --max-load / --max-steps)".into(),
-            },
-            r.diagnosis.bottleneck.clone(),
-        ],
+        Some(s) => {
+            let (never, not_reached) = never_cells(r);
+            [
+                if r.capacity_is_lower_bound {
+                    format!("≥ {} {unit}", s.load)
+                } else {
+                    format!("{} {unit}", s.load)
+                },
+                format!("{:.1}", s.summary.rps),
+                format!(
+                    "{:.0} / {:.0} / {:.0}",
+                    s.summary.p50_ms, s.summary.p95_ms, s.summary.p99_ms
+                ),
+                slo.failed_percent(s.summary.fail_ratio),
+                broke.unwrap_or(never),
+                if r.capacity_is_lower_bound {
+                    not_reached
+                } else {
+                    r.diagnosis.bottleneck.clone()
+                },
+            ]
+        }
         None => [
             "none: the first step already broke the objective".into(),
             "-".into(),
             "-".into(),
             "-".into(),
-            r.broken_at
-                .map(|b| format!("{b} {unit}"))
-                .unwrap_or_default(),
+            broke.unwrap_or_default(),
             r.diagnosis.bottleneck.clone(),
         ],
     }
 }
 
+/// The note printed when a lower load failed more than a higher one.
+pub const NOT_MONOTONIC: &str = "Failure ratios need not grow with the load: after a step that broke the objective, the next step starts every user afresh (new logins during its ramp), so a lower step can fail more than a higher one.";
+
 /// The whole terminal report.
 pub fn render(r: &LabReport) -> String {
     let mut o = String::new();
     let _ = writeln!(o);
+    if r.interrupted {
+        let _ = writeln!(
+            o,
+            "** INTERRUPTED (Ctrl-C or SIGTERM): these figures cover only the steps finished before it ({} single, {} group) **",
+            r.single.steps.len(),
+            r.group.steps.len()
+        );
+    }
     let _ = writeln!(
         o,
         "== lab compare: one replica vs {} replicas behind the balancer ({}) ==",
@@ -89,8 +125,8 @@ pub fn render(r: &LabReport) -> String {
         r.step_seconds
     );
 
-    let s = cap_cells(&r.single, &r.load_unit);
-    let g = cap_cells(&r.group, &r.load_unit);
+    let s = cap_cells(&r.single, &r.load_unit, &r.slo);
+    let g = cap_cells(&r.group, &r.load_unit, &r.slo);
     let labels = [
         "highest load keeping the objective",
         "requests/s there",
@@ -108,56 +144,50 @@ pub fn render(r: &LabReport) -> String {
         rows.push(vec![l.to_string(), s[i].clone(), g[i].clone()]);
     }
     o.push_str(&table(&rows));
-    match (r.speedup, r.rps_speedup, r.efficiency) {
-        (Some(sp), rs, Some(e)) => {
-            let _ = writeln!(
-                o,
-                "speed-up: {sp:.2}× the load{}, scaling efficiency {:.0}% (speed-up / {} replicas)",
-                rs.map_or(String::new(), |x| format!(", {x:.2}× the requests/s")),
-                e * 100.0,
-                r.replicas
-            );
-        }
-        _ => {
-            let _ = writeln!(
-                o,
-                "speed-up: not computable (one side never kept the objective)"
-            );
-        }
-    }
+    let _ = writeln!(o, "speed-up: {}", speedup_text(r));
 
     if let Some(step) = r.group.capacity().or_else(|| r.group.limiting_step()) {
         let _ = writeln!(
             o,
-            "\nper-replica share of requests (balancer /status, group step {} at {} {}):",
-            step.number, step.load, r.load_unit
+            "\nper-replica share of requests (balancer /status), group {}:",
+            r.group.step_label(step, &r.load_unit)
         );
         o.push_str(&shares_table(step));
     }
     for run in [&r.single, &r.group] {
-        if let Some(step) = run.capacity().or_else(|| run.limiting_step()) {
-            let _ = writeln!(
-                o,
-                "\nprocesses during {} step {} ({} {}):",
-                run.name, step.number, step.load, r.load_unit
-            );
-            o.push_str(&procs_table(step));
-        }
-    }
-    for run in [&r.single, &r.group] {
+        let Some(step) = run.diagnosed_step() else {
+            continue;
+        };
+        let label = run.step_label(step, &r.load_unit);
         let _ = writeln!(
             o,
-            "\nbottleneck ({}): {}",
+            "\nbottleneck ({}), {label}: {}",
             run.name, run.diagnosis.explanation
         );
+        let _ = writeln!(o, "  processes in that step:");
+        o.push_str(&procs_table(step));
         for e in &run.diagnosis.evidence {
             let _ = writeln!(o, "  - {e}");
         }
-        if let Some(st) = run.limiting_step() {
-            for f in st.summary.top_failures.iter().take(3) {
-                let _ = writeln!(o, "  - failure: {f}");
+        if !step.summary.top_failures.is_empty() {
+            let _ = writeln!(
+                o,
+                "  failures in that step ({} of {} requests; most frequent first):",
+                step.summary.failures, step.summary.requests
+            );
+            for f in &step.summary.top_failures {
+                let _ = writeln!(o, "    {f}");
             }
         }
+        if !run.diagnosis.causes.is_empty() {
+            let _ = writeln!(o, "  what the figures say:");
+            for c in &run.diagnosis.causes {
+                let _ = writeln!(o, "  - {c}");
+            }
+        }
+    }
+    if r.single.failures_not_monotonic() || r.group.failures_not_monotonic() {
+        let _ = writeln!(o, "\n{NOT_MONOTONIC}");
     }
     let _ = writeln!(o, "\n{}\n", r.conclusion);
     o
@@ -177,7 +207,7 @@ pub fn shares_table(step: &StepRecord) -> String {
     ]];
     for s in &d.shares {
         rows.push(vec![
-            format!("  {}", s.addr),
+            format!("  {}", s.label()),
             s.requests.to_string(),
             format!("{:.1}%", s.fraction * 100.0),
             s.failures.to_string(),
@@ -209,7 +239,7 @@ pub fn shares_table(step: &StepRecord) -> String {
 /// CPU and memory of the processes of one step.
 pub fn procs_table(step: &StepRecord) -> String {
     let mut rows = vec![vec![
-        "  process".to_string(),
+        "    process".to_string(),
         "pid".into(),
         "CPU % of a core".into(),
         "RSS MiB".into(),
@@ -217,7 +247,7 @@ pub fn procs_table(step: &StepRecord) -> String {
     ]];
     for p in &step.processes {
         rows.push(vec![
-            format!("  {}", p.name),
+            format!("    {}", p.name),
             p.pid.to_string(),
             format!("{:.0}", p.cpu_percent),
             format!("{:.1}", p.rss_mib),
@@ -225,7 +255,7 @@ pub fn procs_table(step: &StepRecord) -> String {
         ]);
     }
     rows.push(vec![
-        format!("  host ({} cores)", step.host.cores),
+        format!("    host ({} cores)", step.host.cores),
         String::new(),
         format!("{:.0}% of all cores", step.host.cpu_percent),
         String::new(),
@@ -245,5 +275,51 @@ mod tests {
             vec!["aaa".into(), "b".into(), "cc".into()],
         ]);
         assert_eq!(t, "a    bb  c\naaa  b   cc\n");
+    }
+
+    #[test]
+    fn a_group_that_never_broke_gets_a_lower_bound_and_no_bottleneck() {
+        let r = crate::report::fixture::report(false);
+        let t = render(&r);
+        assert!(t.contains("speed-up: ≥ 1.33× the load"), "{t}");
+        assert!(t.contains("≥ 80 users"), "{t}");
+        assert!(t.contains("never (the search used its --max-steps)"), "{t}");
+        assert!(t.contains("not reached: raise --max-steps"), "{t}");
+        assert!(!t.contains("none reached"), "{t}");
+    }
+
+    #[test]
+    fn the_limiting_step_is_labelled_with_its_failures_and_precise_ratios() {
+        let r = crate::report::fixture::report(true);
+        let t = render(&r);
+        // Evidence, process table and failures name the step they come from.
+        assert!(
+            t.contains("bottleneck (single), at 80 users (step 2, where the objective broke): "),
+            "{t}"
+        );
+        assert!(
+            t.contains("failures in that step (710 of 10000 requests"),
+            "{t}"
+        );
+        assert!(
+            t.contains("GET /api/v1/products/[id]/: status: HTTP 401 Unauthorized ×710"),
+            "{t}"
+        );
+        assert!(
+            t.contains("710 requests that carry the token a login returned were refused"),
+            "{t}"
+        );
+        assert!(t.contains("took a median of 223 ms"), "{t}");
+        // 1.027% is above 1%, and says so.
+        assert!(
+            t.contains("160 users (1.03% failed (objective ≤ 1%))"),
+            "{t}"
+        );
+        assert!(t.contains("r1 127.0.0.1:40001"), "{t}");
+        assert!(t.contains("speed-up: 2.00× the load"), "{t}");
+        assert!(!t.contains("INTERRUPTED"));
+        let mut r = r;
+        r.interrupted = true;
+        assert!(render(&r).contains("** INTERRUPTED"));
     }
 }

@@ -1,6 +1,12 @@
 //! `lab compare --replicas 2` with a short, bounded profile, end to end.
 
-use std::time::Duration;
+use std::io::{BufRead, BufReader};
+use std::process::Stdio;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
 
 use crate::support::{assert_no_cgroup, assert_no_processes, lab_out, report_in, run_ok};
 
@@ -26,13 +32,24 @@ const SHORT: &[&str] = &[
 
 #[test]
 fn compare_two_replicas_writes_both_runs_and_shares_add_up() {
-    let (cmd, tmp) = lab_out(SHORT);
+    let (mut cmd, tmp) = lab_out(SHORT);
+    // Info-level logs in the replicas' and balancer's files, to check them for colour codes.
+    cmd.env("RUST_LOG", "info");
     let (stdout, pid) = run_ok(cmd, Duration::from_secs(120));
     assert!(stdout.contains("[single] step 1/2"), "{stdout}");
     assert!(stdout.contains("[group ] step 1/2"), "{stdout}");
-    assert!(stdout.contains("speed-up"), "{stdout}");
+    // Loads 2 and 4 never break the objective: capacities are lower bounds,
+    // and there is no speed-up or bottleneck to state.
+    assert!(stdout.contains("speed-up: not measured"), "{stdout}");
+    assert!(stdout.contains("not reached: raise --max-load"), "{stdout}");
+    assert!(!stdout.contains("none reached"), "{stdout}");
+    assert!(!stdout.contains("scaling efficiency"), "{stdout}");
+    // The share table names the replicas as the process table does.
+    assert!(stdout.contains("  r1 127.0.0.1:"), "{stdout}");
 
     let (run_dir, report) = report_in(tmp.path());
+    assert_eq!(report["speedup_bound"], "not_measured");
+    assert!(report["speedup"].is_null() && report["efficiency"].is_null());
     for side in ["single", "group"] {
         let steps = report[side]["steps"].as_array().unwrap();
         assert!(
@@ -40,6 +57,26 @@ fn compare_two_replicas_writes_both_runs_and_shares_add_up() {
             "{side}: {} steps",
             steps.len()
         );
+        assert_eq!(report[side]["capacity_is_lower_bound"], true);
+        assert_eq!(report[side]["search_ended"], "max_load");
+        // capacity_step is a step number, as steps[].number (from 1).
+        let last = steps.last().unwrap();
+        assert_eq!(report[side]["capacity_step"], last["number"], "{side}");
+        assert_eq!(last["number"], steps.len());
+        // Every lab process counts, not only this side's.
+        for st in steps {
+            let own: f64 = st["processes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| p["cpu_percent"].as_f64().unwrap())
+                .sum();
+            let lab = st["lab_cpu_percent"].as_f64().unwrap();
+            assert!(
+                lab >= own - 1e-6 && lab > 0.0,
+                "{side}: lab {lab}, own {own}"
+            );
+        }
         assert!(
             steps[0]["summary"]["requests"].as_u64().unwrap() > 0,
             "{side} made no request"
@@ -54,6 +91,8 @@ fn compare_two_replicas_writes_both_runs_and_shares_add_up() {
         let shares = &step["shares"];
         let list = shares["shares"].as_array().unwrap();
         assert_eq!(list.len(), 2, "one share per replica");
+        assert_eq!(list[0]["replica"], "r1");
+        assert_eq!(list[1]["replica"], "r2");
         let sum: u64 = list.iter().map(|s| s["requests"].as_u64().unwrap()).sum();
         assert_eq!(
             sum,
@@ -97,9 +136,111 @@ fn compare_two_replicas_writes_both_runs_and_shares_add_up() {
             run_dir.display()
         );
     }
+    // Log files are written without colour codes (stderr is not a terminal).
+    for log in ["replica-single.log", "replica-r1.log", "balancer.log"] {
+        let text = std::fs::read_to_string(run_dir.join(log)).unwrap();
+        assert!(text.contains("INFO"), "{log} has no log line:\n{text}");
+        assert!(!text.contains('\x1b'), "{log} has escape codes:\n{text}");
+    }
     assert_no_processes(tmp.path(), Duration::from_secs(10));
     // The lab process is gone; its cgroup folders must be too.
     assert_no_cgroup(pid);
+}
+
+/// Starts a longer compare, waits for its first finished step, sends
+/// `signal` and checks that the finished steps are reported.
+fn interrupted_by(signal: Signal) {
+    let (mut cmd, tmp) = lab_out(&[
+        "compare",
+        "--replicas",
+        "1",
+        "--replica-cpus",
+        "0.5",
+        "--step-duration",
+        "2s",
+        "--start-load",
+        "2",
+        "--max-load",
+        "64",
+        "--max-steps",
+        "6",
+        "--refine",
+        "0",
+    ]);
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut seen = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(line) => {
+                let done = line.starts_with("[group ] step 1/");
+                seen.push(line);
+                if done {
+                    break;
+                }
+            }
+            Err(_) => {
+                let _ = child.kill();
+                panic!("no finished step within 90 s:\n{}", seen.join("\n"));
+            }
+        }
+    }
+    kill(Pid::from_raw(pid as i32), signal).unwrap();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if Instant::now() > deadline + Duration::from_secs(30) {
+            let _ = child.kill();
+            panic!("lab did not exit after {signal}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let rest: Vec<String> = rx.iter().collect();
+    let out = format!("{}\n{}", seen.join("\n"), rest.join("\n"));
+    assert_eq!(status.code(), Some(130), "{out}");
+    assert!(out.contains("** INTERRUPTED"), "{out}");
+
+    let (run_dir, report) = report_in(tmp.path());
+    assert_eq!(report["interrupted"], true);
+    for side in ["single", "group"] {
+        let steps = report[side]["steps"].as_array().unwrap();
+        assert!(!steps.is_empty(), "{side}: no step reported");
+        assert_eq!(report[side]["search_ended"], "interrupted", "{side}");
+    }
+    let html = std::fs::read_to_string(run_dir.join("report.html")).unwrap();
+    assert!(html.contains("<b>Interrupted</b>"));
+    for f in ["single_stats.csv", "group_stats.csv"] {
+        assert!(run_dir.join(f).is_file(), "{f} missing");
+    }
+    assert_no_processes(tmp.path(), Duration::from_secs(10));
+    assert_no_cgroup(pid);
+}
+
+#[test]
+fn sigint_mid_run_reports_the_finished_steps() {
+    interrupted_by(Signal::SIGINT);
+}
+
+#[test]
+fn sigterm_mid_run_reports_the_finished_steps() {
+    interrupted_by(Signal::SIGTERM);
 }
 
 #[test]

@@ -57,6 +57,22 @@ fn bad_flags_are_usage_errors() {
         cmd.args(&args);
         run_fails(cmd, Duration::from_secs(10), 2);
     }
+    // Refused while parsing: nothing is seeded or started, no run folder made.
+    for (args, says) in [
+        (
+            vec!["compare", "--algorithm", "bogus"],
+            "unknown algorithm \"bogus\"",
+        ),
+        (
+            vec!["compare", "--model", "open", "--start-load", "0.5"],
+            "`0.5` is not a whole number",
+        ),
+    ] {
+        let (cmd, tmp) = lab_out(&args);
+        let (err, _) = run_fails(cmd, Duration::from_secs(10), 2);
+        assert!(err.contains(says), "{err}");
+        assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0, "{err}");
+    }
     // Caught after parsing, before anything starts.
     let (cmd, _tmp) = lab_out(&["compare", "--start-load", "50", "--max-load", "10"]);
     let (err, _) = run_fails(cmd, Duration::from_secs(10), 2);
