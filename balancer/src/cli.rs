@@ -4,6 +4,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::str::FromStr;
 use std::time::Duration;
 
 use clap::Parser;
@@ -12,8 +13,7 @@ use http::StatusCode;
 use crate::config::nginx::{apply_server_param, parse_file, resolve};
 use crate::config::units::{parse_size, parse_time};
 use crate::config::{
-    Algorithm, Config, ConfigError, HashKey, HealthConfig, LeastTimeMode, NextUpstream,
-    QueueConfig, ServerConfig,
+    Algorithm, Config, ConfigError, HealthConfig, NextUpstream, QueueConfig, ServerConfig,
 };
 
 /// An HTTP load balancer with nginx's upstream semantics.
@@ -30,7 +30,7 @@ pub struct Cli {
     #[arg(long = "upstream", value_name = "SERVER", value_parser = parse_upstream)]
     pub upstreams: Vec<ServerConfig>,
     /// round_robin | least_conn | ip_hash | hash:KEY | hash_consistent:KEY | random | random_two | random_two_least_conn | least_time[:header|:last_byte] | p2c_ewma.
-    #[arg(long, value_name = "NAME", value_parser = parse_algorithm)]
+    #[arg(long, value_name = "NAME", value_parser = Algorithm::from_str)]
     pub algorithm: Option<Algorithm>,
     /// Admin listener (/status, /metrics, control).
     #[arg(long, value_name = "ADDR")]
@@ -121,35 +121,6 @@ fn parse_upstream(s: &str) -> Result<ServerConfig, String> {
         apply_server_param(&mut server, p)?;
     }
     Ok(server)
-}
-
-fn parse_algorithm(s: &str) -> Result<Algorithm, String> {
-    Ok(match s {
-        "round_robin" | "rr" => Algorithm::RoundRobin,
-        "least_conn" => Algorithm::LeastConn,
-        "ip_hash" => Algorithm::IpHash,
-        "random" => Algorithm::Random { two: false },
-        "random_two" | "random_two_least_conn" => Algorithm::Random { two: true },
-        "least_time" | "least_time:header" => Algorithm::LeastTime(LeastTimeMode::Header),
-        "least_time:last_byte" => Algorithm::LeastTime(LeastTimeMode::LastByte),
-        "p2c_ewma" | "p2c" => Algorithm::P2cEwma,
-        _ => {
-            let (consistent, key) = if let Some(k) = s.strip_prefix("hash_consistent:") {
-                (true, k)
-            } else if let Some(k) = s.strip_prefix("hash:") {
-                match k.strip_suffix(" consistent") {
-                    Some(k) => (true, k),
-                    None => (false, k),
-                }
-            } else {
-                return Err(format!("unknown algorithm \"{s}\""));
-            };
-            Algorithm::Hash {
-                key: HashKey::parse(key)?,
-                consistent,
-            }
-        }
-    })
 }
 
 fn parse_status_range(s: &str) -> Result<(u16, u16), String> {
@@ -375,21 +346,21 @@ mod tests {
     #[test]
     fn algorithms() {
         assert!(matches!(
-            parse_algorithm("hash:$request_uri").unwrap(),
+            "hash:$request_uri".parse::<Algorithm>().unwrap(),
             Algorithm::Hash {
                 consistent: false,
                 ..
             }
         ));
         assert!(matches!(
-            parse_algorithm("hash_consistent:$remote_addr").unwrap(),
+            "hash_consistent:$remote_addr".parse::<Algorithm>().unwrap(),
             Algorithm::Hash {
                 consistent: true,
                 ..
             }
         ));
         assert_eq!(
-            parse_algorithm("random_two").unwrap(),
+            "random_two".parse::<Algorithm>().unwrap(),
             Algorithm::Random { two: true }
         );
     }

@@ -119,15 +119,11 @@ pub fn parse_percent(s: &str) -> Result<f64, String> {
 /// `--algorithm` flag uses), so a typo fails here, before the lab seeds a
 /// database and starts replicas, with the balancer's message.
 pub fn parse_algorithm(s: &str) -> Result<String, String> {
-    match balancer::Cli::try_parse_from(["balancer", "--algorithm", s]) {
+    match s.parse::<balancer::config::Algorithm>() {
         Ok(_) => Ok(s.to_string()),
-        Err(e) => {
-            let why =
-                std::error::Error::source(&e).map_or_else(|| e.to_string(), |c| c.to_string());
-            Err(format!(
-                "{why} (try round_robin, least_conn, ip_hash, hash:KEY, random, random_two, random_two_least_conn, least_time or p2c_ewma)"
-            ))
-        }
+        Err(why) => Err(format!(
+            "{why} (try round_robin, least_conn, ip_hash, hash:KEY, random, random_two, random_two_least_conn, least_time or p2c_ewma)"
+        )),
     }
 }
 

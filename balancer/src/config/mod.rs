@@ -201,6 +201,42 @@ impl Algorithm {
     }
 }
 
+/// The `--algorithm` names: `round_robin`, `least_conn`, `ip_hash`,
+/// `hash:KEY` (`hash_consistent:KEY` or `hash:KEY consistent`), `random`,
+/// `random_two`, `least_time[:header|:last_byte]`, `p2c_ewma`.
+impl std::str::FromStr for Algorithm {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Algorithm, String> {
+        Ok(match s {
+            "round_robin" | "rr" => Algorithm::RoundRobin,
+            "least_conn" => Algorithm::LeastConn,
+            "ip_hash" => Algorithm::IpHash,
+            "random" => Algorithm::Random { two: false },
+            "random_two" | "random_two_least_conn" => Algorithm::Random { two: true },
+            "least_time" | "least_time:header" => Algorithm::LeastTime(LeastTimeMode::Header),
+            "least_time:last_byte" => Algorithm::LeastTime(LeastTimeMode::LastByte),
+            "p2c_ewma" | "p2c" => Algorithm::P2cEwma,
+            _ => {
+                let (consistent, key) = if let Some(k) = s.strip_prefix("hash_consistent:") {
+                    (true, k)
+                } else if let Some(k) = s.strip_prefix("hash:") {
+                    match k.strip_suffix(" consistent") {
+                        Some(k) => (true, k),
+                        None => (false, k),
+                    }
+                } else {
+                    return Err(format!("unknown algorithm \"{s}\""));
+                };
+                Algorithm::Hash {
+                    key: HashKey::parse(key)?,
+                    consistent,
+                }
+            }
+        })
+    }
+}
+
 /// What `least_time` measures.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LeastTimeMode {
