@@ -1,14 +1,13 @@
 //! `lab compare --replicas 2` with a short, bounded profile, end to end.
 
-use std::io::{BufRead, BufReader};
-use std::process::Stdio;
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
-use crate::support::{assert_no_cgroup, assert_no_processes, lab_out, report_in, run_ok};
+use crate::support::{
+    assert_no_cgroup, assert_no_processes, lab_out, report_in, run_ok, spawn_lines,
+};
 
 /// Two replicas, at most two short steps of load 2 and 4, no refining: a
 /// whole comparison in seconds.
@@ -150,7 +149,7 @@ fn compare_two_replicas_writes_both_runs_and_shares_add_up() {
 /// Starts a longer compare, waits for its first finished step, sends
 /// `signal` and checks that the finished steps are reported.
 fn interrupted_by(signal: Signal) {
-    let (mut cmd, tmp) = lab_out(&[
+    let (cmd, tmp) = lab_out(&[
         "compare",
         "--replicas",
         "1",
@@ -167,22 +166,8 @@ fn interrupted_by(signal: Signal) {
         "--refine",
         "0",
     ]);
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let (mut child, rx) = spawn_lines(cmd, true);
     let pid = child.id();
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
     let mut seen = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(90);
     loop {

@@ -2,9 +2,10 @@
 //! started (by the run folder exported in their environment), wait for them
 //! to be gone.
 
-use std::io::Read;
+use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 /// The `lab` binary under test.
@@ -198,4 +199,29 @@ pub fn assert_no_cgroup(pid: u32) {
             assert!(!c.exists(), "cgroup {} left behind", c.display());
         }
     }
+}
+
+/// Starts `cmd` with its stdout's lines sent to the receiver as they come
+/// (stdin closed; stderr piped when `stderr` is true, else dropped).
+pub fn spawn_lines(mut cmd: Command, stderr: bool) -> (Child, mpsc::Receiver<String>) {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(if stderr {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    (child, rx)
 }

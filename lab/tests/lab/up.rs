@@ -1,15 +1,14 @@
 //! `lab up`: every printed URL answers; SIGINT tears everything down; even a
 //! SIGKILLed lab leaves no replica behind.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Stdio};
+use std::process::Child;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
-use crate::support::{assert_no_processes, lab};
+use crate::support::{assert_no_processes, lab, spawn_lines};
 
 /// Starts `lab up` and returns it with the URLs it printed before `ready`.
 fn start_up(tmp: &std::path::Path, extra: &[&str]) -> (Child, Vec<String>, mpsc::Receiver<String>) {
@@ -18,21 +17,7 @@ fn start_up(tmp: &std::path::Path, extra: &[&str]) -> (Child, Vec<String>, mpsc:
         .args(extra)
         .arg("--out")
         .arg(tmp);
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
+    let (mut child, rx) = spawn_lines(cmd, false);
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut urls = Vec::new();
     loop {

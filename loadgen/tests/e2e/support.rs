@@ -235,15 +235,7 @@ pub struct Output {
 
 /// Runs the `loadgen` binary to its end (killed after `LIMIT`).
 pub async fn loadgen(args: &[&str]) -> Output {
-    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_loadgen"))
-        .args(args)
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("cannot start loadgen");
+    let child = spawn_loadgen(args);
     let out = tokio::time::timeout(LIMIT, child.wait_with_output())
         .await
         .expect("loadgen did not finish in time")
