@@ -279,7 +279,7 @@ impl RunShared {
         if n == 0 || oldest_us <= slowest_us {
             return;
         }
-        let age = humantime::format_duration(Duration::from_millis(oldest_us / 1000));
+        let age = format!("{:.1} s", oldest_us as f64 / 1e6);
         let (what, oldest) = if n == 1 {
             ("1 request was".to_string(), format!("for {age}"))
         } else {

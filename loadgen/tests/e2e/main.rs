@@ -9,5 +9,6 @@ mod csv;
 mod exit_codes;
 mod faults;
 mod latency;
+mod lifecycle;
 mod merge;
 mod open_model;
