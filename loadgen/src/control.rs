@@ -215,7 +215,8 @@ pub(crate) struct RunShared {
     pub window: Mutex<(Instant, u64)>,
     /// Wakes the collector to restart its one-second ticks at a reset.
     pub retick: Notify,
-    /// Users running when the run was stopped (for the last history point).
+    /// Users running when the run was stopped, or when the iteration budget
+    /// ran out (for the last history point).
     pub users_at_stop: AtomicU32,
     /// Requests abandoned in flight when their user was stopped.
     pub abandoned: AtomicU64,
@@ -247,7 +248,7 @@ impl RunShared {
             if ended.is_none() {
                 *ended = Some(Instant::now());
                 self.users_at_stop
-                    .store(self.user_count.load(Ordering::Relaxed), Ordering::Relaxed);
+                    .fetch_max(self.user_count.load(Ordering::Relaxed), Ordering::Relaxed);
             }
         }
         self.cancel.cancel();

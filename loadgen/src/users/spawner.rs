@@ -139,6 +139,11 @@ pub(crate) async fn drive(shared: Arc<RunShared>, compiled: Arc<Compiled>, recor
         } else {
             Duration::from_millis(10)
         };
+        // Wake exactly at the end of the stages, so the run lasts just them.
+        let tick = match stages_end {
+            Some(end) if plan.run_time.is_none() => tick.min(end.saturating_sub(start.elapsed())),
+            _ => tick,
+        };
         tokio::select! {
             _ = shared.cancel.cancelled() => break,
             _ = shared.retarget.notified() => {}
@@ -217,6 +222,12 @@ async fn run_user(
     user.note_abandoned();
     in_loop.fetch_sub(1, Ordering::AcqRel);
     if iterations.is_some() {
+        if !cancel.is_cancelled() {
+            // The budget ran out: the users of the run's last moments, for
+            // its last history point (the first user out sees them all).
+            let running = shared.user_count.load(Ordering::Relaxed);
+            shared.users_at_stop.fetch_max(running, Ordering::Relaxed);
+        }
         // The spawner ends an iteration run as soon as the last user is out.
         shared.retarget.notify_one();
     }
