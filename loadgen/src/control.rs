@@ -541,6 +541,8 @@ impl Controller {
             run.retick.notify_one();
             lock(&run.warnings).clear();
             run.dropped.store(0, Ordering::Relaxed);
+            run.abandoned.store(0, Ordering::Relaxed);
+            run.abandoned_max_us.store(0, Ordering::Relaxed);
             let _ = self.inner.snap_tx.send_replace(Arc::new(run.snapshot()));
         }
     }
