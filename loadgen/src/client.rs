@@ -4,7 +4,9 @@
 //! TCP connection, reopened when the server closes it, and the cookies the
 //! server set. A request either yields a response (any status) or a
 //! `Failure` of kind `connect`, `timeout` or `io`; the caller decides what a
-//! status means.
+//! status means. A request is never sent twice: an idle connection the
+//! server closed is noticed (and replaced) before writing, and a request
+//! whose connection breaks after it was written is an `io` failure.
 //!
 //! Why not hyper's client: a hyper HTTP/1 connection runs in its own task and
 //! talks to the caller over channels, so every request costs two task wakeups
@@ -25,6 +27,7 @@
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
@@ -159,14 +162,15 @@ fn incomplete() -> Failure {
     )
 }
 
-/// Why one attempt failed: whether it may be retried on a fresh connection.
+/// Why one attempt failed: whether the request may be sent again.
 enum AttemptError {
-    /// The reused connection broke before any byte of a response arrived:
-    /// the server had closed it while idle (the keep-alive race). Browsers
-    /// retry on a new connection in that case, and so do we, once.
-    Stale(Failure),
-    /// Anything else.
-    Fatal(Failure),
+    /// Not one byte of the request was written (the connection was already
+    /// broken): the server cannot have seen it, so sending it on a fresh
+    /// connection is safe, even for a POST.
+    Unsent(Failure),
+    /// Some of the request was written: the server may have acted on it, so
+    /// it is a failure, never resent (Locust and oha count it the same way).
+    Sent(Failure),
 }
 
 impl UserClient {
@@ -321,6 +325,24 @@ impl UserClient {
     }
 }
 
+/// Whether an idle kept-alive connection can take a request. No read
+/// readiness means nothing arrived since the last response (no system call:
+/// on Linux Tokio clears readiness after the short read that ended it).
+/// Otherwise the server closed the connection, sent something unasked, or
+/// the readiness is stale; a one-byte read tells which. The balancer checks
+/// its pooled connections the same way.
+fn idle_alive(stream: &TcpStream) -> bool {
+    let mut cx = Context::from_waker(Waker::noop());
+    match stream.poll_read_ready(&mut cx) {
+        Poll::Pending => true,
+        Poll::Ready(Err(_)) => false,
+        Poll::Ready(Ok(())) => {
+            let mut probe = [0u8; 1];
+            matches!(stream.try_read(&mut probe), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
+        }
+    }
+}
+
 /// Appends `n` in decimal (no allocation).
 fn push_decimal(buf: &mut Vec<u8>, mut n: u64) {
     let mut digits = [0u8; 20];
@@ -344,9 +366,19 @@ pub fn valid_header_value(v: &[u8]) -> bool {
 
 impl Conn {
     /// Writes the prepared request and reads the response, on the current
-    /// connection or a new one; retries once on a fresh connection when a
-    /// reused one turns out to have been closed by the server.
+    /// connection or a new one.
+    ///
+    /// A kept-alive connection is first checked: if the server closed it (or
+    /// sent something unasked) while it was idle, it is dropped and a fresh
+    /// one opened, before anything is written. A request is sent again only
+    /// when none of it could be written; once the server may have read it, a
+    /// broken connection is the request's failure (kind `io`), not a reason
+    /// to resend it silently.
     async fn exchange(&mut self, want_body: bool) -> Result<Response, Failure> {
+        if self.stream.as_ref().is_some_and(|s| !idle_alive(s)) {
+            self.stream = None;
+            self.rbuf.clear();
+        }
         let mut reused = self.stream.is_some();
         loop {
             if self.stream.is_none() {
@@ -354,12 +386,12 @@ impl Conn {
             }
             match self.attempt(want_body).await {
                 Ok(r) => return Ok(r),
-                Err(AttemptError::Stale(_)) if reused => {
+                Err(AttemptError::Unsent(_)) if reused => {
                     self.stream = None;
                     self.rbuf.clear();
                     reused = false;
                 }
-                Err(AttemptError::Stale(f) | AttemptError::Fatal(f)) => {
+                Err(AttemptError::Unsent(f) | AttemptError::Sent(f)) => {
                     self.stream = None;
                     self.rbuf.clear();
                     return Err(f);
@@ -406,39 +438,51 @@ impl Conn {
     /// One request/response exchange on the current connection.
     async fn attempt(&mut self, want_body: bool) -> Result<Response, AttemptError> {
         let Some(stream) = self.stream.as_mut() else {
-            return Err(AttemptError::Fatal(incomplete()));
+            return Err(AttemptError::Sent(incomplete()));
         };
-        if let Err(e) = stream.write_all(&self.wbuf).await {
-            return Err(AttemptError::Stale(fail(FailureKind::Io, e.to_string())));
+        // `write` rather than `write_all`: whether any byte went out decides
+        // whether the request may be sent again.
+        let mut written = 0;
+        while written < self.wbuf.len() {
+            match stream.write(&self.wbuf[written..]).await {
+                Ok(0) => return Err(AttemptError::Sent(incomplete())),
+                Ok(n) => written += n,
+                Err(e) if written == 0 => {
+                    return Err(AttemptError::Unsent(fail(FailureKind::Io, e.to_string())))
+                }
+                Err(e) => return Err(AttemptError::Sent(fail(FailureKind::Io, e.to_string()))),
+            }
         }
         // The head, skipping interim (1xx) responses.
-        let mut received = false;
+        let mut interim = false;
         let head = loop {
             match parse_head(&self.rbuf, self.head_request) {
                 Ok(Some(h)) if h.interim => {
                     self.rbuf.advance(h.len);
-                    received = true;
+                    interim = true;
                     continue;
                 }
                 Ok(Some(h)) => break h,
                 Ok(None) => {}
-                Err(msg) => return Err(AttemptError::Fatal(invalid(msg))),
+                Err(msg) => return Err(AttemptError::Sent(invalid(msg))),
             }
             if self.rbuf.len() >= MAX_HEAD {
-                return Err(AttemptError::Fatal(invalid(format!(
+                return Err(AttemptError::Sent(invalid(format!(
                     "head larger than {} KiB",
                     MAX_HEAD / 1024
                 ))));
             }
-            received |= !self.rbuf.is_empty();
+            let nothing_yet = self.rbuf.is_empty() && !interim;
             match self.fill(READ_CHUNK).await {
-                Ok(0) if received => return Err(AttemptError::Fatal(incomplete())),
-                Ok(0) => return Err(AttemptError::Stale(incomplete())),
-                Ok(_) => {}
-                Err(e) if received => {
-                    return Err(AttemptError::Fatal(fail(FailureKind::Io, e.to_string())))
+                Ok(0) if nothing_yet => {
+                    return Err(AttemptError::Sent(fail(
+                        FailureKind::Io,
+                        "the server closed the connection without answering",
+                    )))
                 }
-                Err(e) => return Err(AttemptError::Stale(fail(FailureKind::Io, e.to_string()))),
+                Ok(0) => return Err(AttemptError::Sent(incomplete())),
+                Ok(_) => {}
+                Err(e) => return Err(AttemptError::Sent(fail(FailureKind::Io, e.to_string()))),
             }
         };
         if head.has_cookies {
@@ -459,7 +503,7 @@ impl Conn {
         }
         Ok(Response {
             status: StatusCode::from_u16(head.status)
-                .map_err(|_| AttemptError::Fatal(invalid("status out of range")))?,
+                .map_err(|_| AttemptError::Sent(invalid("status out of range")))?,
             body: body.map(BytesMut::freeze),
             len,
         })
@@ -489,9 +533,9 @@ impl Conn {
             }
             let want = usize::try_from(left).unwrap_or(usize::MAX);
             match self.fill(want).await {
-                Ok(0) => return Err(AttemptError::Fatal(incomplete())),
+                Ok(0) => return Err(AttemptError::Sent(incomplete())),
                 Ok(_) => {}
-                Err(e) => return Err(AttemptError::Fatal(fail(FailureKind::Io, e.to_string()))),
+                Err(e) => return Err(AttemptError::Sent(fail(FailureKind::Io, e.to_string()))),
             }
         }
     }
@@ -508,12 +552,12 @@ impl Conn {
                 return Ok(line);
             }
             if self.rbuf.len() > MAX_HEAD {
-                return Err(AttemptError::Fatal(invalid("chunk line too long")));
+                return Err(AttemptError::Sent(invalid("chunk line too long")));
             }
             match self.fill(READ_CHUNK).await {
-                Ok(0) => return Err(AttemptError::Fatal(incomplete())),
+                Ok(0) => return Err(AttemptError::Sent(incomplete())),
                 Ok(_) => {}
-                Err(e) => return Err(AttemptError::Fatal(fail(FailureKind::Io, e.to_string()))),
+                Err(e) => return Err(AttemptError::Sent(fail(FailureKind::Io, e.to_string()))),
             }
         }
     }
@@ -524,7 +568,7 @@ impl Conn {
         loop {
             let line = self.line().await?;
             let size = parse_chunk_size(&line)
-                .ok_or_else(|| AttemptError::Fatal(invalid("bad chunk size")))?;
+                .ok_or_else(|| AttemptError::Sent(invalid("bad chunk size")))?;
             if size == 0 {
                 // Trailers, up to the empty line.
                 while !self.line().await?.is_empty() {}
@@ -542,7 +586,7 @@ impl Conn {
                 }
             }
             if !self.line().await?.is_empty() {
-                return Err(AttemptError::Fatal(invalid("chunk not followed by CRLF")));
+                return Err(AttemptError::Sent(invalid("chunk not followed by CRLF")));
             }
         }
     }
@@ -560,7 +604,7 @@ impl Conn {
             match self.fill(READ_CHUNK * 8).await {
                 Ok(0) => return Ok(total),
                 Ok(_) => {}
-                Err(e) => return Err(AttemptError::Fatal(fail(FailureKind::Io, e.to_string()))),
+                Err(e) => return Err(AttemptError::Sent(fail(FailureKind::Io, e.to_string()))),
             }
         }
     }
@@ -892,7 +936,8 @@ mod tests {
 
     /// A server that answers each request with the next scripted bytes
     /// (written in parts split at `|`; `None`: close the connection without
-    /// answering; `connection: close` in the answer: close after it). It
+    /// answering; `connection: close` in the answer: close after it;
+    /// `x-then: close`: close after it without telling the client). It
     /// reports the requests it received.
     async fn server(
         script: Vec<Option<&'static [u8]>>,
@@ -920,7 +965,9 @@ mod tests {
                                 s.write_all(part).await.unwrap();
                                 tokio::time::sleep(Duration::from_millis(5)).await;
                             }
-                            if resp.windows(17).any(|w| w == b"connection: close") {
+                            if resp.windows(17).any(|w| w == b"connection: close")
+                                || resp.windows(13).any(|w| w == b"x-then: close")
+                            {
                                 continue 'accept;
                             }
                         }
@@ -962,21 +1009,52 @@ mod tests {
         assert_eq!((r.status.as_u16(), r.len, r.body), (200, 11, None));
     }
 
+    /// A request the server read and then dropped is a failure, never sent
+    /// again (it may have been acted on); the next request opens a new
+    /// connection, with the cookies.
     #[tokio::test]
-    async fn retries_once_when_the_server_closed_an_idle_connection() {
+    async fn a_request_the_server_drops_fails_and_is_not_resent() {
         let ok: &[u8] =
             b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nset-cookie: sid=42; Path=/\r\n\r\nok";
         let (ep, mut rx) = server(vec![Some(ok), None, Some(ok)]).await;
         let mut c = UserClient::new(ep, Duration::from_secs(5));
         c.send(get("/"), false).await.unwrap();
         assert_eq!(c.cookies(), [("sid".to_string(), "42".to_string())]);
-        // The server reads the second request and closes: the client retries
-        // it on a new connection, with the cookie.
+        let req = Request::post("/order")
+            .body(Full::new(Bytes::from_static(b"{}")))
+            .unwrap();
+        let f = c.send(req, false).await.unwrap_err();
+        assert_eq!(f.kind, FailureKind::Io, "{}", f.message);
         let r = c.send(get("/"), false).await.unwrap();
         assert_eq!(r.status.as_u16(), 200);
-        let _ = rx.recv().await;
-        let _ = rx.recv().await;
-        assert!(rx.recv().await.unwrap().contains("\r\ncookie: sid=42\r\n"));
+        let seen: Vec<String> = [rx.recv().await, rx.recv().await, rx.recv().await]
+            .into_iter()
+            .map(Option::unwrap)
+            .collect();
+        assert!(seen[1].starts_with("POST /order "), "{seen:?}");
+        assert!(seen[2].starts_with("GET / ") && seen[2].contains("\r\ncookie: sid=42\r\n"));
+        // Exactly three requests reached the server: the POST went once.
+        assert!(rx.try_recv().is_err());
+    }
+
+    /// A kept-alive connection the server closed while it was idle is noticed
+    /// before the next request is written: that request goes on a new
+    /// connection and succeeds, and the server sees it once.
+    #[tokio::test]
+    async fn a_connection_closed_while_idle_is_replaced_before_sending() {
+        let ok_then_close: &[u8] =
+            b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nx-then: close\r\n\r\nok";
+        let (ep, mut rx) = server(vec![Some(ok_then_close); 3]).await;
+        let mut c = UserClient::new(ep, Duration::from_secs(5));
+        for _ in 0..3 {
+            c.send(get("/"), false).await.unwrap();
+            // Time for the server's FIN to arrive while the connection is idle.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        for _ in 0..3 {
+            assert!(rx.recv().await.is_some());
+        }
+        assert!(rx.try_recv().is_err());
     }
 
     #[tokio::test]

@@ -12,6 +12,13 @@
 //! token; the run is over when every user has returned its recorder and the
 //! collector has counted the last samples, so a stopped run's figures are
 //! final.
+//!
+//! The run's measured time (the divisor of every rate) ends when it is
+//! stopped (run time, stop, stages or iteration budget done), not when the
+//! last `on_stop` returns, and starts again at a statistics reset, as
+//! Locust's does. Requests still in flight at the stop have no response and
+//! are not in the figures; they are counted, and a warning says so when one
+//! of them had waited longer than any recorded response.
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -181,8 +188,6 @@ pub(crate) struct RunShared {
     pub target: Target,
     /// Monotonic start.
     pub started: Instant,
-    /// Start, Unix ms.
-    pub started_unix_ms: u64,
     /// The collected statistics.
     pub stats: Stats,
     /// Run state.
@@ -201,10 +206,22 @@ pub(crate) struct RunShared {
     pub dropped: AtomicU64,
     /// Largest send lag seen since the last tick, µs.
     pub lag_us: AtomicU64,
-    /// Cancelled to stop the run.
+    /// Cancelled to stop the run (through `stop_now`).
     pub cancel: CancellationToken,
-    /// When the users were stopped.
+    /// When the run was stopped: the end of its measured time.
     pub ended: Mutex<Option<Instant>>,
+    /// Start of the measured time: the run's start, or the last statistics
+    /// reset (monotonic, and Unix ms).
+    pub window: Mutex<(Instant, u64)>,
+    /// Wakes the collector to restart its one-second ticks at a reset.
+    pub retick: Notify,
+    /// Users running when the run was stopped, or when the iteration budget
+    /// ran out (for the last history point).
+    pub users_at_stop: AtomicU32,
+    /// Requests abandoned in flight when their user was stopped.
+    pub abandoned: AtomicU64,
+    /// The longest an abandoned request had been waiting, µs.
+    pub abandoned_max_us: AtomicU64,
     /// Warnings so far (deduplicated).
     pub warnings: Mutex<Vec<String>>,
     /// The last balancer status.
@@ -223,6 +240,60 @@ impl RunShared {
         }
     }
 
+    /// Stops the run: its measured time ends now (if not already), and every
+    /// user is told to stop.
+    pub(crate) fn stop_now(&self) {
+        {
+            let mut ended = lock(&self.ended);
+            if ended.is_none() {
+                *ended = Some(Instant::now());
+                self.users_at_stop
+                    .fetch_max(self.user_count.load(Ordering::Relaxed), Ordering::Relaxed);
+            }
+        }
+        self.cancel.cancel();
+    }
+
+    /// Counts a request abandoned after waiting `age` for its response.
+    pub(crate) fn abandon(&self, age: Duration) {
+        self.abandoned.fetch_add(1, Ordering::Relaxed);
+        self.abandoned_max_us
+            .fetch_max(age.as_micros() as u64, Ordering::Relaxed);
+    }
+
+    /// Warns about the requests abandoned at the stop when leaving them out
+    /// hides something: one of them had waited longer than the slowest
+    /// recorded response (a hung server or `on_stop`: the figures alone
+    /// would look fine). The usual handful cut short by the stop are not
+    /// worth a warning.
+    fn warn_abandoned(&self) {
+        let n = self.abandoned.load(Ordering::Relaxed);
+        let oldest_us = self.abandoned_max_us.load(Ordering::Relaxed);
+        let slowest_us = {
+            let st = self.stats.lock();
+            if st.total.num_requests == 0 {
+                0
+            } else {
+                st.total.hist.max()
+            }
+        };
+        if n == 0 || oldest_us <= slowest_us {
+            return;
+        }
+        let age = format!("{:.1} s", oldest_us as f64 / 1e6);
+        let (what, oldest) = if n == 1 {
+            ("1 request was".to_string(), format!("for {age}"))
+        } else {
+            (
+                format!("{n} requests were"),
+                format!("the oldest for {age}"),
+            )
+        };
+        self.warn(format!(
+            "{what} still waiting for a response when the run stopped ({oldest}, longer than any recorded response); abandoned requests are not in the figures"
+        ));
+    }
+
     pub(crate) fn warn(&self, w: String) {
         let mut ws = lock(&self.warnings);
         if !ws.contains(&w) {
@@ -231,11 +302,20 @@ impl RunShared {
         }
     }
 
+    /// The end of the measured time so far: the stop, or now.
+    fn end(&self) -> Instant {
+        lock(&self.ended).unwrap_or_else(Instant::now)
+    }
+
+    /// Time since the run started.
     fn elapsed(&self) -> Duration {
-        match *lock(&self.ended) {
-            Some(end) => end - self.started,
-            None => self.started.elapsed(),
-        }
+        self.end().saturating_duration_since(self.started)
+    }
+
+    /// The measured time: since the start or the last reset. Rates divide by it.
+    fn measured(&self) -> Duration {
+        let (from, _) = *lock(&self.window);
+        self.end().saturating_duration_since(from)
     }
 
     fn model(&self) -> &'static str {
@@ -248,8 +328,9 @@ impl RunShared {
 
     fn snapshot(&self) -> Snapshot {
         let elapsed = self.elapsed().as_secs_f64();
+        let measured = self.measured().as_secs_f64();
         let st = self.stats.lock();
-        let stats = st.rows(elapsed);
+        let stats = st.rows(measured);
         let total = stats.last().cloned();
         let from = st.history.len().saturating_sub(SNAPSHOT_HISTORY);
         Snapshot {
@@ -274,6 +355,7 @@ impl RunShared {
     }
 
     fn report(&self) -> RunReport {
+        let window_unix_ms = lock(&self.window).1;
         let meta = ReportMeta {
             scenario: self.plan.scenario.name.clone(),
             host: self.plan.host.clone(),
@@ -282,8 +364,9 @@ impl RunShared {
                 .plan
                 .segment
                 .map(|s| format!("{}/{}", s.index + 1, s.count)),
-            started_at: self.started_unix_ms,
-            duration_s: self.elapsed().as_secs_f64(),
+            // The measured window: after a reset, from the reset.
+            started_at: window_unix_ms,
+            duration_s: self.measured().as_secs_f64(),
             max_users: self.max_users.load(Ordering::Relaxed),
         };
         let st = self.stats.lock();
@@ -382,10 +465,10 @@ impl Controller {
         let users_target = plan.users;
         let spawn_rate = plan.spawn_rate;
         let (recorder, rx) = Recorder::channel();
+        let (started, started_unix_ms) = (Instant::now(), unix_ms());
         let shared = Arc::new(RunShared {
             target,
-            started: Instant::now(),
-            started_unix_ms: unix_ms(),
+            started,
             stats: Stats::new(StatsState::new(names), &rx),
             state: Mutex::new(RunState::Spawning),
             target_users: AtomicU32::new(users_target),
@@ -397,6 +480,11 @@ impl Controller {
             lag_us: AtomicU64::new(0),
             cancel: CancellationToken::new(),
             ended: Mutex::new(None),
+            window: Mutex::new((started, started_unix_ms)),
+            retick: Notify::new(),
+            users_at_stop: AtomicU32::new(0),
+            abandoned: AtomicU64::new(0),
+            abandoned_max_us: AtomicU64::new(0),
             warnings: Mutex::new(Vec::new()),
             upstreams: Mutex::new(None),
             plan,
@@ -439,16 +527,22 @@ impl Controller {
     /// Stops the users; the statistics stay for reading and download.
     pub fn stop(&self) {
         if let Some(run) = lock(&self.inner.current).as_ref() {
-            run.cancel.cancel();
+            run.stop_now();
         }
     }
 
-    /// Forgets the figures collected so far (the run goes on).
+    /// Forgets the figures collected so far (the run goes on); rates are
+    /// from now on divided by the time since the reset (Locust's rule), and
+    /// the per-second history restarts its seconds here.
     pub fn reset_stats(&self) {
         if let Some(run) = lock(&self.inner.current).as_ref() {
             run.stats.lock().reset();
+            *lock(&run.window) = (Instant::now(), unix_ms());
+            run.retick.notify_one();
             lock(&run.warnings).clear();
             run.dropped.store(0, Ordering::Relaxed);
+            run.abandoned.store(0, Ordering::Relaxed);
+            run.abandoned_max_us.store(0, Ordering::Relaxed);
             let _ = self.inner.snap_tx.send_replace(Arc::new(run.snapshot()));
         }
     }
@@ -507,7 +601,7 @@ async fn drive(
         let s = shared.clone();
         tokio::spawn(async move {
             tokio::select! {
-                _ = tokio::time::sleep(rt) => s.cancel.cancel(),
+                _ = tokio::time::sleep(rt) => s.stop_now(),
                 _ = s.cancel.cancelled() => {}
             }
         });
@@ -518,9 +612,9 @@ async fn drive(
         users::spawner::drive(shared.clone(), compiled, recorder).await;
     }
     // Every user has returned: no more samples will come.
-    shared.cancel.cancel();
-    *lock(&shared.ended) = Some(Instant::now());
+    shared.stop_now();
     let _ = collector.await;
+    shared.warn_abandoned();
     if let Some(p) = poller {
         p.abort();
     }
@@ -550,6 +644,10 @@ async fn collect(
                 // Taking the lock counts the waiting samples.
                 drop(shared.stats.lock());
             }
+            () = shared.retick.notified() => {
+                // A reset: the next second starts now.
+                ticker.reset();
+            }
             _ = ticker.tick() => {
                 let users = shared.user_count.load(Ordering::Relaxed);
                 let dropped = shared.dropped.load(Ordering::Relaxed);
@@ -569,9 +667,9 @@ async fn collect(
         }
     }
     // The final partial second.
-    let users = shared.user_count.load(Ordering::Relaxed);
+    let users = shared.users_at_stop.load(Ordering::Relaxed);
     let dropped = shared.dropped.load(Ordering::Relaxed);
-    shared.stats.lock().tick(unix_ms(), users, dropped);
+    shared.stats.lock().finish(unix_ms(), users, dropped);
 }
 
 #[cfg(test)]

@@ -245,8 +245,12 @@ impl TestPlan {
             a.spawn_rate
                 .or(load.spawn_rate)
                 .unwrap_or(if quick { f64::INFINITY } else { 1.0 });
-        plan.run_time = a.run_time.or(load.run_time);
-        plan.iterations = a.iterations.or(load.iterations);
+        // Stages given on the command line decide how long the run lasts: the
+        // file's `run_time`/`iterations` (defaults for -t/-i) must not cut
+        // them short. An explicit -t or -i still applies.
+        let cli_stages = a.stages.is_some() || a.arrival_stages.is_some();
+        plan.run_time = a.run_time.or(load.run_time.filter(|_| !cli_stages));
+        plan.iterations = a.iterations.or(load.iterations.filter(|_| !cli_stages));
         plan.stages = match (&a.stages, &load.stages) {
             (Some(s), _) => s.0.clone(),
             (None, Some(text)) => {
@@ -343,6 +347,37 @@ mod tests {
         assert!(parse_host("https://x/").unwrap_err().contains("https"));
         assert!(parse_host("ftp://x/").is_err());
         assert!(parse_host("nonsense").is_err());
+    }
+
+    /// A file's `load.run_time` is the default of -t: it must not cut
+    /// stages given on the command line, while -t and file stages still mix.
+    #[test]
+    fn command_line_stages_are_not_cut_by_the_files_run_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("s.yaml");
+        std::fs::write(
+            &file,
+            "host: http://127.0.0.1:9\nload: {users: 4, run_time: 3s, iterations: 50}\nusers:\n  - tasks:\n      - steps:\n          - get: /\n",
+        )
+        .unwrap();
+        let plan = |extra: &[&str]| {
+            let mut args = vec!["loadgen", "-f", file.to_str().unwrap(), "--headless"];
+            args.extend_from_slice(extra);
+            let cli = <crate::Cli as clap::Parser>::try_parse_from(args).unwrap();
+            TestPlan::from_cli(&cli.run, true).unwrap()
+        };
+        let p = plan(&["--stages", "2s:4,2s:4,2s:0"]);
+        assert_eq!((p.run_time, p.iterations), (None, None));
+        assert_eq!(TestPlan::stages_duration(&p.stages), Duration::from_secs(6));
+        let p = plan(&["--arrival-stages", "2s:10,2s:0"]);
+        assert_eq!((p.run_time, p.iterations), (None, None));
+        let p = plan(&["--stages", "2s:4,2s:0", "-t", "1s"]);
+        assert_eq!(p.run_time, Some(Duration::from_secs(1)));
+        let p = plan(&[]);
+        assert_eq!(
+            (p.run_time, p.iterations),
+            (Some(Duration::from_secs(3)), Some(50))
+        );
     }
 
     #[test]

@@ -290,6 +290,9 @@ pub struct StatsState {
     /// This second's latencies (aggregate), corrected and uncorrected.
     second: Histogram<u64>,
     second_raw: Histogram<u64>,
+    /// The last closed second's uncorrected latencies (its corrected ones
+    /// are `recent.back()`), for `finish` to fold the last partial second in.
+    last_raw: Histogram<u64>,
     second_reqs: u64,
     second_fails: u64,
     /// The last seconds' histograms, for the "current" percentiles.
@@ -317,6 +320,7 @@ impl StatsState {
             dropped_iterations: 0,
             second: small_hist(),
             second_raw: small_hist(),
+            last_raw: small_hist(),
             second_reqs: 0,
             second_fails: 0,
             recent: VecDeque::new(),
@@ -426,6 +430,7 @@ impl StatsState {
         }
         self.history.push(point.clone());
         let full = std::mem::replace(&mut self.second, small_hist());
+        std::mem::swap(&mut self.second_raw, &mut self.last_raw);
         self.second_raw.reset();
         self.recent.push_back(full);
         if self.recent.len() > entry::WINDOW {
@@ -438,6 +443,61 @@ impl StatsState {
         }
         self.total.tick();
         point
+    }
+
+    /// Closes the last, partial second at the end of the run. A partial
+    /// second in which nothing happened adds no point; one that falls in the
+    /// same wall-clock second as the previous point is folded into it
+    /// (counts added, percentiles of both), so no two points (CSV rows,
+    /// whose timestamps are whole seconds) share a timestamp.
+    pub fn finish(&mut self, now_unix_ms: u64, user_count: u32, dropped_total: u64) {
+        let dropped = dropped_total.saturating_sub(self.dropped_iterations);
+        if self.second_reqs == 0 && dropped == 0 {
+            return;
+        }
+        let same_second = self
+            .history
+            .last()
+            .is_some_and(|p| p.time / 1000 == now_unix_ms / 1000);
+        let Some(prev) = self.recent.back_mut().filter(|_| same_second) else {
+            self.tick(now_unix_ms, user_count, dropped_total);
+            return;
+        };
+        // Same bounds on both sides, so adding cannot fail.
+        let _ = prev.add(&self.second);
+        let _ = self.last_raw.add(&self.second_raw);
+        let q = |h: &Histogram<u64>, p: f64| {
+            if h.is_empty() {
+                0.0
+            } else {
+                h.value_at_quantile(p) as f64 / 1000.0
+            }
+        };
+        let t = self.total.row(1.0);
+        let (hist, raw) = (&*prev, &self.last_raw);
+        if let Some(point) = self.history.last_mut() {
+            point.time = now_unix_ms;
+            point.rps += self.second_reqs as f64;
+            point.fail_per_sec += self.second_fails as f64;
+            point.p50 = q(hist, 0.5);
+            point.p95 = q(hist, 0.95);
+            point.p99 = q(hist, 0.99);
+            point.p99_uncorrected = q(raw, 0.99);
+            point.total_requests = t.num_requests;
+            point.total_failures = t.num_failures;
+            point.total_median = t.median_response_time;
+            point.total_avg = t.avg_response_time;
+            point.total_min = t.min_response_time;
+            point.total_max = t.max_response_time;
+            point.total_avg_content = t.avg_content_length;
+            point.dropped += dropped;
+            point.percentiles = PERCENTILES.iter().map(|p| q(hist, *p)).collect();
+        }
+        self.dropped_iterations = dropped_total.max(self.dropped_iterations);
+        self.second.reset();
+        self.second_raw.reset();
+        self.second_reqs = 0;
+        self.second_fails = 0;
     }
 
     /// The aggregate's percentile `p` over the last 10 seconds (Locust's "current").
@@ -546,6 +606,38 @@ mod tests {
         assert_eq!(total, 3);
         st.reset();
         assert_eq!(st.rows(1.0).len(), 1);
+    }
+
+    /// The run's last partial second never repeats the previous point's
+    /// (whole-second) timestamp: it is folded in, or left out when empty.
+    #[test]
+    fn the_last_partial_second_has_its_own_timestamp_or_joins_the_previous() {
+        let mut names = Names::default();
+        let a = names.intern("GET", "/a");
+        let mut st = StatsState::new(names);
+        for _ in 0..10 {
+            st.record(sample(Key::Id(a), 10, false));
+        }
+        st.tick(5_000, 4, 0);
+        // Nothing happened after the last tick: no point.
+        st.finish(5_020, 0, 0);
+        assert_eq!(st.history.len(), 1);
+        // Requests in the same wall-clock second: folded into the last point.
+        st.record(sample(Key::Id(a), 50, true));
+        st.finish(5_400, 0, 2);
+        assert_eq!(st.history.len(), 1);
+        let p = &st.history[0];
+        assert_eq!((p.time, p.user_count), (5_400, 4));
+        assert_eq!((p.rps, p.fail_per_sec, p.dropped), (11.0, 1.0, 2));
+        assert_eq!(p.total_requests, 11);
+        assert!(p.p99 >= 49.0 && p.p50 < 11.0, "{p:?}");
+        assert!(p.p99_uncorrected >= 49.0, "{p:?}");
+        // In a later second: a point of its own.
+        st.record(sample(Key::Id(a), 10, false));
+        st.finish(6_300, 0, 2);
+        let times: Vec<u64> = st.history.iter().map(|p| p.time).collect();
+        assert_eq!(times, [5_400, 6_300]);
+        assert_eq!(st.history[1].rps, 1.0);
     }
 
     /// A window must not start with requests that finished before it, even

@@ -7,13 +7,22 @@
 //! weight, or in sequence), run its steps, report one `Sample` per request.
 //! The two drivers decide *when* iterations run: `spawner` (closed model:
 //! N users with think time, stages) and `arrival` (open model: iterations
-//! start at a rate). Both pass the time an iteration was *due*, so latency
-//! can be measured from then (coordinated-omission correction).
+//! start at a rate).
+//!
+//! Coordinated-omission correction: a request is measured from when it was
+//! *due* only when it is late because of the server, i.e. a paced user
+//! whose previous iteration overran its slot (it became free after the next
+//! one was due). Otherwise (an idle user woken by its timer, an open-model
+//! arrival, which never waits for a user) it is measured from the actual
+//! send, so loadgen's own timer lateness is not charged to the server.
+//!
+//! A user whose `on_start` fails (a request in it fails: status, check,
+//! capture, connection) does not run its tasks without it: it waits its
+//! wait time and runs `on_start` again. Its failed requests are counted.
 
 pub mod arrival;
 pub mod spawner;
 
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -287,6 +296,9 @@ pub struct User {
     class: usize,
     /// Next task index for sequential classes.
     seq_pos: usize,
+    /// When the request now in flight was sent (`None` between requests);
+    /// still set when the user is dropped mid-request, i.e. abandoned.
+    in_flight: Option<Instant>,
     /// The rendered path of the current request (reused).
     scratch: String,
     /// A rendered header value (reused).
@@ -313,6 +325,7 @@ impl User {
             compiled,
             class,
             seq_pos: 0,
+            in_flight: None,
             scratch: String::new(),
             scratch_header: String::new(),
             shared,
@@ -324,22 +337,42 @@ impl User {
         self.compiled.classes[self.class].wait
     }
 
-    /// Runs `on_start`; the first request is measured from `due`.
-    pub async fn on_start(&mut self, due: Option<Instant>) {
+    /// Runs `on_start`; false when one of its requests failed, in which case
+    /// its remaining steps are skipped (they would run without what the
+    /// failed one should have given, e.g. a token).
+    pub async fn on_start(&mut self) -> bool {
         let c = self.compiled.clone();
-        let mut due = due;
-        self.run_steps(&c.classes[self.class].on_start, &mut due)
-            .await;
+        self.run_steps(&c.classes[self.class].on_start, &mut None, true)
+            .await
     }
 
     /// Runs `on_stop`.
     pub async fn on_stop(&mut self) {
         let c = self.compiled.clone();
-        self.run_steps(&c.classes[self.class].on_stop, &mut None)
+        self.run_steps(&c.classes[self.class].on_stop, &mut None, false)
             .await;
     }
 
-    /// Picks a task and runs it; its first request is measured from `due`.
+    /// Runs `on_stop` for at most `timeout` (`--stop-timeout`); a request it
+    /// leaves unanswered is counted as abandoned.
+    pub async fn stop(&mut self, timeout: Duration) {
+        if tokio::time::timeout(timeout, self.on_stop()).await.is_err() {
+            self.note_abandoned();
+        }
+    }
+
+    /// Counts the request this user had in flight when it was stopped, if
+    /// any: it is not in the statistics (it has no response), but the run
+    /// says how many there were and how old.
+    pub fn note_abandoned(&mut self) {
+        if let Some(sent) = self.in_flight.take() {
+            self.shared.abandon(sent.elapsed());
+        }
+    }
+
+    /// Picks a task and runs it. `due`: the task is late because the server
+    /// kept this user busy past the time it was due (see the module doc);
+    /// its first request is then measured from `due`.
     pub async fn iteration(&mut self, due: Option<Instant>) {
         let c = self.compiled.clone();
         let class = &c.classes[self.class];
@@ -360,7 +393,8 @@ impl User {
             chosen
         };
         let mut due = due;
-        self.run_steps(&class.tasks[idx].steps, &mut due).await;
+        self.run_steps(&class.tasks[idx].steps, &mut due, false)
+            .await;
     }
 
     /// How long to think after a task (non-paced wait times).
@@ -380,12 +414,23 @@ impl User {
         }
     }
 
-    async fn run_steps(&mut self, steps: &[CStep], due: &mut Option<Instant>) {
+    /// Runs `steps`; false when a request failed. `stop_on_failure`: skip the
+    /// steps after a failed request (for `on_start`).
+    async fn run_steps(
+        &mut self,
+        steps: &[CStep],
+        due: &mut Option<Instant>,
+        stop_on_failure: bool,
+    ) -> bool {
+        let mut all_ok = true;
         for s in steps {
             match s {
                 CStep::Req(r) => {
                     let d = due.take();
-                    self.exec(r, d).await;
+                    all_ok &= self.exec(r, d).await;
+                    if !all_ok && stop_on_failure {
+                        return false;
+                    }
                 }
                 CStep::Loop {
                     var,
@@ -395,11 +440,15 @@ impl User {
                 } => {
                     for i in *from..=*to {
                         self.vars.set(var, i.to_string());
-                        Box::pin(self.run_steps(inner, due)).await;
+                        all_ok &= Box::pin(self.run_steps(inner, due, stop_on_failure)).await;
+                        if !all_ok && stop_on_failure {
+                            return false;
+                        }
                     }
                 }
             }
         }
+        all_ok
     }
 
     /// Writes the request line and headers into the client and returns the
@@ -459,18 +508,10 @@ impl User {
         Ok(body)
     }
 
-    async fn exec(&mut self, r: &CReq, due: Option<Instant>) {
+    /// Sends one request and records it; false when it failed.
+    async fn exec(&mut self, r: &CReq, due: Option<Instant>) -> bool {
         let sent = Instant::now();
-        let intended = match due {
-            Some(d) if d < sent => {
-                let lag = (sent - d).as_micros() as u64;
-                if lag > self.shared.lag_us.load(Ordering::Relaxed) {
-                    self.shared.lag_us.fetch_max(lag, Ordering::Relaxed);
-                }
-                d
-            }
-            _ => sent,
-        };
+        let intended = due.map_or(sent, |d| d.min(sent));
         let prepared = self.prepare(r);
         let key = match r.key {
             Some(id) => Key::Id(id),
@@ -491,10 +532,12 @@ impl User {
                         message: msg,
                     })),
                 });
-                return;
+                return false;
             }
         };
+        self.in_flight = Some(sent);
         let result = self.client.finish_at(&body, r.need_body, sent).await;
+        self.in_flight = None;
         let end = Instant::now();
         let latency_us = (end - intended).as_micros() as u64;
         let raw_us = (end - sent).as_micros() as u64;
@@ -506,6 +549,7 @@ impl User {
                 (code, resp.len, failure.map(Box::new))
             }
         };
+        let ok = failure.is_none();
         self.recorder.record(Sample {
             key,
             latency_us,
@@ -514,6 +558,7 @@ impl User {
             status,
             failure,
         });
+        ok
     }
 
     /// Applies the status rule, checks and captures.
@@ -527,9 +572,19 @@ impl User {
                 .ok()
                 .and_then(|s| s.canonical_reason())
                 .unwrap_or("");
+            let got = format!("{code} {reason}");
+            let message = match &r.status_check {
+                // A status check failed: say what it wanted.
+                Some(list) => format!(
+                    "expected {}, got {}",
+                    expected_statuses(list),
+                    got.trim_end()
+                ),
+                None => format!("HTTP {}", got.trim_end()),
+            };
             return Some(Failure {
                 kind: FailureKind::Status,
-                message: format!("HTTP {code} {reason}").trim_end().to_string(),
+                message,
             });
         }
         if !r.need_body {
@@ -580,6 +635,18 @@ impl User {
             }
         }
         None
+    }
+}
+
+/// `201`, `200 or 304`, `200, 201 or 304`.
+fn expected_statuses(list: &[u16]) -> String {
+    match list {
+        [] => "no status".to_string(),
+        [one] => one.to_string(),
+        [rest @ .., last] => {
+            let rest: Vec<String> = rest.iter().map(u16::to_string).collect();
+            format!("{} or {last}", rest.join(", "))
+        }
     }
 }
 

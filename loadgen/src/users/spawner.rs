@@ -9,9 +9,14 @@
 //!
 //! With `constant_pacing`/`constant_throughput` an iteration is *due* at a
 //! fixed schedule; when the previous one overran, the next one starts late
-//! and its latency is measured from when it was due.
+//! and its latency is measured from when it was due. One that starts on
+//! time after a sleep is measured from its send (the timer's own lateness
+//! is loadgen's, shown as send lag, not the server's).
+//!
+//! A run with `--iterations` ends the moment the last iteration finishes:
+//! each user leaving its task loop wakes the spawner.
 
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -42,6 +47,9 @@ pub(crate) async fn drive(shared: Arc<RunShared>, compiled: Arc<Compiled>, recor
     });
     let stages_end = (!plan.stages.is_empty()).then(|| TestPlan::stages_duration(&plan.stages));
     let seg_count = f64::from(seg.map_or(1, |s| s.count));
+    // Users still in their task loop (not yet stopping): with an iteration
+    // budget, the run is over when it is spent and this reaches 0.
+    let in_loop = Arc::new(AtomicUsize::new(0));
     let start = Instant::now();
     let mut users: Vec<Running> = Vec::new();
     let mut spawned: u64 = 0;
@@ -56,7 +64,7 @@ pub(crate) async fn drive(shared: Arc<RunShared>, compiled: Arc<Compiled>, recor
         let budget_left = iterations
             .as_ref()
             .is_none_or(|it| it.load(Ordering::Relaxed) > 0);
-        if !budget_left && users.is_empty() {
+        if !budget_left && in_loop.load(Ordering::Acquire) == 0 {
             break;
         }
         let elapsed = start.elapsed();
@@ -97,11 +105,13 @@ pub(crate) async fn drive(shared: Arc<RunShared>, compiled: Arc<Compiled>, recor
                     recorder.clone(),
                     shared.clone(),
                 );
+                in_loop.fetch_add(1, Ordering::AcqRel);
                 let handle = tokio::spawn(run_user(
                     user,
                     shared.clone(),
                     cancel.clone(),
                     iterations.clone(),
+                    in_loop.clone(),
                 ));
                 users.push(Running { cancel, handle });
                 if i % 1024 == 1023 {
@@ -129,6 +139,11 @@ pub(crate) async fn drive(shared: Arc<RunShared>, compiled: Arc<Compiled>, recor
         } else {
             Duration::from_millis(10)
         };
+        // Wake exactly at the end of the stages, so the run lasts just them.
+        let tick = match stages_end {
+            Some(end) if plan.run_time.is_none() => tick.min(end.saturating_sub(start.elapsed())),
+            _ => tick,
+        };
         tokio::select! {
             _ = shared.cancel.cancelled() => break,
             _ = shared.retarget.notified() => {}
@@ -136,12 +151,18 @@ pub(crate) async fn drive(shared: Arc<RunShared>, compiled: Arc<Compiled>, recor
         }
     }
     drop(recorder);
-    for u in &users {
-        u.cancel.cancel();
-    }
+    // The run's measured time ends here; users still get their on_stop.
+    shared.stop_now();
     for u in users {
         let _ = u.handle.await;
     }
+}
+
+/// Takes one iteration from the budget, if there is one; false when it is spent.
+fn take_iteration(iterations: &Option<Arc<AtomicI64>>) -> bool {
+    iterations
+        .as_ref()
+        .is_none_or(|it| it.fetch_sub(1, Ordering::Relaxed) > 0)
 }
 
 /// One closed-model user from start to stop.
@@ -150,55 +171,99 @@ async fn run_user(
     shared: Arc<RunShared>,
     cancel: CancellationToken,
     iterations: Option<Arc<AtomicI64>>,
+    in_loop: Arc<AtomicUsize>,
 ) {
     let n = shared.user_count.fetch_add(1, Ordering::Relaxed) + 1;
     shared.max_users.fetch_max(n, Ordering::Relaxed);
-    let wait = user.wait_time();
-    let pacing = match wait {
+    let pacing = match user.wait_time() {
         WaitTime::ConstantPacing(s) => Some(Duration::from_secs_f64(s)),
         WaitTime::ConstantThroughput(n) => Some(Duration::from_secs_f64(1.0 / n)),
         _ => None,
     };
-    let alive = tokio::select! {
-        _ = user.on_start(None) => true,
-        _ = cancel.cancelled() => false,
-    };
+    let started = run_until_started(&mut user, &cancel, &iterations, pacing).await;
     let mut next_due = Instant::now();
-    if alive {
-        loop {
-            if cancel.is_cancelled() {
-                break;
+    // Set when the user is late through the server's fault (see `users`).
+    let mut late_due = None;
+    while started && !cancel.is_cancelled() && take_iteration(&iterations) {
+        tokio::select! {
+            _ = user.iteration(late_due.take()) => {}
+            _ = cancel.cancelled() => break,
+        }
+        match pacing {
+            Some(p) => {
+                next_due += p;
+                let now = Instant::now();
+                if next_due > now {
+                    if !sleep_or_cancel(next_due - now, &cancel).await {
+                        break;
+                    }
+                    let lag = Instant::now().saturating_duration_since(next_due);
+                    shared
+                        .lag_us
+                        .fetch_max(lag.as_micros() as u64, Ordering::Relaxed);
+                } else {
+                    // The iteration overran its slot: the next one is late
+                    // because of the server, and measured from its due time.
+                    late_due = Some(next_due);
+                }
             }
-            if let Some(it) = &iterations {
-                if it.fetch_sub(1, Ordering::Relaxed) <= 0 {
+            None => {
+                let think = user.think();
+                if think.is_zero() {
+                    // Let other tasks run even when the server answers at once.
+                    tokio::task::yield_now().await;
+                } else if !sleep_or_cancel(think, &cancel).await {
                     break;
-                }
-            }
-            let due = pacing.map(|_| next_due);
-            tokio::select! {
-                _ = user.iteration(due) => {}
-                _ = cancel.cancelled() => break,
-            }
-            match pacing {
-                Some(p) => {
-                    next_due += p;
-                    let now = Instant::now();
-                    if next_due > now && !sleep_or_cancel(next_due - now, &cancel).await {
-                        break;
-                    }
-                }
-                None => {
-                    let think = user.think();
-                    if think.is_zero() {
-                        // Let other tasks run even when the server answers at once.
-                        tokio::task::yield_now().await;
-                    } else if !sleep_or_cancel(think, &cancel).await {
-                        break;
-                    }
                 }
             }
         }
     }
-    let _ = tokio::time::timeout(shared.plan.stop_timeout, user.on_stop()).await;
+    // Cancelled mid-request: that request is abandoned.
+    user.note_abandoned();
+    in_loop.fetch_sub(1, Ordering::AcqRel);
+    if iterations.is_some() {
+        if !cancel.is_cancelled() {
+            // The budget ran out: the users of the run's last moments, for
+            // its last history point (the first user out sees them all).
+            let running = shared.user_count.load(Ordering::Relaxed);
+            shared.users_at_stop.fetch_max(running, Ordering::Relaxed);
+        }
+        // The spawner ends an iteration run as soon as the last user is out.
+        shared.retarget.notify_one();
+    }
+    if started {
+        user.stop(shared.plan.stop_timeout).await;
+    }
     shared.user_count.fetch_sub(1, Ordering::Relaxed);
+}
+
+/// Runs `on_start` until it succeeds; false when the user is stopped first
+/// (or the iteration budget is spent). A failed `on_start` is followed by
+/// the user's wait time (its pacing interval for paced users) and another
+/// try, and takes one iteration of the budget, so a run whose logins all
+/// fail still ends.
+async fn run_until_started(
+    user: &mut User,
+    cancel: &CancellationToken,
+    iterations: &Option<Arc<AtomicI64>>,
+    pacing: Option<Duration>,
+) -> bool {
+    loop {
+        let ok = tokio::select! {
+            ok = user.on_start() => ok,
+            _ = cancel.cancelled() => return false,
+        };
+        if ok {
+            return true;
+        }
+        if !take_iteration(iterations) {
+            return false;
+        }
+        let wait = pacing.unwrap_or_else(|| user.think());
+        if wait.is_zero() {
+            tokio::task::yield_now().await;
+        } else if !sleep_or_cancel(wait, cancel).await {
+            return false;
+        }
+    }
 }

@@ -167,3 +167,170 @@ async fn ctrl_c_stops_the_users_and_writes_every_report() {
     assert!(page.contains("<html") && page.contains("Aggregated"));
     srv.stop().await;
 }
+
+/// A raw HTTP/1.1 server that reads every request and answers the first on
+/// each connection, then reads the second and closes without answering.
+/// Returns its address and the number of requests it read; it stops when
+/// `stop` is dropped or fires.
+async fn dropping_server() -> (
+    std::net::SocketAddr,
+    std::sync::Arc<std::sync::atomic::AtomicU64>,
+    tokio::sync::oneshot::Sender<()>,
+) {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let hits = std::sync::Arc::new(AtomicU64::new(0));
+    let (tx, mut rx) = tokio::sync::oneshot::channel::<()>();
+    let counter = hits.clone();
+    tokio::spawn(async move {
+        let mut conns = tokio::task::JoinSet::new();
+        loop {
+            let (sock, _) = tokio::select! {
+                _ = &mut rx => break,
+                a = listener.accept() => match a { Ok(a) => a, Err(_) => break },
+            };
+            let hits = counter.clone();
+            conns.spawn(async move {
+                let mut r = BufReader::new(sock);
+                for k in 0.. {
+                    let mut length = 0usize;
+                    let mut line = String::new();
+                    if r.read_line(&mut line).await.unwrap_or(0) == 0 {
+                        return;
+                    }
+                    loop {
+                        line.clear();
+                        if r.read_line(&mut line).await.unwrap_or(0) == 0 {
+                            return;
+                        }
+                        if line == "\r\n" {
+                            break;
+                        }
+                        if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                            length = v.trim().parse().unwrap_or(0);
+                        }
+                    }
+                    let mut body = vec![0; length];
+                    if r.read_exact(&mut body).await.is_err() {
+                        return;
+                    }
+                    hits.fetch_add(1, Ordering::SeqCst);
+                    if k == 1 {
+                        return; // read it, then drop the connection unanswered
+                    }
+                    let ok = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+                    if r.get_mut().write_all(ok).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+        conns.abort_all();
+    });
+    (addr, hits, tx)
+}
+
+/// A request the server read and dropped is a failure and is never sent
+/// again, even a POST: the server sees exactly the requests the report
+/// counts (oha and Locust: 50 % failures against this server).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_the_server_drops_is_a_failure_and_is_sent_once() {
+    let (addr, hits, stop) = dropping_server().await;
+    let post = loadgen::scenario::RequestSpec::post("/order")
+        .unwrap()
+        .json(&serde_json::json!({"qty": 1}))
+        .unwrap();
+    let user = loadgen::scenario::UserClass::new(
+        "Buyer",
+        vec![loadgen::scenario::Task::new("order", 1, vec![post.into()])],
+    );
+    let scenario = Scenario {
+        users: vec![user],
+        ..Scenario::single_get("/").unwrap()
+    };
+    let r = run(plan(&format!("http://{addr}"), scenario, 1, 10)).await;
+    assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 10);
+    assert_eq!(r.counts(), (10, 5));
+    assert_eq!(r.failures.len(), 1, "{:?}", r.failures);
+    assert_eq!(r.failures[0].kind, FailureKind::Io);
+    assert_eq!(r.status_codes, vec![(200, 5)]);
+    drop(stop);
+}
+
+/// A server that never answers: no request is recorded, and the run says
+/// that requests were abandoned in flight instead of looking clean.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_still_waiting_at_the_stop_are_reported() {
+    let srv = Server::start(|_| Reply::ok("late").after(Duration::from_secs(3600))).await;
+    let mut p = plan(&srv.url(), Scenario::single_get("/hang").unwrap(), 2, 1000);
+    p.run_time = Some(Duration::from_secs(1));
+    let r = run(p).await;
+    assert_eq!(r.counts(), (0, 0));
+    assert!(
+        r.warnings
+            .iter()
+            .any(|w| w
+                .starts_with("2 requests were still waiting for a response when the run stopped")),
+        "{:?}",
+        r.warnings
+    );
+    drop(srv); // its handlers still sleep: abort rather than drain
+}
+
+/// An `on_stop` that hangs is cut at `--stop-timeout`: the run's measured
+/// time ends when it was stopped (the rates do not halve), and the
+/// abandoned request is reported.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_on_stop_does_not_stretch_the_run_and_is_reported() {
+    use loadgen::scenario::{RequestSpec, Task, UserClass, WaitTime};
+    let srv = Server::start(|s| {
+        if s.path == "/hang" {
+            Reply::ok("late").after(Duration::from_secs(3600))
+        } else {
+            Reply::ok("ok")
+        }
+    })
+    .await;
+    let user = UserClass {
+        wait: WaitTime::Constant(0.1),
+        on_stop: vec![RequestSpec::get("/hang").unwrap().into()],
+        ..UserClass::new(
+            "U",
+            vec![Task::new(
+                "t",
+                1,
+                vec![RequestSpec::get("/").unwrap().into()],
+            )],
+        )
+    };
+    let scenario = Scenario {
+        users: vec![user],
+        ..Scenario::single_get("/").unwrap()
+    };
+    let mut p = loadgen::TestPlan::new(&srv.url(), scenario);
+    p.run_time = Some(Duration::from_secs(1));
+    p.stop_timeout = Duration::from_secs(1);
+    let started = std::time::Instant::now();
+    let r = run(p).await;
+    // The process waited for on_stop's timeout ...
+    assert!(started.elapsed() >= Duration::from_secs(2));
+    // ... but the run's time (the divisor of its rates) is its 1 s.
+    assert!(
+        (0.9..1.5).contains(&r.meta.duration_s),
+        "{}",
+        r.meta.duration_s
+    );
+    let (requests, failures) = r.counts();
+    assert!(requests >= 5 && failures == 0, "{requests} {failures}");
+    assert!(
+        r.warnings
+            .iter()
+            .any(|w| w.starts_with("1 request was still waiting")),
+        "{:?}",
+        r.warnings
+    );
+    drop(srv); // its /hang handler still sleeps: abort rather than drain
+}

@@ -10,6 +10,7 @@ mod dashboard;
 mod exit_codes;
 mod faults;
 mod latency;
+mod lifecycle;
 mod merge;
 mod open_model;
 mod outputs;
