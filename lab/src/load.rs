@@ -122,8 +122,6 @@ pub struct Driver {
     load: u32,
     /// When the current step's ramp began.
     ramp_started: Instant,
-    /// When the measurement window opened.
-    window_started: Option<Instant>,
     /// The next step restarts every user instead of keeping them.
     afresh: bool,
 }
@@ -137,7 +135,6 @@ impl Driver {
             cfg,
             load: 0,
             ramp_started: Instant::now(),
-            window_started: None,
             afresh: false,
         }
     }
@@ -162,7 +159,6 @@ impl Driver {
     pub async fn set_load(&mut self, load: u32) -> Result<(), Error> {
         let load = load.max(1);
         self.ramp_started = Instant::now();
-        self.window_started = None;
         let running = self.load > 0;
         let keep_users = running && !std::mem::take(&mut self.afresh);
         match self.cfg.model {
@@ -217,20 +213,15 @@ impl Driver {
         }
     }
 
-    /// Opens the measurement window: forgets everything measured so far.
-    pub fn open_window(&mut self) {
+    /// Opens the measurement window: forgets everything measured so far
+    /// (loadgen's rates and duration then count from the reset).
+    pub fn open_window(&self) {
         self.controller.reset_stats();
-        self.window_started = Some(Instant::now());
     }
 
-    /// The report of the window so far, its rates over the window's length.
+    /// The report of the window so far.
     pub fn window_report(&self) -> RunReport {
-        let mut r = self.controller.report();
-        let secs = self
-            .window_started
-            .map_or(r.meta.duration_s, |t| t.elapsed().as_secs_f64());
-        rebase(&mut r, secs);
-        r
+        self.controller.report()
     }
 
     /// Seconds between the start of the ramp and now.
@@ -309,17 +300,6 @@ fn base_plan(cfg: &DriverConfig, load: u32) -> TestPlan {
         LoadModel::Open => plan.arrival = Some(arrival(load)),
     }
     plan
-}
-
-/// Rates over `secs` instead of the run's whole life (after a statistics
-/// reset, loadgen still divides by the time since the run started).
-pub fn rebase(r: &mut RunReport, secs: f64) {
-    let secs = secs.max(1e-3);
-    r.meta.duration_s = secs;
-    for row in &mut r.stats {
-        row.total_rps = row.num_requests as f64 / secs;
-        row.total_fail_per_sec = row.num_failures as f64 / secs;
-    }
 }
 
 /// Runs one plan in this process.
