@@ -298,6 +298,46 @@ pub async fn run(args: CompareArgs) -> Result<(), Error> {
     Ok(())
 }
 
+/// Longest wait for a side's servers to go idle before a fresh start.
+const COOL_DOWN_MAX: Duration = Duration::from_secs(30);
+/// A process using less than this (percent of a core) counts as idle.
+const IDLE_CPU_PERCENT: f64 = 3.0;
+
+/// Before a side starts afresh (its last step broke the objective), stops
+/// its users and waits, up to `COOL_DOWN_MAX`, until its replicas and
+/// balancer are idle. Requests its users abandoned (logins that timed out)
+/// keep a budgeted replica busy for seconds; a step started inside that
+/// backlog would see every login time out, and users retrying them keep
+/// the server overloaded at a load it handled before.
+async fn cool_down(window: u32, stack: &Stack, sides: &[SideRun; 2], active: &[(usize, u32)]) {
+    let mut procs = Vec::new();
+    let mut names = Vec::new();
+    for &(i, _) in active {
+        if let Some(d) = sides[i].driver.as_ref().filter(|d| d.restarts()) {
+            d.stop().await;
+            procs.extend(side_processes(stack, sides[i].side).0);
+            names.push(sides[i].side.name());
+        }
+    }
+    if procs.is_empty() {
+        return;
+    }
+    let started = std::time::Instant::now();
+    while started.elapsed() < COOL_DOWN_MAX {
+        let sampler = Sampler::start(&procs);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let (usage, _) = sampler.finish();
+        if usage.iter().all(|p| p.cpu_percent < IDLE_CPU_PERCENT) {
+            break;
+        }
+    }
+    println!(
+        "lab: window {window}: {} restarts after a broken step: users stopped, servers idle after {:.1} s",
+        names.join(" and "),
+        started.elapsed().as_secs_f64()
+    );
+}
+
 /// One measurement window: ramps and warms up every active side, measures
 /// them together, and records each side's step.
 #[allow(clippy::too_many_arguments)]
@@ -326,6 +366,7 @@ async fn run_window(
         "lab: window {window}: {}; ramping and warming up…",
         plan.join(", "),
     );
+    cool_down(window, stack, sides, active).await;
     let mut ramp = Duration::ZERO;
     for &(i, l) in active {
         let s = &mut sides[i];

@@ -145,6 +145,11 @@ impl Driver {
         self.afresh = true;
     }
 
+    /// Whether the next step restarts users that are running now.
+    pub fn restarts(&self) -> bool {
+        self.afresh && self.load > 0
+    }
+
     /// The load the next step ramps from: 0 when it starts afresh.
     pub fn ramp_from(&self) -> u32 {
         if self.afresh {

@@ -17,8 +17,9 @@
 //! send, so loadgen's own timer lateness is not charged to the server.
 //!
 //! A user whose `on_start` fails (a request in it fails: status, check,
-//! capture, connection) does not run its tasks without it: it waits its
-//! wait time and runs `on_start` again. Its failed requests are counted.
+//! capture, connection) does not run its tasks without it: it pauses and
+//! runs `on_start` again, backing off exponentially while it keeps failing
+//! (see `spawner::run_until_started`). Its failed requests are counted.
 
 pub mod arrival;
 pub mod spawner;
@@ -398,6 +399,11 @@ impl User {
     }
 
     /// How long to think after a task (non-paced wait times).
+    /// A random factor in 0.5..1.0, to spread retries.
+    pub fn jitter(&mut self) -> f64 {
+        self.rng.gen_range(0.5..1.0)
+    }
+
     pub fn think(&mut self) -> Duration {
         match self.wait_time() {
             WaitTime::None | WaitTime::ConstantPacing(_) | WaitTime::ConstantThroughput(_) => {

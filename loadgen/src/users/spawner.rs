@@ -238,16 +238,23 @@ async fn run_user(
 }
 
 /// Runs `on_start` until it succeeds; false when the user is stopped first
-/// (or the iteration budget is spent). A failed `on_start` is followed by
-/// the user's wait time (its pacing interval for paced users) and another
-/// try, and takes one iteration of the budget, so a run whose logins all
-/// fail still ends.
+/// (or the iteration budget is spent). A failed `on_start` is followed by a
+/// pause and another try, and takes one iteration of the budget, so a run
+/// whose logins all fail still ends.
+///
+/// The pause backs off: the user's wait time (its pacing interval for paced
+/// users, at least `RETRY_FLOOR`), doubled after each failure in a row up to
+/// `RETRY_CEILING`, with jitter. Without it, users whose logins time out on
+/// an overloaded server retry in step and keep it overloaded: a retry storm
+/// that outlasts the load that caused it (seen in the lab: a replica that
+/// had handled 40 users failed every login at 45, after a step that broke).
 async fn run_until_started(
     user: &mut User,
     cancel: &CancellationToken,
     iterations: &Option<Arc<AtomicI64>>,
     pacing: Option<Duration>,
 ) -> bool {
+    let mut failures = 0u32;
     loop {
         let ok = tokio::select! {
             ok = user.on_start() => ok,
@@ -259,11 +266,44 @@ async fn run_until_started(
         if !take_iteration(iterations) {
             return false;
         }
-        let wait = pacing.unwrap_or_else(|| user.think());
-        if wait.is_zero() {
-            tokio::task::yield_now().await;
-        } else if !sleep_or_cancel(wait, cancel).await {
+        failures += 1;
+        let base = pacing.unwrap_or_else(|| user.think()).max(RETRY_FLOOR);
+        let pause = retry_pause(base, failures, user.jitter());
+        if !sleep_or_cancel(pause, cancel).await {
             return false;
         }
+    }
+}
+
+/// The shortest pause before a failed `on_start` is tried again.
+const RETRY_FLOOR: Duration = Duration::from_millis(250);
+/// The longest.
+const RETRY_CEILING: Duration = Duration::from_secs(30);
+
+/// The pause after the `failures`-th failed `on_start` in a row: `base`
+/// doubled for each failure after the first, at most `RETRY_CEILING`, then
+/// scaled by `jitter` (in 0.5..1.0, "equal jitter") so users spread out.
+fn retry_pause(base: Duration, failures: u32, jitter: f64) -> Duration {
+    let doubled = base.saturating_mul(1 << failures.saturating_sub(1).min(16));
+    doubled.min(RETRY_CEILING).mul_f64(jitter)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failed_on_start_backs_off_to_a_ceiling() {
+        let base = Duration::from_secs(1);
+        let pauses: Vec<u64> = (1..=7)
+            .map(|k| retry_pause(base, k, 1.0).as_secs())
+            .collect();
+        assert_eq!(pauses, [1, 2, 4, 8, 16, 30, 30]);
+        assert_eq!(
+            retry_pause(base, 3, 0.5),
+            Duration::from_secs(2),
+            "jitter scales"
+        );
+        assert_eq!(retry_pause(base, u32::MAX, 1.0), RETRY_CEILING);
     }
 }

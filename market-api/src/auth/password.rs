@@ -1,6 +1,7 @@
 //! Password hashing with argon2id on a small dedicated thread pool (one
 //! thread per core), so a login storm queues here instead of stalling the
-//! async workers that serve reads.
+//! async workers that serve reads. A queued hash whose request has gone
+//! (the client disconnected) is skipped.
 //!
 //! Each hashing thread owns one argon2 memory buffer (19 MiB at the default
 //! cost) for its whole life. Allocating and freeing it per hash let glibc
@@ -206,6 +207,14 @@ impl Passwords {
     ) -> Result<T, ApiError> {
         let (tx, rx) = oneshot::channel();
         let job: Job = Box::new(move |memory| {
+            // The request is gone (its client disconnected and the server
+            // dropped its handler while this job queued): skip the hash.
+            // Without this, logins abandoned in an overload are still hashed,
+            // seconds of CPU nobody waits for, and the server stays
+            // overloaded after the load has dropped.
+            if tx.is_closed() {
+                return;
+            }
             let _ = tx.send(f(memory));
         });
         self.jobs
@@ -232,6 +241,56 @@ mod tests {
             .verify("x".into(), Some("not a phc string".into()))
             .await
             .unwrap());
+    }
+
+    /// A hash queued behind busy threads is skipped if its caller gave up
+    /// meanwhile (as a login does when its client disconnects).
+    #[tokio::test]
+    async fn a_hash_whose_caller_left_is_skipped() {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::sync::Condvar;
+        use std::time::Duration;
+
+        let p = Passwords::new(PasswordCost::Fast);
+        let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let gate = Arc::new((Mutex::new(false), Condvar::new()));
+        let mut busy = Vec::new();
+        for _ in 0..threads {
+            let (p, gate) = (p.clone(), gate.clone());
+            busy.push(tokio::spawn(async move {
+                p.blocking(move |_| {
+                    let (open, cv) = &*gate;
+                    let mut open = open.lock().unwrap();
+                    while !*open {
+                        open = cv.wait(open).unwrap();
+                    }
+                    Ok(())
+                })
+                .await
+            }));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let ran = Arc::new(AtomicBool::new(false));
+        let r = ran.clone();
+        let abandoned = p.blocking(move |_| {
+            r.store(true, Ordering::SeqCst);
+            Ok(())
+        });
+        assert!(
+            tokio::time::timeout(Duration::from_millis(50), abandoned)
+                .await
+                .is_err(),
+            "every thread is busy"
+        );
+        *gate.0.lock().unwrap() = true;
+        gate.1.notify_all();
+        for b in busy {
+            b.await.unwrap().unwrap();
+        }
+        for _ in 0..2 * threads {
+            p.blocking(|_| Ok(())).await.unwrap();
+        }
+        assert!(!ran.load(Ordering::SeqCst), "the abandoned hash ran");
     }
 
     /// Hashes stay standard PHC strings: ours verify with the `argon2`
