@@ -738,7 +738,7 @@ fn speedup_sentence(sp: &Speedup, replicas: u16) -> String {
                 _ => ("", ""),
             };
             format!(
-                "Speed-up {sign}{s:.2}× with {replicas} replicas, scaling efficiency {sign}{:.0}%{why}.",
+                "Speed-up {sign}{s:.2}× the load with {replicas} replicas, scaling efficiency {sign}{:.0}% (requests/s){why}.",
                 e * 100.0
             )
         }

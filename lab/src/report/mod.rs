@@ -194,7 +194,11 @@ pub struct Speedup {
     pub load: Option<f64>,
     /// group req/s at capacity / single req/s at capacity.
     pub rps: Option<f64>,
-    /// load / replicas.
+    /// Requests/s speed-up / replicas (the load speed-up when req/s are
+    /// unknown). Throughput is what replicas add; the user count can grow
+    /// faster than it in a closed model, because at the group's capacity
+    /// each user waits longer per request (efficiency "200%" by users would
+    /// mislead).
     pub efficiency: Option<f64>,
     /// How to read them.
     pub bound: Bound,
@@ -225,12 +229,15 @@ impl Speedup {
         };
         match (cap(single), cap(group)) {
             _ if bound == Bound::NotMeasured => none,
-            (Some((l1, r1)), Some((ln, rn))) if l1 > 0.0 => Speedup {
-                load: Some(ln / l1),
-                rps: (r1 > 0.0).then(|| rn / r1),
-                efficiency: Some(ln / l1 / f64::from(replicas.max(1))),
-                bound,
-            },
+            (Some((l1, r1)), Some((ln, rn))) if l1 > 0.0 => {
+                let rps = (r1 > 0.0).then(|| rn / r1);
+                Speedup {
+                    load: Some(ln / l1),
+                    rps,
+                    efficiency: Some(rps.unwrap_or(ln / l1) / f64::from(replicas.max(1))),
+                    bound,
+                }
+            }
             _ => none,
         }
     }
@@ -354,7 +361,7 @@ pub fn speedup_text(r: &LabReport) -> String {
         (bound, Some(sp), Some(e)) => {
             let sign = bound.sign();
             let mut t = format!(
-                "{sign}{sp:.2}× the load{}, scaling efficiency {sign}{:.0}% (speed-up / {} replicas)",
+                "{sign}{sp:.2}× the load{}, scaling efficiency {sign}{:.0}% (requests/s speed-up / {} replicas)",
                 r.rps_speedup
                     .map_or(String::new(), |x| format!(", {sign}{x:.2}× the requests/s")),
                 e * 100.0,
