@@ -264,6 +264,15 @@ impl Names {
     }
 }
 
+/// The `p` quantile of `h` in ms (0 when empty).
+fn ms_at(h: &Histogram<u64>, p: f64) -> f64 {
+    if h.is_empty() {
+        0.0
+    } else {
+        h.value_at_quantile(p) as f64 / 1000.0
+    }
+}
+
 fn small_hist() -> Histogram<u64> {
     Histogram::new_with_bounds(1, entry::MAX_US, 2).expect("static histogram bounds are valid")
 }
@@ -397,23 +406,16 @@ impl StatsState {
 
     /// Closes one second: appends a history point and rolls the windows.
     pub fn tick(&mut self, now_unix_ms: u64, user_count: u32, dropped_total: u64) -> HistoryPoint {
-        let q = |h: &Histogram<u64>, p: f64| {
-            if h.is_empty() {
-                0.0
-            } else {
-                h.value_at_quantile(p) as f64 / 1000.0
-            }
-        };
         let t = self.total.row(1.0);
         let point = HistoryPoint {
             time: now_unix_ms,
             user_count,
             rps: self.second_reqs as f64,
             fail_per_sec: self.second_fails as f64,
-            p50: q(&self.second, 0.5),
-            p95: q(&self.second, 0.95),
-            p99: q(&self.second, 0.99),
-            p99_uncorrected: q(&self.second_raw, 0.99),
+            p50: ms_at(&self.second, 0.5),
+            p95: ms_at(&self.second, 0.95),
+            p99: ms_at(&self.second, 0.99),
+            p99_uncorrected: ms_at(&self.second_raw, 0.99),
             total_requests: t.num_requests,
             total_failures: t.num_failures,
             total_median: t.median_response_time,
@@ -422,7 +424,10 @@ impl StatsState {
             total_max: t.max_response_time,
             total_avg_content: t.avg_content_length,
             dropped: dropped_total.saturating_sub(self.dropped_iterations),
-            percentiles: PERCENTILES.iter().map(|p| q(&self.second, *p)).collect(),
+            percentiles: PERCENTILES
+                .iter()
+                .map(|p| ms_at(&self.second, *p))
+                .collect(),
         };
         self.dropped_iterations = dropped_total.max(self.dropped_iterations);
         if self.history.len() >= MAX_HISTORY {
@@ -466,23 +471,16 @@ impl StatsState {
         // Same bounds on both sides, so adding cannot fail.
         let _ = prev.add(&self.second);
         let _ = self.last_raw.add(&self.second_raw);
-        let q = |h: &Histogram<u64>, p: f64| {
-            if h.is_empty() {
-                0.0
-            } else {
-                h.value_at_quantile(p) as f64 / 1000.0
-            }
-        };
         let t = self.total.row(1.0);
         let (hist, raw) = (&*prev, &self.last_raw);
         if let Some(point) = self.history.last_mut() {
             point.time = now_unix_ms;
             point.rps += self.second_reqs as f64;
             point.fail_per_sec += self.second_fails as f64;
-            point.p50 = q(hist, 0.5);
-            point.p95 = q(hist, 0.95);
-            point.p99 = q(hist, 0.99);
-            point.p99_uncorrected = q(raw, 0.99);
+            point.p50 = ms_at(hist, 0.5);
+            point.p95 = ms_at(hist, 0.95);
+            point.p99 = ms_at(hist, 0.99);
+            point.p99_uncorrected = ms_at(raw, 0.99);
             point.total_requests = t.num_requests;
             point.total_failures = t.num_failures;
             point.total_median = t.median_response_time;
@@ -491,7 +489,7 @@ impl StatsState {
             point.total_max = t.max_response_time;
             point.total_avg_content = t.avg_content_length;
             point.dropped += dropped;
-            point.percentiles = PERCENTILES.iter().map(|p| q(hist, *p)).collect();
+            point.percentiles = PERCENTILES.iter().map(|p| ms_at(hist, *p)).collect();
         }
         self.dropped_iterations = dropped_total.max(self.dropped_iterations);
         self.second.reset();

@@ -12,6 +12,25 @@ use loadgen::{Scenario, TestPlan};
 
 use crate::support::{run, Reply, Server};
 
+/// One user class that GETs `/` once every `secs` (constant pacing).
+fn paced(secs: f64) -> Scenario {
+    let user = UserClass {
+        wait: WaitTime::ConstantPacing(secs),
+        ..UserClass::new(
+            "Paced",
+            vec![Task::new(
+                "get",
+                1,
+                vec![loadgen::scenario::RequestSpec::get("/").unwrap().into()],
+            )],
+        )
+    };
+    Scenario {
+        users: vec![user],
+        ..Scenario::single_get("/").unwrap()
+    }
+}
+
 /// A server that, at its `at`-th request, stalls everything for `stall`.
 async fn stalling_server(at: u64, stall: Duration) -> Server {
     let until: Arc<Mutex<Option<Instant>>> = Arc::new(Mutex::new(None));
@@ -84,22 +103,7 @@ async fn open_model_keeps_its_rate_through_a_stall_and_counts_drops() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn paced_users_measure_from_the_due_time() {
     let srv = stalling_server(20, Duration::from_millis(500)).await;
-    let user = UserClass {
-        wait: WaitTime::ConstantPacing(0.02),
-        ..UserClass::new(
-            "Paced",
-            vec![Task::new(
-                "get",
-                1,
-                vec![loadgen::scenario::RequestSpec::get("/").unwrap().into()],
-            )],
-        )
-    };
-    let scenario = Scenario {
-        users: vec![user],
-        ..Scenario::single_get("/").unwrap()
-    };
-    let mut plan = TestPlan::new(&srv.url(), scenario);
+    let mut plan = TestPlan::new(&srv.url(), paced(0.02));
     plan.users = 1;
     plan.spawn_rate = f64::INFINITY;
     plan.run_time = Some(Duration::from_secs(2));
@@ -196,22 +200,7 @@ async fn timer_lateness_is_not_charged_to_a_fast_server() {
     assert_eq!(t.percentile(0.99), Some(t.uncorrected.p99));
     assert_eq!(t.avg_response_time, t.uncorrected.avg_response_time);
 
-    let user = UserClass {
-        wait: WaitTime::ConstantPacing(0.01),
-        ..UserClass::new(
-            "Paced",
-            vec![Task::new(
-                "get",
-                1,
-                vec![loadgen::scenario::RequestSpec::get("/").unwrap().into()],
-            )],
-        )
-    };
-    let scenario = Scenario {
-        users: vec![user],
-        ..Scenario::single_get("/").unwrap()
-    };
-    let mut plan = TestPlan::new(&srv.url(), scenario);
+    let mut plan = TestPlan::new(&srv.url(), paced(0.01));
     plan.users = 2;
     plan.spawn_rate = f64::INFINITY;
     plan.run_time = Some(Duration::from_secs(1));
