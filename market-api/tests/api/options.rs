@@ -177,12 +177,7 @@ async fn metadata_and_actions_follow_drf() {
 async fn allow_matches_the_routed_methods() {
     let s = Server::start().await;
     let demo = s.demo().await;
-    let db = s.db().await;
-    sqlx::query("UPDATE users SET is_staff = 1 WHERE email = 'demo@example.com'")
-        .execute(&db)
-        .await
-        .unwrap();
-    db.close().await;
+    s.make_demo_staff().await;
     for path in VIEWS {
         let (st, allow, _) = options(&s, path, Some(&demo)).await;
         assert_eq!(st, 200, "{path}");

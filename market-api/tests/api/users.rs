@@ -110,12 +110,7 @@ async fn user_list_is_staff_only() {
     );
     assert_eq!(s.get("/api/v1/users/1/", Some(&token)).await.status(), 403);
 
-    let db = s.db().await;
-    sqlx::query("UPDATE users SET is_staff = 1 WHERE email = 'demo@example.com'")
-        .execute(&db)
-        .await
-        .unwrap();
-    db.close().await;
+    s.make_demo_staff().await;
     let (st, v) = s.get_json("/api/v1/users/?page_size=2", Some(&token)).await;
     assert_eq!(st, 200);
     assert_eq!(v["count"], 4);
