@@ -35,24 +35,6 @@ use std::io::Write as _;
 
 use tokio::net::TcpListener;
 
-/// Sets up `tracing` to stderr, filtered by `RUST_LOG` (default `info`).
-pub fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(colour_logs())
-        .try_init();
-}
-
-/// Colours for a person at a terminal only: a log file or a pipe gets plain
-/// text. `NO_COLOR` (<https://no-color.org>) turns them off everywhere.
-fn colour_logs() -> bool {
-    use std::io::IsTerminal;
-    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
-}
-
 async fn bind(addr: std::net::SocketAddr) -> Result<TcpListener, Error> {
     TcpListener::bind(addr)
         .await

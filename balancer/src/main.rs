@@ -3,11 +3,9 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
-
 fn main() -> ExitCode {
-    let cli = balancer::Cli::parse();
-    balancer::init_tracing();
+    let cli: balancer::Cli = plumbing::parse_or_exit();
+    plumbing::init_tracing();
     // The configuration is read once, before the runtime it sizes.
     let result = cli
         .to_config()

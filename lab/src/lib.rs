@@ -79,22 +79,6 @@ pub fn runtime_workers(cli: &Cli) -> Option<usize> {
     }
 }
 
-/// Installs a `tracing` subscriber that honours `RUST_LOG` (default `info`)
-/// and writes to stderr. Called by `main`, never by [`run`]. This is the
-/// subscriber of every role too (`lab market-api …` is this binary), so it
-/// decides what the replicas' and the balancer's log files look like:
-/// colours only when stderr is a terminal, never escape codes in a file.
-pub fn init_tracing() {
-    use std::io::IsTerminal;
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr)
-        .try_init();
-}
-
 /// Runs this process in a child role (`lab market-api …`, `lab balancer …`):
 /// it dies with the lab, parses its arguments with the role's own parser and
 /// reports the role's error as text.

@@ -1,10 +1,10 @@
 //! The `lab` binary: parse, set up tracing, build the runtime, run, exit code.
 
-use clap::Parser;
-
 fn main() -> std::process::ExitCode {
-    let cli = lab::Cli::parse();
-    lab::init_tracing();
+    let cli: lab::Cli = plumbing::parse_or_exit();
+    // Also the subscriber of every role (`lab market-api …` is this binary):
+    // the replicas' log files get plain text.
+    plumbing::init_tracing();
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     if let Some(n) = lab::runtime_workers(&cli) {
         builder.worker_threads(n);

@@ -55,16 +55,6 @@ pub use report::{write_csv, write_html, write_json, RunReport};
 pub use scenario::Scenario;
 pub use stats::{FailureRow, HistoryPoint, StatsRow};
 
-/// Sets up `tracing` for the binary (RUST_LOG, default `info`), on stderr.
-pub fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
-}
-
 /// Runs one test to its end (run time, iterations, stages) and returns its report,
 /// thresholds evaluated. No signal handling: stop it by dropping the future or
 /// use a `Controller`.
@@ -75,31 +65,9 @@ pub async fn run_test(plan: TestPlan) -> Result<RunReport, Error> {
     Ok(controller.report())
 }
 
-/// Resolves when SIGINT or SIGTERM arrives.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {}
-        _ = term => {}
-    }
-}
-
 /// The binary's entry: parse → run → outputs. Errors map to exit codes via `Error::exit_code`.
 pub async fn run(cli: Cli) -> Result<(), Error> {
-    run_with_shutdown(cli, shutdown_signal()).await
+    run_with_shutdown(cli, plumbing::shutdown_signal()).await
 }
 
 /// `run`, stopping on `shutdown` instead of SIGINT/SIGTERM (for tests and `lab`).

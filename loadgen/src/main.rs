@@ -1,10 +1,8 @@
 //! The `loadgen` binary: parse, build the runtime, run, map the error to an exit code.
 
-use clap::Parser;
-
 fn main() -> std::process::ExitCode {
-    let cli = loadgen::Cli::parse();
-    loadgen::init_tracing();
+    let cli: loadgen::Cli = plumbing::parse_or_exit();
+    plumbing::init_tracing();
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     if std::env::var_os("TOKIO_WORKER_THREADS").is_none() {
         let target = cli.run.url.as_deref().or(cli.run.host.as_deref());

@@ -56,7 +56,7 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
             let addr = listener.local_addr()?;
             announce(&format!("market-api listening on http://{addr}"));
             tracing::info!(%addr, database = %config.database_url, replica = ?config.replica_id, "serving");
-            serve_state(listener, state, shutdown_signal()).await
+            serve_state(listener, state, plumbing::shutdown_signal()).await
         }
         cli::Command::Seed(args) => {
             let db = db::Db::open(&args.db.database_url, Some(1)).await?;
@@ -132,28 +132,6 @@ pub async fn serve_state(
     Ok(())
 }
 
-/// Completes on SIGINT (Ctrl-C) or SIGTERM.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
-    }
-}
-
 /// A tokio runtime with `workers` worker threads (`None`: one per core).
 pub fn runtime(workers: Option<usize>) -> std::io::Result<tokio::runtime::Runtime> {
     let mut builder = tokio::runtime::Builder::new_multi_thread();
@@ -162,24 +140,4 @@ pub fn runtime(workers: Option<usize>) -> std::io::Result<tokio::runtime::Runtim
         builder.worker_threads(n);
     }
     builder.build()
-}
-
-/// Logs to stderr, filtered by `RUST_LOG` (default `info`). For binaries;
-/// the library never calls it itself.
-pub fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(colour_logs())
-        .try_init();
-}
-
-/// Colours only for a person reading a terminal: a log file or pipe gets
-/// plain text (tracing-subscriber colours by default, wherever stderr goes).
-/// `NO_COLOR` (<https://no-color.org>) turns them off on a terminal too.
-fn colour_logs() -> bool {
-    use std::io::IsTerminal;
-    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }

@@ -2,11 +2,9 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
-
 fn main() -> ExitCode {
-    market_api::init_tracing();
-    let cli = market_api::Cli::parse();
+    let cli: market_api::Cli = plumbing::parse_or_exit();
+    plumbing::init_tracing();
     let runtime = match market_api::runtime(cli.workers()) {
         Ok(rt) => rt,
         Err(e) => {

@@ -7,21 +7,7 @@ use std::fmt::Write as _;
 use super::terminal::NOT_MONOTONIC;
 use super::{speedup_text, LabReport, RunResult};
 
-/// Escapes text for HTML.
-pub fn esc(s: &str) -> String {
-    let mut o = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => o.push_str("&amp;"),
-            '<' => o.push_str("&lt;"),
-            '>' => o.push_str("&gt;"),
-            '"' => o.push_str("&quot;"),
-            '\'' => o.push_str("&#39;"),
-            _ => o.push(c),
-        }
-    }
-    o
-}
+pub use plumbing::html::escape as esc;
 
 /// One line of a chart.
 pub struct Series<'a> {

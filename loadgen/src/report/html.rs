@@ -13,12 +13,7 @@ use super::csv::ms;
 use super::{write_file, RunReport};
 use crate::Error;
 
-fn esc(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
+use plumbing::html::escape as esc;
 
 const W: f64 = 860.0;
 const H: f64 = 220.0;

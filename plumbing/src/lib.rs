@@ -1,0 +1,16 @@
+//! The plumbing every Market Lab binary shares and none owns: how logs look,
+//! when colour is used, which signals stop a program, how a usage error is
+//! printed, and how report pages escape text.
+//!
+//! It exists so that a rule is written once: before it, four `init_tracing`s
+//! had three behaviours and two HTML escapers disagreed on `'`. Like
+//! ripgrep's `grep-cli`, it holds no domain logic; each crate keeps its own.
+
+pub mod args;
+pub mod html;
+pub mod log;
+pub mod signal;
+
+pub use args::parse_or_exit;
+pub use log::{colour_enabled, init_tracing};
+pub use signal::shutdown_signal;
