@@ -124,3 +124,33 @@ async fn a_folder_is_reused_when_stopped_and_refused_while_running() {
     })
     .await;
 }
+
+/// The death signal follows the thread that spawned the server. Here that
+/// thread is a blocking-pool thread that idles out 100 ms after the start
+/// returns; the server must live on (the library spawns from a guardian
+/// thread of its own) until it is stopped.
+#[test]
+fn a_server_outlives_the_thread_that_started_it() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_keep_alive(Duration::from_millis(100))
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(bounded(async {
+        let dir = scratch();
+        let handle = tokio::runtime::Handle::current();
+        let path = dir.path().to_path_buf();
+        let pg = tokio::task::spawn_blocking(move || handle.block_on(start_in(&path)))
+            .await
+            .unwrap();
+        // Long enough for the idle blocking thread to exit.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        assert!(
+            crate::support::alive(pg.pid()),
+            "the server died with the thread that started it"
+        );
+        assert_eq!(crate::support::query(&pg, "select 1"), "1");
+        pg.stop().await.unwrap();
+    }));
+}
