@@ -9,9 +9,10 @@
 //! for a small shared box, starts `postgres` on a free loopback port and waits
 //! until it accepts connections; [`Cluster::stop`] shuts it down fast and, past
 //! a bound, kills it. The server also dies with its owner, even after SIGKILL
-//! (see [`server`](crate::Cluster) for the death-signal and guardian-thread
-//! design), and PostgreSQL's refusal to run as root is met by running it as an
-//! unprivileged user (`nobody` by default) when the owner is root.
+//! (the `server` module explains the death signal and the guardian thread),
+//! and PostgreSQL's refusal to run as root is met by running it as an
+//! unprivileged user (`nobody` by default) when the owner is root (the
+//! `account` module). `docs/pgcluster.md` is the guide.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), pgcluster::Error> {
