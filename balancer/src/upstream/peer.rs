@@ -12,7 +12,7 @@ use std::time::Duration;
 use http::HeaderValue;
 
 use crate::config::ServerConfig;
-use crate::proxy::client::Pool;
+use crate::proxy::client::{Pool, Server};
 
 /// Administrative state, set by config (`down`) or the admin API.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -138,6 +138,15 @@ impl Peer {
         self.pool.set_max_idle(keepalive);
     }
 
+    /// What the upstream client needs to reach it.
+    pub fn server(&self) -> Server<'_> {
+        Server {
+            addr: self.addr,
+            name: &self.name,
+            pool: &self.pool,
+        }
+    }
+
     /// Configured weight.
     pub fn weight(&self) -> u32 {
         self.weight.load(Relaxed)
@@ -205,6 +214,12 @@ impl Peer {
             return false;
         }
         !self.failed(now)
+    }
+
+    /// Usable apart from passive failure accounting (`max_fails`) and
+    /// `max_conns`, which the caller's CAS checks.
+    pub fn usable_ignoring_fails(&self) -> bool {
+        self.admin.load(Relaxed) == AdminState::Up as u8 && self.healthy.load(Relaxed)
     }
 
     /// Usable apart from `max_conns`: a freed slot may be handed to a queued
