@@ -20,7 +20,9 @@ async fn upload(bal: &Bal, head: &str, pieces: Vec<Vec<u8>>) -> String {
     s.write_all(head.as_bytes()).await.unwrap();
     for p in pieces {
         tokio::time::sleep(GAP).await;
-        s.write_all(&p).await.unwrap();
+        if s.write_all(&p).await.is_err() {
+            break; // answered and closed early: the answer says why
+        }
     }
     let mut out = Vec::new();
     let _ = tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut out)).await;
