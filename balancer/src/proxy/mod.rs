@@ -299,16 +299,7 @@ async fn proxy(
         match attempts.attempt(guard).await {
             Next::Retry => continue,
             Next::Answer(response) => return response,
-            Next::Relay(exchange, guard, start) => {
-                return relay(
-                    g,
-                    exchange,
-                    guard,
-                    client_upgrade,
-                    start,
-                    attempts.last_byte,
-                )
-            }
+            Next::Relay(exchange, finish) => return relay(g, exchange, finish, client_upgrade),
         }
     }
 }
@@ -319,8 +310,8 @@ enum Next {
     Retry,
     /// Answer the client with this (a local error).
     Answer(Response<RespBody>),
-    /// Relay this response from the server held by the guard.
-    Relay(Exchange, PeerGuard, Instant),
+    /// Relay this response; `Finish` holds the server until its end.
+    Relay(Exchange, Finish),
 }
 
 /// One request's attempts: what stays the same across them, and what they
@@ -394,7 +385,12 @@ impl Attempts<'_> {
                 if !self.last_byte {
                     peer.observe_time(took);
                 }
-                Next::Relay(exchange, guard, start)
+                let finish = Finish {
+                    guard,
+                    start,
+                    last_byte: self.last_byte,
+                };
+                Next::Relay(exchange, finish)
             }
             Err(e) => self.failed(e, &guard),
         }
@@ -435,21 +431,14 @@ impl Attempts<'_> {
 fn relay(
     g: &Generation,
     exchange: Exchange,
-    guard: PeerGuard,
+    finish: Finish,
     client_upgrade: Option<hyper::upgrade::OnUpgrade>,
-    start: Instant,
-    last_byte: bool,
 ) -> Response<RespBody> {
     let x_upstream = g
         .config
         .upstream_header
-        .then(|| guard.peer().header.clone());
+        .then(|| finish.guard.peer().header.clone());
     let Exchange { mut head, payload } = exchange;
-    let finish = Finish {
-        guard,
-        start,
-        last_byte,
-    };
     match payload {
         Payload::Complete(body, conn) => {
             forward::prepare_response(&mut head, false, x_upstream.as_ref());
