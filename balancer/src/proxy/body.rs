@@ -17,8 +17,7 @@ use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 
 use super::client::{BodyReader, Conn};
-use super::request_body::Idle;
-pub use super::request_body::{BodyError, BoxError, ReqBody};
+use super::request_body::{BodyError, BoxError, Idle};
 use crate::upstream::PeerGuard;
 
 /// What to do when an upstream response has been fully relayed.

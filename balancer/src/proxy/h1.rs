@@ -245,24 +245,25 @@ pub fn parse_length(raw: &[u8]) -> Option<u64> {
     })
 }
 
-/// nginx's framing rules for a request head, over its raw headers, for a
-/// front end to apply before it hands the request to a parser that hides
-/// them (hyper drops a `Content-Length` beside `Transfer-Encoding`):
-/// `Content-Length` not decimal digits, or twice, → 400; `Transfer-Encoding`
-/// twice, on HTTP/1.0 (`minor` 0) or beside `Content-Length` → 400; a coding
-/// other than a lone `chunked` → 501 (a transfer coding we do not apply may
-/// not be dropped).
+/// nginx's framing rules for a request head, over its raw headers; its
+/// `Content-Length`, if any. `Content-Length` not decimal digits, or twice,
+/// → 400; `Transfer-Encoding` twice, on HTTP/1.0 (`minor` 0) or beside
+/// `Content-Length` → 400; a coding other than a lone `chunked` → 501 (a
+/// transfer coding we do not apply may not be dropped). The proxy applies
+/// it to every request; a front end should apply it before handing a head
+/// to a parser that hides some of it (hyper drops a `Content-Length` beside
+/// `Transfer-Encoding`).
 pub fn screen_framing<'a>(
     headers: impl Iterator<Item = (&'a [u8], &'a [u8])>,
     minor: u8,
-) -> Result<(), StatusCode> {
-    let (mut length, mut coding) = (false, None);
+) -> Result<Option<u64>, StatusCode> {
+    let (mut length, mut coding) = (None, None);
     for (name, value) in headers {
         if name.eq_ignore_ascii_case(b"content-length") {
-            if length || parse_length(value).is_none() {
+            if length.is_some() {
                 return Err(StatusCode::BAD_REQUEST);
             }
-            length = true;
+            length = Some(parse_length(value).ok_or(StatusCode::BAD_REQUEST)?);
         } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
             if coding.is_some() {
                 return Err(StatusCode::BAD_REQUEST);
@@ -271,10 +272,10 @@ pub fn screen_framing<'a>(
         }
     }
     match coding {
-        None => Ok(()),
-        Some(_) if minor == 0 || length => Err(StatusCode::BAD_REQUEST),
+        None => Ok(length),
+        Some(_) if minor == 0 || length.is_some() => Err(StatusCode::BAD_REQUEST),
         Some(v) if !v.eq_ignore_ascii_case(b"chunked") => Err(StatusCode::NOT_IMPLEMENTED),
-        Some(_) => Ok(()),
+        Some(_) => Ok(None),
     }
 }
 
@@ -561,13 +562,13 @@ mod tests {
             )
         };
         let bad = Err(StatusCode::BAD_REQUEST);
-        assert_eq!(check(&[("Content-Length", "5")], 1), Ok(()));
+        assert_eq!(check(&[("Content-Length", "5")], 1), Ok(Some(5)));
         assert_eq!(check(&[("Content-Length", "+5")], 1), bad);
         assert_eq!(
             check(&[("content-length", "5"), ("Content-Length", "5")], 1),
             bad
         );
-        assert_eq!(check(&[("Transfer-Encoding", "Chunked")], 1), Ok(()));
+        assert_eq!(check(&[("Transfer-Encoding", "Chunked")], 1), Ok(None));
         assert_eq!(check(&[("Transfer-Encoding", "chunked")], 0), bad);
         assert_eq!(
             check(

@@ -44,21 +44,11 @@ pub fn screen<B>(req: &Request<B>) -> Result<Option<u64>, StatusCode> {
             return Err(BAD);
         }
     }
-    let mut lengths = headers.get_all(header::CONTENT_LENGTH).iter();
-    let length = match (lengths.next(), lengths.next()) {
-        (_, Some(_)) => return Err(BAD),
-        (Some(v), None) => Some(h1::parse_length(v.as_bytes()).ok_or(BAD)?),
-        (None, None) => None,
-    };
-    let mut codings = headers.get_all(header::TRANSFER_ENCODING).iter();
-    match (codings.next(), codings.next()) {
-        (_, Some(_)) => return Err(BAD),
-        (Some(_), None) if req.version() < Version::HTTP_11 || length.is_some() => return Err(BAD),
-        (Some(te), None) if !te.as_bytes().eq_ignore_ascii_case(b"chunked") => {
-            return Err(StatusCode::NOT_IMPLEMENTED)
-        }
-        _ => {}
-    }
+    let minor = u8::from(req.version() > Version::HTTP_10);
+    let raw = headers
+        .iter()
+        .map(|(n, v)| (n.as_str().as_bytes(), v.as_bytes()));
+    let length = h1::screen_framing(raw, minor)?;
     if !path_stays_inside(req.uri().path().as_bytes()) {
         return Err(BAD);
     }

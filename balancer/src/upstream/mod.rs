@@ -126,11 +126,6 @@ impl Upstream {
         }
     }
 
-    /// Whether the method needs the request's hash key.
-    pub fn needs_key(&self) -> bool {
-        matches!(self.algorithm, Algorithm::Hash { .. })
-    }
-
     /// Gets a server for a request, skipping those in `tried` (bit i = peer
     /// i), waiting in the queue if one is configured.
     pub async fn acquire(

@@ -157,11 +157,6 @@ impl Peer {
         self.weight.store(w.max(1), Relaxed);
     }
 
-    /// `max_conns` (0 = unlimited).
-    pub fn max_conns(&self) -> u32 {
-        self.max_conns.load(Relaxed)
-    }
-
     /// Administrative state.
     pub fn admin(&self) -> AdminState {
         match self.admin.load(Relaxed) {
