@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 use super::candidate;
 use super::round_robin::Swrr;
-use crate::upstream::Peer;
+use crate::upstream::peer::Peer;
 
 /// CRC-32 (IEEE), the one nginx uses (`ngx_crc32_*`), as an update over a
 /// running value: start with `!0`, finish with `!`.

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use super::candidate;
 use super::round_robin::Swrr;
-use crate::upstream::Peer;
+use crate::upstream::peer::Peer;
 
 /// Picks the least loaded candidate of `tier`.
 pub fn select(

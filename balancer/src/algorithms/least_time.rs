@@ -10,7 +10,7 @@ use std::sync::Arc;
 use super::candidate;
 use super::round_robin::Swrr;
 use crate::config::LeastTimeMode;
-use crate::upstream::Peer;
+use crate::upstream::peer::Peer;
 
 fn score(p: &Peer, now: u64) -> f64 {
     (p.avg_time_us() + 1.0) * (p.active.load(Relaxed) as f64 + 1.0) / p.effective_weight(now) as f64

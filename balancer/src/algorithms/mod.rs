@@ -13,12 +13,24 @@ pub mod p2c;
 pub mod random;
 pub mod round_robin;
 
+use std::net::IpAddr;
 use std::ops::Range;
 use std::sync::Arc;
 
 use crate::config::{Algorithm, LeastTimeMode};
-use crate::upstream::{Peer, SelectCtx};
+use crate::upstream::peer::Peer;
 use round_robin::Swrr;
+
+/// What the balancing method may look at in a request. It lives here, with
+/// the methods that read it, rather than in the upstream layer that calls
+/// them: the flow goes one way (upstream → algorithms → peer).
+#[derive(Debug)]
+pub struct SelectCtx<'a> {
+    /// The client address (`ip_hash`, `$remote_addr`).
+    pub ip: IpAddr,
+    /// The evaluated hash key (`hash KEY`), if the method uses one.
+    pub key: &'a [u8],
+}
 
 /// Is peer `i` a candidate: not tried (bit `i` of `skip`) and usable now?
 #[inline]

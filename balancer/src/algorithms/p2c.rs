@@ -20,7 +20,7 @@ use rand::Rng;
 
 use super::candidate;
 use super::round_robin::Swrr;
-use crate::upstream::Peer;
+use crate::upstream::peer::Peer;
 
 fn cost(p: &Peer, now: u64) -> f64 {
     p.decayed_ewma(now) * (p.active.load(Relaxed) as f64 + 1.0) / p.effective_weight(now) as f64

@@ -12,7 +12,7 @@ use rand::Rng;
 
 use super::candidate;
 use super::round_robin::Swrr;
-use crate::upstream::Peer;
+use crate::upstream::peer::Peer;
 
 /// Draws one peer index of `tier` by weight (not checking availability).
 fn draw(rng: &mut impl Rng, peers: &[Arc<Peer>], tier: &Range<usize>, now: u64) -> usize {

@@ -13,7 +13,7 @@ use std::ops::Range;
 use std::sync::{Arc, Mutex};
 
 use super::candidate;
-use crate::upstream::Peer;
+use crate::upstream::peer::Peer;
 
 /// Smooth weighted round robin state.
 #[derive(Debug)]

@@ -31,12 +31,11 @@ use http_body::Body as _;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use super::body::{BodyError, ReqBody};
 use super::forward::{self, ConnInfo};
 use super::h1::{self, Chunked, Framing, ResponseHead, SendFraming};
+use super::request_body::{self, ReqBody};
 use crate::config::ProxyConfig;
 use crate::io::{reserve, write_all, ReadTimer, COALESCE};
-use crate::upstream::Peer;
 
 /// Buffers grown past this are released before a connection is pooled.
 const KEEP_BUFFER: usize = 64 * 1024;
@@ -378,12 +377,8 @@ impl From<io::ErrorKind> for FailKind {
     }
 }
 
-fn client_body_failure(e: &super::body::BoxError) -> FailKind {
-    FailKind::ClientBody(match e.downcast_ref::<BodyError>() {
-        Some(BodyError::TooLarge) => StatusCode::PAYLOAD_TOO_LARGE,
-        Some(BodyError::ClientTimeout) => StatusCode::REQUEST_TIMEOUT,
-        _ => StatusCode::BAD_REQUEST,
-    })
+fn client_body_failure(e: &request_body::BoxError) -> FailKind {
+    FailKind::ClientBody(request_body::client_status(e))
 }
 
 /// A failed attempt on one connection.
@@ -466,42 +461,87 @@ pub struct Outgoing<'a> {
     pub conn: &'a ConnInfo,
     /// A WebSocket-style upgrade (keeps `Upgrade`, sends `Connection: upgrade`).
     pub upgrade: bool,
+    /// May be sent again on a fresh connection when a pooled one fails
+    /// under it with no response byte (`proxy_next_upstream error`, and an
+    /// idempotent method or `non_idempotent`): nginx gives such an attempt
+    /// its try back. A streamed body is never resent (it is gone).
+    pub replay: bool,
 }
 
-/// Sends `req` with `body` to `peer` on a pooled or new connection and
-/// reads the response head, within `proxy_read_timeout` of `start`.
+/// Where a request goes: one server's address, name and idle pool (the
+/// parts of an upstream peer this layer needs, so it does not depend on the
+/// upstream layer above it).
+#[derive(Debug, Clone, Copy)]
+pub struct Server<'a> {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// `ip:port`, the `Host` sent when the client gave none.
+    pub name: &'a str,
+    /// Its idle keepalive connections.
+    pub pool: &'a Pool,
+}
+
+/// Sends `req` with `body` to `server` on a pooled or new connection and
+/// reads the response head within `proxy_read_timeout`. As nginx, that
+/// timeout runs from when the request has been sent: from `start` when it
+/// went out at once (a head and a small body: no clock read), from the end
+/// of the upload otherwise, so a slow upload the server received whole is
+/// not reported as a timeout.
 pub async fn send(
-    peer: &Peer,
+    server: Server<'_>,
     req: Outgoing<'_>,
     body: ReqBody,
     cfg: &ProxyConfig,
     start: Instant,
 ) -> Result<Exchange, SendError> {
+    let slow_upload = match &body {
+        ReqBody::Stream(_) => true,
+        ReqBody::Full(Some(b)) => b.len() > COALESCE,
+        _ => false,
+    };
     let mut body = Some(body);
-    let deadline = (!cfg.read_timeout.is_zero())
-        .then(|| tokio::time::Instant::from_std(start) + cfg.read_timeout);
-    let mut pooled = peer.pool.take();
+    let mut pooled = server.pool.take();
     loop {
         let reused = pooled.is_some();
         let mut conn = match pooled.take() {
             Some(c) => c,
             // Boxed: connecting is the cold path, and its state would
             // otherwise be part of every request's future.
-            None => match Box::pin(connect(peer.addr, cfg.connect_timeout)).await {
+            None => match Box::pin(connect(server.addr, cfg.connect_timeout)).await {
                 Ok(c) => c,
                 Err(kind) => return Err(unsent(kind, body)),
             },
         };
-        let outcome = match conn.write_request(req, &mut body, &peer.name, cfg).await {
-            Ok(body_sent) => match conn.read_head(&req.parts.method, deadline).await {
-                Ok(head) => return Ok(conn.into_exchange(head, body_sent)),
-                Err(e) => e,
-            },
+        let outcome = match conn.write_request(req, &mut body, server.name, cfg).await {
+            Ok(body_sent) => {
+                let sent_at = if slow_upload {
+                    tokio::time::Instant::now()
+                } else {
+                    tokio::time::Instant::from_std(start)
+                };
+                let deadline = (!cfg.read_timeout.is_zero()).then(|| sent_at + cfg.read_timeout);
+                match conn.read_head(&req.parts.method, deadline).await {
+                    Ok(head) => return Ok(conn.into_exchange(head, body_sent)),
+                    Err(e) => e,
+                }
+            }
             Err(e) => e,
         };
         match outcome {
             // A keepalive connection the server had closed: a fresh one.
             Attempt::Unsent(_) if reused => continue,
+            // Closed as the request arrived (EOF or reset, no response
+            // byte): nginx's `u->peer.cached` rule gives the try back, for
+            // a request that may be resent and whose body is still here.
+            Attempt::Sent {
+                kind: FailKind::Error,
+                nothing_back: true,
+            } if reused
+                && req.replay
+                && matches!(body, Some(ReqBody::Empty | ReqBody::Full(_))) =>
+            {
+                continue
+            }
             Attempt::Unsent(kind) => return Err(unsent(kind, body)),
             Attempt::Sent { kind, nothing_back } => {
                 return Err(SendError {
@@ -665,6 +705,7 @@ mod tests {
             parts: &parts,
             conn: &client,
             upgrade: false,
+            replay: false,
         };
         let mut body = Some(ReqBody::Empty);
         let cfg = ProxyConfig::default();

@@ -36,8 +36,6 @@ const UPGRADE: HeaderValue = HeaderValue::from_static("upgrade");
 /// What we know about the client connection, computed once per connection.
 #[derive(Debug)]
 pub struct ConnInfo {
-    /// The client's address.
-    pub addr: SocketAddr,
     /// The client's IP (IPv4-mapped IPv6 unmapped).
     pub ip: IpAddr,
     /// The IP as a header value (for `X-Real-IP` and a fresh `X-Forwarded-For`).
@@ -53,7 +51,6 @@ impl ConnInfo {
         };
         let s = ip.to_string();
         ConnInfo {
-            addr,
             ip,
             ip_value: HeaderValue::from_maybe_shared(bytes::Bytes::from(s))
                 .expect("an IP address is a valid header value"),

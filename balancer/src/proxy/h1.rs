@@ -227,9 +227,56 @@ pub fn offset(buf: &[u8], part: &[u8]) -> u32 {
     (part.as_ptr() as usize - buf.as_ptr() as usize) as u32
 }
 
-/// A `Content-Length` value.
+/// A `Content-Length` value: decimal digits only (RFC 9110 §8.6), as
+/// nginx's `ngx_atoof` and hyper's parser. `str::parse` would take `+5`,
+/// and a proxy that reads `+5` as 5 behind one that refuses it (or the
+/// reverse) splits the stream differently: a desync.
 pub fn parse_length(raw: &[u8]) -> Option<u64> {
-    std::str::from_utf8(raw).ok()?.trim().parse().ok()
+    let digits = raw.trim_ascii();
+    if digits.is_empty() {
+        return None;
+    }
+    digits.iter().try_fold(0u64, |n, &d| {
+        if d.is_ascii_digit() {
+            n.checked_mul(10)?.checked_add(u64::from(d - b'0'))
+        } else {
+            None
+        }
+    })
+}
+
+/// nginx's framing rules for a request head, over its raw headers; its
+/// `Content-Length`, if any. `Content-Length` not decimal digits, or twice,
+/// → 400; `Transfer-Encoding` twice, on HTTP/1.0 (`minor` 0) or beside
+/// `Content-Length` → 400; a coding other than a lone `chunked` → 501 (a
+/// transfer coding we do not apply may not be dropped). The proxy applies
+/// it to every request; a front end should apply it before handing a head
+/// to a parser that hides some of it (hyper drops a `Content-Length` beside
+/// `Transfer-Encoding`).
+pub fn screen_framing<'a>(
+    headers: impl Iterator<Item = (&'a [u8], &'a [u8])>,
+    minor: u8,
+) -> Result<Option<u64>, StatusCode> {
+    let (mut length, mut coding) = (None, None);
+    for (name, value) in headers {
+        if name.eq_ignore_ascii_case(b"content-length") {
+            if length.is_some() {
+                return Err(StatusCode::BAD_REQUEST);
+            }
+            length = Some(parse_length(value).ok_or(StatusCode::BAD_REQUEST)?);
+        } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
+            if coding.is_some() {
+                return Err(StatusCode::BAD_REQUEST);
+            }
+            coding = Some(value);
+        }
+    }
+    match coding {
+        None => Ok(length),
+        Some(_) if minor == 0 || length.is_some() => Err(StatusCode::BAD_REQUEST),
+        Some(v) if !v.eq_ignore_ascii_case(b"chunked") => Err(StatusCode::NOT_IMPLEMENTED),
+        Some(_) => Ok(None),
+    }
 }
 
 /// Whether the connection persists after this message, given its
@@ -505,6 +552,64 @@ fn take_line(buf: &mut BytesMut) -> Result<Option<BytesMut>, ParseError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn request_framing_as_nginx() {
+        let check = |lines: &[(&str, &str)], minor| {
+            screen_framing(
+                lines.iter().map(|(n, v)| (n.as_bytes(), v.as_bytes())),
+                minor,
+            )
+        };
+        let bad = Err(StatusCode::BAD_REQUEST);
+        assert_eq!(check(&[("Content-Length", "5")], 1), Ok(Some(5)));
+        assert_eq!(check(&[("Content-Length", "+5")], 1), bad);
+        assert_eq!(
+            check(&[("content-length", "5"), ("Content-Length", "5")], 1),
+            bad
+        );
+        assert_eq!(check(&[("Transfer-Encoding", "Chunked")], 1), Ok(None));
+        assert_eq!(check(&[("Transfer-Encoding", "chunked")], 0), bad);
+        assert_eq!(
+            check(
+                &[("Content-Length", "6"), ("Transfer-Encoding", "chunked")],
+                1
+            ),
+            bad
+        );
+        assert_eq!(
+            check(
+                &[("Transfer-Encoding", "chunked"), ("Content-Length", "6")],
+                1
+            ),
+            bad
+        );
+        assert_eq!(
+            check(
+                &[
+                    ("Transfer-Encoding", "chunked"),
+                    ("transfer-encoding", "chunked")
+                ],
+                1
+            ),
+            bad
+        );
+        assert_eq!(
+            check(&[("Transfer-Encoding", "gzip, chunked")], 1),
+            Err(StatusCode::NOT_IMPLEMENTED)
+        );
+        assert_eq!(parse_length(b" 12 "), Some(12));
+        for lenient in [
+            &b"+5"[..],
+            b"-1",
+            b"",
+            b"5 5",
+            b"0x5",
+            b"99999999999999999999999",
+        ] {
+            assert_eq!(parse_length(lenient), None, "{lenient:?}");
+        }
+    }
 
     fn parse(bytes: &[u8], method: Method) -> (Result<Option<ResponseHead>, ParseError>, BytesMut) {
         let mut buf = BytesMut::from(bytes);

@@ -1,31 +1,37 @@
 //! The proxy: carries one request through its whole life. Both front ends
 //! call [`handle`] (the balancer's HTTP/1.1 loop directly, hyper through the
 //! per-connection tower `Service` [`Proxy`]); reading `proxy` top to bottom
-//! tells that life, in this order (and the order matters):
+//! tells that life, one named phase per step, in this order (and the order
+//! matters), as pingora's per-phase proxy hooks:
 //!
 //! 1. load the current configuration generation (a reload mid-request does
 //!    not affect it);
-//! 2. reject what the front end did not already: a bad `Content-Length`
-//!    (400), a body over `client_max_body_size` (413) — the front ends
-//!    answer 400 to malformed heads, 431 to oversized ones, and cut off slow
-//!    headers;
-//! 3. buffer a small body (so a retry can resend it) or stream it;
-//! 4. get a server from the upstream (method, `max_conns`, backup, queue);
-//! 5. send (`client`), the forwarding headers applied as the head is
-//!    written (`forward`); on failure go to the next server while
-//!    `proxy_next_upstream` and the budget allow (`retry`);
-//! 6. relay the response, streaming, with `X-Upstream`; the server's slot
+//! 2. `admit`: refuse what nginx refuses ([`screen`]: `CONNECT`, a bad
+//!    `Host`, lenient framing, a path above the root) and a body over
+//!    `client_max_body_size` (413) — the front ends answer 400 to malformed
+//!    heads, 431 to oversized ones, and cut off slow headers;
+//! 3. `take_body`: buffer a small body (so a retry can resend it) or stream
+//!    it;
+//! 4. [`Attempts::choose`]: get a server from the upstream (method,
+//!    `max_conns`, backup, queue);
+//! 5. [`Attempts::attempt`]: send (`client`), the forwarding headers applied
+//!    as the head is written (`forward`); on failure go to the next server
+//!    while `proxy_next_upstream` and the budget allow (`retry`);
+//! 6. `relay` the response, streaming, with `X-Upstream`; the server's slot
 //!    and connection are released when its last byte has passed (`body`).
 //!
 //! It is one path with the steps as functions rather than a stack of
 //! layers, so the hot path costs no boxed future per request (one on the
-//! hyper front end); each step lives in its own module.
+//! hyper front end); each step lives in its own module or function, and
+//! what the attempts share is one context struct ([`Attempts`]).
 
 pub mod body;
 pub mod client;
 pub mod forward;
 pub mod h1;
+pub mod request_body;
 pub mod retry;
+pub mod screen;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -43,12 +49,14 @@ use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 
-use crate::config::{Algorithm, KeyPart, LeastTimeMode};
+use crate::algorithms::SelectCtx;
+use crate::config::{Algorithm, KeyPart, LeastTimeMode, ProxyConfig};
 use crate::state::{Generation, State};
-use crate::upstream::{rejection_status, PeerGuard, SelectCtx, Unavailable};
-use body::{Finish, ReqBody, RespBody, UpstreamBody};
+use crate::upstream::{rejection_status, PeerGuard, Unavailable};
+use body::{Finish, RespBody, UpstreamBody};
 use client::{Exchange, FailKind, Payload};
 use forward::ConnInfo;
+use request_body::ReqBody;
 
 /// The per-connection proxy service.
 #[derive(Debug, Clone)]
@@ -164,18 +172,6 @@ impl Pending {
     }
 }
 
-fn content_length(h: &http::HeaderMap) -> Result<Option<u64>, ()> {
-    match h.get(header::CONTENT_LENGTH) {
-        None => Ok(None),
-        Some(v) => v
-            .to_str()
-            .ok()
-            .and_then(|s| s.trim().parse::<u64>().ok())
-            .map(Some)
-            .ok_or(()),
-    }
-}
-
 /// Evaluates the `hash` key template for this request.
 fn eval_key(alg: &Algorithm, parts: &http::request::Parts, conn: &ConnInfo, out: &mut Vec<u8>) {
     let Algorithm::Hash { key, .. } = alg else {
@@ -213,160 +209,221 @@ fn eval_key(alg: &Algorithm, parts: &http::request::Parts, conn: &ConnInfo, out:
     }
 }
 
-/// RFC 9112 §3.2: an HTTP/1.1 request has exactly one `Host`, and none
-/// has two (nginx answers 400 too). HTTP/1.0 and HTTP/2 may omit it.
-fn host_is_valid<B>(req: &Request<B>) -> bool {
-    let mut hosts = req.headers().get_all(header::HOST).iter();
-    match (hosts.next(), hosts.next()) {
-        (_, Some(_)) => false,
-        (None, _) => req.version() != http::Version::HTTP_11,
-        (Some(_), None) => true,
+/// Checks the head (`screen`) and `client_max_body_size`; the request's
+/// `Content-Length`, or the answer that refuses it.
+fn admit<B>(req: &Request<B>, cfg: &ProxyConfig) -> Result<Option<u64>, StatusCode> {
+    let content_length = screen::screen(req)?;
+    if content_length.is_some_and(|n| cfg.client_max_body_size != 0 && n > cfg.client_max_body_size)
+    {
+        return Err(StatusCode::PAYLOAD_TOO_LARGE);
+    }
+    Ok(content_length)
+}
+
+/// Buffers a small body so a retry can resend it, or wraps the client's
+/// stream. `client_body_timeout` applies between two reads, as nginx (and
+/// the HTTP/1.1 loop) do, not to the whole body.
+async fn take_body(
+    body: ClientBody,
+    content_length: Option<u64>,
+    upgrade: bool,
+    cfg: &ProxyConfig,
+) -> Result<Pending, StatusCode> {
+    let body = match body {
+        ClientBody::Buffered(b) => return Ok(Pending::Replayable(b)),
+        ClientBody::Streaming(body) if body.is_end_stream() => {
+            return Ok(Pending::Replayable(None))
+        }
+        ClientBody::Streaming(body) => {
+            ReqBody::stream(body, cfg.client_max_body_size, cfg.client_body_timeout)
+        }
+    };
+    if upgrade || content_length.is_none_or(|n| n > cfg.retry_buffer_size) {
+        return Ok(Pending::Stream(Some(body)));
+    }
+    // Boxed: a body is the less common case for a proxied request; its
+    // state stays out of every request's future.
+    match Box::pin(body.collect()).await {
+        Ok(c) => Ok(Pending::Replayable(Some(c.to_bytes()))),
+        Err(e) => Err(request_body::client_status(&e)),
     }
 }
 
+/// Carries one request: admit it, take its body, make attempts until one
+/// gets a response worth relaying (or none can be made), relay it.
 async fn proxy(
     g: &Generation,
     conn: &ConnInfo,
     mut req: Request<ClientBody>,
 ) -> Response<RespBody> {
     let cfg = &g.config.proxy;
-    let upstream = &g.upstream;
-
-    if !host_is_valid(&req) {
-        return local_response(StatusCode::BAD_REQUEST, None);
-    }
-    let content_length = match content_length(req.headers()) {
+    let content_length = match admit(&req, cfg) {
         Ok(n) => n,
-        Err(()) => return local_response(StatusCode::BAD_REQUEST, None),
+        Err(status) => return local_response(status, None),
     };
-    if let Some(n) = content_length {
-        if cfg.client_max_body_size != 0 && n > cfg.client_max_body_size {
-            return local_response(StatusCode::PAYLOAD_TOO_LARGE, None);
-        }
-    }
-
     let upgrade = forward::is_upgrade(req.version(), req.headers());
     let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
     let (parts, body) = req.into_parts();
-    let outgoing = client::Outgoing {
-        parts: &parts,
-        conn,
-        upgrade,
-    };
-
     let mut key = Vec::new();
-    eval_key(&upstream.algorithm, &parts, conn, &mut key);
-    let ctx = SelectCtx {
-        ip: conn.ip,
-        key: &key,
+    eval_key(&g.upstream.algorithm, &parts, conn, &mut key);
+    let pending = match take_body(body, content_length, upgrade, cfg).await {
+        Ok(p) => p,
+        Err(status) => return local_response(status, None),
     };
-
     let idempotent = retry::idempotent(&parts.method);
-    let mut pending = match body {
-        ClientBody::Buffered(b) => Pending::Replayable(b),
-        ClientBody::Streaming(body) if body.is_end_stream() => Pending::Replayable(None),
-        ClientBody::Streaming(body)
-            if !upgrade && content_length.is_some_and(|n| n <= cfg.retry_buffer_size) =>
-        {
-            // Boxed: a body is the less common case for a proxied request; its
-            // state stays out of every request's future.
-            match Box::pin(tokio::time::timeout(
-                cfg.client_body_timeout,
-                body.collect(),
-            ))
-            .await
-            {
-                Ok(Ok(c)) => Pending::Replayable(Some(c.to_bytes())),
-                Ok(Err(_)) => return local_response(StatusCode::BAD_REQUEST, None),
-                Err(_) => return local_response(StatusCode::REQUEST_TIMEOUT, None),
-            }
-        }
-        ClientBody::Streaming(body) => Pending::Stream(Some(ReqBody::stream(
-            body,
-            cfg.client_max_body_size,
-            cfg.client_body_timeout,
-        ))),
-    };
-
     let nu = &cfg.next_upstream;
-    let last_byte = g.upstream.algorithm == Algorithm::LeastTime(LeastTimeMode::LastByte);
-    let mut budget = retry::Budget::new(cfg, upstream.peers.len());
-    let mut tried: u128 = 0;
-    let mut last_failure: Option<StatusCode> = None;
+    let mut attempts = Attempts {
+        g,
+        outgoing: client::Outgoing {
+            parts: &parts,
+            conn,
+            upgrade,
+            replay: nu.error && (idempotent || nu.non_idempotent) && pending.replayable(),
+        },
+        select: SelectCtx {
+            ip: conn.ip,
+            key: &key,
+        },
+        idempotent,
+        pending,
+        budget: retry::Budget::new(cfg, g.upstream.peers.len()),
+        tried: 0,
+        last_failure: None,
+        last_byte: g.upstream.algorithm == Algorithm::LeastTime(LeastTimeMode::LastByte),
+    };
     loop {
+        let guard = match attempts.choose().await {
+            Ok(guard) => guard,
+            Err(response) => return response,
+        };
+        match attempts.attempt(guard).await {
+            Next::Retry => continue,
+            Next::Answer(response) => return response,
+            Next::Relay(exchange, finish) => return relay(g, exchange, finish, client_upgrade),
+        }
+    }
+}
+
+/// What one attempt leads to.
+enum Next {
+    /// Try the next server.
+    Retry,
+    /// Answer the client with this (a local error).
+    Answer(Response<RespBody>),
+    /// Relay this response; `Finish` holds the server until its end.
+    Relay(Exchange, Finish),
+}
+
+/// One request's attempts: what stays the same across them, and what they
+/// have used and learnt so far.
+struct Attempts<'a> {
+    g: &'a Generation,
+    outgoing: client::Outgoing<'a>,
+    select: SelectCtx<'a>,
+    idempotent: bool,
+    pending: Pending,
+    budget: retry::Budget,
+    /// Servers tried (bit i = peer i).
+    tried: u128,
+    /// The answer if no further server can be had.
+    last_failure: Option<StatusCode>,
+    /// `least_time last_byte` times the whole response.
+    last_byte: bool,
+}
+
+impl Attempts<'_> {
+    /// Gets a server not tried yet (waiting in the queue if configured).
+    async fn choose(&mut self) -> Result<PeerGuard, Response<RespBody>> {
+        let upstream = &self.g.upstream;
         // Without a queue, selection never waits: call it directly rather
         // than through the queue's (boxed, cold) async path.
         let acquired = if upstream.queue.is_none() {
-            upstream.select(&ctx, tried).ok_or(Unavailable::NoLive)
+            upstream
+                .select(&self.select, self.tried)
+                .ok_or(Unavailable::NoLive)
         } else {
-            Box::pin(upstream.acquire(&ctx, tried)).await
+            Box::pin(upstream.acquire(&self.select, self.tried)).await
         };
-        let guard = match acquired {
-            Ok(guard) => guard,
-            Err(why) => {
-                if let Some(s) = last_failure {
-                    return local_response(s, None);
-                }
+        acquired.map_err(|why| match self.last_failure {
+            Some(s) => local_response(s, None),
+            None => {
                 let (s, retry_after) = rejection_status(upstream, why);
-                return local_response(s, retry_after);
+                local_response(s, retry_after)
             }
+        })
+    }
+
+    /// Sends the request to the server `guard` holds and judges the outcome
+    /// by `proxy_next_upstream`.
+    async fn attempt(&mut self, guard: PeerGuard) -> Next {
+        let cfg = &self.g.config.proxy;
+        let nu = &cfg.next_upstream;
+        self.tried |= 1u128 << guard.idx();
+        self.budget.spend();
+        let Some(body) = self.pending.take() else {
+            return Next::Answer(local_response(StatusCode::BAD_GATEWAY, None));
         };
-        tried |= 1u128 << guard.idx();
-        budget.spend();
-        let Some(body) = pending.take() else {
-            return local_response(StatusCode::BAD_GATEWAY, None);
-        };
-        let again = budget.more() && pending.replayable();
+        let again = self.budget.more() && self.pending.replayable();
         let peer = guard.peer().clone();
         peer.requests.fetch_add(1, Relaxed);
         let start = Instant::now();
-        match client::send(&peer, outgoing, body, cfg, start).await {
+        match client::send(peer.server(), self.outgoing, body, cfg, start).await {
             Ok(exchange) => {
                 // One clock read for both the failure clock and the latency.
                 let end = Instant::now();
                 let now = guard.now_at(end);
                 let status = exchange.head.status;
                 peer.count_status(status.as_u16());
-                if again && nu.retries_status(status) && (idempotent || nu.non_idempotent) {
-                    peer.on_failure(now);
-                    last_failure = Some(status);
-                    continue;
+                if again && nu.retries_status(status) && (self.idempotent || nu.non_idempotent) {
+                    guard.on_failure(now);
+                    self.last_failure = Some(status);
+                    return Next::Retry;
                 }
                 peer.on_success(now);
                 let took = end.saturating_duration_since(start);
                 peer.observe_header(took, now);
-                if !last_byte {
+                if !self.last_byte {
                     peer.observe_time(took);
                 }
-                return relay(g, exchange, guard, client_upgrade, start, last_byte);
-            }
-            Err(mut e) => {
-                let now = guard.now();
-                if let FailKind::ClientBody(s) = e.kind {
-                    return local_response(s, None);
-                }
-                if !e.stale {
-                    peer.on_failure(now);
-                } else {
-                    peer.failures.fetch_add(1, Relaxed);
-                }
-                if let Some(b) = e.body.take() {
-                    pending.restore(b);
-                }
-                let status = if e.kind == FailKind::Timeout {
-                    StatusCode::GATEWAY_TIMEOUT
-                } else {
-                    StatusCode::BAD_GATEWAY
+                let finish = Finish {
+                    guard,
+                    start,
+                    last_byte: self.last_byte,
                 };
-                last_failure = Some(status);
-                tracing::debug!(server = %peer.name, kind = ?e.kind, sent = e.sent, "upstream attempt failed");
-                let may_resend = !e.sent || idempotent || nu.non_idempotent;
-                if retry::covers(nu, e.kind) && may_resend && pending.available() && budget.more() {
-                    continue;
-                }
-                return local_response(status, None);
+                Next::Relay(exchange, finish)
             }
+            Err(e) => self.failed(e, &guard),
         }
+    }
+
+    /// Accounts a failed attempt; whether another may follow.
+    fn failed(&mut self, mut e: client::SendError, guard: &PeerGuard) -> Next {
+        let nu = &self.g.config.proxy.next_upstream;
+        if let FailKind::ClientBody(s) = e.kind {
+            return Next::Answer(local_response(s, None));
+        }
+        let peer = guard.peer();
+        if !e.stale {
+            guard.on_failure(guard.now());
+        } else {
+            peer.failures.fetch_add(1, Relaxed);
+        }
+        if let Some(b) = e.body.take() {
+            self.pending.restore(b);
+        }
+        let status = if e.kind == FailKind::Timeout {
+            StatusCode::GATEWAY_TIMEOUT
+        } else {
+            StatusCode::BAD_GATEWAY
+        };
+        self.last_failure = Some(status);
+        tracing::debug!(server = %peer.name, kind = ?e.kind, sent = e.sent, "upstream attempt failed");
+        let may_resend = !e.sent || self.idempotent || nu.non_idempotent;
+        if retry::covers(nu, e.kind) && may_resend && self.pending.available() && self.budget.more()
+        {
+            return Next::Retry;
+        }
+        Next::Answer(local_response(status, None))
     }
 }
 
@@ -374,21 +431,14 @@ async fn proxy(
 fn relay(
     g: &Generation,
     exchange: Exchange,
-    guard: PeerGuard,
+    finish: Finish,
     client_upgrade: Option<hyper::upgrade::OnUpgrade>,
-    start: Instant,
-    last_byte: bool,
 ) -> Response<RespBody> {
     let x_upstream = g
         .config
         .upstream_header
-        .then(|| guard.peer().header.clone());
+        .then(|| finish.guard.peer().header.clone());
     let Exchange { mut head, payload } = exchange;
-    let finish = Finish {
-        guard,
-        start,
-        last_byte,
-    };
     match payload {
         Payload::Complete(body, conn) => {
             forward::prepare_response(&mut head, false, x_upstream.as_ref());

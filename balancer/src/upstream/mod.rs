@@ -18,6 +18,7 @@ use std::time::Instant;
 use http::StatusCode;
 use tokio::sync::oneshot;
 
+pub use crate::algorithms::SelectCtx;
 use crate::algorithms::Selector;
 use crate::config::{Algorithm, UpstreamConfig};
 pub use peer::{AdminState, Peer};
@@ -52,15 +53,6 @@ impl Default for Clock {
     }
 }
 
-/// What the balancing method may look at in a request.
-#[derive(Debug)]
-pub struct SelectCtx<'a> {
-    /// The client address (`ip_hash`, `$remote_addr`).
-    pub ip: IpAddr,
-    /// The evaluated hash key (`hash KEY`), if the method uses one.
-    pub key: &'a [u8],
-}
-
 /// Why no server could be had.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Unavailable {
@@ -83,6 +75,10 @@ pub struct Upstream {
     pub peers: Vec<Arc<Peer>>,
     /// Number of primary peers (`peers[..primary]`).
     pub primary: usize,
+    /// One server and no backup: nginx's `peers->single`, which passive
+    /// failure accounting never takes out (there is nowhere else to go, so
+    /// refusing requests unsent would only turn one failure into many).
+    single: bool,
     selector: Selector,
     /// The queue, if configured.
     pub queue: Option<Queue>,
@@ -122,16 +118,12 @@ impl Upstream {
             name: cfg.name.clone(),
             selector: Selector::new(&cfg.algorithm, &peers),
             algorithm: cfg.algorithm.clone(),
+            single: peers.len() == 1,
             peers,
             primary,
             queue: cfg.queue.as_ref().map(Queue::new),
             clock,
         }
-    }
-
-    /// Whether the method needs the request's hash key.
-    pub fn needs_key(&self) -> bool {
-        matches!(self.algorithm, Algorithm::Hash { .. })
     }
 
     /// Gets a server for a request, skipping those in `tried` (bit i = peer
@@ -227,6 +219,20 @@ impl Upstream {
     /// Picks and takes a usable server without waiting.
     pub fn select(self: &Arc<Self>, ctx: &SelectCtx<'_>, tried: u128) -> Option<PeerGuard> {
         let now = self.clock.now();
+        if self.single {
+            // nginx's `ngx_http_upstream_get_round_robin_peer`: for a single
+            // server only `down` and `max_conns` count, not `max_fails`.
+            let peer = &self.peers[0];
+            let take = tried & 1 == 0 && peer.usable_ignoring_fails() && peer.try_acquire();
+            return take.then(|| {
+                peer.on_selected(now);
+                PeerGuard {
+                    upstream: self.clone(),
+                    idx: 0,
+                    armed: true,
+                }
+            });
+        }
         let mut skip = tried;
         let tiers = [0..self.primary, self.primary..self.peers.len()];
         for tier in tiers {
@@ -330,6 +336,19 @@ impl PeerGuard {
     /// The peer.
     pub fn peer(&self) -> &Arc<Peer> {
         &self.upstream.peers[self.idx]
+    }
+
+    /// A failed attempt on this server: counted towards `max_fails`, except
+    /// in a group of one, where nginx counts none
+    /// (`ngx_http_upstream_free_round_robin_peer`).
+    pub fn on_failure(&self, now: u64) {
+        let peer = self.peer();
+        if self.upstream.single {
+            peer.failures
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        } else {
+            peer.on_failure(now);
+        }
     }
 
     /// The group's clock.

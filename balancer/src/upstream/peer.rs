@@ -12,7 +12,7 @@ use std::time::Duration;
 use http::HeaderValue;
 
 use crate::config::ServerConfig;
-use crate::proxy::client::Pool;
+use crate::proxy::client::{Pool, Server};
 
 /// Administrative state, set by config (`down`) or the admin API.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -138,6 +138,15 @@ impl Peer {
         self.pool.set_max_idle(keepalive);
     }
 
+    /// What the upstream client needs to reach it.
+    pub fn server(&self) -> Server<'_> {
+        Server {
+            addr: self.addr,
+            name: &self.name,
+            pool: &self.pool,
+        }
+    }
+
     /// Configured weight.
     pub fn weight(&self) -> u32 {
         self.weight.load(Relaxed)
@@ -146,11 +155,6 @@ impl Peer {
     /// Changes the weight (admin API).
     pub fn set_weight(&self, w: u32) {
         self.weight.store(w.max(1), Relaxed);
-    }
-
-    /// `max_conns` (0 = unlimited).
-    pub fn max_conns(&self) -> u32 {
-        self.max_conns.load(Relaxed)
     }
 
     /// Administrative state.
@@ -205,6 +209,12 @@ impl Peer {
             return false;
         }
         !self.failed(now)
+    }
+
+    /// Usable apart from passive failure accounting (`max_fails`) and
+    /// `max_conns`, which the caller's CAS checks.
+    pub fn usable_ignoring_fails(&self) -> bool {
+        self.admin.load(Relaxed) == AdminState::Up as u8 && self.healthy.load(Relaxed)
     }
 
     /// Usable apart from `max_conns`: a freed slot may be handed to a queued

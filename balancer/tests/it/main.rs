@@ -4,9 +4,11 @@
 mod admin;
 mod algorithms;
 mod config_errors;
+mod hostile;
 mod http1;
 mod hygiene;
 mod queue;
 mod reload;
 mod retry;
 mod support;
+mod uploads;

@@ -238,3 +238,44 @@ async fn garbage_from_upstream_is_502_and_next_server() {
     bal.stop().await;
     bad.abort();
 }
+
+/// nginx's `peers->single`: a group of one server is never taken out by
+/// `max_fails` (issue 10, item 11). One garbage response fails its own
+/// request (502), not the next client's: that one is sent and served.
+#[tokio::test]
+async fn one_failure_does_not_take_the_only_server_out() {
+    let s = Scripted::start(vec![Reply::Send(b"garbage\r\n\r\n")]).await;
+    let bal = Bal::start(config(vec![s.server()])).await;
+    assert_eq!(get(&bal.url("/")).await.status, 502);
+    for _ in 0..3 {
+        assert_eq!(get(&bal.url("/")).await.status, 200);
+    }
+    assert_eq!(s.heads(), 4, "every request was sent");
+    let st = bal.status().await;
+    assert_eq!(st["upstreams"][0]["servers"][0]["state"], "up");
+    bal.stop().await;
+}
+
+/// A pooled keep-alive connection the backend closed as the request
+/// arrived (EOF, no response byte): an idempotent request is sent again on
+/// a fresh connection, as nginx does for a cached connection (issue 10,
+/// item 12); a POST is not replayed (the server may have executed it).
+#[tokio::test]
+async fn a_keepalive_connection_closed_under_the_request() {
+    const OK: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+    let s = Scripted::start(vec![Reply::Send(OK), Reply::Close]).await;
+    let bal = Bal::start(config(vec![s.server()])).await;
+    assert_eq!(get(&bal.url("/")).await.status, 200);
+    // On the pooled connection, which the server closes on reading it.
+    let r = get(&bal.url("/again")).await;
+    assert_eq!((r.status, r.body.as_str()), (200, "ok"));
+    assert_eq!(s.heads(), 3, "the GET was sent twice: pooled, then fresh");
+
+    let s = Scripted::start(vec![Reply::Send(OK), Reply::Close]).await;
+    let bal2 = Bal::start(config(vec![s.server()])).await;
+    assert_eq!(get(&bal2.url("/")).await.status, 200);
+    assert_eq!(post(&bal2.url("/order"), "x").await.status, 502);
+    assert_eq!(s.heads(), 2, "the POST was not replayed");
+    bal.stop().await;
+    bal2.stop().await;
+}

@@ -84,6 +84,15 @@ async fn handle(
             .await
             .map_err(std::io::Error::other)?;
         body = String::from_utf8_lossy(&b.to_bytes()).into_owned();
+    } else if path == "/count" {
+        // Reads the whole body, answers its length: an upload the backend
+        // received and executed.
+        let b = req
+            .into_body()
+            .collect()
+            .await
+            .map_err(std::io::Error::other)?;
+        body = b.to_bytes().len().to_string();
     } else if path == "/ws" {
         let on = hyper::upgrade::on(&mut req);
         tokio::spawn(async move {
@@ -320,4 +329,113 @@ pub async fn raw(addr: SocketAddr, data: &[u8]) -> String {
     let mut out = Vec::new();
     let _ = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut out)).await;
     String::from_utf8_lossy(&out).into_owned()
+}
+
+/// What a [`Scripted`] backend does with the next request it reads.
+#[derive(Clone, Copy, Debug)]
+pub enum Reply {
+    /// Writes these bytes (and keeps the connection).
+    Send(&'static [u8]),
+    /// Closes the connection without a byte: a keep-alive connection the
+    /// server gave up on just as the request arrived.
+    Close,
+}
+
+/// A raw HTTP/1.1 backend that answers requests, on whichever connection
+/// they come, with the next step of a script (then `200 ok`), and counts
+/// the request heads it read.
+pub struct Scripted {
+    pub addr: SocketAddr,
+    pub heads: Arc<AtomicU64>,
+    task: JoinHandle<()>,
+}
+
+impl Scripted {
+    pub async fn start(script: Vec<Reply>) -> Scripted {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        let heads = Arc::new(AtomicU64::new(0));
+        let script = Arc::new(Mutex::new(std::collections::VecDeque::from(script)));
+        let h = heads.clone();
+        let task = tokio::spawn(async move {
+            let mut conns = JoinSet::new();
+            loop {
+                let Ok((s, _)) = l.accept().await else {
+                    continue;
+                };
+                conns.spawn(Self::serve(s, script.clone(), h.clone()));
+                while conns.try_join_next().is_some() {}
+            }
+        });
+        Scripted { addr, heads, task }
+    }
+
+    async fn serve(
+        mut s: TcpStream,
+        script: Arc<Mutex<std::collections::VecDeque<Reply>>>,
+        heads: Arc<AtomicU64>,
+    ) {
+        let mut buf: Vec<u8> = Vec::new();
+        let mut chunk = [0u8; 4096];
+        loop {
+            let end = loop {
+                if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                    break i + 4;
+                }
+                match s.read(&mut chunk).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                }
+            };
+            let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+            let body: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .map_or(0, |v| v.trim().parse().unwrap_or(0));
+            while buf.len() < end + body {
+                match s.read(&mut chunk).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                }
+            }
+            buf.drain(..end + body);
+            heads.fetch_add(1, SeqCst);
+            let step = script.lock().unwrap().pop_front();
+            match step {
+                Some(Reply::Close) => return,
+                Some(Reply::Send(bytes)) => {
+                    if s.write_all(bytes).await.is_err() {
+                        return;
+                    }
+                }
+                None => {
+                    let ok = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+                    if s.write_all(ok).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    pub fn heads(&self) -> u64 {
+        self.heads.load(SeqCst)
+    }
+
+    pub fn server(&self) -> ServerConfig {
+        ServerConfig::new(self.addr)
+    }
+}
+
+impl Drop for Scripted {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// The status code of the first response in `raw` ("" if none).
+pub fn status_of(raw: &str) -> &str {
+    raw.strip_prefix("HTTP/1.1 ")
+        .and_then(|r| r.get(..3))
+        .unwrap_or("")
 }
