@@ -33,11 +33,24 @@ pub use server::serve;
 
 use std::io::Write as _;
 
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket};
 
-async fn bind(addr: std::net::SocketAddr) -> Result<TcpListener, Error> {
-    TcpListener::bind(addr)
-        .await
+/// Binds a listener with a listen queue of `backlog` (nginx's `listen ...
+/// backlog=N`). tokio's `TcpListener::bind` always asks for 128: a burst of
+/// a thousand connects then waits out SYN retransmits (1 s each).
+pub fn bind(addr: std::net::SocketAddr, backlog: u32) -> Result<TcpListener, Error> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()
+    } else {
+        TcpSocket::new_v6()
+    };
+    socket
+        .and_then(|s| {
+            // As std and tokio do: a restarted balancer can bind at once.
+            s.set_reuseaddr(true)?;
+            s.bind(addr)?;
+            s.listen(backlog)
+        })
         .map_err(|cause| Error::Bind { addr, cause })
 }
 
@@ -52,9 +65,9 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
 /// [`run`] with the configuration `cli` gave, already read (the binary reads
 /// it first, to size the runtime).
 pub async fn run_with(cli: Cli, config: Config) -> Result<(), Error> {
-    let listener = bind(config.listen).await?;
+    let listener = bind(config.listen, config.backlog)?;
     let admin = match config.admin {
-        Some(a) => Some(bind(a).await?),
+        Some(a) => Some(bind(a, config::DEFAULT_BACKLOG)?),
         None => None,
     };
     {
