@@ -2,28 +2,34 @@
 //!
 //! - [`config`]: the validated configuration, from flags ([`cli`]) or an
 //!   nginx-style file ([`config::nginx`]);
-//! - [`upstream`]: the server group at run time (peers, `max_conns`,
+//! - `upstream`: the server group at run time (peers, `max_conns`,
 //!   passive failures, queue);
-//! - [`algorithms`]: the balancing methods;
-//! - [`proxy`]: the request path (headers, bodies, upstream pool, retries);
-//! - [`health`]: active health checks; [`admin`]: status, metrics, control;
-//! - [`server`]: the listener, our HTTP/1.1 loop (hyper for the rest),
-//!   graceful shutdown; [`state`]: reloads; [`io`]: timed socket reads and
-//!   writes.
+//! - `algorithms`: the balancing methods;
+//! - `proxy`: the request path (headers, bodies, upstream pool, retries);
+//! - `health`: active health checks; `admin`: status, metrics, control;
+//! - `server`: the listener, our HTTP/1.1 loop (hyper for the rest),
+//!   connection timeouts, graceful shutdown; `state`: reloads; `io`: timed
+//!   socket reads and writes.
 //!
-//! Entry points: [`run`] (what the binary does, signals included) and
-//! [`serve`] (in-process, with a bound listener and a shutdown future).
+//! Entry points: [`run`] (what the binary does, signals included),
+//! [`serve`] (in-process, with a bound listener and a shutdown future) and
+//! [`bind`] (a listener with nginx's listen queue). Only the configuration,
+//! the flags and these are public: what the binary, the lab and the tests
+//! use; the machinery stays inside the crate.
 
-pub mod admin;
-pub mod algorithms;
+pub(crate) mod admin;
+pub(crate) mod algorithms;
 pub mod cli;
 pub mod config;
 pub mod error;
-pub mod health;
-pub mod io;
+pub(crate) mod health;
+pub(crate) mod io;
+// `proxy` and `upstream` stay public only until three items nothing uses
+// (`ConnInfo::addr`, `Upstream::needs_key`, `Peer::max_conns`) are removed
+// with those modules' own work; `pub(crate)` would make them dead code.
 pub mod proxy;
-pub mod server;
-pub mod state;
+pub(crate) mod server;
+pub(crate) mod state;
 pub mod upstream;
 
 pub use cli::Cli;

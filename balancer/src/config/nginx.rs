@@ -681,65 +681,12 @@ impl<'a> Parser<'a> {
         let mut server_lines = Vec::new();
         let mut method_line = None;
         for d in block {
-            let method = match d.name.as_str() {
+            match d.name.as_str() {
                 "server" => {
                     self.no_block(d)?;
                     let s = self.server(d)?;
                     u.servers.push(s);
                     server_lines.push(d.line);
-                    continue;
-                }
-                "least_conn" => {
-                    self.nargs(d, 0, 0)?;
-                    Algorithm::LeastConn
-                }
-                "ip_hash" => {
-                    self.nargs(d, 0, 0)?;
-                    Algorithm::IpHash
-                }
-                "hash" => {
-                    self.nargs(d, 1, 2)?;
-                    let consistent = match d.args.get(1).map(String::as_str) {
-                        None => false,
-                        Some("consistent") => true,
-                        Some(other) => {
-                            return Err(self.err(d.line, format!("invalid parameter \"{other}\"")))
-                        }
-                    };
-                    let key = HashKey::parse(&d.args[0]).map_err(|m| self.err(d.line, m))?;
-                    Algorithm::Hash { key, consistent }
-                }
-                "random" => {
-                    self.nargs(d, 0, 2)?;
-                    match d.args.iter().map(String::as_str).collect::<Vec<_>>()[..] {
-                        [] => Algorithm::Random { two: false },
-                        ["two"] | ["two", "least_conn"] => Algorithm::Random { two: true },
-                        _ => {
-                            return Err(self.err(
-                                d.line,
-                                format!("invalid parameter \"{}\"", d.args.join(" ")),
-                            ))
-                        }
-                    }
-                }
-                "least_time" => {
-                    self.nargs(d, 1, 2)?;
-                    if let Some(p) = d.args.get(1) {
-                        if p != "inflight" {
-                            return Err(self.err(d.line, format!("invalid parameter \"{p}\"")));
-                        }
-                    }
-                    match d.args[0].as_str() {
-                        "header" => Algorithm::LeastTime(LeastTimeMode::Header),
-                        "last_byte" => Algorithm::LeastTime(LeastTimeMode::LastByte),
-                        other => {
-                            return Err(self.err(d.line, format!("invalid parameter \"{other}\"")))
-                        }
-                    }
-                }
-                "p2c_ewma" => {
-                    self.nargs(d, 0, 0)?;
-                    Algorithm::P2cEwma
                 }
                 "keepalive" => {
                     self.nargs(d, 1, 1)?;
@@ -752,27 +699,22 @@ impl<'a> Parser<'a> {
                         ));
                     }
                     u.keepalive = n as usize;
-                    continue;
                 }
-                "queue" => {
-                    u.queue = Some(self.queue(d)?);
-                    continue;
+                "queue" => u.queue = Some(self.queue(d)?),
+                "zone" | "keepalive_timeout" | "keepalive_requests" => self.no_block(d)?,
+                _ => {
+                    let method = self.method(d)?.ok_or_else(|| self.unknown(d))?;
+                    if method_line.is_some() {
+                        tracing::warn!(
+                            "load balancing method redefined in {}:{}",
+                            self.file,
+                            d.line
+                        );
+                    }
+                    method_line = Some(d.line);
+                    u.algorithm = method;
                 }
-                "zone" | "keepalive_timeout" | "keepalive_requests" => {
-                    self.no_block(d)?;
-                    continue;
-                }
-                _ => return Err(self.unknown(d)),
-            };
-            if method_line.is_some() {
-                tracing::warn!(
-                    "load balancing method redefined in {}:{}",
-                    self.file,
-                    d.line
-                );
             }
-            method_line = Some(d.line);
-            u.algorithm = method;
         }
         if u.servers.is_empty() {
             return Err(self.err(line, format!("no servers are inside upstream \"{name}\"")));
@@ -783,6 +725,64 @@ impl<'a> Parser<'a> {
             }
         }
         Ok(u)
+    }
+
+    /// A balancing-method directive (`least_conn;`, `hash KEY consistent;`,
+    /// ...); `None` when `d` is not one.
+    fn method(&self, d: &Directive) -> Result<Option<Algorithm>, ConfigError> {
+        Ok(Some(match d.name.as_str() {
+            "least_conn" => {
+                self.nargs(d, 0, 0)?;
+                Algorithm::LeastConn
+            }
+            "ip_hash" => {
+                self.nargs(d, 0, 0)?;
+                Algorithm::IpHash
+            }
+            "hash" => {
+                self.nargs(d, 1, 2)?;
+                let consistent = match d.args.get(1).map(String::as_str) {
+                    None => false,
+                    Some("consistent") => true,
+                    Some(other) => {
+                        return Err(self.err(d.line, format!("invalid parameter \"{other}\"")))
+                    }
+                };
+                let key = HashKey::parse(&d.args[0]).map_err(|m| self.err(d.line, m))?;
+                Algorithm::Hash { key, consistent }
+            }
+            "random" => {
+                self.nargs(d, 0, 2)?;
+                match d.args.iter().map(String::as_str).collect::<Vec<_>>()[..] {
+                    [] => Algorithm::Random { two: false },
+                    ["two"] | ["two", "least_conn"] => Algorithm::Random { two: true },
+                    _ => {
+                        return Err(self.err(
+                            d.line,
+                            format!("invalid parameter \"{}\"", d.args.join(" ")),
+                        ))
+                    }
+                }
+            }
+            "least_time" => {
+                self.nargs(d, 1, 2)?;
+                if let Some(p) = d.args.get(1) {
+                    if p != "inflight" {
+                        return Err(self.err(d.line, format!("invalid parameter \"{p}\"")));
+                    }
+                }
+                match d.args[0].as_str() {
+                    "header" => Algorithm::LeastTime(LeastTimeMode::Header),
+                    "last_byte" => Algorithm::LeastTime(LeastTimeMode::LastByte),
+                    other => return Err(self.err(d.line, format!("invalid parameter \"{other}\""))),
+                }
+            }
+            "p2c_ewma" => {
+                self.nargs(d, 0, 0)?;
+                Algorithm::P2cEwma
+            }
+            _ => return Ok(None),
+        }))
     }
 
     fn queue(&self, d: &Directive) -> Result<QueueConfig, ConfigError> {
@@ -990,18 +990,24 @@ mod tests {
         assert_eq!(c.proxy.client_send_timeout, Duration::from_secs(7));
         assert_eq!(c.proxy.send_timeout, Duration::from_secs(9));
         assert_eq!(c.backlog, 1024);
-        let c = parse(&format!("{TAIL}server {{ listen 1; location / {{ proxy_pass http://b; }} }}"))
-            .unwrap();
+        let c = parse(&format!(
+            "{TAIL}server {{ listen 1; location / {{ proxy_pass http://b; }} }}"
+        ))
+        .unwrap();
         assert_eq!(c.backlog, 511);
         assert_eq!(c.proxy.keepalive_timeout, Duration::from_secs(75));
         assert_eq!(c.proxy.client_send_timeout, Duration::from_secs(60));
-        let e = parse(&format!("{TAIL}server {{ listen 1 backlog=x; location / {{ proxy_pass http://b; }} }}"))
-            .unwrap_err()
-            .to_string();
+        let e = parse(&format!(
+            "{TAIL}server {{ listen 1 backlog=x; location / {{ proxy_pass http://b; }} }}"
+        ))
+        .unwrap_err()
+        .to_string();
         assert!(e.starts_with("invalid backlog \"x\""), "{e}");
-        let e = parse(&format!("{TAIL}server {{ listen 1 ssl; location / {{ proxy_pass http://b; }} }}"))
-            .unwrap_err()
-            .to_string();
+        let e = parse(&format!(
+            "{TAIL}server {{ listen 1 ssl; location / {{ proxy_pass http://b; }} }}"
+        ))
+        .unwrap_err()
+        .to_string();
         assert!(e.starts_with("invalid parameter \"ssl\""), "{e}");
     }
 

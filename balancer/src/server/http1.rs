@@ -182,7 +182,15 @@ pub async fn serve(
             http10,
             keep_alive,
         };
-        match respond(&mut conn.io, &mut conn.wbuf, response, framing, cfg.send_timeout).await {
+        match respond(
+            &mut conn.io,
+            &mut conn.wbuf,
+            response,
+            framing,
+            cfg.send_timeout,
+        )
+        .await
+        {
             Ok(true) => conn.kept_alive = true,
             _ => return Outcome::Done,
         }
@@ -330,7 +338,14 @@ impl Conn {
             keep_alive: false,
         };
         let response = proxy::local_response(status, None);
-        let _ = respond(&mut self.io, &mut self.wbuf, response, framing, cfg.send_timeout).await;
+        let _ = respond(
+            &mut self.io,
+            &mut self.wbuf,
+            response,
+            framing,
+            cfg.send_timeout,
+        )
+        .await;
     }
 }
 

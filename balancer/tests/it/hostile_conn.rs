@@ -104,6 +104,9 @@ async fn burst_of_connects_fits_the_backlog() {
             None => late += 1,
         }
     }
-    assert_eq!(late, 0, "{late} of 500 connects waited for a SYN retransmit");
+    assert_eq!(
+        late, 0,
+        "{late} of 500 connects waited for a SYN retransmit"
+    );
     drop(l);
 }

@@ -4,8 +4,8 @@
 mod admin;
 mod algorithms;
 mod config_errors;
-mod http1;
 mod hostile_conn;
+mod http1;
 mod hygiene;
 mod queue;
 mod reload;

@@ -73,9 +73,9 @@ async fn h2c_idle_after_a_request_is_closed() {
     let (mut send, conn) = hyper::client::conn::http2::handshake(
         hyper_util::rt::TokioExecutor::new(),
         hyper_util::rt::TokioIo::new(s),
-        )
-        .await
-        .unwrap();
+    )
+    .await
+    .unwrap();
     let conn = tokio::spawn(conn);
     let r = send
         .send_request(
@@ -140,7 +140,9 @@ async fn big_backend(size: usize) -> SocketAddr {
                 let mut req = Vec::new();
                 let mut buf = [0u8; 4096];
                 loop {
-                    let Ok(n) = s.read(&mut buf).await else { return };
+                    let Ok(n) = s.read(&mut buf).await else {
+                        return;
+                    };
                     if n == 0 {
                         return;
                     }
@@ -190,9 +192,14 @@ async fn never_reads(request: &[u8]) {
             }
         }
     };
-    let closed = tokio::time::timeout(Duration::from_secs(8), drain).await.is_ok();
+    let closed = tokio::time::timeout(Duration::from_secs(8), drain)
+        .await
+        .is_ok();
     assert!(closed, "connection still open");
-    assert!(got < SIZE, "the whole response arrived: send_timeout not applied");
+    assert!(
+        got < SIZE,
+        "the whole response arrived: send_timeout not applied"
+    );
     bal.stop().await;
 }
 
@@ -204,8 +211,10 @@ async fn client_never_reading_is_dropped_by_our_loop() {
 #[tokio::test]
 async fn client_never_reading_is_dropped_by_hyper() {
     // A chunked body: hyper serves this connection.
-    never_reads(b"POST /big HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n")
-        .await;
+    never_reads(
+        b"POST /big HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -229,7 +238,9 @@ async fn idle_keep_alive_uses_keepalive_timeout() {
     c.proxy.client_header_timeout = Duration::from_secs(30);
     let bal = Bal::start(c).await;
     let mut s = TcpStream::connect(bal.addr).await.unwrap();
-    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
     assert!(read_some(&mut s).await.starts_with("HTTP/1.1 200"));
     assert!(closed_within(&mut s, Duration::from_secs(8)).await);
     bal.stop().await;
@@ -244,7 +255,10 @@ async fn keepalive_timeout_zero_closes_after_the_response() {
     let bal = Bal::start(c).await;
     let out = raw(bal.addr, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await;
     assert!(out.starts_with("HTTP/1.1 200"), "{out}");
-    assert!(out.to_ascii_lowercase().contains("connection: close"), "{out}");
+    assert!(
+        out.to_ascii_lowercase().contains("connection: close"),
+        "{out}"
+    );
     bal.stop().await;
 }
 
