@@ -28,7 +28,7 @@ use bytes::{Buf, Bytes, BytesMut};
 use http::{Method, Request, Response, StatusCode, Uri, Version};
 use http_body::Body as _;
 use http_body_util::BodyExt;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
@@ -41,6 +41,11 @@ use crate::proxy::h1::{self, HeaderIndex, SendFraming};
 use crate::proxy::{self, ClientBody};
 use crate::state::State;
 
+/// The read buffer a request head gets (nginx: `client_header_buffer_size`
+/// 1k). Heads are mostly far smaller; a larger one grows the buffer.
+const HEAD_CHUNK: usize = 2048;
+/// An idle keep-alive connection releases its buffers after this long.
+const PARK_AFTER: Duration = Duration::from_secs(2);
 /// How an HTTP/2 prior-knowledge connection starts.
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n";
 
@@ -229,7 +234,8 @@ impl Conn {
         mut stopped: Pin<&mut WaitForCancellationFutureOwned>,
     ) -> Result<Head, Stop> {
         let mut in_head = !self.kept_alive || !self.rbuf.is_empty();
-        let mut deadline = Instant::now()
+        let start = Instant::now();
+        let mut deadline = start
             + if in_head {
                 cfg.client_header_timeout
             } else {
@@ -254,21 +260,19 @@ impl Conn {
                 in_head = true;
                 deadline = Instant::now() + cfg.client_header_timeout;
             }
-            if idle && self.rbuf.capacity() == 0 {
-                // A new connection: no read buffer until a byte arrives, so
-                // idle connections cost no buffer memory.
-                let ready = tokio::select! {
-                    biased;
-                    r = self.timer.run(self.io.readable(), Some(deadline)) => r,
-                    () = &mut stopped => return Err(Stop::Close),
-                };
-                if ready.is_err() {
-                    return Err(Stop::Close);
-                }
+            if idle && (!in_head || self.rbuf.capacity() == 0) {
+                // Waiting for a first byte: no read (and no buffer) until
+                // one arrives.
+                self.wait_readable(start + PARK_AFTER, deadline, stopped.as_mut())
+                    .await?;
+            }
+            if self.rbuf.capacity() - self.rbuf.len() < HEAD_CHUNK / 4 {
+                // Room for a head: most fit, and a larger one grows it.
+                self.rbuf.reserve(HEAD_CHUNK);
             }
             let read = tokio::select! {
                 biased;
-                r = self.timer.read(&mut self.io, &mut self.rbuf, Some(deadline)) => r,
+                r = self.timer.run(self.io.read_buf(&mut self.rbuf), Some(deadline)) => r,
                 () = &mut stopped, if idle => return Err(Stop::Close),
             };
             match read {
@@ -281,6 +285,45 @@ impl Conn {
                     }
                     return Err(Stop::Close);
                 }
+            }
+        }
+    }
+
+    /// Waits until the socket is readable, up to `deadline`. A connection
+    /// still holding buffers releases them if nothing comes by `park_at`
+    /// (an idle keep-alive connection then costs its task and socket only).
+    ///
+    /// `park_at` moves forward with every request, like every deadline of
+    /// the connection's one timer, so it costs no timer registration per
+    /// request: the timer fires at most once per `PARK_AFTER` while the
+    /// connection is busy, and is moved on. The buffers come back (one
+    /// allocation) with the next request after a park.
+    async fn wait_readable(
+        &mut self,
+        park_at: Instant,
+        deadline: Instant,
+        mut stopped: Pin<&mut WaitForCancellationFutureOwned>,
+    ) -> Result<(), Stop> {
+        let mut holding = self.rbuf.capacity() > 0 || self.wbuf.capacity() > 0;
+        loop {
+            let until = if holding {
+                park_at.min(deadline)
+            } else {
+                deadline
+            };
+            let ready = tokio::select! {
+                biased;
+                r = self.timer.run(self.io.readable(), Some(until)) => r,
+                () = &mut stopped => return Err(Stop::Close),
+            };
+            match ready {
+                Ok(()) => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::TimedOut && until < deadline => {
+                    self.rbuf = BytesMut::new();
+                    self.wbuf = Vec::new();
+                    holding = false;
+                }
+                Err(_) => return Err(Stop::Close),
             }
         }
     }

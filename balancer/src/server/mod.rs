@@ -147,9 +147,9 @@ async fn serve_client(
         http1::Outcome::Done => return,
         http1::Outcome::HandOff(io) => io,
     };
-    // Boxed: hyper's connection and the watchdog are large, and every
-    // connection's task would otherwise be sized for them.
-    Box::pin(serve_hyper(io, info, state, http, stop)).await;
+    // Not boxed: hyper's connection and the watchdog fit in the room our
+    // loop's state takes (`connection_task_size` checks it).
+    serve_hyper(io, info, state, http, stop).await;
 }
 
 /// The rest of a connection our loop handed over: hyper serves it, and
@@ -171,31 +171,36 @@ async fn serve_hyper(
         let response = tower::Service::call(&mut proxy.clone(), req);
         async move { Ok::<_, Infallible>(flight.track(response.await?)) }
     });
-    let conn = http.serve_connection_with_upgrades(TokioIo::new(io), svc);
-    tokio::pin!(conn);
     let watchdog = watch::watch(&activity, limits);
     tokio::pin!(watchdog);
-    let mut stopping = false;
-    let result = loop {
-        tokio::select! {
-            r = conn.as_mut() => break Some(r),
-            expired = &mut watchdog => {
-                tracing::debug!(?expired, "client connection timed out");
-                break None;
-            }
-            () = stop.cancelled(), if !stopping => {
-                stopping = true;
-                conn.as_mut().graceful_shutdown();
+    let result = {
+        // In a block: hyper's connection (and the service holding a count
+        // of `activity`) is gone once it ends.
+        let conn = http.serve_connection_with_upgrades(TokioIo::new(io), svc);
+        tokio::pin!(conn);
+        let mut stopping = false;
+        loop {
+            tokio::select! {
+                r = conn.as_mut() => break Some(r),
+                expired = &mut watchdog => {
+                    tracing::debug!(?expired, "client connection timed out");
+                    break None;
+                }
+                () = stop.cancelled(), if !stopping => {
+                    stopping = true;
+                    conn.as_mut().graceful_shutdown();
+                }
             }
         }
     };
     if let Some(Err(e)) = &result {
         tracing::debug!(error = %e, "client connection ended with an error");
     }
-    // hyper's side is over; an upgraded connection lives on in its tunnel,
-    // which the watchdog keeps timing until it ends (or the balancer stops).
-    drop(conn);
-    if result.is_some() && !stop.is_cancelled() {
+    // hyper's side is over; an upgraded connection lives on in its tunnel
+    // (which holds the socket, and so `activity`), and the watchdog keeps
+    // timing it until it ends or the balancer stops.
+    let tunnel = Arc::strong_count(&activity) > 1;
+    if result.is_some() && tunnel && !stop.is_cancelled() {
         tokio::select! {
             expired = &mut watchdog => {
                 if expired.is_some() {
@@ -204,5 +209,37 @@ async fn serve_hyper(
             }
             () = stop.cancelled() => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::ServerConfig;
+
+    /// What an idle connection costs is mostly its task: the future of
+    /// `serve_client`. hyper's part is boxed, so that future is our loop's
+    /// (which holds the request path inline, by design) and does not grow
+    /// with hyper's connection and the watchdog.
+    #[tokio::test]
+    async fn connection_task_size() {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        let _client = TcpStream::connect(addr).await.unwrap();
+        let (stream, peer) = l.accept().await.unwrap();
+        let config = Config::new(addr, vec![ServerConfig::new(addr)]);
+        let http = Arc::new(builder(&config));
+        let state = State::new(config, None);
+        let stop = CancellationToken::new();
+        let info = ConnInfo::new(peer);
+        let ours = std::mem::size_of_val(&http1::serve(
+            TcpStream::connect(addr).await.unwrap(),
+            &state,
+            &info,
+            &stop,
+        ));
+        let task = std::mem::size_of_val(&serve_client(stream, peer, state, http, stop));
+        eprintln!("serve_client future: {task} bytes; http1::serve: {ours} bytes");
+        assert!(task <= ours + 512, "{task} vs {ours}");
     }
 }

@@ -289,3 +289,27 @@ async fn slow_reader_is_served_whole() {
     assert!(got > SIZE, "{got} bytes");
     bal.stop().await;
 }
+
+/// An idle keep-alive connection releases its buffers after 2 s; its next
+/// request (and a large head) is served as before.
+#[tokio::test]
+async fn request_after_idle_release_is_served() {
+    let b = Backend::start("b").await;
+    let mut c = config(vec![b.server()]);
+    c.proxy.keepalive_timeout = Duration::from_secs(30);
+    let bal = Bal::start(c).await;
+    let mut s = TcpStream::connect(bal.addr).await.unwrap();
+    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    assert!(read_some(&mut s).await.starts_with("HTTP/1.1 200"));
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let big = format!(
+        "GET /headers HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
+        "y".repeat(6000)
+    );
+    s.write_all(big.as_bytes()).await.unwrap();
+    let r = read_some(&mut s).await;
+    assert!(r.starts_with("HTTP/1.1 200"), "{r}");
+    bal.stop().await;
+}
