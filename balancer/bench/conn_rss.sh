@@ -71,14 +71,25 @@ wait_port() {
 }
 
 nginx -p "$TMP" -c "$TMP/backend.conf" & PIDS+=($!)
-nginx -p "$TMP" -c "$TMP/proxy.conf" & NGINX_PID=$!; PIDS+=($NGINX_PID)
-RUST_LOG=warn "$BALANCER" --listen 127.0.0.1:$BAL_PORT --upstream 127.0.0.1:$BACKEND_PORT \
-  --workers 1 --keepalive-timeout 300s >/dev/null & BAL_PID=$!; PIDS+=($BAL_PID)
-wait_port $BACKEND_PORT && wait_port $NGINX_PORT && wait_port $BAL_PORT || exit 1
+wait_port $BACKEND_PORT || exit 1
+
+# Fresh proxies for every N: memory a process keeps after its clients close
+# (allocator free lists) must not count as the next N's starting point.
+start_proxies() {
+  nginx -p "$TMP" -c "$TMP/proxy.conf" & NGINX_PID=$!; PIDS+=($NGINX_PID)
+  RUST_LOG=warn "$BALANCER" --listen 127.0.0.1:$BAL_PORT --upstream 127.0.0.1:$BACKEND_PORT \
+    --workers 1 --keepalive-timeout 300s >/dev/null & BAL_PID=$!; PIDS+=($BAL_PID)
+  wait_port $NGINX_PORT && wait_port $BAL_PORT || exit 1
+}
+stop_proxies() {
+  kill "$NGINX_PID" "$BAL_PID" 2>/dev/null || true
+  wait "$NGINX_PID" "$BAL_PID" 2>/dev/null || true
+}
 
 echo "RSS per keep-alive client connection (two GETs each, then held open); one worker each"
 printf "%-9s %6s %12s %14s %12s %14s\n" proxy N "at rest" "with N open" "per conn" "after close"
 for n in "${SIZES[@]}"; do
+  start_proxies
   for contender in "nginx $NGINX_PORT $NGINX_PID" "balancer $BAL_PORT $BAL_PID"; do
     set -- $contender
     python3 - "$1" "$2" "$3" "$n" <<'PY'
@@ -123,4 +134,5 @@ async def main():
 asyncio.run(main())
 PY
   done
+  stop_proxies
 done
