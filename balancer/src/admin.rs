@@ -17,7 +17,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Serialize;
 
-use crate::state::State;
+use crate::state::{State, Stats};
 use crate::upstream::{AdminState, Peer, Upstream};
 
 /// `/status` body.
@@ -184,14 +184,22 @@ fn metric(out: &mut String, name: &str, kind: &str, help: &str, labels: &str, va
 pub fn metrics(state: &State) -> String {
     let g = state.current();
     let up = &g.upstream;
-    let now = up.clock.now();
     let mut out = String::with_capacity(4096);
-    let s = &state.stats;
+    client_metrics(&mut out, &state.stats);
+    queue_metrics(&mut out, up);
+    server_metrics(&mut out, up);
+    status_class_metrics(&mut out, up);
+    out
+}
+
+/// The balancer's own counters: requests, responses by class, aborts,
+/// reloads.
+fn client_metrics(out: &mut String, s: &Stats) {
     let counter = |out: &mut String, name, help, value: u64| {
         metric(out, name, "counter", help, "", value);
     };
     counter(
-        &mut out,
+        out,
         "balancer_requests_total",
         "Client requests received.",
         s.requests.load(Relaxed),
@@ -210,20 +218,24 @@ pub fn metrics(state: &State) -> String {
         );
     }
     counter(
-        &mut out,
+        out,
         "balancer_client_aborts_total",
         "Requests dropped because the client closed its connection first (nginx's 499).",
         s.client_aborts.load(Relaxed),
     );
     counter(
-        &mut out,
+        out,
         "balancer_config_reloads_total",
         "Successful configuration reloads.",
         s.reloads.load(Relaxed),
     );
+}
+
+/// The upstream group's queue.
+fn queue_metrics(out: &mut String, up: &Upstream) {
     let group = format!("{{upstream=\"{}\"}}", up.name);
     metric(
-        &mut out,
+        out,
         "balancer_upstream_queue_depth",
         "gauge",
         "Requests waiting for a server.",
@@ -231,13 +243,18 @@ pub fn metrics(state: &State) -> String {
         up.queue_depth() as u64,
     );
     metric(
-        &mut out,
+        out,
         "balancer_upstream_queue_rejected_total",
         "counter",
         "Requests rejected by a full queue or its timeout.",
         &group,
         up.queue.as_ref().map_or(0, |q| q.rejected_total()),
     );
+}
+
+/// One line per server for each per-server metric.
+fn server_metrics(out: &mut String, up: &Upstream) {
+    let now = up.clock.now();
     type Metric<'a> = (&'a str, &'a str, &'a str, &'a dyn Fn(&Peer) -> String);
     let per_server: [Metric; 8] = [
         (
@@ -302,6 +319,10 @@ pub fn metrics(state: &State) -> String {
             );
         }
     }
+}
+
+/// Upstream responses by server and status class.
+fn status_class_metrics(out: &mut String, up: &Upstream) {
     let _ = writeln!(
         out,
         "# HELP balancer_upstream_responses_total Upstream responses by status class."
@@ -319,5 +340,4 @@ pub fn metrics(state: &State) -> String {
             );
         }
     }
-    out
 }

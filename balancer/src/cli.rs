@@ -13,7 +13,8 @@ use http::StatusCode;
 use crate::config::nginx::{apply_server_param, parse_file, resolve};
 use crate::config::units::{parse_size, parse_time};
 use crate::config::{
-    Algorithm, Config, ConfigError, HealthConfig, NextUpstream, QueueConfig, ServerConfig,
+    Algorithm, Config, ConfigError, HealthConfig, NextUpstream, ProxyConfig, QueueConfig,
+    ServerConfig,
 };
 
 /// An HTTP load balancer with nginx's upstream semantics.
@@ -26,6 +27,9 @@ pub struct Cli {
     /// Address to listen on [default: 127.0.0.1:8080].
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<SocketAddr>,
+    /// Listen queue length, as nginx's `listen ... backlog=N` (capped by net.core.somaxconn) [default: 511].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub backlog: Option<u32>,
     /// Upstream server: ADDR[,weight=N][,max_conns=N][,max_fails=N][,fail_timeout=T][,backup][,down][,slow_start=T]. Repeatable.
     #[arg(long = "upstream", value_name = "SERVER", value_parser = parse_upstream)]
     pub upstreams: Vec<ServerConfig>,
@@ -89,9 +93,15 @@ pub struct Cli {
     /// Upstream read timeout (to the header, and between body reads) [default: 60s].
     #[arg(long, value_name = "T", value_parser = parse_time)]
     pub read_timeout: Option<Duration>,
-    /// Upstream send timeout [default: 60s].
-    #[arg(long, value_name = "T", value_parser = parse_time)]
+    /// Upstream send timeout, nginx's proxy_send_timeout (the client side is --client-send-timeout) [default: 60s].
+    #[arg(long, alias = "proxy-send-timeout", value_name = "T", value_parser = parse_time)]
     pub send_timeout: Option<Duration>,
+    /// Client send timeout, nginx's send_timeout: a client taking no response bytes this long is dropped [default: 60s].
+    #[arg(long, value_name = "T", value_parser = parse_time)]
+    pub client_send_timeout: Option<Duration>,
+    /// How long an idle client connection stays open, nginx's keepalive_timeout (0 = no keep-alive) [default: 75s].
+    #[arg(long, value_name = "T", value_parser = parse_time)]
+    pub keepalive_timeout: Option<Duration>,
     /// Time allowed for a client's request head [default: 60s].
     #[arg(long, value_name = "T", value_parser = parse_time)]
     pub client_header_timeout: Option<Duration>,
@@ -155,9 +165,21 @@ fn parse_next_upstream(s: &str) -> Result<NextUpstream, String> {
 }
 
 impl Cli {
-    /// Builds and validates the configuration.
+    /// Builds and validates the configuration: the file or the flags'
+    /// upstream as the base, then each group of flags over it.
     pub fn to_config(&self) -> Result<Config, ConfigError> {
-        let mut c = match &self.config {
+        let mut c = self.base()?;
+        self.apply_process(&mut c);
+        self.apply_health(&mut c)?;
+        self.apply_queue(&mut c)?;
+        self.apply_proxy(&mut c.proxy);
+        c.validate()?;
+        Ok(c)
+    }
+
+    /// The file's configuration, or defaults around `--upstream`.
+    fn base(&self) -> Result<Config, ConfigError> {
+        match &self.config {
             Some(path) => {
                 if !self.upstreams.is_empty() {
                     return Err(ConfigError::Invalid(
@@ -165,7 +187,7 @@ impl Cli {
                             .into(),
                     ));
                 }
-                parse_file(path)?
+                parse_file(path)
             }
             None => {
                 if self.upstreams.is_empty() {
@@ -174,14 +196,21 @@ impl Cli {
                             .into(),
                     ));
                 }
-                Config::new(
+                Ok(Config::new(
                     SocketAddr::from(([127, 0, 0, 1], 8080)),
                     self.upstreams.clone(),
-                )
+                ))
             }
-        };
+        }
+    }
+
+    /// Listeners, method, workers and the other whole-process settings.
+    fn apply_process(&self, c: &mut Config) {
         if let Some(a) = self.listen {
             c.listen = a;
+        }
+        if let Some(b) = self.backlog {
+            c.backlog = b;
         }
         if let Some(a) = &self.algorithm {
             c.upstream.algorithm = a.clone();
@@ -190,6 +219,19 @@ impl Cli {
             c.admin = self.admin;
         }
         c.upstream_header |= self.upstream_header;
+        if let Some(n) = self.keepalive {
+            c.upstream.keepalive = n;
+        }
+        if self.workers.is_some() {
+            c.workers = self.workers;
+        }
+        if let Some(t) = self.shutdown_timeout {
+            c.shutdown_timeout = t;
+        }
+    }
+
+    /// `--health-check` and the `--health-*` flags (which need it).
+    fn apply_health(&self, c: &mut Config) -> Result<(), ConfigError> {
         if let Some(uri) = &self.health_check {
             let h = c.health.get_or_insert_with(HealthConfig::default);
             h.uri = uri.clone();
@@ -200,31 +242,25 @@ impl Cli {
             || self.health_passes.is_some()
             || self.health_timeout.is_some()
             || self.health_status.is_some();
-        if health_flags {
-            let Some(h) = c.health.as_mut() else {
-                return Err(ConfigError::Invalid(
-                    "--health-* options need --health-check URI".into(),
-                ));
-            };
-            if let Some(v) = self.health_interval {
-                h.interval = v;
-            }
-            if let Some(v) = self.health_jitter {
-                h.jitter = v;
-            }
-            if let Some(v) = self.health_fails {
-                h.fails = v;
-            }
-            if let Some(v) = self.health_passes {
-                h.passes = v;
-            }
-            if let Some(v) = self.health_timeout {
-                h.timeout = v;
-            }
-            if let Some(v) = self.health_status {
-                h.status = v;
-            }
+        if !health_flags {
+            return Ok(());
         }
+        let Some(h) = c.health.as_mut() else {
+            return Err(ConfigError::Invalid(
+                "--health-* options need --health-check URI".into(),
+            ));
+        };
+        set(&mut h.interval, self.health_interval);
+        set(&mut h.jitter, self.health_jitter);
+        set(&mut h.fails, self.health_fails);
+        set(&mut h.passes, self.health_passes);
+        set(&mut h.timeout, self.health_timeout);
+        set(&mut h.status, self.health_status);
+        Ok(())
+    }
+
+    /// `--queue N` and the `--queue-*` flags (which need it).
+    fn apply_queue(&self, c: &mut Config) -> Result<(), ConfigError> {
         if let Some(n) = self.queue {
             c.upstream.queue = Some(QueueConfig {
                 size: n,
@@ -236,64 +272,45 @@ impl Cli {
         let queue_flags = self.queue_timeout.is_some()
             || self.queue_status.is_some()
             || self.retry_after.is_some();
-        if queue_flags {
-            let Some(q) = c.upstream.queue.as_mut() else {
-                return Err(ConfigError::Invalid(
-                    "--queue-* options need --queue N".into(),
-                ));
-            };
-            if let Some(t) = self.queue_timeout {
-                q.timeout = t;
-            }
-            if let Some(s) = self.queue_status {
-                q.reject_status = s;
-            }
-            if let Some(r) = self.retry_after {
-                q.retry_after = Some(r);
-            }
+        if !queue_flags {
+            return Ok(());
         }
-        if let Some(n) = self.keepalive {
-            c.upstream.keepalive = n;
+        let Some(q) = c.upstream.queue.as_mut() else {
+            return Err(ConfigError::Invalid(
+                "--queue-* options need --queue N".into(),
+            ));
+        };
+        set(&mut q.timeout, self.queue_timeout);
+        set(&mut q.reject_status, self.queue_status);
+        if let Some(r) = self.retry_after {
+            q.retry_after = Some(r);
         }
-        let p = &mut c.proxy;
-        if let Some(v) = self.next_upstream {
-            p.next_upstream = v;
-        }
-        if let Some(v) = self.next_upstream_tries {
-            p.next_upstream_tries = v;
-        }
-        if let Some(v) = self.next_upstream_timeout {
-            p.next_upstream_timeout = v;
-        }
-        if let Some(v) = self.connect_timeout {
-            p.connect_timeout = v;
-        }
-        if let Some(v) = self.read_timeout {
-            p.read_timeout = v;
-        }
-        if let Some(v) = self.send_timeout {
-            p.send_timeout = v;
-        }
-        if let Some(v) = self.client_header_timeout {
-            p.client_header_timeout = v;
-        }
-        if let Some(v) = self.client_body_timeout {
-            p.client_body_timeout = v;
-        }
-        if let Some(v) = self.client_max_body_size {
-            p.client_max_body_size = v;
-        }
+        Ok(())
+    }
+
+    /// Timeouts, limits and the retry policy.
+    fn apply_proxy(&self, p: &mut ProxyConfig) {
+        set(&mut p.next_upstream, self.next_upstream);
+        set(&mut p.next_upstream_tries, self.next_upstream_tries);
+        set(&mut p.next_upstream_timeout, self.next_upstream_timeout);
+        set(&mut p.connect_timeout, self.connect_timeout);
+        set(&mut p.read_timeout, self.read_timeout);
+        set(&mut p.send_timeout, self.send_timeout);
+        set(&mut p.client_send_timeout, self.client_send_timeout);
+        set(&mut p.keepalive_timeout, self.keepalive_timeout);
+        set(&mut p.client_header_timeout, self.client_header_timeout);
+        set(&mut p.client_body_timeout, self.client_body_timeout);
+        set(&mut p.client_max_body_size, self.client_max_body_size);
         if let Some(v) = self.max_header_size {
             p.max_header_size = v as usize;
         }
-        if self.workers.is_some() {
-            c.workers = self.workers;
-        }
-        if let Some(t) = self.shutdown_timeout {
-            c.shutdown_timeout = t;
-        }
-        c.validate()?;
-        Ok(c)
+    }
+}
+
+/// A flag given overrides the setting.
+fn set<T>(setting: &mut T, flag: Option<T>) {
+    if let Some(v) = flag {
+        *setting = v;
     }
 }
 
@@ -341,6 +358,33 @@ mod tests {
         assert!(cli(&["--upstream", "127.0.0.1:1", "--queue-timeout", "1s"])
             .to_config()
             .is_err());
+    }
+
+    #[test]
+    fn client_and_upstream_send_timeouts() {
+        let c = cli(&[
+            "--upstream",
+            "127.0.0.1:1",
+            "--send-timeout",
+            "3s",
+            "--client-send-timeout",
+            "4s",
+            "--keepalive-timeout",
+            "5s",
+            "--backlog",
+            "2048",
+        ])
+        .to_config()
+        .unwrap();
+        assert_eq!(c.proxy.send_timeout, Duration::from_secs(3));
+        assert_eq!(c.proxy.client_send_timeout, Duration::from_secs(4));
+        assert_eq!(c.proxy.keepalive_timeout, Duration::from_secs(5));
+        assert_eq!(c.backlog, 2048);
+        let c = cli(&["--upstream", "127.0.0.1:1", "--proxy-send-timeout", "8s"])
+            .to_config()
+            .unwrap();
+        assert_eq!(c.proxy.send_timeout, Duration::from_secs(8));
+        assert!(Cli::try_parse_from(["b", "--backlog", "0"]).is_err());
     }
 
     #[test]

@@ -2,28 +2,34 @@
 //!
 //! - [`config`]: the validated configuration, from flags ([`cli`]) or an
 //!   nginx-style file ([`config::nginx`]);
-//! - [`upstream`]: the server group at run time (peers, `max_conns`,
+//! - `upstream`: the server group at run time (peers, `max_conns`,
 //!   passive failures, queue);
-//! - [`algorithms`]: the balancing methods;
-//! - [`proxy`]: the request path (headers, bodies, upstream pool, retries);
-//! - [`health`]: active health checks; [`admin`]: status, metrics, control;
-//! - [`server`]: the listener, our HTTP/1.1 loop (hyper for the rest),
-//!   graceful shutdown; [`state`]: reloads; [`io`]: timed socket reads and
-//!   writes.
+//! - `algorithms`: the balancing methods;
+//! - `proxy`: the request path (headers, bodies, upstream pool, retries);
+//! - `health`: active health checks; `admin`: status, metrics, control;
+//! - `server`: the listener, our HTTP/1.1 loop (hyper for the rest),
+//!   connection timeouts, graceful shutdown; `state`: reloads; `io`: timed
+//!   socket reads and writes.
 //!
-//! Entry points: [`run`] (what the binary does, signals included) and
-//! [`serve`] (in-process, with a bound listener and a shutdown future).
+//! Entry points: [`run`] (what the binary does, signals included),
+//! [`serve`] (in-process, with a bound listener and a shutdown future) and
+//! [`bind`] (a listener with nginx's listen queue). Only the configuration,
+//! the flags and these are public: what the binary, the lab and the tests
+//! use; the machinery stays inside the crate.
 
-pub mod admin;
-pub mod algorithms;
+pub(crate) mod admin;
+pub(crate) mod algorithms;
 pub mod cli;
 pub mod config;
 pub mod error;
-pub mod health;
-pub mod io;
+pub(crate) mod health;
+pub(crate) mod io;
+// `proxy` and `upstream` stay public only until three items nothing uses
+// (`ConnInfo::addr`, `Upstream::needs_key`, `Peer::max_conns`) are removed
+// with those modules' own work; `pub(crate)` would make them dead code.
 pub mod proxy;
-pub mod server;
-pub mod state;
+pub(crate) mod server;
+pub(crate) mod state;
 pub mod upstream;
 
 pub use cli::Cli;
@@ -33,11 +39,24 @@ pub use server::serve;
 
 use std::io::Write as _;
 
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket};
 
-async fn bind(addr: std::net::SocketAddr) -> Result<TcpListener, Error> {
-    TcpListener::bind(addr)
-        .await
+/// Binds a listener with a listen queue of `backlog` (nginx's `listen ...
+/// backlog=N`). tokio's `TcpListener::bind` always asks for 128: a burst of
+/// a thousand connects then waits out SYN retransmits (1 s each).
+pub fn bind(addr: std::net::SocketAddr, backlog: u32) -> Result<TcpListener, Error> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()
+    } else {
+        TcpSocket::new_v6()
+    };
+    socket
+        .and_then(|s| {
+            // As std and tokio do: a restarted balancer can bind at once.
+            s.set_reuseaddr(true)?;
+            s.bind(addr)?;
+            s.listen(backlog)
+        })
         .map_err(|cause| Error::Bind { addr, cause })
 }
 
@@ -52,9 +71,9 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
 /// [`run`] with the configuration `cli` gave, already read (the binary reads
 /// it first, to size the runtime).
 pub async fn run_with(cli: Cli, config: Config) -> Result<(), Error> {
-    let listener = bind(config.listen).await?;
+    let listener = bind(config.listen, config.backlog)?;
     let admin = match config.admin {
-        Some(a) => Some(bind(a).await?),
+        Some(a) => Some(bind(a, config::DEFAULT_BACKLOG)?),
         None => None,
     };
     {

@@ -48,6 +48,10 @@ pub enum ConfigError {
 pub struct Config {
     /// Address the proxy listens on.
     pub listen: SocketAddr,
+    /// The listen queue of `listen` (`listen ... backlog=N`; 511 as
+    /// nginx on Linux, where tokio's default is 128). The kernel caps it at
+    /// `net.core.somaxconn`.
+    pub backlog: u32,
     /// Address of the admin listener, if any.
     pub admin: Option<SocketAddr>,
     /// The one upstream group requests are proxied to.
@@ -431,9 +435,17 @@ pub struct ProxyConfig {
     pub connect_timeout: Duration,
     /// `proxy_read_timeout`: to the response header, and between body reads.
     pub read_timeout: Duration,
-    /// `proxy_send_timeout`: between writes of the request body upstream.
+    /// `proxy_send_timeout`: between writes of the request body upstream
+    /// (flag `--send-timeout`, also `--proxy-send-timeout`).
     pub send_timeout: Duration,
-    /// `client_header_timeout`: the whole request head must arrive within it.
+    /// `send_timeout`, the client side: a client that takes no response
+    /// bytes (or tunnel bytes) for this long is dropped.
+    pub client_send_timeout: Duration,
+    /// `keepalive_timeout`: how long an idle client connection (no request
+    /// in flight, no bytes) is kept open; 0 turns client keep-alive off.
+    pub keepalive_timeout: Duration,
+    /// `client_header_timeout`: the whole request head must arrive within it
+    /// (for an h2c connection: the preface and its first request).
     pub client_header_timeout: Duration,
     /// `client_body_timeout`: between reads of the request body.
     pub client_body_timeout: Duration,
@@ -472,6 +484,8 @@ impl Default for ProxyConfig {
             connect_timeout: Duration::from_secs(60),
             read_timeout: Duration::from_secs(60),
             send_timeout: Duration::from_secs(60),
+            client_send_timeout: Duration::from_secs(60),
+            keepalive_timeout: Duration::from_secs(75),
             client_header_timeout: Duration::from_secs(60),
             client_body_timeout: Duration::from_secs(60),
             client_max_body_size: 1024 * 1024,
@@ -518,6 +532,9 @@ impl Default for HealthConfig {
     }
 }
 
+/// nginx's listen backlog on Linux (`NGX_LISTEN_BACKLOG`).
+pub const DEFAULT_BACKLOG: u32 = 511;
+
 /// The most servers one upstream may hold (the per-request "tried" set is a
 /// 128-bit mask, so selecting never allocates).
 pub const MAX_SERVERS: usize = 128;
@@ -527,6 +544,7 @@ impl Config {
     pub fn new(listen: SocketAddr, servers: Vec<ServerConfig>) -> Self {
         Config {
             listen,
+            backlog: DEFAULT_BACKLOG,
             admin: None,
             upstream: UpstreamConfig {
                 name: "backend".into(),
@@ -581,6 +599,9 @@ impl Config {
                     "health check interval, fails and passes must be positive".into(),
                 ));
             }
+        }
+        if self.backlog == 0 {
+            return Err(ConfigError::Invalid("backlog must be at least 1".into()));
         }
         if self.proxy.max_header_size < 8192 {
             return Err(ConfigError::Invalid(

@@ -63,6 +63,7 @@ struct Parser<'a> {
 #[derive(Default)]
 struct Gathered {
     listen: Option<SocketAddr>,
+    backlog: Option<u32>,
     proxy_pass: Option<(String, usize)>,
     upstream_header: bool,
     health: Option<HealthConfig>,
@@ -335,6 +336,9 @@ impl<'a> Parser<'a> {
         config.health = g.health;
         config.upstream_header = g.upstream_header;
         config.workers = g.workers;
+        if let Some(b) = g.backlog {
+            config.backlog = b;
+        }
         config.validate()?;
         Ok(config)
     }
@@ -395,7 +399,7 @@ impl<'a> Parser<'a> {
             }
             // Harmless http-level settings with no meaning for this proxy.
             "sendfile" | "tcp_nopush" | "tcp_nodelay" | "access_log" | "error_log"
-            | "server_tokens" | "keepalive_timeout" | "default_type" => self.no_block(d)?,
+            | "server_tokens" | "default_type" => self.no_block(d)?,
             _ => {
                 if !self.proxy_setting(d, proxy, g)? {
                     return Err(self.unknown(d));
@@ -423,17 +427,14 @@ impl<'a> Parser<'a> {
                 if g.listen.is_some() {
                     return Err(self.err(d.line, "only one \"listen\" is supported"));
                 }
-                if let Some(extra) = d.args.get(1) {
-                    return Err(self.err(
-                        d.line,
-                        format!("invalid parameter \"{extra}\" (TLS and listen options are not supported)"),
-                    ));
+                for extra in &d.args[1..] {
+                    g.backlog = Some(self.listen_param(d, extra)?);
                 }
                 g.listen = Some(parse_listen(&d.args[0]).ok_or_else(|| {
                     self.err(d.line, format!("invalid listen address \"{}\"", d.args[0]))
                 })?);
             }
-            "server_name" | "access_log" | "error_log" | "keepalive_timeout" => self.no_block(d)?,
+            "server_name" | "access_log" | "error_log" => self.no_block(d)?,
             "location" => {
                 if d.args.len() != 1 || d.args[0] != "/" {
                     return Err(self.err(d.line, "only \"location /\" is supported"));
@@ -513,6 +514,20 @@ impl<'a> Parser<'a> {
         Ok(())
     }
 
+    /// A `listen` parameter: `backlog=N` is the one supported.
+    fn listen_param(&self, d: &Directive, param: &str) -> Result<u32, ConfigError> {
+        match param.strip_prefix("backlog=") {
+            Some(v) => match v.parse::<u32>() {
+                Ok(n) if n > 0 => Ok(n),
+                _ => Err(self.err(d.line, format!("invalid backlog \"{v}\""))),
+            },
+            None => Err(self.err(
+                d.line,
+                format!("invalid parameter \"{param}\" (of the listen options only backlog=N is supported; no TLS)"),
+            )),
+        }
+    }
+
     /// The `proxy_*`/`client_*` settings valid at http, server and location
     /// level. Returns false when `d` is none of them.
     fn proxy_setting(
@@ -521,6 +536,15 @@ impl<'a> Parser<'a> {
         p: &mut ProxyConfig,
         g: &mut Gathered,
     ) -> Result<bool, ConfigError> {
+        if self.limit_setting(d, p)? {
+            return Ok(true);
+        }
+        self.header_setting(d, p, g)
+    }
+
+    /// Timeouts, sizes and the retry policy. Returns false when `d` is none
+    /// of them.
+    fn limit_setting(&self, d: &Directive, p: &mut ProxyConfig) -> Result<bool, ConfigError> {
         let time = |d: &Directive| -> Result<Duration, ConfigError> {
             self.nargs(d, 1, 1)?;
             parse_time(&d.args[0]).map_err(|m| self.err(d.line, m))
@@ -533,6 +557,14 @@ impl<'a> Parser<'a> {
             "proxy_connect_timeout" => p.connect_timeout = time(d)?,
             "proxy_read_timeout" => p.read_timeout = time(d)?,
             "proxy_send_timeout" => p.send_timeout = time(d)?,
+            // nginx's words: `send_timeout` is the client side.
+            "send_timeout" => p.client_send_timeout = time(d)?,
+            "keepalive_timeout" => {
+                // The second argument (the `Keep-Alive: timeout=` header
+                // nginx may send) is accepted and not sent.
+                self.nargs(d, 1, 2)?;
+                p.keepalive_timeout = parse_time(&d.args[0]).map_err(|m| self.err(d.line, m))?;
+            }
             "client_header_timeout" => p.client_header_timeout = time(d)?,
             "client_body_timeout" => p.client_body_timeout = time(d)?,
             "client_max_body_size" => p.client_max_body_size = size(d)?,
@@ -553,6 +585,20 @@ impl<'a> Parser<'a> {
                 let sz = parse_size(&d.args[1]).map_err(|m| self.err(d.line, m))?;
                 p.max_header_size = (n as u64 * sz).max(8192) as usize;
             }
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    /// The protocol and header settings. Returns false when `d` is none of
+    /// them.
+    fn header_setting(
+        &self,
+        d: &Directive,
+        p: &mut ProxyConfig,
+        g: &mut Gathered,
+    ) -> Result<bool, ConfigError> {
+        match d.name.as_str() {
             "proxy_http_version" => {
                 self.nargs(d, 1, 1)?;
                 if d.args[0] != "1.1" {
@@ -635,65 +681,12 @@ impl<'a> Parser<'a> {
         let mut server_lines = Vec::new();
         let mut method_line = None;
         for d in block {
-            let method = match d.name.as_str() {
+            match d.name.as_str() {
                 "server" => {
                     self.no_block(d)?;
                     let s = self.server(d)?;
                     u.servers.push(s);
                     server_lines.push(d.line);
-                    continue;
-                }
-                "least_conn" => {
-                    self.nargs(d, 0, 0)?;
-                    Algorithm::LeastConn
-                }
-                "ip_hash" => {
-                    self.nargs(d, 0, 0)?;
-                    Algorithm::IpHash
-                }
-                "hash" => {
-                    self.nargs(d, 1, 2)?;
-                    let consistent = match d.args.get(1).map(String::as_str) {
-                        None => false,
-                        Some("consistent") => true,
-                        Some(other) => {
-                            return Err(self.err(d.line, format!("invalid parameter \"{other}\"")))
-                        }
-                    };
-                    let key = HashKey::parse(&d.args[0]).map_err(|m| self.err(d.line, m))?;
-                    Algorithm::Hash { key, consistent }
-                }
-                "random" => {
-                    self.nargs(d, 0, 2)?;
-                    match d.args.iter().map(String::as_str).collect::<Vec<_>>()[..] {
-                        [] => Algorithm::Random { two: false },
-                        ["two"] | ["two", "least_conn"] => Algorithm::Random { two: true },
-                        _ => {
-                            return Err(self.err(
-                                d.line,
-                                format!("invalid parameter \"{}\"", d.args.join(" ")),
-                            ))
-                        }
-                    }
-                }
-                "least_time" => {
-                    self.nargs(d, 1, 2)?;
-                    if let Some(p) = d.args.get(1) {
-                        if p != "inflight" {
-                            return Err(self.err(d.line, format!("invalid parameter \"{p}\"")));
-                        }
-                    }
-                    match d.args[0].as_str() {
-                        "header" => Algorithm::LeastTime(LeastTimeMode::Header),
-                        "last_byte" => Algorithm::LeastTime(LeastTimeMode::LastByte),
-                        other => {
-                            return Err(self.err(d.line, format!("invalid parameter \"{other}\"")))
-                        }
-                    }
-                }
-                "p2c_ewma" => {
-                    self.nargs(d, 0, 0)?;
-                    Algorithm::P2cEwma
                 }
                 "keepalive" => {
                     self.nargs(d, 1, 1)?;
@@ -706,27 +699,22 @@ impl<'a> Parser<'a> {
                         ));
                     }
                     u.keepalive = n as usize;
-                    continue;
                 }
-                "queue" => {
-                    u.queue = Some(self.queue(d)?);
-                    continue;
+                "queue" => u.queue = Some(self.queue(d)?),
+                "zone" | "keepalive_timeout" | "keepalive_requests" => self.no_block(d)?,
+                _ => {
+                    let method = self.method(d)?.ok_or_else(|| self.unknown(d))?;
+                    if method_line.is_some() {
+                        tracing::warn!(
+                            "load balancing method redefined in {}:{}",
+                            self.file,
+                            d.line
+                        );
+                    }
+                    method_line = Some(d.line);
+                    u.algorithm = method;
                 }
-                "zone" | "keepalive_timeout" | "keepalive_requests" => {
-                    self.no_block(d)?;
-                    continue;
-                }
-                _ => return Err(self.unknown(d)),
-            };
-            if method_line.is_some() {
-                tracing::warn!(
-                    "load balancing method redefined in {}:{}",
-                    self.file,
-                    d.line
-                );
             }
-            method_line = Some(d.line);
-            u.algorithm = method;
         }
         if u.servers.is_empty() {
             return Err(self.err(line, format!("no servers are inside upstream \"{name}\"")));
@@ -737,6 +725,64 @@ impl<'a> Parser<'a> {
             }
         }
         Ok(u)
+    }
+
+    /// A balancing-method directive (`least_conn;`, `hash KEY consistent;`,
+    /// ...); `None` when `d` is not one.
+    fn method(&self, d: &Directive) -> Result<Option<Algorithm>, ConfigError> {
+        Ok(Some(match d.name.as_str() {
+            "least_conn" => {
+                self.nargs(d, 0, 0)?;
+                Algorithm::LeastConn
+            }
+            "ip_hash" => {
+                self.nargs(d, 0, 0)?;
+                Algorithm::IpHash
+            }
+            "hash" => {
+                self.nargs(d, 1, 2)?;
+                let consistent = match d.args.get(1).map(String::as_str) {
+                    None => false,
+                    Some("consistent") => true,
+                    Some(other) => {
+                        return Err(self.err(d.line, format!("invalid parameter \"{other}\"")))
+                    }
+                };
+                let key = HashKey::parse(&d.args[0]).map_err(|m| self.err(d.line, m))?;
+                Algorithm::Hash { key, consistent }
+            }
+            "random" => {
+                self.nargs(d, 0, 2)?;
+                match d.args.iter().map(String::as_str).collect::<Vec<_>>()[..] {
+                    [] => Algorithm::Random { two: false },
+                    ["two"] | ["two", "least_conn"] => Algorithm::Random { two: true },
+                    _ => {
+                        return Err(self.err(
+                            d.line,
+                            format!("invalid parameter \"{}\"", d.args.join(" ")),
+                        ))
+                    }
+                }
+            }
+            "least_time" => {
+                self.nargs(d, 1, 2)?;
+                if let Some(p) = d.args.get(1) {
+                    if p != "inflight" {
+                        return Err(self.err(d.line, format!("invalid parameter \"{p}\"")));
+                    }
+                }
+                match d.args[0].as_str() {
+                    "header" => Algorithm::LeastTime(LeastTimeMode::Header),
+                    "last_byte" => Algorithm::LeastTime(LeastTimeMode::LastByte),
+                    other => return Err(self.err(d.line, format!("invalid parameter \"{other}\""))),
+                }
+            }
+            "p2c_ewma" => {
+                self.nargs(d, 0, 0)?;
+                Algorithm::P2cEwma
+            }
+            _ => return Ok(None),
+        }))
     }
 
     fn queue(&self, d: &Directive) -> Result<QueueConfig, ConfigError> {
@@ -933,6 +979,38 @@ mod tests {
 
     /// What a stock nginx file may hold that the balancer cannot honour is
     /// refused with the line; the forwarding choice it can honour is kept.
+    #[test]
+    fn client_timeouts_and_backlog() {
+        const TAIL: &str = "upstream b {\n server 127.0.0.1:1;\n}\n";
+        let c = parse(&format!(
+            "http {{\n{TAIL}keepalive_timeout 30s 20s;\nsend_timeout 7s;\nserver {{ listen 127.0.0.1:8080 backlog=1024; location / {{ proxy_pass http://b; proxy_send_timeout 9s; }} }}\n}}"
+        ))
+        .unwrap();
+        assert_eq!(c.proxy.keepalive_timeout, Duration::from_secs(30));
+        assert_eq!(c.proxy.client_send_timeout, Duration::from_secs(7));
+        assert_eq!(c.proxy.send_timeout, Duration::from_secs(9));
+        assert_eq!(c.backlog, 1024);
+        let c = parse(&format!(
+            "{TAIL}server {{ listen 1; location / {{ proxy_pass http://b; }} }}"
+        ))
+        .unwrap();
+        assert_eq!(c.backlog, 511);
+        assert_eq!(c.proxy.keepalive_timeout, Duration::from_secs(75));
+        assert_eq!(c.proxy.client_send_timeout, Duration::from_secs(60));
+        let e = parse(&format!(
+            "{TAIL}server {{ listen 1 backlog=x; location / {{ proxy_pass http://b; }} }}"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(e.starts_with("invalid backlog \"x\""), "{e}");
+        let e = parse(&format!(
+            "{TAIL}server {{ listen 1 ssl; location / {{ proxy_pass http://b; }} }}"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(e.starts_with("invalid parameter \"ssl\""), "{e}");
+    }
+
     #[test]
     fn process_and_proxy_directives() {
         const TAIL: &str = "upstream b {\n server 127.0.0.1:1;\n}\n";

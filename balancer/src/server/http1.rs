@@ -28,10 +28,10 @@ use bytes::{Buf, Bytes, BytesMut};
 use http::{Method, Request, Response, StatusCode, Uri, Version};
 use http_body::Body as _;
 use http_body_util::BodyExt;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
+use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
 use crate::config::ProxyConfig;
 use crate::io::{reserve, write_all, ReadTimer, COALESCE};
@@ -41,9 +41,11 @@ use crate::proxy::h1::{self, HeaderIndex, SendFraming};
 use crate::proxy::{self, ClientBody};
 use crate::state::State;
 
-/// nginx's `send_timeout` default: a client that takes no bytes for this
-/// long is dropped.
-const SEND_TIMEOUT: Duration = Duration::from_secs(60);
+/// The read buffer a request head gets (nginx: `client_header_buffer_size`
+/// 1k). Heads are mostly far smaller; a larger one grows the buffer.
+const HEAD_CHUNK: usize = 2048;
+/// An idle keep-alive connection releases its buffers after this long.
+const PARK_AFTER: Duration = Duration::from_secs(2);
 /// How an HTTP/2 prior-knowledge connection starts.
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n";
 
@@ -138,120 +140,255 @@ enum Refused {
 /// Serves `io` until it closes, the balancer stops, or a request needs
 /// hyper.
 pub async fn serve(
-    mut io: TcpStream,
+    io: TcpStream,
     state: &State,
     info: &ConnInfo,
     stop: &CancellationToken,
 ) -> Outcome {
-    let mut rbuf = BytesMut::new();
-    let mut wbuf: Vec<u8> = Vec::new();
-    let mut timer = ReadTimer::default();
+    let mut conn = Conn {
+        io,
+        rbuf: BytesMut::new(),
+        wbuf: Vec::new(),
+        timer: ReadTimer::default(),
+        kept_alive: false,
+    };
     let stopped = stop.clone().cancelled_owned();
     tokio::pin!(stopped);
     loop {
         let cfg = Limits::from(&state.current().config.proxy);
-        let deadline = Instant::now() + cfg.client_header_timeout;
-        let head = loop {
-            match parse(&mut rbuf, &cfg) {
-                Ok(Parsed::Request(head)) => break head,
-                Ok(Parsed::HandOff) => {
-                    return Outcome::HandOff(Prefixed {
-                        prefix: rbuf.freeze(),
-                        io,
-                    })
-                }
+        let Head {
+            mut request,
+            body_len,
+            keep_alive,
+        } = match conn.read_head(&cfg, stopped.as_mut()).await {
+            Ok(head) => head,
+            Err(Stop::HandOff) => {
+                return Outcome::HandOff(Prefixed {
+                    prefix: conn.rbuf.freeze(),
+                    io: conn.io,
+                })
+            }
+            Err(Stop::Close) => return Outcome::Done,
+        };
+        if body_len > 0 {
+            let Some(body) = conn.read_body(body_len, &cfg).await else {
+                return Outcome::Done;
+            };
+            *request.body_mut() = ClientBody::Buffered(Some(body));
+        }
+        let head_request = request.method() == Method::HEAD;
+        let http10 = request.version() == Version::HTTP_10;
+        let Some(response) = conn.proxy(state, info, request, &cfg).await else {
+            return Outcome::Done;
+        };
+        let keep_alive = keep_alive && !cfg.keepalive_timeout.is_zero() && !stop.is_cancelled();
+        let framing = Framing {
+            head_request,
+            http10,
+            keep_alive,
+        };
+        match respond(
+            &mut conn.io,
+            &mut conn.wbuf,
+            response,
+            framing,
+            cfg.send_timeout,
+        )
+        .await
+        {
+            Ok(true) => conn.kept_alive = true,
+            _ => return Outcome::Done,
+        }
+    }
+}
+
+/// A connection this loop serves, with its buffers and its one read timer.
+struct Conn {
+    io: TcpStream,
+    rbuf: BytesMut,
+    wbuf: Vec<u8>,
+    timer: ReadTimer,
+    /// A response went out and the connection stayed open: the next
+    /// request's first byte may take `keepalive_timeout`.
+    kept_alive: bool,
+}
+
+/// Why the loop stops reading requests.
+enum Stop {
+    /// Closed, refused, timed out or shut down.
+    Close,
+    /// hyper takes the connection.
+    HandOff,
+}
+
+impl Conn {
+    /// Reads until a whole request head is at the front of `rbuf`. As
+    /// nginx: a new connection (or pipelined bytes) gets
+    /// `client_header_timeout` for its head; an idle keep-alive connection
+    /// `keepalive_timeout` for its first byte, then `client_header_timeout`
+    /// (the clock is read again only when that head is not complete at
+    /// once).
+    async fn read_head(
+        &mut self,
+        cfg: &Limits,
+        mut stopped: Pin<&mut WaitForCancellationFutureOwned>,
+    ) -> Result<Head, Stop> {
+        let mut in_head = !self.kept_alive || !self.rbuf.is_empty();
+        let start = Instant::now();
+        let mut deadline = start
+            + if in_head {
+                cfg.client_header_timeout
+            } else {
+                cfg.keepalive_timeout
+            };
+        loop {
+            match parse(&mut self.rbuf, cfg) {
+                Ok(Parsed::Request(head)) => return Ok(head),
+                Ok(Parsed::HandOff) => return Err(Stop::HandOff),
                 Ok(Parsed::Incomplete) => {}
                 Err(why) => {
                     let status = match why {
                         Refused::Malformed => StatusCode::BAD_REQUEST,
                         Refused::TooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
                     };
-                    refuse(&mut io, &mut wbuf, status).await;
-                    return Outcome::Done;
+                    self.refuse(status, cfg).await;
+                    return Err(Stop::Close);
                 }
             }
-            let idle = rbuf.is_empty();
-            if idle && rbuf.capacity() == 0 {
-                // A new connection: no read buffer until a byte arrives, so
-                // idle connections cost no buffer memory.
-                let ready = tokio::select! {
-                    biased;
-                    r = timer.run(io.readable(), Some(deadline)) => r,
-                    () = &mut stopped => return Outcome::Done,
-                };
-                if ready.is_err() {
-                    return Outcome::Done;
-                }
+            let idle = self.rbuf.is_empty();
+            if !in_head && !idle {
+                in_head = true;
+                deadline = Instant::now() + cfg.client_header_timeout;
+            }
+            if idle && (!in_head || self.rbuf.capacity() == 0) {
+                // Waiting for a first byte: no read (and no buffer) until
+                // one arrives.
+                self.wait_readable(start + PARK_AFTER, deadline, stopped.as_mut())
+                    .await?;
+            }
+            if self.rbuf.capacity() - self.rbuf.len() < HEAD_CHUNK / 4 {
+                // Room for a head: most fit, and a larger one grows it.
+                self.rbuf.reserve(HEAD_CHUNK);
             }
             let read = tokio::select! {
                 biased;
-                r = timer.read(&mut io, &mut rbuf, Some(deadline)) => r,
-                () = &mut stopped, if idle => return Outcome::Done,
+                r = self.timer.run(self.io.read_buf(&mut self.rbuf), Some(deadline)) => r,
+                () = &mut stopped, if idle => return Err(Stop::Close),
             };
             match read {
-                Ok(0) => return Outcome::Done,
+                Ok(0) => return Err(Stop::Close),
                 Ok(_) => {}
                 Err(e) => {
                     if e.kind() == io::ErrorKind::TimedOut && !idle {
                         // Slowloris: part of a head, then too slow.
-                        refuse(&mut io, &mut wbuf, StatusCode::REQUEST_TIMEOUT).await;
+                        self.refuse(StatusCode::REQUEST_TIMEOUT, cfg).await;
                     }
-                    return Outcome::Done;
+                    return Err(Stop::Close);
                 }
             }
-        };
-        let Head {
-            mut request,
-            body_len,
-            keep_alive,
-        } = head;
-        if body_len > 0 {
-            while rbuf.len() < body_len {
-                let deadline = Instant::now() + cfg.client_body_timeout;
-                match timer.read(&mut io, &mut rbuf, Some(deadline)).await {
-                    Ok(0) => return Outcome::Done,
-                    Ok(_) => {}
-                    Err(e) => {
-                        if e.kind() == io::ErrorKind::TimedOut {
-                            refuse(&mut io, &mut wbuf, StatusCode::REQUEST_TIMEOUT).await;
-                        }
-                        return Outcome::Done;
-                    }
-                }
-            }
-            *request.body_mut() = ClientBody::Buffered(Some(rbuf.split_to(body_len).freeze()));
         }
-        let head_request = request.method() == Method::HEAD;
-        let http10 = request.version() == Version::HTTP_10;
-        let response = {
-            // Pinned here and dropped before the response is written, so the
-            // request's state is stored once in this connection's task, and
-            // shares its room with the writing (idle connections cost the
-            // task's size).
-            let work = std::pin::pin!(proxy::handle(state, info, request));
-            let watched = unless_client_leaves(&io, &mut rbuf, cfg.max_header_size, work);
-            match watched.await {
-                Some(response) => response,
-                None => {
-                    state.stats.client_aborts.fetch_add(1, Relaxed);
-                    return Outcome::Done;
+    }
+
+    /// Waits until the socket is readable, up to `deadline`. A connection
+    /// still holding buffers releases them if nothing comes by `park_at`
+    /// (an idle keep-alive connection then costs its task and socket only).
+    ///
+    /// `park_at` moves forward with every request, like every deadline of
+    /// the connection's one timer, so it costs no timer registration per
+    /// request: the timer fires at most once per `PARK_AFTER` while the
+    /// connection is busy, and is moved on. The buffers come back (one
+    /// allocation) with the next request after a park.
+    async fn wait_readable(
+        &mut self,
+        park_at: Instant,
+        deadline: Instant,
+        mut stopped: Pin<&mut WaitForCancellationFutureOwned>,
+    ) -> Result<(), Stop> {
+        let mut holding = self.rbuf.capacity() > 0 || self.wbuf.capacity() > 0;
+        loop {
+            let until = if holding {
+                park_at.min(deadline)
+            } else {
+                deadline
+            };
+            let ready = tokio::select! {
+                biased;
+                r = self.timer.run(self.io.readable(), Some(until)) => r,
+                () = &mut stopped => return Err(Stop::Close),
+            };
+            match ready {
+                Ok(()) => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::TimedOut && until < deadline => {
+                    self.rbuf = BytesMut::new();
+                    self.wbuf = Vec::new();
+                    holding = false;
+                }
+                Err(_) => return Err(Stop::Close),
+            }
+        }
+    }
+
+    /// Reads a `Content-Length` body this loop buffers itself, each read
+    /// within `client_body_timeout`; `None` when the connection ends.
+    async fn read_body(&mut self, len: usize, cfg: &Limits) -> Option<Bytes> {
+        while self.rbuf.len() < len {
+            let deadline = Instant::now() + cfg.client_body_timeout;
+            match self
+                .timer
+                .read(&mut self.io, &mut self.rbuf, Some(deadline))
+                .await
+            {
+                Ok(0) => return None,
+                Ok(_) => {}
+                Err(e) => {
+                    if e.kind() == io::ErrorKind::TimedOut {
+                        self.refuse(StatusCode::REQUEST_TIMEOUT, cfg).await;
+                    }
+                    return None;
                 }
             }
+        }
+        Some(self.rbuf.split_to(len).freeze())
+    }
+
+    /// Runs the request path; `None` when the client left first (counted
+    /// as nginx's 499).
+    async fn proxy(
+        &mut self,
+        state: &State,
+        info: &ConnInfo,
+        request: Request<ClientBody>,
+        cfg: &Limits,
+    ) -> Option<Response<RespBody>> {
+        // Pinned here and dropped before the response is written, so the
+        // request's state is stored once in this connection's task, and
+        // shares its room with the writing (idle connections cost the
+        // task's size).
+        let work = std::pin::pin!(proxy::handle(state, info, request));
+        let watched = unless_client_leaves(&self.io, &mut self.rbuf, cfg.max_header_size, work);
+        let response = watched.await;
+        if response.is_none() {
+            state.stats.client_aborts.fetch_add(1, Relaxed);
+        }
+        response
+    }
+
+    /// Answers a refused request (the connection closes after it).
+    async fn refuse(&mut self, status: StatusCode, cfg: &Limits) {
+        let framing = Framing {
+            head_request: false,
+            http10: false,
+            keep_alive: false,
         };
-        let keep_alive = keep_alive && !stop.is_cancelled();
-        match respond(
-            &mut io,
-            &mut wbuf,
+        let response = proxy::local_response(status, None);
+        let _ = respond(
+            &mut self.io,
+            &mut self.wbuf,
             response,
-            head_request,
-            http10,
-            keep_alive,
+            framing,
+            cfg.send_timeout,
         )
-        .await
-        {
-            Ok(true) => {}
-            _ => return Outcome::Done,
-        }
+        .await;
     }
 }
 
@@ -262,6 +399,10 @@ pub async fn serve(
 struct Limits {
     client_header_timeout: Duration,
     client_body_timeout: Duration,
+    keepalive_timeout: Duration,
+    /// nginx's `send_timeout`: a client that takes no bytes for this long
+    /// is dropped.
+    send_timeout: Duration,
     max_header_size: usize,
     /// The largest body this loop reads itself.
     max_buffered_body: u64,
@@ -272,6 +413,8 @@ impl From<&ProxyConfig> for Limits {
         Limits {
             client_header_timeout: cfg.client_header_timeout,
             client_body_timeout: cfg.client_body_timeout,
+            keepalive_timeout: cfg.keepalive_timeout,
+            send_timeout: cfg.client_send_timeout,
             max_header_size: cfg.max_header_size,
             max_buffered_body: if cfg.client_max_body_size == 0 {
                 cfg.retry_buffer_size
@@ -411,23 +554,38 @@ async fn unless_client_leaves<F: Future>(
     .await
 }
 
-/// Writes `response`; `Ok(true)` when the connection may carry another
-/// request.
+/// What the request said about how its response is framed.
+#[derive(Debug, Clone, Copy)]
+struct Framing {
+    /// A `HEAD`: no body.
+    head_request: bool,
+    /// An HTTP/1.0 client: no chunked encoding.
+    http10: bool,
+    /// The connection may carry another request.
+    keep_alive: bool,
+}
+
+/// Writes `response`, each write within `send_timeout`; `Ok(true)` when the
+/// connection may carry another request.
 async fn respond(
     io: &mut TcpStream,
     wbuf: &mut Vec<u8>,
     response: Response<RespBody>,
-    head_request: bool,
-    http10: bool,
-    mut keep_alive: bool,
+    framing: Framing,
+    send_timeout: Duration,
 ) -> io::Result<bool> {
+    let Framing {
+        head_request,
+        http10,
+        mut keep_alive,
+    } = framing;
     let (parts, body) = response.into_parts();
     let status = parts.status;
     let no_body = head_request
         || status.is_informational()
         || status == StatusCode::NO_CONTENT
         || status == StatusCode::NOT_MODIFIED;
-    let framing = if no_body {
+    let send_framing = if no_body {
         SendFraming::None
     } else {
         match body.size_hint().exact() {
@@ -441,28 +599,28 @@ async fn respond(
         }
     };
     wbuf.clear();
-    h1::write_response_head(&parts, framing, no_body, keep_alive, http10, wbuf);
-    let chunked = framing == SendFraming::Chunked;
+    h1::write_response_head(&parts, send_framing, no_body, keep_alive, http10, wbuf);
+    let chunked = send_framing == SendFraming::Chunked;
     match body {
         RespBody::Full(b) => {
             let b = if no_body { None } else { b };
             match b {
                 Some(b) if b.len() <= COALESCE => {
                     wbuf.extend_from_slice(&b);
-                    write_all(io, wbuf, SEND_TIMEOUT).await?;
+                    write_all(io, wbuf, send_timeout).await?;
                 }
                 Some(b) => {
-                    write_all(io, wbuf, SEND_TIMEOUT).await?;
-                    write_all(io, &b, SEND_TIMEOUT).await?;
+                    write_all(io, wbuf, send_timeout).await?;
+                    write_all(io, &b, send_timeout).await?;
                 }
-                None => write_all(io, wbuf, SEND_TIMEOUT).await?,
+                None => write_all(io, wbuf, send_timeout).await?,
             }
         }
         RespBody::Upstream(mut u) => {
-            write_all(io, wbuf, SEND_TIMEOUT).await?;
+            write_all(io, wbuf, send_timeout).await?;
             if !no_body {
                 // Boxed: a streamed response body is the less common case.
-                Box::pin(stream_body(io, wbuf, &mut u, chunked)).await?;
+                Box::pin(stream_body(io, wbuf, &mut u, chunked, send_timeout)).await?;
             }
         }
     }
@@ -475,6 +633,7 @@ async fn stream_body(
     wbuf: &mut Vec<u8>,
     body: &mut crate::proxy::body::UpstreamBody,
     chunked: bool,
+    send_timeout: Duration,
 ) -> io::Result<()> {
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(io::Error::other)?;
@@ -487,26 +646,13 @@ async fn stream_body(
         if chunked {
             wbuf.clear();
             h1::write_chunk(&data, wbuf);
-            write_all(io, wbuf, SEND_TIMEOUT).await?;
+            write_all(io, wbuf, send_timeout).await?;
         } else {
-            write_all(io, &data, SEND_TIMEOUT).await?;
+            write_all(io, &data, send_timeout).await?;
         }
     }
     if chunked {
-        write_all(io, h1::LAST_CHUNK, SEND_TIMEOUT).await?;
+        write_all(io, h1::LAST_CHUNK, send_timeout).await?;
     }
     Ok(())
-}
-
-/// Answers a refused request and closes.
-async fn refuse(io: &mut TcpStream, wbuf: &mut Vec<u8>, status: StatusCode) {
-    let _ = respond(
-        io,
-        wbuf,
-        proxy::local_response(status, None),
-        false,
-        false,
-        false,
-    )
-    .await;
 }

@@ -6,7 +6,9 @@
 //! `run(listener, shutdown)`.
 
 pub mod http1;
+pub mod watch;
 
+use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -14,7 +16,6 @@ use std::time::Duration;
 
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::service::TowerToHyperService;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -34,7 +35,8 @@ fn builder(config: &Config) -> auto::Builder<TokioExecutor> {
         .header_read_timeout(config.proxy.client_header_timeout)
         // A head larger than this is answered 431 by hyper.
         .max_buf_size(config.proxy.max_header_size)
-        .keep_alive(true)
+        // nginx's `keepalive_timeout 0`: one request per connection.
+        .keep_alive(!config.proxy.keepalive_timeout.is_zero())
         // Do not read mid-request to notice a client's early close (our own
         // loop does not either): that read reserves a fresh 8 KiB buffer
         // per request while the request head is still borrowed. As nginx's
@@ -145,17 +147,99 @@ async fn serve_client(
         http1::Outcome::Done => return,
         http1::Outcome::HandOff(io) => io,
     };
-    let svc = TowerToHyperService::new(Proxy::new(state, info));
-    let conn = http.serve_connection_with_upgrades(TokioIo::new(io), svc);
-    tokio::pin!(conn);
-    let result = tokio::select! {
-        r = conn.as_mut() => r,
-        () = stop.cancelled() => {
-            conn.as_mut().graceful_shutdown();
-            conn.await
+    // Not boxed: hyper's connection and the watchdog fit in the room our
+    // loop's state takes (`connection_task_size` checks it).
+    serve_hyper(io, info, state, http, stop).await;
+}
+
+/// The rest of a connection our loop handed over: hyper serves it, and
+/// [`watch`] times it (and a tunnel after it) out.
+async fn serve_hyper(
+    io: http1::Prefixed,
+    info: ConnInfo,
+    state: Arc<State>,
+    http: Arc<auto::Builder<TokioExecutor>>,
+    stop: CancellationToken,
+) {
+    let limits = watch::Limits::from(&state.current().config.proxy);
+    let activity = Arc::new(watch::Activity::default());
+    let io = watch::Watched::new(io, activity.clone());
+    let proxy = Proxy::new(state, info);
+    let counter = activity.clone();
+    let svc = hyper::service::service_fn(move |req| {
+        let flight = watch::InFlight::start(&counter);
+        let response = tower::Service::call(&mut proxy.clone(), req);
+        async move { Ok::<_, Infallible>(flight.track(response.await?)) }
+    });
+    let watchdog = watch::watch(&activity, limits);
+    tokio::pin!(watchdog);
+    let result = {
+        // In a block: hyper's connection (and the service holding a count
+        // of `activity`) is gone once it ends.
+        let conn = http.serve_connection_with_upgrades(TokioIo::new(io), svc);
+        tokio::pin!(conn);
+        let mut stopping = false;
+        loop {
+            tokio::select! {
+                r = conn.as_mut() => break Some(r),
+                expired = &mut watchdog => {
+                    tracing::debug!(?expired, "client connection timed out");
+                    break None;
+                }
+                () = stop.cancelled(), if !stopping => {
+                    stopping = true;
+                    conn.as_mut().graceful_shutdown();
+                }
+            }
         }
     };
-    if let Err(e) = result {
+    if let Some(Err(e)) = &result {
         tracing::debug!(error = %e, "client connection ended with an error");
+    }
+    // hyper's side is over; an upgraded connection lives on in its tunnel
+    // (which holds the socket, and so `activity`), and the watchdog keeps
+    // timing it until it ends or the balancer stops.
+    let tunnel = Arc::strong_count(&activity) > 1;
+    if result.is_some() && tunnel && !stop.is_cancelled() {
+        tokio::select! {
+            expired = &mut watchdog => {
+                if expired.is_some() {
+                    tracing::debug!(?expired, "tunnel timed out");
+                }
+            }
+            () = stop.cancelled() => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::ServerConfig;
+
+    /// What an idle connection costs is mostly its task: the future of
+    /// `serve_client`. hyper's part is boxed, so that future is our loop's
+    /// (which holds the request path inline, by design) and does not grow
+    /// with hyper's connection and the watchdog.
+    #[tokio::test]
+    async fn connection_task_size() {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        let _client = TcpStream::connect(addr).await.unwrap();
+        let (stream, peer) = l.accept().await.unwrap();
+        let config = Config::new(addr, vec![ServerConfig::new(addr)]);
+        let http = Arc::new(builder(&config));
+        let state = State::new(config, None);
+        let stop = CancellationToken::new();
+        let info = ConnInfo::new(peer);
+        let ours = std::mem::size_of_val(&http1::serve(
+            TcpStream::connect(addr).await.unwrap(),
+            &state,
+            &info,
+            &stop,
+        ));
+        let task = std::mem::size_of_val(&serve_client(stream, peer, state, http, stop));
+        eprintln!("serve_client future: {task} bytes; http1::serve: {ours} bytes");
+        assert!(task <= ours + 512, "{task} vs {ours}");
     }
 }
