@@ -135,6 +135,8 @@ enum Parsed {
 enum Refused {
     Malformed,
     TooLarge,
+    /// nginx's request framing rules (`h1::screen_framing`): 400 or 501.
+    Framing(StatusCode),
 }
 
 /// Serves `io` until it closes, the balancer stops, or a request needs
@@ -250,6 +252,7 @@ impl Conn {
                     let status = match why {
                         Refused::Malformed => StatusCode::BAD_REQUEST,
                         Refused::TooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                        Refused::Framing(status) => status,
                     };
                     self.refuse(status, cfg).await;
                     return Err(Stop::Close);
@@ -467,17 +470,14 @@ fn parse(buf: &mut BytesMut, cfg: &Limits) -> Result<Parsed, Refused> {
         )
     };
 
+    // The framing rules come first, over the raw head: hyper, which serves
+    // every `Transfer-Encoding` request, drops a `Content-Length` beside it
+    // before anyone else could see it (nginx refuses the pair with 400).
+    let body_len = h1::screen_framing(index.iter(buf), minor).map_err(Refused::Framing)?;
     // What this loop leaves to hyper, decided before anything is consumed.
-    let mut body_len: Option<u64> = None;
     let mut keep_alive = minor >= 1;
     for (name, value) in index.iter(buf) {
-        if name.eq_ignore_ascii_case(b"content-length") {
-            let n = h1::parse_length(value).ok_or(Refused::Malformed)?;
-            if body_len.is_some_and(|m| m != n) {
-                return Err(Refused::Malformed);
-            }
-            body_len = Some(n);
-        } else if name.eq_ignore_ascii_case(b"transfer-encoding")
+        if name.eq_ignore_ascii_case(b"transfer-encoding")
             || name.eq_ignore_ascii_case(b"expect")
             || name.eq_ignore_ascii_case(b"upgrade")
         {
