@@ -123,6 +123,7 @@ impl FramingHeaders {
     /// `Transfer-Encoding` or `Connection` (any case); returns whether it
     /// was. `value` is the field value with or without its surrounding
     /// whitespace.
+    #[inline]
     pub fn observe(&mut self, name: &[u8], value: &[u8]) -> bool {
         // The length first: most headers are none of these three.
         match name.len() {
@@ -179,6 +180,7 @@ impl FramingHeaders {
 /// The framing of a response with status `status` and HTTP version
 /// `1.minor`, to a request that was a `HEAD` when `head_request`, given the
 /// framing headers `seen` (see the module doc for the rule).
+#[inline]
 pub fn response_framing(
     head_request: bool,
     status: u16,
@@ -312,7 +314,7 @@ pub const RESPONSE_FRAMING_CASES: &[FramingCase] = &[
     case("unknown coding", b"HTTP/1.1 200 OK\r\nTransfer-Encoding: x-custom\r\n\r\n", "GET", ok(UntilClose, false)),
     case("chunked and length", b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n", "GET", ok(Chunked, false)),
     case("length and chunked", b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n", "GET", ok(Chunked, false)),
-    case("chunked and an invalid length", b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: +5\r\n\r\n", "GET", ok(Chunked, false)),
+    case("chunked and an invalid length", b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: x\r\n\r\n", "GET", ok(Chunked, false)),
     case("unknown coding and length", b"HTTP/1.1 200 OK\r\nTransfer-Encoding: x-custom\r\nContent-Length: 5\r\n\r\n", "GET", ok(UntilClose, false)),
     case("chunked in HTTP/1.0", b"HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", "GET", Err(TransferEncodingInHttp10)),
     // Neither.
@@ -321,7 +323,7 @@ pub const RESPONSE_FRAMING_CASES: &[FramingCase] = &[
     // No body whatever the headers say.
     case("HEAD with a length", b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n", "HEAD", ok(Framing::None, true)),
     case("HEAD with chunked", b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", "HEAD", ok(Framing::None, true)),
-    case("HEAD with an invalid length", b"HTTP/1.1 200 OK\r\nContent-Length: +5\r\n\r\n", "HEAD", ok(Framing::None, true)),
+    case("HEAD with an invalid length", b"HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n", "HEAD", ok(Framing::None, true)),
     case("HEAD without a length", b"HTTP/1.1 200 OK\r\n\r\n", "HEAD", ok(Framing::None, true)),
     case("204 with a length", b"HTTP/1.1 204 No Content\r\nContent-Length: 5\r\n\r\n", "GET", ok(Framing::None, true)),
     case("204 with different lengths", b"HTTP/1.1 204 No Content\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n", "GET", ok(Framing::None, true)),
