@@ -7,7 +7,9 @@
 //! - `scenario` — the model (user classes, tasks, requests, wait times), the
 //!   YAML/TOML file format, templates, JSON captures, the built-in `market-api`.
 //! - `users` — the user loop and the two load models (`spawner`: closed,
-//!   `arrival`: open); `client` — one keep-alive connection per user.
+//!   `arrival`: open); `client` — one keep-alive connection per user, driving
+//!   `wire` (its HTTP/1.1 over buffers, no I/O) with a `cookies` jar, to an
+//!   `endpoint` resolved once; `runtime` — worker threads for a run.
 //! - `stats` — samples, per-endpoint HDR histograms, failures, history.
 //! - `control` — the `Controller` every run goes through (CLI and dashboard).
 //! - `report` — `RunReport` and its CSV/JSON/HTML/terminal writers;
@@ -31,16 +33,20 @@
 pub mod cli;
 pub mod client;
 pub mod control;
+mod cookies;
+pub mod endpoint;
 pub mod error;
 pub mod merge;
 pub mod plan;
 pub mod report;
+pub mod runtime;
 pub mod scenario;
 pub mod selfcheck;
 pub mod stats;
 pub mod threshold;
 pub mod users;
 pub mod web;
+mod wire;
 
 use std::future::Future;
 use std::io::{IsTerminal, Write};

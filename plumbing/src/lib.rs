@@ -1,6 +1,7 @@
 //! The plumbing every Market Lab binary shares and none owns: how logs look,
 //! when colour is used, which signals stop a program, how a usage error is
-//! printed, and how report pages escape text.
+//! printed, how report pages escape text, and how an HTTP/1.1 response
+//! body is delimited (`http1`, shared by loadgen's and the balancer's clients).
 //!
 //! It exists so that a rule is written once: before it, four `init_tracing`s
 //! had three behaviours and two HTML escapers disagreed on `'`. Like
@@ -8,6 +9,7 @@
 
 pub mod args;
 pub mod html;
+pub mod http1;
 pub mod log;
 pub mod signal;
 
