@@ -14,7 +14,14 @@ use crate::scenario::builtin;
 
 /// Locust's user model and outputs, at wrk's speed, without coordinated omission.
 #[derive(Debug, Clone, Parser)]
-#[command(name = "loadgen", version, args_conflicts_with_subcommands = true)]
+// `allow_negative_numbers`: `-u -1` reaches the value parser, which names
+// the flag and the rule, instead of reading as an unknown flag `-1`.
+#[command(
+    name = "loadgen",
+    version,
+    args_conflicts_with_subcommands = true,
+    allow_negative_numbers = true
+)]
 pub struct Cli {
     /// `merge` (or nothing: run a test).
     #[command(subcommand)]
@@ -79,13 +86,13 @@ pub struct RunArgs {
     #[arg(short = 'u', long = "users", value_name = "USERS")]
     pub users: Option<u32>,
     /// Users started per second [default: 1; quick mode: all at once].
-    #[arg(short = 'r', long = "spawn-rate", value_name = "RATE")]
+    #[arg(short = 'r', long = "spawn-rate", value_parser = parse_positive_rate, value_name = "RATE")]
     pub spawn_rate: Option<f64>,
     /// Stop after this long, e.g. 30s, 5m, 1h30m [default: until Ctrl-C].
-    #[arg(short = 't', long = "run-time", value_parser = parse_duration, value_name = "TIME")]
+    #[arg(short = 't', long = "run-time", value_parser = parse_positive_duration, value_name = "TIME")]
     pub run_time: Option<Duration>,
     /// Stop after this many task iterations in total.
-    #[arg(short = 'i', long, value_name = "N")]
+    #[arg(short = 'i', long, value_parser = parse_count, value_name = "N")]
     pub iterations: Option<u64>,
     /// Run without the web dashboard.
     #[arg(long)]
@@ -114,16 +121,16 @@ pub struct RunArgs {
     #[arg(long, value_parser = parse_stages, value_name = "STAGES")]
     pub stages: Option<Stages>,
     /// Open model: start this many iterations per second, whatever the responses do.
-    #[arg(long, value_name = "PER_SECOND")]
+    #[arg(long, value_parser = parse_rate, value_name = "PER_SECOND")]
     pub arrival_rate: Option<f64>,
     /// Open model ramp DURATION:RATE,... starting from --arrival-rate (default 0).
     #[arg(long, value_parser = parse_stages, value_name = "STAGES")]
     pub arrival_stages: Option<Stages>,
     /// Open model: most iterations in flight; arrivals beyond are dropped and counted.
-    #[arg(long, default_value_t = 1000, value_name = "N")]
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..), value_name = "N")]
     pub max_vus: u32,
     /// Per-request timeout [default: 60s].
-    #[arg(long, value_parser = parse_duration, value_name = "TIME")]
+    #[arg(long, value_parser = parse_positive_duration, value_name = "TIME")]
     pub timeout: Option<Duration>,
     /// Pass/fail criterion, e.g. `p99<300ms`, `fail_ratio<0.01`, `rps>1000@GET /x` (repeatable).
     #[arg(long = "threshold", value_name = "EXPR")]
@@ -163,6 +170,43 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     }
     humantime::parse_duration(t)
         .map_err(|e| format!("{t:?} is not a duration like 30s, 5m, 1h30m: {e}"))
+}
+
+/// A duration above 0: `-t 0s` or `--timeout 0s` would end a run, or fail
+/// every request, before it starts.
+pub fn parse_positive_duration(text: &str) -> Result<Duration, String> {
+    let d = parse_duration(text)?;
+    if d.is_zero() {
+        return Err("must be above 0".into());
+    }
+    Ok(d)
+}
+
+/// A count of at least 1 (`-i 0` would be a run with nothing to do).
+pub fn parse_count(text: &str) -> Result<u64, String> {
+    match text.trim().parse::<u64>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(_) => Err("must be a whole number of at least 1".into()),
+    }
+}
+
+/// A rate per second: a finite number >= 0.
+pub fn parse_rate(text: &str) -> Result<f64, String> {
+    text.trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|r| r.is_finite() && *r >= 0.0)
+        .ok_or_else(|| "must be a finite number >= 0 (per second)".into())
+}
+
+/// A rate per second above 0 (the spawn rate).
+pub fn parse_positive_rate(text: &str) -> Result<f64, String> {
+    let r = parse_rate(text)?;
+    if r == 0.0 {
+        return Err("must be above 0".into());
+    }
+    Ok(r)
 }
 
 /// Parses `DURATION:TARGET,...`, e.g. `10s:50,30s:50,10s:0`.

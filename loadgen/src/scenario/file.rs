@@ -192,11 +192,14 @@ fn convert(raw: RawScenario, src: &str) -> Result<Scenario, ScenarioError> {
         |text: &Option<String>, key: &str| -> Result<Option<std::time::Duration>, ScenarioError> {
             text.as_deref()
                 .map(|t| {
-                    crate::cli::parse_duration(t)
+                    crate::cli::parse_positive_duration(t)
                         .map_err(|e| cx.err(&format!("{key}:"), format!("load.{key}: {e}")))
                 })
                 .transpose()
         };
+    if raw.load.iterations == Some(0) {
+        return Err(cx.err("iterations:", "load.iterations: must be at least 1"));
+    }
     let load = LoadDefaults {
         users: raw.load.users,
         spawn_rate: raw.load.spawn_rate,

@@ -116,6 +116,10 @@ pub(crate) async fn drive(shared: Arc<RunShared>, compiled: Arc<Compiled>, recor
                 users.push(Running { cancel, handle });
                 if i % 1024 == 1023 {
                     tokio::task::yield_now().await;
+                    // `-u 4000000000` at once must still notice a stop.
+                    if shared.cancel.is_cancelled() {
+                        break;
+                    }
                 }
             }
         } else if users.len() > target {

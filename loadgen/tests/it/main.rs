@@ -9,6 +9,7 @@ mod csv;
 mod dashboard;
 mod exit_codes;
 mod faults;
+mod hostile;
 mod latency;
 mod lifecycle;
 mod merge;
