@@ -1,9 +1,12 @@
-//! End-to-end tests of loadgen against real local servers (in-process axum
-//! on 127.0.0.1:0) and, where the process boundary matters (exit codes,
-//! signals, files), the real `loadgen` binary. One module per topic.
+//! loadgen's integration tests, one binary, one module per topic: runs
+//! against real local servers (in-process axum on 127.0.0.1:0), the real
+//! `loadgen` binary where the process boundary matters (exit codes, signals,
+//! files), the dashboard's HTTP side (`web_api`) and the dashboard in headless
+//! Chromium (`browser`, through `webdriver`). Shared helpers: `support`.
 
 mod support;
 
+mod browser;
 mod builtin;
 mod csv;
 mod dashboard;
@@ -16,3 +19,5 @@ mod merge;
 mod open_model;
 mod outputs;
 mod warnings;
+mod web_api;
+mod webdriver;

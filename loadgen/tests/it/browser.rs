@@ -5,17 +5,12 @@
 //! Skips with a message only when Chromium is absent and `CI` is unset; in
 //! CI a missing browser is a failure.
 
-#[path = "web/support.rs"]
-mod support;
-#[path = "web/webdriver.rs"]
-mod webdriver;
-
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::support::{self, eventually, start_dashboard, start_target};
+use crate::webdriver::{self, find_browser, Driver, Session};
 use serde_json::{json, Value};
-use support::{eventually, start_dashboard, start_target};
-use webdriver::{find_browser, Driver, Session};
 
 /// `target/` of the workspace (screenshots are kept there as test artifacts).
 fn target_dir() -> PathBuf {
