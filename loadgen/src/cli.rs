@@ -9,8 +9,13 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::plan::{Segment, Stage};
+pub use crate::report::outputs::Outputs;
 use crate::scenario::builtin;
+use crate::units::Segment;
+pub use crate::units::{
+    parse_count, parse_duration, parse_positive_duration, parse_positive_rate, parse_rate,
+    parse_segment, parse_stages, Stages,
+};
 
 /// Locust's user model and outputs, at wrk's speed, without coordinated omission.
 #[derive(Debug, Clone, Parser)]
@@ -49,20 +54,6 @@ pub struct MergeArgs {
     /// Pass/fail criterion, e.g. `p99<300ms`, `fail_ratio<0.01`, `rps>1000@GET /x` (repeatable).
     #[arg(long = "threshold", value_name = "EXPR")]
     pub thresholds: Vec<String>,
-}
-
-/// The report files to write, after a run or a merge.
-#[derive(Debug, Clone, Args)]
-pub struct Outputs {
-    /// Write Locust-compatible CSV files PREFIX_stats.csv, PREFIX_stats_history.csv, PREFIX_failures.csv, PREFIX_exceptions.csv.
-    #[arg(long, value_name = "PREFIX")]
-    pub csv: Option<PathBuf>,
-    /// Write a self-contained HTML report.
-    #[arg(long, value_name = "FILE")]
-    pub html: Option<PathBuf>,
-    /// Write the whole result as JSON (mergeable with `loadgen merge`).
-    #[arg(long, value_name = "FILE")]
-    pub json: Option<PathBuf>,
 }
 
 /// Options of a test run.
@@ -152,113 +143,10 @@ pub struct RunArgs {
     pub password: String,
 }
 
-/// A list of stages (a newtype so clap takes the whole list as one value).
-#[derive(Debug, Clone, PartialEq)]
-pub struct Stages(pub Vec<Stage>);
-
-/// Parses `30s`, `1m30s`, `1h`, `250ms`, or a plain number of seconds (Locust accepts both).
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let t = text.trim();
-    if t.is_empty() {
-        return Err("empty duration".into());
-    }
-    if let Ok(secs) = t.parse::<f64>() {
-        if secs.is_finite() && secs >= 0.0 {
-            return Ok(Duration::from_secs_f64(secs));
-        }
-        return Err(format!("{t:?}: a duration cannot be negative"));
-    }
-    humantime::parse_duration(t)
-        .map_err(|e| format!("{t:?} is not a duration like 30s, 5m, 1h30m: {e}"))
-}
-
-/// A duration above 0: `-t 0s` or `--timeout 0s` would end a run, or fail
-/// every request, before it starts.
-pub fn parse_positive_duration(text: &str) -> Result<Duration, String> {
-    let d = parse_duration(text)?;
-    if d.is_zero() {
-        return Err("must be above 0".into());
-    }
-    Ok(d)
-}
-
-/// A count of at least 1 (`-i 0` would be a run with nothing to do).
-pub fn parse_count(text: &str) -> Result<u64, String> {
-    match text.trim().parse::<u64>() {
-        Ok(0) => Err("must be at least 1".into()),
-        Ok(n) => Ok(n),
-        Err(_) => Err("must be a whole number of at least 1".into()),
-    }
-}
-
-/// A rate per second: a finite number >= 0.
-pub fn parse_rate(text: &str) -> Result<f64, String> {
-    text.trim()
-        .parse::<f64>()
-        .ok()
-        .filter(|r| r.is_finite() && *r >= 0.0)
-        .ok_or_else(|| "must be a finite number >= 0 (per second)".into())
-}
-
-/// A rate per second above 0 (the spawn rate).
-pub fn parse_positive_rate(text: &str) -> Result<f64, String> {
-    let r = parse_rate(text)?;
-    if r == 0.0 {
-        return Err("must be above 0".into());
-    }
-    Ok(r)
-}
-
-/// Parses `DURATION:TARGET,...`, e.g. `10s:50,30s:50,10s:0`.
-pub fn parse_stages(text: &str) -> Result<Stages, String> {
-    let mut out = Vec::new();
-    for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let (d, n) = part
-            .split_once(':')
-            .ok_or_else(|| format!("stage {part:?}: expected DURATION:TARGET, e.g. 30s:100"))?;
-        let duration = parse_duration(d)?;
-        let target: f64 = n
-            .trim()
-            .parse()
-            .ok()
-            .filter(|v: &f64| v.is_finite() && *v >= 0.0)
-            .ok_or_else(|| format!("stage {part:?}: {n:?} is not a number >= 0"))?;
-        if duration.is_zero() {
-            return Err(format!("stage {part:?}: the duration must be above 0"));
-        }
-        out.push(Stage { duration, target });
-    }
-    if out.is_empty() {
-        return Err("no stages given".into());
-    }
-    Ok(Stages(out))
-}
-
-/// Parses `I/N` (1-based I).
-pub fn parse_segment(text: &str) -> Result<Segment, String> {
-    let (i, n) = text
-        .split_once('/')
-        .ok_or_else(|| format!("{text:?}: expected I/N, e.g. 2/4"))?;
-    let i: u32 = i
-        .trim()
-        .parse()
-        .map_err(|_| format!("{text:?}: {i:?} is not a number"))?;
-    let n: u32 = n
-        .trim()
-        .parse()
-        .map_err(|_| format!("{text:?}: {n:?} is not a number"))?;
-    if n == 0 || i == 0 || i > n {
-        return Err(format!("{text:?}: need 1 <= I <= N"));
-    }
-    Ok(Segment {
-        index: i - 1,
-        count: n,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::units::Stage;
     use clap::CommandFactory;
 
     #[test]

@@ -35,10 +35,13 @@ pub mod error;
 pub mod merge;
 pub mod plan;
 pub mod report;
+pub(crate) mod run;
 pub mod scenario;
 pub mod selfcheck;
+pub mod snapshot;
 pub mod stats;
 pub mod threshold;
+pub mod units;
 pub mod users;
 pub mod web;
 

@@ -11,7 +11,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::control::{lock, RunShared};
+use crate::run::RunShared;
+use crate::units::lock;
 
 /// CPU share (of all cores) above which loadgen warns.
 pub const CPU_LIMIT: f64 = 0.90;
@@ -159,7 +160,7 @@ fn parse_status(body: Option<&[u8]>) -> Result<serde_json::Value, String> {
 /// only (the live table, the summary, the dashboard and the reports show that
 /// list): logging it as well would print it twice on the terminal.
 pub(crate) async fn poll_balancer(shared: Arc<RunShared>, url: String) {
-    let Ok(target) = crate::plan::parse_host(&url) else {
+    let Ok(target) = crate::units::parse_host(&url) else {
         return;
     };
     let Ok(u) = url::Url::parse(&url) else {

@@ -192,7 +192,7 @@ fn convert(raw: RawScenario, src: &str) -> Result<Scenario, ScenarioError> {
         |text: &Option<String>, key: &str| -> Result<Option<std::time::Duration>, ScenarioError> {
             text.as_deref()
                 .map(|t| {
-                    crate::cli::parse_positive_duration(t)
+                    crate::units::parse_positive_duration(t)
                         .map_err(|e| cx.err(&format!("{key}:"), format!("load.{key}: {e}")))
                 })
                 .transpose()
@@ -210,7 +210,7 @@ fn convert(raw: RawScenario, src: &str) -> Result<Scenario, ScenarioError> {
         timeout: dur(&raw.load.timeout, "timeout")?,
     };
     if let Some(h) = &raw.host {
-        crate::plan::parse_host(h).map_err(|e| cx.err(h, e))?;
+        crate::units::parse_host(h).map_err(|e| cx.err(h, e))?;
     }
     for t in &raw.thresholds {
         crate::threshold::Threshold::parse(t).map_err(|e| cx.err(t, e))?;

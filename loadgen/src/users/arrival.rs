@@ -26,9 +26,11 @@ use tokio::time::Instant;
 
 use super::{Compiled, User};
 use crate::client::Endpoint;
-use crate::control::{lock, RunShared, RunState};
-use crate::plan::{Stage, TestPlan};
+use crate::plan::TestPlan;
+use crate::run::RunShared;
+use crate::snapshot::RunState;
 use crate::stats::Recorder;
+use crate::units::{lock, Segment, Stage};
 
 /// When arrivals are due: walks the piecewise-linear rate curve once,
 /// solving for each arrival where the integral of the rate reaches it.
@@ -149,7 +151,7 @@ struct Pool {
     idle: Arc<Mutex<Vec<Vu>>>,
     created: u64,
     max_vus: u64,
-    segment: Option<crate::plan::Segment>,
+    segment: Option<Segment>,
     compiled: Arc<Compiled>,
     endpoint: Arc<Endpoint>,
     recorder: Recorder,

@@ -35,7 +35,7 @@ use rand::{Rng, SeedableRng};
 use tokio::time::Instant;
 
 use crate::client::{valid_header_value, Endpoint, UserClient};
-use crate::control::RunShared;
+use crate::run::RunShared;
 use crate::scenario::template::Lookup;
 use crate::scenario::{Body, Check, RequestSpec, Scenario, Step, Template, WaitTime};
 use crate::stats::{Failure, FailureKind, Key, Names, Recorder, Sample};

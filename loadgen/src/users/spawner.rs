@@ -26,9 +26,10 @@ use tokio_util::sync::CancellationToken;
 
 use super::{sleep_or_cancel, Compiled, User};
 use crate::client::Endpoint;
-use crate::control::{RunShared, RunState};
 use crate::plan::{ramp_at, TestPlan};
+use crate::run::RunShared;
 use crate::scenario::WaitTime;
+use crate::snapshot::RunState;
 use crate::stats::Recorder;
 
 struct Running {

@@ -209,7 +209,11 @@ async fn endless(mut sock: tokio::net::TcpStream, prefix: &'static [u8], chunk: 
     if sock.write_all(prefix).await.is_err() {
         return;
     }
-    while sock.write_all(chunk).await.is_ok() {}
+    // Endless, not flat out: a millisecond between writes keeps these
+    // servers from taking the cores the other tests are timing on.
+    while sock.write_all(chunk).await.is_ok() {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
