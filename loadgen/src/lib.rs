@@ -31,18 +31,18 @@
 pub mod cli;
 pub mod client;
 pub mod control;
-pub mod error;
-pub mod merge;
+pub(crate) mod error;
+pub(crate) mod merge;
 pub mod plan;
 pub mod report;
 pub(crate) mod run;
 pub mod scenario;
-pub mod selfcheck;
-pub mod snapshot;
+pub(crate) mod selfcheck;
+pub(crate) mod snapshot;
 pub mod stats;
-pub mod threshold;
-pub mod units;
-pub mod users;
+pub(crate) mod threshold;
+pub(crate) mod units;
+pub(crate) mod users;
 pub mod web;
 
 use std::future::Future;

@@ -83,8 +83,6 @@ pub struct CTask {
 
 /// A user class ready to execute.
 pub struct CClass {
-    /// Name.
-    pub name: String,
     weight: u32,
     fixed_count: Option<u32>,
     wait: WaitTime,
@@ -113,7 +111,6 @@ pub fn compile(scenario: &Scenario, base_path: &str) -> (Arc<Compiled>, Names) {
         .users
         .iter()
         .map(|c| CClass {
-            name: c.name.clone(),
             weight: c.weight,
             fixed_count: c.fixed_count,
             wait: c.wait,
@@ -256,11 +253,6 @@ impl Compiled {
             }
         }
         0
-    }
-
-    /// Users of fixed-count classes (they are started first).
-    pub fn fixed_total(&self) -> u64 {
-        self.fixed_total
     }
 }
 
