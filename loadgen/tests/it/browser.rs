@@ -58,6 +58,7 @@ async fn chart_points(s: &Session, id: &str) -> (bool, u64) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dashboard_drives_a_real_run_in_chromium() {
+    let _turn = crate::support::EXCLUSIVE.lock().await;
     let Some(browser) = find_browser() else {
         if std::env::var_os("CI").is_some() {
             panic!("chromium/chromedriver not found, and CI is set: install chromium and chromium-driver");

@@ -66,6 +66,7 @@ async fn watch(mut child: Child, what: &str) -> (i32, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_huge_arrival_rate_ends_on_time() {
+    let _turn = crate::support::EXCLUSIVE.lock().await;
     let server = Server::start(|_| Reply::ok("fine")).await;
     let url = format!("{}/", server.url());
     let child = spawn_loadgen(&[
@@ -84,6 +85,7 @@ async fn a_huge_arrival_rate_ends_on_time() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_huge_arrival_rate_stops_on_sigint_and_sigterm() {
+    let _turn = crate::support::EXCLUSIVE.lock().await;
     let server = Server::start(|_| Reply::ok("fine")).await;
     let url = format!("{}/", server.url());
     for signal in [Signal::SIGINT, Signal::SIGTERM] {
@@ -218,6 +220,7 @@ async fn endless(mut sock: tokio::net::TcpStream, prefix: &'static [u8], chunk: 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_servers_are_counted_failures_not_hangs() {
+    let _turn = crate::support::EXCLUSIVE.lock().await;
     let cases: Vec<(&str, String, tokio::task::JoinHandle<()>)> = vec![
         {
             let (u, t) = raw_server(|s| {

@@ -32,6 +32,12 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
+/// Tests that time latencies, and tests that load the cores flat out (a
+/// browser, a rate of 10⁹/s), take this in turn: in one test binary they
+/// would otherwise run side by side on a 2-core machine and the timing
+/// ones would measure the others.
+pub static EXCLUSIVE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// Upper bound of one load run or one process in these tests.
 pub const LIMIT: Duration = Duration::from_secs(60);
 
