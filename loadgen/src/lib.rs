@@ -9,7 +9,11 @@
 //! - `users` — the user loop and the two load models (`spawner`: closed,
 //!   `arrival`: open); `client` — one keep-alive connection per user.
 //! - `stats` — samples, per-endpoint HDR histograms, failures, history.
-//! - `control` — the `Controller` every run goes through (CLI and dashboard).
+//! - `control` — the `Controller` every run goes through (CLI and dashboard);
+//!   `run` — the state the run's tasks share; `snapshot` — what a run looks
+//!   like from outside.
+//! - `units` — the leaf every layer may use: durations, counts, rates,
+//!   stages, segments, hosts, Unix ms. Imports flow one way, downwards.
 //! - `report` — `RunReport` and its CSV/JSON/HTML/terminal writers;
 //!   `threshold` — k6-style pass/fail; `merge` — combining segments;
 //!   `selfcheck` — loadgen's own CPU and lag warnings; `web` — the dashboard.
