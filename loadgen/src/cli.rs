@@ -9,12 +9,24 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::plan::{Segment, Stage};
+pub use crate::report::outputs::Outputs;
 use crate::scenario::builtin;
+use crate::units::Segment;
+pub use crate::units::{
+    parse_count, parse_duration, parse_positive_duration, parse_positive_rate, parse_rate,
+    parse_segment, parse_stages, Stages,
+};
 
 /// Locust's user model and outputs, at wrk's speed, without coordinated omission.
 #[derive(Debug, Clone, Parser)]
-#[command(name = "loadgen", version, args_conflicts_with_subcommands = true)]
+// `allow_negative_numbers`: `-u -1` reaches the value parser, which names
+// the flag and the rule, instead of reading as an unknown flag `-1`.
+#[command(
+    name = "loadgen",
+    version,
+    args_conflicts_with_subcommands = true,
+    allow_negative_numbers = true
+)]
 pub struct Cli {
     /// `merge` (or nothing: run a test).
     #[command(subcommand)]
@@ -44,20 +56,6 @@ pub struct MergeArgs {
     pub thresholds: Vec<String>,
 }
 
-/// The report files to write, after a run or a merge.
-#[derive(Debug, Clone, Args)]
-pub struct Outputs {
-    /// Write Locust-compatible CSV files PREFIX_stats.csv, PREFIX_stats_history.csv, PREFIX_failures.csv, PREFIX_exceptions.csv.
-    #[arg(long, value_name = "PREFIX")]
-    pub csv: Option<PathBuf>,
-    /// Write a self-contained HTML report.
-    #[arg(long, value_name = "FILE")]
-    pub html: Option<PathBuf>,
-    /// Write the whole result as JSON (mergeable with `loadgen merge`).
-    #[arg(long, value_name = "FILE")]
-    pub json: Option<PathBuf>,
-}
-
 /// Options of a test run.
 #[derive(Debug, Clone, Args)]
 pub struct RunArgs {
@@ -79,13 +77,13 @@ pub struct RunArgs {
     #[arg(short = 'u', long = "users", value_name = "USERS")]
     pub users: Option<u32>,
     /// Users started per second [default: 1; quick mode: all at once].
-    #[arg(short = 'r', long = "spawn-rate", value_name = "RATE")]
+    #[arg(short = 'r', long = "spawn-rate", value_parser = parse_positive_rate, value_name = "RATE")]
     pub spawn_rate: Option<f64>,
     /// Stop after this long, e.g. 30s, 5m, 1h30m [default: until Ctrl-C].
-    #[arg(short = 't', long = "run-time", value_parser = parse_duration, value_name = "TIME")]
+    #[arg(short = 't', long = "run-time", value_parser = parse_positive_duration, value_name = "TIME")]
     pub run_time: Option<Duration>,
     /// Stop after this many task iterations in total.
-    #[arg(short = 'i', long, value_name = "N")]
+    #[arg(short = 'i', long, value_parser = parse_count, value_name = "N")]
     pub iterations: Option<u64>,
     /// Run without the web dashboard.
     #[arg(long)]
@@ -114,16 +112,16 @@ pub struct RunArgs {
     #[arg(long, value_parser = parse_stages, value_name = "STAGES")]
     pub stages: Option<Stages>,
     /// Open model: start this many iterations per second, whatever the responses do.
-    #[arg(long, value_name = "PER_SECOND")]
+    #[arg(long, value_parser = parse_rate, value_name = "PER_SECOND")]
     pub arrival_rate: Option<f64>,
     /// Open model ramp DURATION:RATE,... starting from --arrival-rate (default 0).
     #[arg(long, value_parser = parse_stages, value_name = "STAGES")]
     pub arrival_stages: Option<Stages>,
     /// Open model: most iterations in flight; arrivals beyond are dropped and counted.
-    #[arg(long, default_value_t = 1000, value_name = "N")]
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..), value_name = "N")]
     pub max_vus: u32,
     /// Per-request timeout [default: 60s].
-    #[arg(long, value_parser = parse_duration, value_name = "TIME")]
+    #[arg(long, value_parser = parse_positive_duration, value_name = "TIME")]
     pub timeout: Option<Duration>,
     /// Pass/fail criterion, e.g. `p99<300ms`, `fail_ratio<0.01`, `rps>1000@GET /x` (repeatable).
     #[arg(long = "threshold", value_name = "EXPR")]
@@ -145,76 +143,10 @@ pub struct RunArgs {
     pub password: String,
 }
 
-/// A list of stages (a newtype so clap takes the whole list as one value).
-#[derive(Debug, Clone, PartialEq)]
-pub struct Stages(pub Vec<Stage>);
-
-/// Parses `30s`, `1m30s`, `1h`, `250ms`, or a plain number of seconds (Locust accepts both).
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let t = text.trim();
-    if t.is_empty() {
-        return Err("empty duration".into());
-    }
-    if let Ok(secs) = t.parse::<f64>() {
-        if secs.is_finite() && secs >= 0.0 {
-            return Ok(Duration::from_secs_f64(secs));
-        }
-        return Err(format!("{t:?}: a duration cannot be negative"));
-    }
-    humantime::parse_duration(t)
-        .map_err(|e| format!("{t:?} is not a duration like 30s, 5m, 1h30m: {e}"))
-}
-
-/// Parses `DURATION:TARGET,...`, e.g. `10s:50,30s:50,10s:0`.
-pub fn parse_stages(text: &str) -> Result<Stages, String> {
-    let mut out = Vec::new();
-    for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let (d, n) = part
-            .split_once(':')
-            .ok_or_else(|| format!("stage {part:?}: expected DURATION:TARGET, e.g. 30s:100"))?;
-        let duration = parse_duration(d)?;
-        let target: f64 = n
-            .trim()
-            .parse()
-            .ok()
-            .filter(|v: &f64| v.is_finite() && *v >= 0.0)
-            .ok_or_else(|| format!("stage {part:?}: {n:?} is not a number >= 0"))?;
-        if duration.is_zero() {
-            return Err(format!("stage {part:?}: the duration must be above 0"));
-        }
-        out.push(Stage { duration, target });
-    }
-    if out.is_empty() {
-        return Err("no stages given".into());
-    }
-    Ok(Stages(out))
-}
-
-/// Parses `I/N` (1-based I).
-pub fn parse_segment(text: &str) -> Result<Segment, String> {
-    let (i, n) = text
-        .split_once('/')
-        .ok_or_else(|| format!("{text:?}: expected I/N, e.g. 2/4"))?;
-    let i: u32 = i
-        .trim()
-        .parse()
-        .map_err(|_| format!("{text:?}: {i:?} is not a number"))?;
-    let n: u32 = n
-        .trim()
-        .parse()
-        .map_err(|_| format!("{text:?}: {n:?} is not a number"))?;
-    if n == 0 || i == 0 || i > n {
-        return Err(format!("{text:?}: need 1 <= I <= N"));
-    }
-    Ok(Segment {
-        index: i - 1,
-        count: n,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::units::Stage;
     use clap::CommandFactory;
 
     #[test]

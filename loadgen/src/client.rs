@@ -42,14 +42,9 @@ use tokio::net::TcpStream;
 use tokio::time::{Instant, Sleep};
 
 use crate::cookies::CookieJar;
+use crate::endpoint::Endpoint;
 use crate::stats::{Failure, FailureKind};
 use crate::wire::{parse_head, Chunk, ChunkDecoder, Head, RequestBuf, WireError};
-
-// Kept while other modules still name these through `client` (they moved
-// out: endpoint resolution, runtime sizing, the header-value check).
-pub use crate::endpoint::Endpoint;
-pub use crate::runtime::worker_threads_for;
-pub use crate::wire::valid_header_value;
 
 /// Read buffer reserved before a read (it grows for large responses).
 const READ_CHUNK: usize = 2048;

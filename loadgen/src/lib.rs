@@ -11,7 +11,11 @@
 //!   `wire` (its HTTP/1.1 over buffers, no I/O) with a `cookies` jar, to an
 //!   `endpoint` resolved once; `runtime` — worker threads for a run.
 //! - `stats` — samples, per-endpoint HDR histograms, failures, history.
-//! - `control` — the `Controller` every run goes through (CLI and dashboard).
+//! - `control` — the `Controller` every run goes through (CLI and dashboard);
+//!   `run` — the state the run's tasks share; `snapshot` — what a run looks
+//!   like from outside.
+//! - `units` — the leaf every layer may use: durations, counts, rates,
+//!   stages, segments, hosts, Unix ms. Imports flow one way, downwards.
 //! - `report` — `RunReport` and its CSV/JSON/HTML/terminal writers;
 //!   `threshold` — k6-style pass/fail; `merge` — combining segments;
 //!   `selfcheck` — loadgen's own CPU and lag warnings; `web` — the dashboard.
@@ -35,16 +39,19 @@ pub mod client;
 pub mod control;
 mod cookies;
 pub mod endpoint;
-pub mod error;
-pub mod merge;
+pub(crate) mod error;
+pub(crate) mod merge;
 pub mod plan;
 pub mod report;
+pub(crate) mod run;
 pub mod runtime;
 pub mod scenario;
-pub mod selfcheck;
+pub(crate) mod selfcheck;
+pub(crate) mod snapshot;
 pub mod stats;
-pub mod threshold;
-pub mod users;
+pub(crate) mod threshold;
+pub(crate) mod units;
+pub(crate) mod users;
 pub mod web;
 mod wire;
 
@@ -90,81 +97,90 @@ pub async fn run_with_shutdown(
     // A run can take hours: refuse an unwritable report path before it starts.
     report::outputs::check(&a.outputs)?;
     let controller = Controller::new(plan.clone());
-    let mut shutdown = Box::pin(shutdown);
+    let shutdown = Box::pin(shutdown);
     if web {
-        let addr = format!("{}:{}", a.web_host, a.web_port);
-        let listener = tokio::net::TcpListener::bind(&addr)
-            .await
-            .map_err(|e| Error::Bind {
-                addr: addr.clone(),
-                source: e,
-            })?;
-        let local = listener
-            .local_addr()
-            .map_err(|e| Error::Bind { addr, source: e })?;
-        println!("Dashboard: http://{local}/");
-        let _ = std::io::stdout().flush();
-        if !a
-            .web_host
-            .parse::<IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
-        {
-            tracing::warn!(
-                "the dashboard listens on {local}, reachable from other machines: it can start load tests, keep it on a trusted network"
-            );
-        }
-        if a.autostart {
-            controller.start_plan(plan)?;
-        }
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(web::serve(listener, controller.clone(), async move {
-            let _ = rx.await;
-        }));
-        if a.autostart && a.run_time.is_some() {
-            tokio::select! {
-                _ = controller.wait() => {}
-                _ = &mut shutdown => {}
-            }
-        } else {
-            shutdown.await;
-        }
-        controller.stop();
-        controller.wait().await;
-        let _ = tx.send(());
-        match server.await {
-            Ok(r) => r?,
-            Err(e) => tracing::warn!("dashboard task ended abnormally: {e}"),
-        }
-        if controller.snapshot().state == RunState::Ready {
-            return Ok(());
-        }
-        return finish(&controller.report(), a, false);
+        return run_dashboard(a, plan, controller, shutdown).await;
     }
+    run_headless(a, plan, controller, shutdown).await
+}
 
+/// The stop a run waits for besides its own end.
+type Shutdown = std::pin::Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// Binds the dashboard's listener and says where it is (and warns when
+/// other machines can reach it).
+async fn bind_dashboard(a: &cli::RunArgs) -> Result<tokio::net::TcpListener, Error> {
+    let addr = format!("{}:{}", a.web_host, a.web_port);
+    let listener = tokio::net::TcpListener::bind(&addr)
+        .await
+        .map_err(|e| Error::Bind {
+            addr: addr.clone(),
+            source: e,
+        })?;
+    let local = listener
+        .local_addr()
+        .map_err(|e| Error::Bind { addr, source: e })?;
+    println!("Dashboard: http://{local}/");
+    let _ = std::io::stdout().flush();
+    if !a
+        .web_host
+        .parse::<IpAddr>()
+        .is_ok_and(|ip| ip.is_loopback())
+    {
+        tracing::warn!(
+            "the dashboard listens on {local}, reachable from other machines: it can start load tests, keep it on a trusted network"
+        );
+    }
+    Ok(listener)
+}
+
+/// With the dashboard: serve it until the shutdown (or the end of an
+/// autostarted timed run), then write the reports of the run, if any.
+async fn run_dashboard(
+    a: &cli::RunArgs,
+    plan: TestPlan,
+    controller: Controller,
+    mut shutdown: Shutdown,
+) -> Result<(), Error> {
+    let listener = bind_dashboard(a).await?;
+    if a.autostart {
+        controller.start_plan(plan)?;
+    }
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(web::serve(listener, controller.clone(), async move {
+        let _ = rx.await;
+    }));
+    if a.autostart && a.run_time.is_some() {
+        tokio::select! {
+            _ = controller.wait() => {}
+            _ = &mut shutdown => {}
+        }
+    } else {
+        shutdown.await;
+    }
+    controller.stop();
+    controller.wait().await;
+    let _ = tx.send(());
+    match server.await {
+        Ok(r) => r?,
+        Err(e) => tracing::warn!("dashboard task ended abnormally: {e}"),
+    }
+    if controller.snapshot().state == RunState::Ready {
+        return Ok(());
+    }
+    finish(&controller.report(), a, false)
+}
+
+/// Without the dashboard: run to the end or the shutdown, with the live
+/// table on stderr unless `--only-summary`.
+async fn run_headless(
+    a: &cli::RunArgs,
+    plan: TestPlan,
+    controller: Controller,
+    mut shutdown: Shutdown,
+) -> Result<(), Error> {
     controller.start_plan(plan)?;
-    let live = (!a.only_summary).then(|| {
-        let c = controller.clone();
-        tokio::spawn(async move {
-            let mut rx = c.subscribe();
-            let mut last = std::time::Instant::now();
-            let tty = std::io::stderr().is_terminal();
-            while rx.changed().await.is_ok() {
-                let snap = rx.borrow_and_update().clone();
-                if snap.state == RunState::Stopped {
-                    break;
-                }
-                if last.elapsed() >= Duration::from_secs(2) {
-                    last = std::time::Instant::now();
-                    let text = report::terminal::live(&snap);
-                    let mut err = std::io::stderr().lock();
-                    if tty {
-                        let _ = write!(err, "\x1b[2J\x1b[H");
-                    }
-                    let _ = writeln!(err, "{text}");
-                }
-            }
-        })
-    });
+    let live = (!a.only_summary).then(|| tokio::spawn(live_table(controller.clone())));
     tokio::select! {
         _ = controller.wait() => {}
         _ = &mut shutdown => {
@@ -177,6 +193,28 @@ pub async fn run_with_shutdown(
         l.abort();
     }
     finish(&controller.report(), a, true)
+}
+
+/// Prints the live table to stderr every 2 s (redrawn in place on a terminal).
+async fn live_table(c: Controller) {
+    let mut rx = c.subscribe();
+    let mut last = std::time::Instant::now();
+    let tty = std::io::stderr().is_terminal();
+    while rx.changed().await.is_ok() {
+        let snap = rx.borrow_and_update().clone();
+        if snap.state == RunState::Stopped {
+            break;
+        }
+        if last.elapsed() >= Duration::from_secs(2) {
+            last = std::time::Instant::now();
+            let text = report::terminal::live(&snap);
+            let mut err = std::io::stderr().lock();
+            if tty {
+                let _ = write!(err, "\x1b[2J\x1b[H");
+            }
+            let _ = writeln!(err, "{text}");
+        }
+    }
 }
 
 /// Writes the requested outputs, prints the summary and decides the exit

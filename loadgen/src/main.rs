@@ -6,7 +6,7 @@ fn main() -> std::process::ExitCode {
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     if std::env::var_os("TOKIO_WORKER_THREADS").is_none() {
         let target = cli.run.url.as_deref().or(cli.run.host.as_deref());
-        builder.worker_threads(loadgen::client::worker_threads_for(target));
+        builder.worker_threads(loadgen::runtime::worker_threads_for(target));
     }
     let runtime = match builder.enable_all().build() {
         Ok(rt) => rt,

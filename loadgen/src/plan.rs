@@ -10,16 +10,8 @@ use std::time::Duration;
 use crate::cli::RunArgs;
 use crate::scenario::{builtin, Scenario};
 use crate::threshold::Threshold;
+pub use crate::units::{parse_host, Segment, Stage, Target};
 use crate::Error;
-
-/// One step of a ramp profile: reach `target` linearly over `duration`.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Stage {
-    /// How long the step lasts.
-    pub duration: Duration,
-    /// Users (closed model) or iterations/s (open model) at its end.
-    pub target: f64,
-}
 
 /// The open model: iterations start at a rate, whatever the responses do.
 #[derive(Debug, Clone, PartialEq)]
@@ -30,68 +22,6 @@ pub struct Arrival {
     pub stages: Vec<Stage>,
     /// Most iterations in flight; an arrival finding all busy is dropped and counted.
     pub max_vus: u32,
-}
-
-/// `--segment I/N`: this process runs share I (1-based) of N.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Segment {
-    /// 0-based index.
-    pub index: u32,
-    /// Number of segments.
-    pub count: u32,
-}
-
-impl Segment {
-    /// How many of `total` items fall in this segment (items `k` with `k % count == index`).
-    pub fn share(&self, total: u64) -> u64 {
-        let (i, n) = (u64::from(self.index), u64::from(self.count));
-        if total <= i {
-            0
-        } else {
-            (total - i - 1) / n + 1
-        }
-    }
-
-    /// The global index of this segment's `k`-th item.
-    pub fn global(&self, k: u64) -> u64 {
-        k * u64::from(self.count) + u64::from(self.index)
-    }
-}
-
-/// A parsed target URL.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Target {
-    /// `host:port` to connect to.
-    pub authority: String,
-    /// Path prefix (no trailing `/`), prepended to every request path.
-    pub base_path: String,
-}
-
-/// Parses `http://host[:port][/prefix]`; https is refused (plain HTTP only).
-pub fn parse_host(url: &str) -> Result<Target, String> {
-    let u = url::Url::parse(url).map_err(|e| format!("invalid host URL {url:?}: {e}"))?;
-    match u.scheme() {
-        "http" => {}
-        "https" => {
-            return Err(format!(
-                "{url}: https is not supported (loadgen speaks plain HTTP/1.1)"
-            ))
-        }
-        s => return Err(format!("{url}: scheme {s:?} is not http")),
-    }
-    let host = u
-        .host_str()
-        .ok_or_else(|| format!("{url}: the URL has no host"))?;
-    let port = u.port_or_known_default().unwrap_or(80);
-    let authority = if host.contains(':') && !host.starts_with('[') {
-        format!("[{host}]:{port}")
-    } else {
-        format!("{host}:{port}")
-    };
-    Ok(Target {
-        authority,
-        base_path: u.path().trim_end_matches('/').to_string(),
-    })
 }
 
 /// Everything a run needs, validated.
@@ -254,7 +184,7 @@ impl TestPlan {
         plan.stages = match (&a.stages, &load.stages) {
             (Some(s), _) => s.0.clone(),
             (None, Some(text)) => {
-                crate::cli::parse_stages(text)
+                crate::units::parse_stages(text)
                     .map_err(|e| usage(format!("scenario load.stages: {e}")))?
                     .0
             }

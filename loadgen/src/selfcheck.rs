@@ -11,7 +11,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::control::{lock, RunShared};
+use crate::run::RunShared;
+use crate::units::lock;
 
 /// CPU share (of all cores) above which loadgen warns.
 pub const CPU_LIMIT: f64 = 0.90;
@@ -159,7 +160,7 @@ fn parse_status(body: Option<&[u8]>) -> Result<serde_json::Value, String> {
 /// only (the live table, the summary, the dashboard and the reports show that
 /// list): logging it as well would print it twice on the terminal.
 pub(crate) async fn poll_balancer(shared: Arc<RunShared>, url: String) {
-    let Ok(target) = crate::plan::parse_host(&url) else {
+    let Ok(target) = crate::units::parse_host(&url) else {
         return;
     };
     let Ok(u) = url::Url::parse(&url) else {
@@ -169,7 +170,7 @@ pub(crate) async fn poll_balancer(shared: Arc<RunShared>, url: String) {
         Some(q) => format!("{}?{q}", u.path()),
         None => u.path().to_string(),
     };
-    let endpoint = Arc::new(crate::client::Endpoint::resolve(&target.authority).await);
+    let endpoint = Arc::new(crate::endpoint::Endpoint::resolve(&target.authority).await);
     let mut client = crate::client::UserClient::new(endpoint, Duration::from_secs(2));
     let mut warned: Vec<StatusProblem> = Vec::new();
     let mut warn_once = |problem: StatusProblem, what: String| {

@@ -9,9 +9,8 @@
 //! checked; `@/api/v1/products/` or `@GET /api/v1/products/` checks one row.
 //! Percentiles are taken from the coordinated-omission corrected histogram.
 
-use serde::{Deserialize, Serialize};
-
 use crate::report::RunReport;
+pub use crate::report::ThresholdResult;
 use crate::stats::StatsRow;
 
 /// What a threshold measures.
@@ -69,17 +68,6 @@ pub struct Threshold {
     pub value: f64,
     /// `Some((method, name))` to check one row instead of the aggregate.
     pub endpoint: Option<(Option<String>, String)>,
-}
-
-/// The outcome of one threshold.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ThresholdResult {
-    /// The threshold as written.
-    pub threshold: String,
-    /// The measured value (`None` when the endpoint had no requests).
-    pub actual: Option<f64>,
-    /// Whether it holds.
-    pub ok: bool,
 }
 
 /// `"99.9"` (percent, decimal) → `0.999` exactly: the digits become an

@@ -265,6 +265,21 @@ fn upstream_table(v: &serde_json::Value) -> String {
 /// The whole page.
 pub fn html_report(r: &RunReport) -> String {
     let mut out = String::new();
+    heading(&mut out, r);
+    thresholds_table(&mut out, r);
+    statistics_tables(&mut out, r);
+    charts(&mut out, r);
+    failures_and_codes(&mut out, r);
+    let _ = write!(
+        out,
+        "<p class=muted>loadgen {}</p></body></html>",
+        esc(&r.loadgen_version)
+    );
+    out
+}
+
+/// The page head, the title, the run's figures in one line and its warnings.
+fn heading(out: &mut String, r: &RunReport) {
     let title = format!(
         "loadgen report: {} against {}",
         r.meta.scenario, r.meta.host
@@ -299,6 +314,10 @@ pub fn html_report(r: &RunReport) -> String {
     for w in &r.warnings {
         let _ = write!(out, "<p class=warn>⚠ {}</p>", esc(w));
     }
+}
+
+/// The thresholds and whether each held (nothing without thresholds).
+fn thresholds_table(out: &mut String, r: &RunReport) {
     if !r.thresholds.is_empty() {
         out.push_str(
             "<h2>Thresholds</h2><table><tr><th>Threshold</th><th>Actual</th><th>Result</th></tr>",
@@ -315,6 +334,10 @@ pub fn html_report(r: &RunReport) -> String {
         }
         out.push_str("</table>");
     }
+}
+
+/// Locust's request statistics and percentile tables.
+fn statistics_tables(out: &mut String, r: &RunReport) {
     out.push_str("<h2>Request statistics</h2><table><tr><th>Type</th><th>Name</th><th># Requests</th><th># Fails</th><th>Median (ms)</th><th>Average (ms)</th><th>Min (ms)</th><th>Max (ms)</th><th>Average size (bytes)</th><th>RPS</th><th>Failures/s</th></tr>");
     for s in &r.stats {
         let _ = write!(
@@ -347,6 +370,10 @@ pub fn html_report(r: &RunReport) -> String {
         let _ = write!(out, "<td class=num>{}</td></tr>", ms(s.uncorrected.p99));
     }
     out.push_str("</table>");
+}
+
+/// The charts over time and the latency histogram.
+fn charts(out: &mut String, r: &RunReport) {
     let t0 = r.history.first().map_or(0, |p| p.time) as f64;
     let xs: Vec<f64> = r
         .history
@@ -386,6 +413,10 @@ pub fn html_report(r: &RunReport) -> String {
         )],
     ));
     out.push_str(&histogram_chart(&r.histogram));
+}
+
+/// Failures, status codes and the balancer's per-server shares, where there are any.
+fn failures_and_codes(out: &mut String, r: &RunReport) {
     if !r.failures.is_empty() {
         out.push_str("<h2>Failures</h2><table><tr><th>Method</th><th>Name</th><th>Error</th><th>Occurrences</th></tr>");
         for f in &r.failures {
@@ -410,12 +441,6 @@ pub fn html_report(r: &RunReport) -> String {
     if let Some(u) = &r.upstreams {
         out.push_str(&upstream_table(u));
     }
-    let _ = write!(
-        out,
-        "<p class=muted>loadgen {}</p></body></html>",
-        esc(&r.loadgen_version)
-    );
-    out
 }
 
 /// Writes the page to `path`.

@@ -22,12 +22,22 @@ use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
 use crate::stats::{self, Entry, FailureRow, HistoryPoint, StatsRow, StatsState};
-use crate::threshold::ThresholdResult;
 use crate::Error;
 
 pub use self::csv::{exceptions_csv, failures_csv, stats_csv, stats_history_csv, write_csv};
 pub use self::html::{html_report, write_html};
 pub use self::json::write_json;
+
+/// The outcome of one threshold.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ThresholdResult {
+    /// The threshold as written.
+    pub threshold: String,
+    /// The measured value (`None` when the endpoint had no requests).
+    pub actual: Option<f64>,
+    /// Whether it holds.
+    pub ok: bool,
+}
 
 /// The complete result of a run: what `--json` writes and `merge` reads.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -11,8 +11,22 @@ use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 
 use super::{write_csv, write_html, write_json, RunReport};
-use crate::cli::Outputs;
 use crate::Error;
+use clap::Args;
+
+/// The report files to write, after a run or a merge.
+#[derive(Debug, Clone, Args)]
+pub struct Outputs {
+    /// Write Locust-compatible CSV files PREFIX_stats.csv, PREFIX_stats_history.csv, PREFIX_failures.csv, PREFIX_exceptions.csv.
+    #[arg(long, value_name = "PREFIX")]
+    pub csv: Option<PathBuf>,
+    /// Write a self-contained HTML report.
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
+    /// Write the whole result as JSON (mergeable with `loadgen merge`).
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+}
 
 /// Every file `o` asks for, with the flag that asked for it.
 fn files(o: &Outputs) -> Vec<(&'static str, PathBuf)> {

@@ -9,7 +9,7 @@
 use std::fmt::Write as _;
 
 use super::RunReport;
-use crate::control::Snapshot;
+use crate::snapshot::Snapshot;
 use crate::stats::{FailureRow, StatsRow};
 
 const NAME_W: usize = 50;

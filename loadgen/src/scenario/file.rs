@@ -192,11 +192,14 @@ fn convert(raw: RawScenario, src: &str) -> Result<Scenario, ScenarioError> {
         |text: &Option<String>, key: &str| -> Result<Option<std::time::Duration>, ScenarioError> {
             text.as_deref()
                 .map(|t| {
-                    crate::cli::parse_duration(t)
+                    crate::units::parse_positive_duration(t)
                         .map_err(|e| cx.err(&format!("{key}:"), format!("load.{key}: {e}")))
                 })
                 .transpose()
         };
+    if raw.load.iterations == Some(0) {
+        return Err(cx.err("iterations:", "load.iterations: must be at least 1"));
+    }
     let load = LoadDefaults {
         users: raw.load.users,
         spawn_rate: raw.load.spawn_rate,
@@ -207,7 +210,7 @@ fn convert(raw: RawScenario, src: &str) -> Result<Scenario, ScenarioError> {
         timeout: dur(&raw.load.timeout, "timeout")?,
     };
     if let Some(h) = &raw.host {
-        crate::plan::parse_host(h).map_err(|e| cx.err(h, e))?;
+        crate::units::parse_host(h).map_err(|e| cx.err(h, e))?;
     }
     for t in &raw.thresholds {
         crate::threshold::Threshold::parse(t).map_err(|e| cx.err(t, e))?;
@@ -275,7 +278,7 @@ fn steps(cx: &Ctx<'_>, raw: Vec<RawStep>) -> Result<Vec<Step>, ScenarioError> {
     raw.into_iter().map(|s| step(cx, s)).collect()
 }
 
-fn step(cx: &Ctx<'_>, s: RawStep) -> Result<Step, ScenarioError> {
+fn step(cx: &Ctx<'_>, mut s: RawStep) -> Result<Step, ScenarioError> {
     if let Some(expr) = &s.for_ {
         let body = s
             .steps
@@ -291,6 +294,25 @@ fn step(cx: &Ctx<'_>, s: RawStep) -> Result<Step, ScenarioError> {
     if s.steps.is_some() {
         return Err(cx.err("steps:", "`steps` inside a step is only allowed with `for`"));
     }
+    let (method, path) = method_and_path(cx, &s)?;
+    if !path.starts_with('/') {
+        return Err(cx.err(&path, format!("path {path:?} must start with '/'")));
+    }
+    let mut req = RequestSpec::new(method, &path).map_err(|e| cx.err(&path, e.message))?;
+    req.name = s.name.take();
+    for (k, v) in &s.headers {
+        req = req.header(k, v).map_err(|e| cx.err(k, e.message))?;
+    }
+    let mut req = request_body(cx, &s, &path, req)?;
+    captures(cx, &s, &mut req)?;
+    if let Some(c) = s.check.take() {
+        checks(cx, c, &mut req)?;
+    }
+    Ok(req.into())
+}
+
+/// The one request of a step: a `get: PATH` shorthand or `method` + `path`.
+fn method_and_path(cx: &Ctx<'_>, s: &RawStep) -> Result<(Method, String), ScenarioError> {
     let shorthand = [
         (Method::GET, &s.get),
         (Method::POST, &s.post),
@@ -317,28 +339,29 @@ fn step(cx: &Ctx<'_>, s: RawStep) -> Result<Step, ScenarioError> {
     } else if let Some(p) = &s.path {
         return Err(cx.err(p, "`path` needs `method` (or write `get: PATH`)"));
     }
-    let (method, path) = match chosen.len() {
-        1 => chosen.pop().unwrap_or((Method::GET, String::new())),
+    match chosen.len() {
+        1 => Ok(chosen.pop().unwrap_or((Method::GET, String::new()))),
         0 => {
             let near = s.name.clone().unwrap_or_default();
-            return Err(cx.err(
+            Err(cx.err(
                 &near,
                 "a step needs a request (`get: /path`, `post: /path`, … or `method`+`path`) or `for`",
-            ));
+            ))
         }
-        _ => return Err(cx.err(&chosen[1].1, "a step can send only one request")),
-    };
-    if !path.starts_with('/') {
-        return Err(cx.err(&path, format!("path {path:?} must start with '/'")));
+        _ => Err(cx.err(&chosen[1].1, "a step can send only one request")),
     }
-    let mut req = RequestSpec::new(method, &path).map_err(|e| cx.err(&path, e.message))?;
-    req.name = s.name;
-    for (k, v) in &s.headers {
-        req = req.header(k, v).map_err(|e| cx.err(k, e.message))?;
-    }
+}
+
+/// At most one of `json`, `form` and `body`.
+fn request_body(
+    cx: &Ctx<'_>,
+    s: &RawStep,
+    path: &str,
+    mut req: RequestSpec,
+) -> Result<RequestSpec, ScenarioError> {
     let bodies = [s.json.is_some(), s.form.is_some(), s.body.is_some()];
     if bodies.iter().filter(|b| **b).count() > 1 {
-        return Err(cx.err(&path, "use only one of `json`, `form` and `body`"));
+        return Err(cx.err(path, "use only one of `json`, `form` and `body`"));
     }
     if let Some(j) = &s.json {
         req = req.json(j).map_err(|e| cx.err("json:", e.message))?;
@@ -351,6 +374,11 @@ fn step(cx: &Ctx<'_>, s: RawStep) -> Result<Step, ScenarioError> {
     } else if let Some(b) = &s.body {
         req.body = Body::Raw(Template::parse(b).map_err(|e| cx.err(b, e))?);
     }
+    Ok(req)
+}
+
+/// `capture: {var: $.json.path}`.
+fn captures(cx: &Ctx<'_>, s: &RawStep, req: &mut RequestSpec) -> Result<(), ScenarioError> {
     for (var, p) in &s.capture {
         if !super::template::is_ident(var) {
             return Err(cx.err(
@@ -361,26 +389,29 @@ fn step(cx: &Ctx<'_>, s: RawStep) -> Result<Step, ScenarioError> {
         let jp = JsonPath::parse(p).map_err(|e| cx.err(p, e))?;
         req.captures.push((var.clone(), jp));
     }
-    if let Some(c) = s.check {
-        if let Some(st) = c.status {
-            let list = match st {
-                StatusList::One(s) => vec![s],
-                StatusList::Many(v) => v,
-            };
-            if list.iter().any(|s| !(100..=599).contains(s)) {
-                return Err(cx.err("status:", "check.status: codes must be within 100..=599"));
-            }
-            req.checks.push(Check::Status(list));
+    Ok(())
+}
+
+/// `check: {status, body_contains, json_exists}`.
+fn checks(cx: &Ctx<'_>, c: RawCheck, req: &mut RequestSpec) -> Result<(), ScenarioError> {
+    if let Some(st) = c.status {
+        let list = match st {
+            StatusList::One(s) => vec![s],
+            StatusList::Many(v) => v,
+        };
+        if list.iter().any(|s| !(100..=599).contains(s)) {
+            return Err(cx.err("status:", "check.status: codes must be within 100..=599"));
         }
-        if let Some(b) = c.body_contains {
-            req.checks.push(Check::BodyContains(b));
-        }
-        if let Some(p) = c.json_exists {
-            let jp = JsonPath::parse(&p).map_err(|e| cx.err(&p, e))?;
-            req.checks.push(Check::JsonExists(jp));
-        }
+        req.checks.push(Check::Status(list));
     }
-    Ok(req.into())
+    if let Some(b) = c.body_contains {
+        req.checks.push(Check::BodyContains(b));
+    }
+    if let Some(p) = c.json_exists {
+        let jp = JsonPath::parse(&p).map_err(|e| cx.err(&p, e))?;
+        req.checks.push(Check::JsonExists(jp));
+    }
+    Ok(())
 }
 
 /// Parses `id in 1..49` (inclusive; `1..=49` is accepted too).

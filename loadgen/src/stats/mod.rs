@@ -387,7 +387,7 @@ impl StatsState {
         if let Some(f) = &s.failure {
             let (m, n) = (e.method.clone(), e.name.clone());
             self.failures
-                .add(&m, &n, f, 1, crate::control::unix_ms() / 1000);
+                .add(&m, &n, f, 1, crate::units::unix_ms() / 1000);
         }
         self.total
             .record(s.latency_us, s.raw_us, s.content_len, failed);

@@ -25,10 +25,12 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use super::{Compiled, User};
-use crate::client::Endpoint;
-use crate::control::{lock, RunShared, RunState};
-use crate::plan::{Stage, TestPlan};
+use crate::endpoint::Endpoint;
+use crate::plan::TestPlan;
+use crate::run::RunShared;
+use crate::snapshot::RunState;
 use crate::stats::Recorder;
+use crate::units::{lock, Segment, Stage};
 
 /// When arrivals are due: walks the piecewise-linear rate curve once,
 /// solving for each arrival where the integral of the rate reaches it.
@@ -103,11 +105,87 @@ impl Schedule {
         self.k += 1;
         Some(Duration::from_secs_f64(t))
     }
+    /// Arrivals due at or before `t` (since the start) that `next` has not
+    /// handed out yet, all skipped at once: the schedule moves past them in
+    /// O(stages), however many there are. This is how a pool with no free
+    /// user drops a rate of 10⁹/s without counting them one by one.
+    pub(crate) fn skip_due(&mut self, t: Duration) -> u64 {
+        let t = t.as_secs_f64();
+        let (mut at, mut n) = (0.0, 0.0);
+        let mut reached = None;
+        for &(d, r0, r1) in &self.stages {
+            if t < at + d {
+                let tau = t - at;
+                reached = Some(n + r0 * tau + (r1 - r0) / d * tau * tau / 2.0);
+                break;
+            }
+            at += d;
+            n += (r0 + r1) / 2.0 * d;
+        }
+        let integral = reached.unwrap_or(n + self.tail * (t - at).max(0.0));
+        // Arrival k is due once the integral reaches k: k = 0 ..= ⌊N(t)⌋.
+        let due = if integral.is_finite() {
+            (integral.floor() + 1.0).min(u64::MAX as f64) as u64
+        } else {
+            u64::MAX
+        };
+        let skipped = due.saturating_sub(self.k);
+        self.k = self.k.max(due);
+        skipped
+    }
 }
 
 struct Vu {
     user: User,
     started: bool,
+}
+
+/// How many arrivals the loop starts before it yields and looks for a stop:
+/// a rate far above what the machine can start must not starve the timer,
+/// the signal handler or the collector.
+const BATCH: u32 = 1024;
+
+/// The virtual users: idle ones waiting for an arrival, and how many more
+/// may be created.
+struct Pool {
+    idle: Arc<Mutex<Vec<Vu>>>,
+    created: u64,
+    max_vus: u64,
+    segment: Option<Segment>,
+    compiled: Arc<Compiled>,
+    endpoint: Arc<Endpoint>,
+    recorder: Recorder,
+    shared: Arc<RunShared>,
+}
+
+impl Pool {
+    /// An idle user, or a new one while fewer than `max_vus` exist.
+    fn take(&mut self) -> Option<Vu> {
+        if let Some(vu) = lock(&self.idle).pop() {
+            return Some(vu);
+        }
+        if self.created >= self.max_vus {
+            return None;
+        }
+        let global = self
+            .segment
+            .map_or(self.created, |s| s.global(self.created));
+        self.created += 1;
+        self.shared.max_users.store(
+            self.created.min(u64::from(u32::MAX)) as u32,
+            Ordering::Relaxed,
+        );
+        Some(Vu {
+            user: User::new(
+                global,
+                self.compiled.clone(),
+                self.endpoint.clone(),
+                self.recorder.clone(),
+                self.shared.clone(),
+            ),
+            started: false,
+        })
+    }
 }
 
 /// Runs the open model until the run is cancelled (or its stages end).
@@ -119,13 +197,20 @@ pub(crate) async fn drive(shared: Arc<RunShared>, compiled: Arc<Compiled>, recor
     };
     let seg = plan.segment;
     let seg_count = f64::from(seg.map_or(1, |s| s.count));
-    let max_vus = seg.map_or(u64::from(arrival.max_vus), |s| {
-        s.share(u64::from(arrival.max_vus)).max(1)
-    });
+    let mut pool = Pool {
+        idle: Arc::new(Mutex::new(Vec::new())),
+        created: 0,
+        max_vus: seg.map_or(u64::from(arrival.max_vus), |s| {
+            s.share(u64::from(arrival.max_vus)).max(1)
+        }),
+        segment: seg,
+        compiled,
+        endpoint,
+        recorder,
+        shared: shared.clone(),
+    };
     let end = (!arrival.stages.is_empty() && plan.run_time.is_none())
         .then(|| TestPlan::stages_duration(&arrival.stages));
-    let idle: Arc<Mutex<Vec<Vu>>> = Arc::new(Mutex::new(Vec::new()));
-    let mut created: u64 = 0;
     let mut tasks = JoinSet::new();
     let mut schedule = Schedule::new(arrival.rate, &arrival.stages, seg_count);
     // Arrivals due at or after the end of the stages never come.
@@ -133,7 +218,7 @@ pub(crate) async fn drive(shared: Arc<RunShared>, compiled: Arc<Compiled>, recor
     let mut next = schedule.next().filter(|t| before_end(*t));
     let start = Instant::now();
     shared.set_state(RunState::Running);
-    loop {
+    'run: loop {
         // The next arrival, or the end of the stages, or (rate 0 for good,
         // no end) nothing but a stop.
         let wake = next.or(end).map(|t| start + t);
@@ -152,40 +237,34 @@ pub(crate) async fn drive(shared: Arc<RunShared>, compiled: Arc<Compiled>, recor
         let now = Instant::now();
         let lag = now.saturating_duration_since(start + first).as_micros() as u64;
         shared.lag_us.fetch_max(lag, Ordering::Relaxed);
+        let mut started = 0u32;
         while next.is_some_and(|t| start + t <= now) {
-            let popped = lock(&idle).pop();
-            let vu = match popped {
-                Some(v) => Some(v),
-                None if created < max_vus => {
-                    let global = seg.map_or(created, |s| s.global(created));
-                    created += 1;
-                    shared.max_users.store(created as u32, Ordering::Relaxed);
-                    Some(Vu {
-                        user: User::new(
-                            global,
-                            compiled.clone(),
-                            endpoint.clone(),
-                            recorder.clone(),
-                            shared.clone(),
-                        ),
-                        started: false,
-                    })
-                }
-                None => None,
+            let Some(vu) = pool.take() else {
+                // Every user is busy: this arrival and all others due by
+                // now are dropped, counted in one step.
+                let elapsed = now - start;
+                let upto = end.map_or(elapsed, |e| {
+                    elapsed.min(e.saturating_sub(Duration::from_nanos(1)))
+                });
+                let dropped = 1 + schedule.skip_due(upto);
+                shared.dropped.fetch_add(dropped, Ordering::Relaxed);
+                next = schedule.next().filter(|t| before_end(*t));
+                break;
             };
-            match vu {
-                Some(vu) => {
-                    tasks.spawn(one_iteration(vu, shared.clone(), idle.clone()));
-                }
-                None => {
-                    shared.dropped.fetch_add(1, Ordering::Relaxed);
+            tasks.spawn(one_iteration(vu, shared.clone(), pool.idle.clone()));
+            next = schedule.next().filter(|t| before_end(*t));
+            started += 1;
+            if started % BATCH == 0 {
+                tokio::task::yield_now().await;
+                if shared.cancel.is_cancelled() {
+                    break 'run;
                 }
             }
-            next = schedule.next().filter(|t| before_end(*t));
         }
         while tasks.try_join_next().is_some() {}
     }
-    drop(recorder);
+    let idle = pool.idle.clone();
+    drop(pool);
     shared.stop_now();
     while tasks.join_next().await.is_some() {}
     // Idle users are dropped here; their on_stop runs (bounded) as in the closed model.
@@ -280,6 +359,29 @@ mod tests {
             .map(|s| t.iter().filter(|x| x.floor() as usize == s).count())
             .collect();
         assert_eq!(per_second, [25, 75, 100, 100]);
+    }
+
+    /// Skipping agrees with handing the arrivals out one by one, at any
+    /// rate, and a rate of 10⁹/s is skipped in one step.
+    #[test]
+    fn skipping_counts_what_next_would_have_handed_out() {
+        let ramp = stages(&[(2, 100.0), (2, 100.0)]);
+        for at in [0.0, 0.5, 1.0, 1.999, 2.5, 3.99, 7.0] {
+            let t = Duration::from_secs_f64(at);
+            let mut one_by_one = Schedule::new(0.0, &ramp, 1.0);
+            let mut n = 0u64;
+            while one_by_one.next().is_some_and(|d| d <= t) {
+                n += 1;
+            }
+            let mut skipping = Schedule::new(0.0, &ramp, 1.0);
+            assert_eq!(skipping.skip_due(t), n, "at {at}");
+            // The schedule goes on after the skipped ones.
+            assert!(skipping.next().unwrap() > t, "at {at}");
+        }
+        let mut huge = Schedule::new(1e9, &[], 1.0);
+        assert_eq!(huge.next(), Some(Duration::ZERO));
+        assert_eq!(huge.skip_due(Duration::from_secs(3)), 3_000_000_000);
+        assert_eq!(huge.skip_due(Duration::from_secs(1)), 0, "nothing twice");
     }
 
     #[test]

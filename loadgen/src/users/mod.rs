@@ -34,8 +34,10 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use tokio::time::Instant;
 
-use crate::client::{valid_header_value, Endpoint, UserClient};
-use crate::control::RunShared;
+use crate::client::UserClient;
+use crate::endpoint::Endpoint;
+use crate::wire::valid_header_value;
+use crate::run::RunShared;
 use crate::scenario::template::Lookup;
 use crate::scenario::{Body, Check, RequestSpec, Scenario, Step, Template, WaitTime};
 use crate::stats::{Failure, FailureKind, Key, Names, Recorder, Sample};
@@ -83,8 +85,6 @@ pub struct CTask {
 
 /// A user class ready to execute.
 pub struct CClass {
-    /// Name.
-    pub name: String,
     weight: u32,
     fixed_count: Option<u32>,
     wait: WaitTime,
@@ -113,7 +113,6 @@ pub fn compile(scenario: &Scenario, base_path: &str) -> (Arc<Compiled>, Names) {
         .users
         .iter()
         .map(|c| CClass {
-            name: c.name.clone(),
             weight: c.weight,
             fixed_count: c.fixed_count,
             wait: c.wait,
@@ -256,11 +255,6 @@ impl Compiled {
             }
         }
         0
-    }
-
-    /// Users of fixed-count classes (they are started first).
-    pub fn fixed_total(&self) -> u64 {
-        self.fixed_total
     }
 }
 

@@ -25,15 +25,108 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::{sleep_or_cancel, Compiled, User};
-use crate::client::Endpoint;
-use crate::control::{RunShared, RunState};
+use crate::endpoint::Endpoint;
 use crate::plan::{ramp_at, TestPlan};
+use crate::run::RunShared;
 use crate::scenario::WaitTime;
+use crate::snapshot::RunState;
 use crate::stats::Recorder;
 
 struct Running {
     cancel: CancellationToken,
     handle: JoinHandle<()>,
+}
+
+/// The closed model's moving parts: what every new user is made of, and the
+/// users running now.
+struct Spawner {
+    shared: Arc<RunShared>,
+    compiled: Arc<Compiled>,
+    endpoint: Arc<Endpoint>,
+    recorder: Recorder,
+    /// The iteration budget left (this segment's share), if any.
+    iterations: Option<Arc<AtomicI64>>,
+    /// Users still in their task loop (not yet stopping): with an iteration
+    /// budget, the run is over when it is spent and this reaches 0.
+    in_loop: Arc<AtomicUsize>,
+    users: Vec<Running>,
+    spawned: u64,
+}
+
+impl Spawner {
+    /// Starts `n` users; false when a stop came in the middle.
+    async fn spawn(&mut self, n: usize) -> bool {
+        let seg = self.shared.plan.segment;
+        for i in 0..n {
+            let global = seg.map_or(self.spawned, |s| s.global(self.spawned));
+            self.spawned += 1;
+            let cancel = self.shared.cancel.child_token();
+            let user = User::new(
+                global,
+                self.compiled.clone(),
+                self.endpoint.clone(),
+                self.recorder.clone(),
+                self.shared.clone(),
+            );
+            self.in_loop.fetch_add(1, Ordering::AcqRel);
+            let handle = tokio::spawn(run_user(
+                user,
+                self.shared.clone(),
+                cancel.clone(),
+                self.iterations.clone(),
+                self.in_loop.clone(),
+            ));
+            self.users.push(Running { cancel, handle });
+            if i % 1024 == 1023 {
+                tokio::task::yield_now().await;
+                // `-u 4000000000` at once must still notice a stop.
+                if self.shared.cancel.is_cancelled() {
+                    return false;
+                }
+            }
+        }
+        true
+    }
+
+    /// Whether the run is over: its iteration budget spent and every user
+    /// out of its task loop.
+    fn budget_done(&self) -> bool {
+        let spent = self
+            .iterations
+            .as_ref()
+            .is_some_and(|it| it.load(Ordering::Relaxed) <= 0);
+        spent && self.in_loop.load(Ordering::Acquire) == 0
+    }
+
+    fn budget_left(&self) -> bool {
+        self.iterations
+            .as_ref()
+            .is_none_or(|it| it.load(Ordering::Relaxed) > 0)
+    }
+
+    /// The users wanted now: `-u` (live) or the stages' value, this segment's share.
+    fn target(&self, elapsed: Duration) -> usize {
+        let plan = &self.shared.plan;
+        let wanted_total: u64 = if plan.stages.is_empty() {
+            u64::from(self.shared.target_users.load(Ordering::Relaxed))
+        } else {
+            ramp_at(0.0, &plan.stages, elapsed).round().max(0.0) as u64
+        };
+        plan.segment.map_or(wanted_total, |s| s.share(wanted_total)) as usize
+    }
+}
+
+/// How long to sleep before looking again: long when settled, one spawn
+/// interval while spawning, never past the end of the stages.
+fn tick_length(plan: &TestPlan, settled: bool, rate: f64, left: Option<Duration>) -> Duration {
+    let tick = if settled && plan.stages.is_empty() {
+        Duration::from_millis(200)
+    } else if rate.is_finite() && rate > 0.0 {
+        Duration::from_secs_f64((1.0 / rate).clamp(0.001, 0.1))
+    } else {
+        Duration::from_millis(10)
+    };
+    left.map_or(tick, |l| tick.min(l))
 }
 
 /// Runs the closed model until the run is cancelled or the iterations are spent.
@@ -45,14 +138,20 @@ pub(crate) async fn drive(shared: Arc<RunShared>, compiled: Arc<Compiled>, recor
         let share = seg.map_or(n, |s| s.share(n));
         Arc::new(AtomicI64::new(share as i64))
     });
-    let stages_end = (!plan.stages.is_empty()).then(|| TestPlan::stages_duration(&plan.stages));
+    let stages_end = (!plan.stages.is_empty() && plan.run_time.is_none())
+        .then(|| TestPlan::stages_duration(&plan.stages));
     let seg_count = f64::from(seg.map_or(1, |s| s.count));
-    // Users still in their task loop (not yet stopping): with an iteration
-    // budget, the run is over when it is spent and this reaches 0.
-    let in_loop = Arc::new(AtomicUsize::new(0));
+    let mut sp = Spawner {
+        shared: shared.clone(),
+        compiled,
+        endpoint,
+        recorder,
+        iterations,
+        in_loop: Arc::new(AtomicUsize::new(0)),
+        users: Vec::new(),
+        spawned: 0,
+    };
     let start = Instant::now();
-    let mut users: Vec<Running> = Vec::new();
-    let mut spawned: u64 = 0;
     // Like Locust, the first user starts at once, the next ones 1/rate apart.
     let mut credit = 1.0f64;
     let mut last = Instant::now();
@@ -60,31 +159,22 @@ pub(crate) async fn drive(shared: Arc<RunShared>, compiled: Arc<Compiled>, recor
         if shared.cancel.is_cancelled() {
             break;
         }
-        users.retain(|u| !u.handle.is_finished());
-        let budget_left = iterations
-            .as_ref()
-            .is_none_or(|it| it.load(Ordering::Relaxed) > 0);
-        if !budget_left && in_loop.load(Ordering::Acquire) == 0 {
+        sp.users.retain(|u| !u.handle.is_finished());
+        if sp.budget_done() {
             break;
         }
         let elapsed = start.elapsed();
-        if let Some(end) = stages_end {
-            if elapsed >= end && plan.run_time.is_none() {
-                break;
-            }
+        if stages_end.is_some_and(|end| elapsed >= end) {
+            break;
         }
-        let wanted_total: u64 = if plan.stages.is_empty() {
-            u64::from(shared.target_users.load(Ordering::Relaxed))
-        } else {
-            ramp_at(0.0, &plan.stages, elapsed).round().max(0.0) as u64
-        };
-        let target = seg.map_or(wanted_total, |s| s.share(wanted_total)) as usize;
+        let target = sp.target(elapsed);
         let rate = shared.spawn_rate() / seg_count;
         let now = Instant::now();
         let dt = (now - last).as_secs_f64();
         last = now;
-        if users.len() < target && budget_left {
-            let missing = target - users.len();
+        let running = sp.users.len();
+        if running < target && sp.budget_left() {
+            let missing = target - running;
             let n = if rate.is_infinite() {
                 missing
             } else {
@@ -94,63 +184,34 @@ pub(crate) async fn drive(shared: Arc<RunShared>, compiled: Arc<Compiled>, recor
             if !rate.is_infinite() {
                 credit -= n as f64;
             }
-            for i in 0..n {
-                let global = seg.map_or(spawned, |s| s.global(spawned));
-                spawned += 1;
-                let cancel = shared.cancel.child_token();
-                let user = User::new(
-                    global,
-                    compiled.clone(),
-                    endpoint.clone(),
-                    recorder.clone(),
-                    shared.clone(),
-                );
-                in_loop.fetch_add(1, Ordering::AcqRel);
-                let handle = tokio::spawn(run_user(
-                    user,
-                    shared.clone(),
-                    cancel.clone(),
-                    iterations.clone(),
-                    in_loop.clone(),
-                ));
-                users.push(Running { cancel, handle });
-                if i % 1024 == 1023 {
-                    tokio::task::yield_now().await;
-                }
+            if !sp.spawn(n).await {
+                break;
             }
-        } else if users.len() > target {
-            for u in users.drain(target..) {
+        } else if running > target {
+            for u in sp.users.drain(target..) {
                 u.cancel.cancel();
             }
             credit = 0.0;
         } else {
             credit = 0.0;
         }
-        let settled = users.len() == target;
+        let settled = sp.users.len() == target;
         shared.set_state(if settled {
             RunState::Running
         } else {
             RunState::Spawning
         });
-        let tick = if settled && plan.stages.is_empty() {
-            Duration::from_millis(200)
-        } else if rate.is_finite() && rate > 0.0 {
-            Duration::from_secs_f64((1.0 / rate).clamp(0.001, 0.1))
-        } else {
-            Duration::from_millis(10)
-        };
         // Wake exactly at the end of the stages, so the run lasts just them.
-        let tick = match stages_end {
-            Some(end) if plan.run_time.is_none() => tick.min(end.saturating_sub(start.elapsed())),
-            _ => tick,
-        };
+        let left = stages_end.map(|end| end.saturating_sub(start.elapsed()));
+        let tick = tick_length(plan, settled, rate, left);
         tokio::select! {
             _ = shared.cancel.cancelled() => break,
             _ = shared.retarget.notified() => {}
             _ = tokio::time::sleep(tick) => {}
         }
     }
-    drop(recorder);
+    let users = std::mem::take(&mut sp.users);
+    drop(sp);
     // The run's measured time ends here; users still get their on_stop.
     shared.stop_now();
     for u in users {

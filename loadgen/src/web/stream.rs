@@ -26,7 +26,7 @@ use serde_json::Value;
 use tokio::sync::{mpsc, watch};
 
 use super::WebState;
-use crate::control::Snapshot;
+use crate::snapshot::Snapshot;
 
 /// Interval of the keep-alive comment when no snapshot arrives.
 const KEEP_ALIVE: Duration = Duration::from_secs(15);

@@ -16,7 +16,7 @@ use base64::Engine;
 use http::Method;
 use serde_json::{json, Value};
 
-use super::support::Http;
+use crate::support::Http;
 
 /// The key W3C uses for element references.
 const ELEMENT_KEY: &str = "element-6066-11e4-a52e-4f735466cecf";

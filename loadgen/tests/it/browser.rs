@@ -5,17 +5,12 @@
 //! Skips with a message only when Chromium is absent and `CI` is unset; in
 //! CI a missing browser is a failure.
 
-#[path = "web/support.rs"]
-mod support;
-#[path = "web/webdriver.rs"]
-mod webdriver;
-
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::support::{self, eventually, start_dashboard, start_target};
+use crate::webdriver::{self, find_browser, Driver, Session};
 use serde_json::{json, Value};
-use support::{eventually, start_dashboard, start_target};
-use webdriver::{find_browser, Driver, Session};
 
 /// `target/` of the workspace (screenshots are kept there as test artifacts).
 fn target_dir() -> PathBuf {
@@ -63,6 +58,7 @@ async fn chart_points(s: &Session, id: &str) -> (bool, u64) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dashboard_drives_a_real_run_in_chromium() {
+    let _turn = crate::support::EXCLUSIVE.lock().await;
     let Some(browser) = find_browser() else {
         if std::env::var_os("CI").is_some() {
             panic!("chromium/chromedriver not found, and CI is set: install chromium and chromium-driver");

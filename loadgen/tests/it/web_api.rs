@@ -2,14 +2,11 @@
 //! and its assets, the JSON API's refusals, the event stream and the
 //! downloads, against a real run of a local target.
 
-#[path = "web/support.rs"]
-mod support;
-
 use std::time::Duration;
 
+use crate::support::{self, eventually, start_dashboard, start_target, Http};
 use http::{Method, StatusCode};
 use serde_json::{json, Value};
-use support::{eventually, start_dashboard, start_target, Http};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

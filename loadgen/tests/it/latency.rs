@@ -51,6 +51,7 @@ async fn counts_match_what_the_server_received() {
 /// Half the requests take 20 ms, half 80 ms: p50 ≈ 20 ms, p66 and p90 ≈ 80 ms.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn percentiles_match_a_known_latency_distribution() {
+    let _turn = crate::support::EXCLUSIVE.lock().await;
     let srv = Server::start(|s| {
         let ms = if s.n % 2 == 0 { 20 } else { 80 };
         Reply::ok("x").after(Duration::from_millis(ms))
