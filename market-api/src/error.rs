@@ -55,11 +55,11 @@ impl From<std::io::Error> for Error {
 }
 
 /// Per-field validation messages, serialized as `{"field": ["message", …]}`.
-pub type FieldErrors = BTreeMap<String, Vec<String>>;
+pub(crate) type FieldErrors = BTreeMap<String, Vec<String>>;
 
 /// A failed request, as the client sees it.
 #[derive(Debug)]
-pub enum ApiError {
+pub(crate) enum ApiError {
     /// 400 with per-field messages (or `non_field_errors`).
     Validation(FieldErrors),
     /// 400 `{"detail": "JSON parse error - …"}`.
@@ -76,8 +76,10 @@ pub enum ApiError {
     /// 401: refresh/verify given a bad token (simplejwt's token views: the
     /// reason is the `detail`).
     TokenNotValid(TokenError),
-    /// 401: the token's user no longer exists or is inactive.
+    /// 401: the token's user no longer exists.
     UserNotFound,
+    /// 401: the token's user has been deactivated.
+    UserInactive,
     /// 401: wrong e-mail/password at login.
     NoActiveAccount,
     /// 403
@@ -97,19 +99,22 @@ pub enum ApiError {
     UnsupportedMediaType(String),
     /// 503 (database down, or an injected fault).
     Unavailable(&'static str),
+    /// 503 with `Retry-After`: another process held SQLite's write lock for
+    /// longer than the busy timeout. The request changed nothing.
+    Busy,
     /// 500; the cause is logged, not sent.
     Internal(String),
 }
 
 impl ApiError {
     /// One message for one field.
-    pub fn field(name: &str, message: impl Into<String>) -> Self {
+    pub(crate) fn field(name: &str, message: impl Into<String>) -> Self {
         let mut errors = FieldErrors::new();
         errors.insert(name.to_owned(), vec![message.into()]);
         ApiError::Validation(errors)
     }
 
-    pub fn status(&self) -> StatusCode {
+    pub(crate) fn status(&self) -> StatusCode {
         match self {
             ApiError::Validation(_) | ApiError::JsonParse(_) | ApiError::BadRequest(_) => {
                 StatusCode::BAD_REQUEST
@@ -119,13 +124,14 @@ impl ApiError {
             | ApiError::InvalidAccessToken(_)
             | ApiError::TokenNotValid(_)
             | ApiError::UserNotFound
+            | ApiError::UserInactive
             | ApiError::NoActiveAccount => StatusCode::UNAUTHORIZED,
             ApiError::PermissionDenied => StatusCode::FORBIDDEN,
             ApiError::NotFound | ApiError::InvalidPage => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable(_) | ApiError::Busy => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -138,12 +144,29 @@ impl From<sqlx::Error> for ApiError {
                 tracing::warn!(error = %e, "database unavailable");
                 ApiError::Unavailable("Database unavailable.")
             }
+            _ if is_busy(&e) => {
+                tracing::warn!(error = %e, "database busy past the busy timeout");
+                ApiError::Busy
+            }
             _ => {
                 tracing::error!(error = %e, "database error");
                 ApiError::Internal(e.to_string())
             }
         }
     }
+}
+
+/// Whether `e` is SQLite's `SQLITE_BUSY` or `SQLITE_LOCKED` (any extended
+/// code): another connection kept the lock past the busy timeout.
+pub(crate) fn is_busy(e: &sqlx::Error) -> bool {
+    const SQLITE_BUSY: i32 = 5;
+    const SQLITE_LOCKED: i32 = 6;
+    let code = match e {
+        sqlx::Error::Database(db) => db.code(),
+        _ => None,
+    };
+    code.and_then(|c| c.parse::<i32>().ok())
+        .is_some_and(|c| matches!(c & 0xff, SQLITE_BUSY | SQLITE_LOCKED))
 }
 
 impl IntoResponse for ApiError {
@@ -175,6 +198,9 @@ impl IntoResponse for ApiError {
             ApiError::UserNotFound => {
                 json!({ "detail": "User not found", "code": "user_not_found" })
             }
+            ApiError::UserInactive => {
+                json!({ "detail": "User is inactive", "code": "user_inactive" })
+            }
             ApiError::NoActiveAccount => {
                 json!({ "detail": "No active account found with the given credentials" })
             }
@@ -191,7 +217,12 @@ impl IntoResponse for ApiError {
                 json!({ "detail": format!("Unsupported media type \"{ct}\" in request.") })
             }
             ApiError::Unavailable(msg) => json!({ "detail": msg }),
-            ApiError::Internal(_) => json!({ "detail": "A server error occurred." }),
+            ApiError::Busy => json!({ "detail": "Database busy, try again later." }),
+            ApiError::Internal(cause) => {
+                // Its cause was logged where it arose; this ties it to the 500.
+                tracing::debug!(%cause, "answering 500");
+                json!({ "detail": "A server error occurred." })
+            }
         };
         let mut response = (status, axum::Json(body)).into_response();
         if status == StatusCode::UNAUTHORIZED {
@@ -199,6 +230,13 @@ impl IntoResponse for ApiError {
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static("Bearer realm=\"api\""),
             );
+        }
+        if matches!(self, ApiError::Busy) {
+            // The lock holder is another request, which takes milliseconds
+            // unless something is wrong: one second is a polite retry.
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
         if let ApiError::MethodNotAllowed {
             allow: Some(allow), ..

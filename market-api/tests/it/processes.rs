@@ -15,15 +15,15 @@ use tokio::process::{Child, Command};
 
 use super::support::{client, json, PASSWORD};
 
-const BIN: &str = env!("CARGO_BIN_EXE_market-api");
+pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_market-api");
 
 /// A `market-api serve` child process (killed if the test fails early).
-struct Replica {
-    child: Child,
-    base: String,
+pub(crate) struct Replica {
+    pub(crate) child: Child,
+    pub(crate) base: String,
 }
 
-async fn start(db: &Path, extra: &[&str]) -> Replica {
+pub(crate) async fn start(db: &Path, extra: &[&str]) -> Replica {
     let mut cmd = Command::new(BIN);
     cmd.args([
         "serve",
@@ -59,7 +59,7 @@ async fn start(db: &Path, extra: &[&str]) -> Replica {
 }
 
 impl Replica {
-    async fn terminate(mut self) -> std::process::ExitStatus {
+    pub(crate) async fn terminate(mut self) -> std::process::ExitStatus {
         let pid = Pid::from_raw(self.child.id().expect("pid") as i32);
         kill(pid, Signal::SIGTERM).expect("SIGTERM");
         tokio::time::timeout(Duration::from_secs(15), self.child.wait())
@@ -69,7 +69,7 @@ impl Replica {
     }
 }
 
-async fn login(base: &str) -> String {
+pub(crate) async fn login(base: &str) -> String {
     let res = client()
         .post(format!("{base}/api/v1/auth/token/"))
         .json(&json!({"email": "demo@example.com", "password": PASSWORD}))
@@ -179,6 +179,7 @@ async fn two_replicas_share_one_database() {
                     "{}/api/v1/products/?title=Race&page_size=100&page={page}",
                     a.base
                 ))
+                .bearer_auth(&token)
                 .send()
                 .await
                 .unwrap(),
@@ -203,7 +204,8 @@ async fn sigterm_finishes_in_flight_requests() {
     let dir = tempfile::tempdir().unwrap();
     let replica = start(&dir.path().join("m.db"), &["--fault-delay", "800ms"]).await;
     let url = format!("{}/api/v1/products/1/", replica.base);
-    let in_flight = tokio::spawn(async move { client().get(url).send().await });
+    let token = login(&replica.base).await;
+    let in_flight = tokio::spawn(async move { client().get(url).bearer_auth(token).send().await });
     tokio::time::sleep(Duration::from_millis(250)).await;
     let status = replica.terminate().await;
     let res = in_flight.await.unwrap().expect("request completed");
