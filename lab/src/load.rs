@@ -533,6 +533,12 @@ pub struct StepSummary {
 }
 
 impl StepSummary {
+    /// Successful requests per second: the capacity figure that does not
+    /// count fast refusals (503s, 401s) as work done.
+    pub fn goodput(&self) -> f64 {
+        self.rps * (1.0 - self.fail_ratio).clamp(0.0, 1.0)
+    }
+
     /// Boils a loadgen report down.
     pub fn from_report(r: &RunReport) -> StepSummary {
         let mut s = StepSummary {
@@ -628,5 +634,24 @@ impl StepSummary {
             })
             .collect();
         s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn goodput_leaves_failures_out() {
+        let s = StepSummary {
+            requests: 2_000,
+            failures: 920,
+            fail_ratio: 0.46,
+            rps: 2_256.0,
+            ..StepSummary::default()
+        };
+        // Chapter 5's case: 2,256 req/s with 46% failed is 1,218 good requests/s.
+        assert!((s.goodput() - 1_218.24).abs() < 1e-6);
+        assert_eq!(StepSummary::default().goodput(), 0.0);
     }
 }

@@ -10,6 +10,7 @@ pub mod args;
 pub mod html;
 pub mod log;
 pub mod signal;
+pub mod svg;
 
 pub use args::parse_or_exit;
 pub use log::{colour_enabled, init_tracing};
