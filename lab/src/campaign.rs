@@ -39,8 +39,6 @@ pub(crate) struct Target {
     pub cgroup_ids: Vec<String>,
     /// The balancer's `/status` URL, when a balancer is in front.
     pub status_url: Option<String>,
-    /// Replicas serving it.
-    pub replicas: u16,
 }
 
 /// One capacity search on a target while it runs.

@@ -440,7 +440,15 @@ mod tests {
         assert_eq!(c.stack.replicas, 2);
         assert_eq!(c.stack.replica_cpus, CpuBudget::Cores(0.25));
         assert_eq!(c.stack.replica_args, ["--fault-delay=5ms", "--workers=1"]);
-        assert_eq!(c.slo_p95, Duration::from_millis(500));
+        assert_eq!(c.search.slo_p95, Duration::from_millis(500));
+        assert_eq!(c.search.step_duration, Duration::from_secs(4));
+        assert_eq!(c.search.repeat, 1);
+        let Command::Scale(s) = Cli::parse_from(["lab", "scale"]).command else {
+            panic!()
+        };
+        assert_eq!(s.counts, [1, 2, 4, 8]);
+        // The largest count shares one core.
+        assert_eq!(s.stack().replica_cpus, CpuBudget::Cores(0.125));
         assert!(Cli::try_parse_from(["lab", "compare", "--replicas", "0"]).is_err());
     }
 }

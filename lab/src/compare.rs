@@ -20,7 +20,6 @@ use std::time::{Duration, Instant};
 use loadgen::report::RunReport;
 
 use crate::campaign::{self, Ctx, SideRun, Target};
-use crate::capacity::Slo;
 use crate::cli::{CompareArgs, LoadModel, SearchArgs};
 use crate::diagnosis::{diagnose_run, Diagnosis};
 use crate::load::{self, LoginShape};
@@ -28,7 +27,6 @@ use crate::report::{
     self, Bound, LabReport, RepeatFigures, RunResult, SearchEnd, Speedup, SpeedupSpread,
     CAPACITY_MODEL,
 };
-use crate::spread::Spread;
 use crate::stack::{Stack, StackPlan};
 use crate::status::Probe;
 use crate::{Error, Interrupt};
@@ -118,7 +116,6 @@ fn targets(stack: &Stack) -> Result<[Target; 2], Error> {
             procs: vec![(format!("replica {}", single.id), single.guard.pid())],
             cgroup_ids: vec![single.id.clone()],
             status_url: None,
-            replicas: 1,
         },
         Target {
             name: "group".into(),
@@ -126,7 +123,6 @@ fn targets(stack: &Stack) -> Result<[Target; 2], Error> {
             procs,
             cgroup_ids: stack.replicas.iter().map(|r| r.id.clone()).collect(),
             status_url: Some(stack.status_url()),
-            replicas: stack.replicas.len() as u16,
         },
     ])
 }

@@ -21,7 +21,6 @@ use crate::load;
 use crate::report::scale::{ScalePoint, ScaleReport, ScaleRun};
 use crate::stack::{launch_balancer, Balancer, BalancerOptions, Stack, StackPlan};
 use crate::status::Probe;
-use crate::usl::Usl;
 use crate::{Error, Interrupt};
 
 /// Runs `lab scale` and writes its reports. Ctrl-C or SIGTERM reports the
@@ -120,7 +119,6 @@ fn target(stack: &Stack, n: u16, b: &Balancer) -> Target {
         procs,
         cgroup_ids: reps.iter().map(|r| r.id.clone()).collect(),
         status_url: Some(format!("http://{}/status", b.admin)),
-        replicas: n,
     }
 }
 
@@ -175,18 +173,4 @@ fn scale_run(s: &SideRun, interrupted: bool) -> ScaleRun {
         interrupted,
         steps: s.records.clone(),
     }
-}
-
-/// The USL fit of every run's goodput at capacity (all repeats, so the fit
-/// sees the noise too).
-pub(crate) fn fit(points: &[ScalePoint]) -> Option<Usl> {
-    let pts: Vec<(f64, f64)> = points
-        .iter()
-        .flat_map(|p| {
-            p.runs
-                .iter()
-                .filter_map(move |r| r.goodput.map(|g| (f64::from(p.replicas), g)))
-        })
-        .collect();
-    Usl::fit(&pts)
 }

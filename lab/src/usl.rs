@@ -175,7 +175,8 @@ mod tests {
         assert!(f.rms_error < 1e-4, "{f:?}");
         // N* = √(0.92 / 0.01) ≈ 9.6.
         assert!((f.peak().unwrap() - 9.59).abs() < 0.05, "{f:?}");
-        assert_eq!(truth.stops_paying(0.1, 64), Some(6));
+        // X(7) − X(6) = 77 > 50 (10% of λ); X(8) − X(7) = 45 < 50.
+        assert_eq!(truth.stops_paying(0.1, 64), Some(7));
     }
 
     #[test]

@@ -372,6 +372,6 @@ mod tests {
         let svg = c.render();
         assert_eq!(svg.matches("class=\"range\"").count(), 2);
         assert_eq!(svg.matches("<circle").count(), 2);
-        assert!(svg.contains(">8</text>") && !svg.contains("s</text>"));
+        assert!(svg.contains(">8</text>") && !svg.contains(">8s</text>"));
     }
 }

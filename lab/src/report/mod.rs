@@ -504,7 +504,8 @@ pub fn write_all(report: &mut LabReport, dir: &Path, html: bool) -> Result<Vec<P
 pub(crate) mod fixture {
     use super::*;
     use crate::diagnosis::{diagnose_run, LOADGEN};
-    use crate::load::{FailureCount, LoginShape, Point, RouteStat};
+    use crate::load::{FailureCount, LoginShape, Point, RouteStat, StepSummary};
+    use crate::procstat::{HostUsage, ProcUsage};
     use crate::status::Share;
 
     const LOGIN: &str = "/api/v1/auth/token/";

@@ -104,6 +104,20 @@ pub struct ScaleReport {
     pub interrupted: bool,
 }
 
+/// The USL fit of every run's goodput at capacity (all repeats, so the fit
+/// sees the noise too).
+fn fit(points: &[ScalePoint]) -> Option<Usl> {
+    let pts: Vec<(f64, f64)> = points
+        .iter()
+        .flat_map(|p| {
+            p.runs
+                .iter()
+                .filter_map(move |r| r.goodput.map(|g| (f64::from(p.replicas), g)))
+        })
+        .collect();
+    Usl::fit(&pts)
+}
+
 impl ScaleReport {
     /// The report of `points`, with the fit.
     pub(crate) fn new(
@@ -114,7 +128,7 @@ impl ScaleReport {
         unit: &str,
         slo: Slo,
     ) -> ScaleReport {
-        let usl = crate::scale::fit(&points);
+        let usl = fit(&points);
         ScaleReport {
             started,
             command: std::env::args().collect::<Vec<_>>().join(" "),

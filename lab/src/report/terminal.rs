@@ -175,41 +175,48 @@ pub fn render(r: &LabReport) -> String {
         o.push_str(&shares_table(step));
     }
     for run in [&r.single, &r.group] {
-        let Some(step) = run.diagnosed_step() else {
-            continue;
-        };
-        let label = run.step_label(step, &r.load_unit);
-        let _ = writeln!(
-            o,
-            "\nbottleneck ({}), {label}: {}",
-            run.name, run.diagnosis.explanation
-        );
-        let _ = writeln!(o, "  processes in that step:");
-        o.push_str(&procs_table(step));
-        for e in &run.diagnosis.evidence {
-            let _ = writeln!(o, "  - {e}");
-        }
-        if !step.summary.top_failures.is_empty() {
-            let _ = writeln!(
-                o,
-                "  failures in that step ({} of {} requests; most frequent first):",
-                step.summary.failures, step.summary.requests
-            );
-            for f in &step.summary.top_failures {
-                let _ = writeln!(o, "    {f}");
-            }
-        }
-        if !run.diagnosis.causes.is_empty() {
-            let _ = writeln!(o, "  what the figures say:");
-            for c in &run.diagnosis.causes {
-                let _ = writeln!(o, "  - {c}");
-            }
-        }
+        o.push_str(&diagnosis_section(run, &r.load_unit));
     }
     if r.single.failures_not_monotonic() || r.group.failures_not_monotonic() {
         let _ = writeln!(o, "\n{NOT_MONOTONIC}");
     }
     let _ = writeln!(o, "\n{}\n", r.conclusion);
+    o
+}
+
+/// One side's bottleneck, its step's processes, evidence, failures and causes.
+fn diagnosis_section(run: &RunResult, unit: &str) -> String {
+    let mut o = String::new();
+    let Some(step) = run.diagnosed_step() else {
+        return o;
+    };
+    let label = run.step_label(step, unit);
+    let _ = writeln!(
+        o,
+        "\nbottleneck ({}), {label}: {}",
+        run.name, run.diagnosis.explanation
+    );
+    let _ = writeln!(o, "  processes in that step:");
+    o.push_str(&procs_table(step));
+    for e in &run.diagnosis.evidence {
+        let _ = writeln!(o, "  - {e}");
+    }
+    if !step.summary.top_failures.is_empty() {
+        let _ = writeln!(
+            o,
+            "  failures in that step ({} of {} requests; most frequent first):",
+            step.summary.failures, step.summary.requests
+        );
+        for f in &step.summary.top_failures {
+            let _ = writeln!(o, "    {f}");
+        }
+    }
+    if !run.diagnosis.causes.is_empty() {
+        let _ = writeln!(o, "  what the figures say:");
+        for c in &run.diagnosis.causes {
+            let _ = writeln!(o, "  - {c}");
+        }
+    }
     o
 }
 
