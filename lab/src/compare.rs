@@ -240,11 +240,10 @@ async fn run_repeats(
             ctx.side(t2, rates[1], group_start),
         ];
         // Later repeats are expected to take as many windows as this one so far.
-        let per_repeat = if i == 0 {
-            campaign::windows_left(&sides, together)
-        } else {
-            ctx.windows_done / i
-        };
+        let per_repeat = ctx
+            .windows_done
+            .checked_div(i)
+            .unwrap_or_else(|| campaign::windows_left(&sides, together));
         let later = per_repeat * (k - i - 1);
         let interrupted = campaign::run_searches(ctx, &mut sides, together, later, stop).await?;
         out.push(sides);

@@ -141,11 +141,10 @@ async fn measure_counts(
             let mut sides = [ctx.side(target(ctx.stack, *n, b), rate, start)];
             let done = rep * balancers.len() as u32 + i as u32;
             // Later searches are expected to take as many windows as the ones so far.
-            let per = if done == 0 {
-                campaign::windows_left(&sides, true)
-            } else {
-                ctx.windows_done / done
-            };
+            let per = ctx
+                .windows_done
+                .checked_div(done)
+                .unwrap_or_else(|| campaign::windows_left(&sides, true));
             let later = per * (searches - done - 1);
             let cut = campaign::run_searches(ctx, &mut sides, true, later, stop).await?;
             let [side] = sides;
@@ -160,12 +159,10 @@ async fn measure_counts(
 
 /// One search's result at one count.
 fn scale_run(s: &SideRun, interrupted: bool) -> ScaleRun {
-    let cap = s.search.capacity().and_then(|c| {
-        s.records
-            .iter()
-            .filter(|r| r.kept && r.load == c)
-            .next_back()
-    });
+    let cap = s
+        .search
+        .capacity()
+        .and_then(|c| s.records.iter().rfind(|r| r.kept && r.load == c));
     ScaleRun {
         capacity: cap.map(|r| r.load),
         goodput: cap.map(|r| r.summary.goodput()),
