@@ -177,6 +177,25 @@ impl Search {
         self.first_bad
     }
 
+    /// Steps still expected, for the progress line: before the objective
+    /// broke, the next step is assumed to break it (then the refinements);
+    /// after, the bisections left until the gap closes. Bounded by the steps
+    /// left.
+    pub fn expected_remaining(&self) -> u32 {
+        if self.next_load().is_none() {
+            return 0;
+        }
+        let left = match self.first_bad {
+            None => 1 + self.refine_left,
+            Some(bad) => {
+                let gap = bad.saturating_sub(self.best_ok.unwrap_or(0)).max(1);
+                // Halving a gap of g closes it in ⌈log2 g⌉ steps.
+                self.refine_left.min(32 - (gap - 1).leading_zeros())
+            }
+        };
+        left.min(self.steps_left)
+    }
+
     /// Whether the search stopped at `max` without breaking the objective.
     pub fn hit_ceiling(&self) -> bool {
         self.first_bad.is_none() && self.best_ok == Some(self.max)
@@ -223,6 +242,24 @@ mod tests {
         assert_eq!(s.capacity(), Some(3));
         let (s, _) = drive(Search::new(1, 100, 2.0, 3, 20), 0);
         assert_eq!(s.capacity(), None);
+    }
+
+    #[test]
+    fn expected_remaining_counts_down_to_the_actual_end() {
+        let mut s = Search::new(10, 2000, 2.0, 3, 20);
+        assert_eq!(s.expected_remaining(), 4);
+        let mut tried = 0;
+        while let Some(l) = s.next_load() {
+            let before = s.expected_remaining();
+            s.record(l, l <= 100);
+            tried += 1;
+            // Once the objective broke, the estimate is exact.
+            if s.broken_at().is_some() {
+                assert_eq!(s.expected_remaining() + 1, before.max(1), "at {l}");
+            }
+        }
+        assert_eq!(tried, 8);
+        assert_eq!(s.expected_remaining(), 0);
     }
 
     #[test]

@@ -32,6 +32,10 @@ pub enum Command {
     Up(UpArgs),
     /// A guided tour in five chapters that measures what the tutorial claims.
     Demo(DemoArgs),
+    /// Measure capacity at several replica counts with the same objective and
+    /// method, and fit the Universal Scalability Law: where does adding
+    /// replicas stop paying?
+    Scale(ScaleArgs),
     /// (internal) Run as a market-api process: `lab market-api serve …`.
     #[command(name = "market-api", hide = true, disable_help_flag = true)]
     MarketApi(RoleArgs),
@@ -198,6 +202,14 @@ pub struct CompareArgs {
     /// The stack to measure.
     #[command(flatten)]
     pub stack: StackArgs,
+    /// How each capacity search runs.
+    #[command(flatten)]
+    pub search: SearchArgs,
+}
+
+/// The capacity search's flags, shared by `compare` and `scale`.
+#[derive(Debug, Clone, Args)]
+pub struct SearchArgs {
     /// Scenario: `market-api` (built in) or a scenario file.
     #[arg(short = 'f', long, default_value = "market-api")]
     pub scenario: String,
@@ -205,7 +217,8 @@ pub struct CompareArgs {
     #[arg(long, value_enum, default_value_t = LoadModel::Closed)]
     pub model: LoadModel,
     /// First load step: a whole number of users (closed) or of
-    /// iterations/s (open), at least 1.
+    /// iterations/s (open), at least 1. With CPU budgets a group of N
+    /// replicas starts at N times this.
     #[arg(long, default_value = "10", value_parser = parse_load)]
     pub start_load: u32,
     /// Never go above this load (a whole number, as --start-load).
@@ -222,7 +235,8 @@ pub struct CompareArgs {
     #[arg(long, default_value_t = 12, value_parser = clap::value_parser!(u32).range(1..=100))]
     pub max_steps: u32,
     /// Length of each step's measurement window (after the ramp and warm-up).
-    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    /// A whole number of 100 ms CFS periods.
+    #[arg(long, default_value = "4s", value_parser = parse_duration)]
     pub step_duration: Duration,
     /// Users started per second and per replica when a step adds users (the
     /// group, with N replicas, adds them N times as fast). Each new user logs
@@ -237,7 +251,7 @@ pub struct CompareArgs {
     pub warmup: Duration,
     /// Longest wait for a step to settle after its ramp (backlogs of the
     /// previous step, logins of new users) before measuring anyway.
-    #[arg(long, default_value = "15s", value_parser = parse_duration)]
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
     pub settle_max: Duration,
     /// Per-request timeout; a request not answered in time is a failure.
     /// Default: 4 × --slo-p95 (at least 1 s), so a stuck server shows up as
@@ -253,6 +267,56 @@ pub struct CompareArgs {
     /// Do not write the HTML report.
     #[arg(long)]
     pub no_html: bool,
+    /// Run each search this many times (interleaved: both sides in the
+    /// same windows) and report the median and range.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=20))]
+    pub repeat: u32,
+}
+
+/// `lab scale`.
+#[derive(Debug, Clone, Args)]
+pub struct ScaleArgs {
+    /// Replica counts to measure, comma-separated (each behind its own balancer).
+    #[arg(long = "replicas", value_delimiter = ',', default_value = "1,2,4,8",
+          value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub counts: Vec<u16>,
+    /// CPU budget per replica in cores, or `none` (default: one core shared
+    /// by the largest count, e.g. 0.125 for 8, so it fits on a 2-core box
+    /// beside the balancer and the load generator).
+    #[arg(long, value_parser = parse_cpu_budget)]
+    pub replica_cpus: Option<CpuBudget>,
+    /// Balancing algorithm (as for `compare`).
+    #[arg(long, default_value = "round_robin", value_parser = parse_algorithm)]
+    pub algorithm: String,
+    /// Output folder; each run writes into a `<timestamp>` folder inside it.
+    #[arg(long, default_value = "lab-out")]
+    pub out: PathBuf,
+    /// SQLite database file (default: `market.db` in the output folder).
+    #[arg(long)]
+    pub database: Option<PathBuf>,
+    /// How each capacity search runs.
+    #[command(flatten)]
+    pub search: SearchArgs,
+}
+
+impl ScaleArgs {
+    /// The stack to start: the largest count of replicas, no single one.
+    pub fn stack(&self) -> StackArgs {
+        let max = self.counts.iter().copied().max().unwrap_or(1);
+        StackArgs {
+            replicas: max,
+            replica_cpus: self
+                .replica_cpus
+                .unwrap_or(CpuBudget::Cores(1.0 / f64::from(max))),
+            replica_workers: None,
+            algorithm: self.algorithm.clone(),
+            database: self.database.clone(),
+            out: self.out.clone(),
+            startup_timeout: Duration::from_secs(30),
+            replica_args: Vec::new(),
+            balancer_args: Vec::new(),
+        }
+    }
 }
 
 /// `lab up`.
@@ -376,7 +440,15 @@ mod tests {
         assert_eq!(c.stack.replicas, 2);
         assert_eq!(c.stack.replica_cpus, CpuBudget::Cores(0.25));
         assert_eq!(c.stack.replica_args, ["--fault-delay=5ms", "--workers=1"]);
-        assert_eq!(c.slo_p95, Duration::from_millis(500));
+        assert_eq!(c.search.slo_p95, Duration::from_millis(500));
+        assert_eq!(c.search.step_duration, Duration::from_secs(4));
+        assert_eq!(c.search.repeat, 1);
+        let Command::Scale(s) = Cli::parse_from(["lab", "scale"]).command else {
+            panic!()
+        };
+        assert_eq!(s.counts, [1, 2, 4, 8]);
+        // The largest count shares one core.
+        assert_eq!(s.stack().replica_cpus, CpuBudget::Cores(0.125));
         assert!(Cli::try_parse_from(["lab", "compare", "--replicas", "0"]).is_err());
     }
 }

@@ -15,40 +15,21 @@
 //! the search early but still reports the steps finished so far.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use loadgen::report::RunReport;
 
-use crate::capacity::{Search, Slo};
-use crate::cli::{CompareArgs, LoadModel};
-use crate::diagnosis::{diagnose_run, Diagnosis, LOADGEN};
-use crate::load::{self, Driver, DriverConfig, LoginShape, StepSummary};
-use crate::procstat::Sampler;
+use crate::campaign::{self, Ctx, SideRun, Target};
+use crate::cli::{CompareArgs, LoadModel, SearchArgs};
+use crate::diagnosis::{diagnose_run, Diagnosis};
+use crate::load::{self, LoginShape};
 use crate::report::{
-    self, Bound, LabReport, RunResult, SearchEnd, Speedup, StepRecord, CAPACITY_MODEL,
+    self, Bound, LabReport, RepeatFigures, RunResult, SearchEnd, Speedup, SpeedupSpread,
+    CAPACITY_MODEL,
 };
 use crate::stack::{Stack, StackPlan};
-use crate::status::{Probe, ShareDelta};
+use crate::status::Probe;
 use crate::{Error, Interrupt};
-
-/// Which side of the comparison.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Side {
-    /// One replica, directly.
-    Single,
-    /// N replicas through the balancer.
-    Group,
-}
-
-impl Side {
-    /// `single` / `group`.
-    pub fn name(self) -> &'static str {
-        match self {
-            Side::Single => "single",
-            Side::Group => "group",
-        }
-    }
-}
 
 /// Creates `out/<UTC timestamp>` (with a suffix if it exists).
 pub fn make_run_dir(out: &Path) -> Result<PathBuf, Error> {
@@ -72,7 +53,8 @@ pub fn make_run_dir(out: &Path) -> Result<PathBuf, Error> {
     )))
 }
 
-fn validate(args: &CompareArgs) -> Result<(), Error> {
+/// Refuses search flags that cannot make a search.
+pub(crate) fn validate(args: &SearchArgs) -> Result<(), Error> {
     if !(args.growth.is_finite() && args.growth > 1.0 && args.growth <= 100.0) {
         return Err(Error::Usage(format!(
             "--growth {} must be above 1 (e.g. 2)",
@@ -88,6 +70,15 @@ fn validate(args: &CompareArgs) -> Result<(), Error> {
     if args.step_duration < Duration::from_secs(1) {
         return Err(Error::Usage("--step-duration must be at least 1s".into()));
     }
+    // The CFS quota is enforced per 100 ms period: a window that is not a
+    // whole number of periods counts one period's throttling partly, which
+    // moves a budgeted replica's throughput by up to a period's share.
+    if args.step_duration.as_millis() % 100 != 0 {
+        return Err(Error::Usage(format!(
+            "--step-duration {} must be a whole number of 100 ms scheduler periods (e.g. 4s or 4.5s)",
+            humantime::format_duration(args.step_duration)
+        )));
+    }
     if let Some(r) = args.spawn_rate.filter(|r| !(r.is_finite() && *r > 0.0)) {
         return Err(Error::Usage(format!(
             "--spawn-rate {r} must be above 0 (e.g. 5)"
@@ -99,22 +90,41 @@ fn validate(args: &CompareArgs) -> Result<(), Error> {
 /// Users/s one replica takes on: `--spawn-rate`, else 20 per core of its
 /// CPU budget (all cores without a budget). A login costs about 20 ms of CPU,
 /// so joining users then use under half the budget.
-fn spawn_rate_per_replica(args: &CompareArgs, budget: Option<f64>, cores: f64) -> f64 {
+pub(crate) fn spawn_rate_per_replica(args: &SearchArgs, budget: Option<f64>, cores: f64) -> f64 {
     args.spawn_rate
         .unwrap_or_else(|| 20.0 * budget.unwrap_or(cores).min(cores))
         .max(0.5)
 }
 
-/// One side of the comparison while it runs.
-struct SideRun {
-    side: Side,
-    search: Search,
-    /// `None` once the side's search is over (its users are gone).
-    driver: Option<Driver>,
-    /// Load of the previous step (0 before the first).
-    load: u32,
-    records: Vec<StepRecord>,
-    reports: Vec<RunReport>,
+/// The two sides of the comparison: one replica directly, the group
+/// through the balancer.
+fn targets(stack: &Stack) -> Result<[Target; 2], Error> {
+    let single = stack
+        .single
+        .as_ref()
+        .ok_or_else(|| Error::Usage("internal: no single replica".into()))?;
+    let mut procs: Vec<(String, u32)> = stack
+        .replicas
+        .iter()
+        .map(|r| (format!("replica {}", r.id), r.guard.pid()))
+        .collect();
+    procs.push(("balancer".into(), stack.balancer.guard.pid()));
+    Ok([
+        Target {
+            name: "single".into(),
+            host: format!("http://{}", single.addr),
+            procs: vec![(format!("replica {}", single.id), single.guard.pid())],
+            cgroup_ids: vec![single.id.clone()],
+            status_url: None,
+        },
+        Target {
+            name: "group".into(),
+            host: stack.balancer_url(),
+            procs,
+            cgroup_ids: stack.replicas.iter().map(|r| r.id.clone()).collect(),
+            status_url: Some(stack.status_url()),
+        },
+    ])
 }
 
 /// Runs the comparison and writes the reports. Ctrl-C or SIGTERM stops the
@@ -122,27 +132,9 @@ struct SideRun {
 /// interrupted), then [`Error::Interrupted`] is returned.
 pub async fn run(args: CompareArgs) -> Result<(), Error> {
     let mut stop = Interrupt::install()?;
-    validate(&args)?;
-    let scenario = load::scenario(&args.scenario)?;
-    let shape = LoginShape::of(&scenario);
-    let slo = Slo {
-        max_fail_ratio: args.slo_failures / 100.0,
-        max_p95_ms: args.slo_p95.as_secs_f64() * 1000.0,
-    };
-    let timeout = args
-        .request_timeout
-        .unwrap_or_else(|| load::timeout_for(&slo));
-    if timeout > args.step_duration {
-        return Err(Error::Usage(format!(
-            "--request-timeout {} is longer than --step-duration {}: a request could outlive its step",
-            humantime::format_duration(timeout),
-            humantime::format_duration(args.step_duration)
-        )));
-    }
-    let unit = match args.model {
-        LoadModel::Closed => "users",
-        LoadModel::Open => "it/s",
-    };
+    validate(&args.search)?;
+    let (slo, timeout, unit) = campaign::objective(&args.search)?;
+    let scenario = load::scenario(&args.search.scenario)?;
     let run_dir = make_run_dir(&args.stack.out)?;
     println!("lab: writing into {}", run_dir.display());
     println!(
@@ -156,136 +148,23 @@ pub async fn run(args: CompareArgs) -> Result<(), Error> {
         () = stop.recv() => return Err(Error::Interrupted),
     };
     println!("lab: {}", stack.budget_note);
-    let budget = stack.budget_applied.cores();
-    let n = f64::from(args.stack.replicas);
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
-    let per_replica = spawn_rate_per_replica(&args, budget, cores);
-    let rates = [
-        per_replica,
-        // Without budgets the replicas share the host: the group may not log
-        // users in faster than the single server, which has every core too.
-        per_replica * if budget.is_some() { n } else { 1.0 },
-    ];
-    println!(
-        "lab: objective: {}; each step ramps (new users join at {:.0}/s on one replica, {:.0}/s on the group, and log in), warms up ≥ {}, then measures {}; a request unanswered after {} counts as failed",
-        slo.describe(),
-        rates[0],
-        rates[1],
-        humantime::format_duration(args.warmup),
-        humantime::format_duration(args.step_duration),
-        humantime::format_duration(timeout),
-    );
     let started = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-    let search = || {
-        Search::new(
-            args.start_load,
-            args.max_load,
-            args.growth,
-            args.refine,
-            args.max_steps,
-        )
+    let shape = LoginShape::of(&scenario);
+    let mut ctx = Ctx {
+        stack: &stack,
+        probe: Probe::new(),
+        args: &args.search,
+        slo,
+        unit,
+        timeout,
+        scenario,
+        started: Instant::now(),
+        windows_done: 0,
     };
-    let driver = |host: String, rate: f64| {
-        Driver::new(DriverConfig {
-            host,
-            scenario: scenario.clone(),
-            model: args.model,
-            timeout,
-            spawn_rate: rate,
-        })
-    };
-    let single_host = stack
-        .single
-        .as_ref()
-        .map(|s| format!("http://{}", s.addr))
-        .ok_or_else(|| Error::Usage("internal: no single replica".into()))?;
-    let mut sides = [
-        SideRun {
-            side: Side::Single,
-            search: search(),
-            driver: Some(driver(single_host, rates[0])),
-            load: 0,
-            records: Vec::new(),
-            reports: Vec::new(),
-        },
-        SideRun {
-            side: Side::Group,
-            search: search(),
-            driver: Some(driver(stack.balancer_url(), rates[1])),
-            load: 0,
-            records: Vec::new(),
-            reports: Vec::new(),
-        },
-    ];
-    let probe = Probe::new();
-    let mut window = 0u32;
-    let mut interrupted = false;
-    loop {
-        let mut active = Vec::new();
-        for (i, s) in sides.iter_mut().enumerate() {
-            // Without budgets the sides would compete for the same cores (and
-            // the group, with more processes, would win): one after the other.
-            let waits = budget.is_none() && !active.is_empty();
-            match s.search.next_load() {
-                Some(_) if waits => {}
-                Some(l) => active.push((i, l)),
-                None => {
-                    if let Some(d) = s.driver.take() {
-                        d.stop().await;
-                    }
-                }
-            }
-        }
-        if active.is_empty() {
-            break;
-        }
-        window += 1;
-        let step = run_window(
-            window, &stack, &probe, &mut sides, &active, &args, &slo, unit,
-        );
-        // A signal abandons the window in progress (its figures would be
-        // partial); the finished steps are kept and reported below.
-        tokio::select! {
-            r = step => r?,
-            () = stop.recv() => {
-                interrupted = true;
-                break;
-            }
-        }
-    }
-    // Cancels any user still running (an interrupted search).
-    for s in &mut sides {
-        s.driver = None;
-    }
-    if interrupted {
-        println!(
-            "\nlab: interrupted; reporting the {} finished step(s) of the single server and {} of the group",
-            sides[0].records.len(),
-            sides[1].records.len()
-        );
-    }
-    let [single_run, group_run] = sides;
-    let mut runs = [single_run, group_run].map(|s| {
-        let result = run_result(&s, &stack, &args, budget, &shape, interrupted, unit);
-        (result, s.reports)
-    });
-
-    // Loadgen's own files (JSON + Locust CSVs) for the step at capacity of each run.
-    let mut files = Vec::new();
-    for (r, reports) in &mut runs {
-        let idx = r
-            .capacity_step
-            .and_then(|n| r.steps.iter().position(|s| s.number == n))
-            .or_else(|| r.steps.len().checked_sub(1));
-        if let Some(rep) = idx.and_then(|k| reports.get(k)) {
-            files.extend(write_loadgen_files(rep, &run_dir, &r.name)?);
-        }
-    }
-    let [(single, _), (group, _)] = runs;
-    let mut report = build_report(&args, &stack, started, single, group, slo, unit);
-    report.interrupted = interrupted;
-    report.files = files;
-    let written = report::write_all(&mut report, &run_dir, !args.no_html)?;
+    let (repeats, interrupted) = run_repeats(&mut ctx, &args, &mut stop).await?;
+    let mut report = summarise(&args, &stack, &shape, repeats, interrupted, &run_dir)?;
+    report.started = started;
+    let written = report::write_all(&mut report, &run_dir, !args.search.no_html)?;
     print!("{}", report::terminal::render(&report));
     for w in written {
         println!("lab: wrote {}", w.display());
@@ -298,125 +177,146 @@ pub async fn run(args: CompareArgs) -> Result<(), Error> {
     Ok(())
 }
 
-/// Longest wait for a side's servers to go idle before a fresh start.
-const COOL_DOWN_MAX: Duration = Duration::from_secs(30);
-/// A process using less than this (percent of a core) counts as idle.
-const IDLE_CPU_PERCENT: f64 = 3.0;
-
-/// Before a side starts afresh (its last step broke the objective), stops
-/// its users and waits, up to `COOL_DOWN_MAX`, until its replicas and
-/// balancer are idle. Requests its users abandoned (logins that timed out)
-/// keep a budgeted replica busy for seconds; a step started inside that
-/// backlog would see every login time out, and users retrying them keep
-/// the server overloaded at a load it handled before.
-async fn cool_down(window: u32, stack: &Stack, sides: &[SideRun; 2], active: &[(usize, u32)]) {
-    let mut procs = Vec::new();
-    let mut names = Vec::new();
-    for &(i, _) in active {
-        if let Some(d) = sides[i].driver.as_ref().filter(|d| d.restarts()) {
-            d.stop().await;
-            procs.extend(side_processes(stack, sides[i].side).0);
-            names.push(sides[i].side.name());
-        }
-    }
-    if procs.is_empty() {
-        return;
-    }
-    let started = std::time::Instant::now();
-    while started.elapsed() < COOL_DOWN_MAX {
-        let sampler = Sampler::start(&procs);
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        let (usage, _) = sampler.finish();
-        if usage.iter().all(|p| p.cpu_percent < IDLE_CPU_PERCENT) {
-            break;
-        }
-    }
+/// Spawn rates of the single server and of the group, announced with the objective.
+fn spawn_rates(ctx: &Ctx<'_>, replicas: u16) -> [f64; 2] {
+    let budget = ctx.stack.budget_applied.cores();
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+    let per_replica = spawn_rate_per_replica(ctx.args, budget, cores);
+    let rates = [
+        per_replica,
+        // Without budgets the replicas share the host: the group may not log
+        // users in faster than the single server, which has every core too.
+        per_replica
+            * if budget.is_some() {
+                f64::from(replicas)
+            } else {
+                1.0
+            },
+    ];
     println!(
-        "lab: window {window}: {} restarts after a broken step: users stopped, servers idle after {:.1} s",
-        names.join(" and "),
-        started.elapsed().as_secs_f64()
+        "lab: objective: {}; each step ramps (new users join at {:.0}/s on one replica, {:.0}/s on the group, and log in), warms up ≥ {}, then measures {}; a request unanswered after {} counts as failed",
+        ctx.slo.describe(),
+        rates[0],
+        rates[1],
+        humantime::format_duration(ctx.args.warmup),
+        humantime::format_duration(ctx.args.step_duration),
+        humantime::format_duration(ctx.timeout),
     );
+    rates
 }
 
-/// One measurement window: ramps and warms up every active side, measures
-/// them together, and records each side's step.
-#[allow(clippy::too_many_arguments)]
-async fn run_window(
-    window: u32,
-    stack: &Stack,
-    probe: &Probe,
-    sides: &mut [SideRun; 2],
-    active: &[(usize, u32)],
+/// Runs `--repeat` comparisons, each side's search in the same windows as
+/// the other's when budgets keep them apart. Returns every repeat's two
+/// searches and whether a signal cut the last one short.
+async fn run_repeats(
+    ctx: &mut Ctx<'_>,
     args: &CompareArgs,
-    slo: &Slo,
-    unit: &str,
-) -> Result<(), Error> {
-    let plan: Vec<String> = active
-        .iter()
-        .map(|&(i, l)| {
-            let s = &sides[i];
-            format!(
-                "{} step {} ({l} {unit})",
-                s.side.name(),
-                s.records.len() + 1
-            )
+    stop: &mut Interrupt,
+) -> Result<(Vec<[SideRun; 2]>, bool), Error> {
+    let rates = spawn_rates(ctx, args.stack.replicas);
+    // Without budgets the sides would compete for the same cores (and the
+    // group, with more processes, would win): one after the other.
+    let together = ctx.stack.budget_applied.cores().is_some();
+    let k = args.search.repeat;
+    let mut out: Vec<[SideRun; 2]> = Vec::new();
+    for i in 0..k {
+        if k > 1 {
+            println!("lab: repeat {} of {k}", i + 1);
+        }
+        let [t1, t2] = targets(ctx.stack)?;
+        // With budgets the group starts at N × the single server's first
+        // load: N budgeted replicas take about N times its load, so the
+        // group's search skips the steps far below its capacity and both
+        // searches end in about the same number of windows.
+        let group_start = if together {
+            ctx.args
+                .start_load
+                .saturating_mul(u32::from(args.stack.replicas))
+        } else {
+            ctx.args.start_load
+        };
+        let mut sides = [
+            ctx.side(t1, rates[0], ctx.args.start_load),
+            ctx.side(t2, rates[1], group_start),
+        ];
+        // Later repeats are expected to take as many windows as this one so far.
+        let per_repeat = ctx
+            .windows_done
+            .checked_div(i)
+            .unwrap_or_else(|| campaign::windows_left(&sides, together));
+        let later = per_repeat * (k - i - 1);
+        let interrupted = campaign::run_searches(ctx, &mut sides, together, later, stop).await?;
+        out.push(sides);
+        if interrupted {
+            return Ok((out, true));
+        }
+    }
+    Ok((out, false))
+}
+
+/// Every repeat's results, the repeat at the median speed-up in detail,
+/// and its loadgen files written.
+fn summarise(
+    args: &CompareArgs,
+    stack: &Stack,
+    shape: &LoginShape,
+    repeats: Vec<[SideRun; 2]>,
+    interrupted: bool,
+    run_dir: &Path,
+) -> Result<LabReport, Error> {
+    let (_, _, unit) = campaign::objective(&args.search)?;
+    let budget = stack.budget_applied.cores();
+    if interrupted {
+        let last = repeats
+            .last()
+            .map_or([0, 0], |r| [r[0].records.len(), r[1].records.len()]);
+        println!(
+            "\nlab: interrupted; reporting the {} finished step(s) of the single server and {} of the group",
+            last[0], last[1]
+        );
+    }
+    let n = repeats.len();
+    let mut results: Vec<([RunResult; 2], [Vec<RunReport>; 2])> = repeats
+        .into_iter()
+        .enumerate()
+        .map(|(i, [s, g])| {
+            let cut = interrupted && i + 1 == n;
+            let rs = [&s, &g].map(|x| run_result(x, &args.search, budget, shape, cut, unit));
+            (rs, [s.reports, g.reports])
         })
         .collect();
-    println!(
-        "lab: window {window}: {}; ramping and warming up…",
-        plan.join(", "),
-    );
-    cool_down(window, stack, sides, active).await;
-    let mut ramp = Duration::ZERO;
-    for &(i, l) in active {
-        let s = &mut sides[i];
-        if let Some(d) = s.driver.as_mut() {
-            ramp = ramp.max(d.ramp_estimate(d.ramp_from(), l));
-            d.set_load(l).await?;
-        }
-        s.load = l;
-    }
-    let drivers: Vec<&Driver> = active
+    let figures: Vec<RepeatFigures> = results
         .iter()
-        .filter_map(|&(i, _)| sides[i].driver.as_ref())
+        .map(|([s, g], _)| RepeatFigures::of(s, g, args.stack.replicas))
         .collect();
-    let warmup = load::settle(&drivers, slo, ramp, args.warmup, args.settle_max).await;
-    println!(
-        "lab: window {window}: settled after {warmup:.0} s; measuring {}…",
-        humantime::format_duration(args.step_duration)
-    );
-    let (mut recs, reps) = measure_window(stack, probe, sides, active, args, warmup).await?;
-    for ((i, load), (mut rec, rep)) in active.iter().copied().zip(recs.drain(..).zip(reps)) {
-        let s = &mut sides[i];
-        rec.number = s.records.len() as u32 + 1;
-        rec.load = load;
-        let verdict = slo.check(
-            rec.summary.requests,
-            rec.summary.fail_ratio,
-            rec.summary.p95_ms,
-        );
-        let verdict = verdict.and_then(|()| dropped_check(&rec.summary, load, slo));
-        rec.kept = verdict.is_ok();
-        rec.verdict = verdict.err().unwrap_or_default();
-        s.search.record(load, rec.kept);
-        if !rec.kept {
-            if let Some(d) = s.driver.as_mut() {
-                d.start_afresh();
-            }
+    let pick = RepeatFigures::median_index(&figures);
+    let ([single, group], reports) = results.swap_remove(pick);
+    // Loadgen's own files (JSON + Locust CSVs) for the step at capacity of each run.
+    let mut files = Vec::new();
+    for (r, reps) in [&single, &group].into_iter().zip(&reports) {
+        let idx = r
+            .capacity_step
+            .and_then(|n| r.steps.iter().position(|s| s.number == n))
+            .or_else(|| r.steps.len().checked_sub(1));
+        if let Some(rep) = idx.and_then(|k| reps.get(k)) {
+            files.extend(write_loadgen_files(rep, run_dir, &r.name)?);
         }
-        println!("{}", progress_line(s.side, &rec, args.max_steps, unit, slo));
-        s.records.push(rec);
-        s.reports.push(rep);
     }
-    Ok(())
+    let mut report = build_report(args, stack, single, group, unit);
+    report.explained = explain(&report, shape);
+    report.spread = SpeedupSpread::of(&figures);
+    report.repeats = figures;
+    report.repeat_shown = (n > 1).then_some(pick as u32 + 1);
+    report.interrupted = interrupted;
+    report.files = files;
+    Ok(report)
 }
 
 /// A side's result: its capacity (a lower bound if it never broke the
 /// objective), why its search stopped, and the diagnosis of its limiting step.
 fn run_result(
     s: &SideRun,
-    stack: &Stack,
-    args: &CompareArgs,
+    args: &SearchArgs,
     budget: Option<f64>,
     shape: &LoginShape,
     interrupted: bool,
@@ -440,15 +340,8 @@ fn run_result(
     });
     let lower_bound = search.broken_at().is_none();
     let mut r = RunResult {
-        name: s.side.name().into(),
-        target: match s.side {
-            Side::Single => stack
-                .single
-                .as_ref()
-                .map(|s| format!("http://{}", s.addr))
-                .unwrap_or_default(),
-            Side::Group => stack.balancer_url(),
-        },
+        name: s.target.name.clone(),
+        target: s.target.host.clone(),
         steps: s.records.clone(),
         capacity_step,
         broken_at: search.broken_at(),
@@ -469,167 +362,26 @@ fn run_result(
     r
 }
 
-/// Open model: arrivals dropped for want of a free virtual user are load the
-/// server did not take; above the failure budget they break the objective.
-fn dropped_check(s: &StepSummary, load: u32, slo: &Slo) -> Result<(), String> {
-    let offered = f64::from(load) * s.seconds;
-    if s.dropped_iterations > 0 && offered > 0.0 {
-        let r = s.dropped_iterations as f64 / offered;
-        if r > slo.max_fail_ratio {
-            return Err(format!(
-                "{:.1}% of arrivals dropped (every virtual user busy)",
-                r * 100.0
-            ));
+/// Per side, where the replicas' CPU goes by request class; then the gap
+/// between the group and N × one replica, cause by cause.
+fn explain(r: &LabReport, shape: &LoginShape) -> Vec<String> {
+    let mut out = Vec::new();
+    for run in [&r.single, &r.group] {
+        let costs = crate::explain::route_costs(&run.steps, shape);
+        match costs.and_then(|c| crate::explain::cost_sentence(&c, run.steps.len())) {
+            Some(t) => out.push(format!("{}: {t}", run.name)),
+            None => out.push(format!(
+                "{}: per-route CPU not separable (too few steps, or the same mix of logins in each)",
+                run.name
+            )),
         }
     }
-    Ok(())
-}
-
-/// `(name, pid)` of a side's processes and the cgroup ids of its replicas.
-type SideProcesses = (Vec<(String, u32)>, Vec<String>);
-
-/// Processes of one side: its replicas (and the balancer for the group).
-fn side_processes(stack: &Stack, side: Side) -> SideProcesses {
-    match side {
-        Side::Single => stack
-            .single
-            .iter()
-            .map(|s| ((format!("replica {}", s.id), s.guard.pid()), s.id.clone()))
-            .unzip(),
-        Side::Group => {
-            let (mut p, ids): (Vec<_>, Vec<_>) = stack
-                .replicas
-                .iter()
-                .map(|r| ((format!("replica {}", r.id), r.guard.pid()), r.id.clone()))
-                .unzip();
-            p.push(("balancer".into(), stack.balancer.guard.pid()));
-            (p, ids)
-        }
-    }
-}
-
-/// Measures one window on every active side at once: resets their figures,
-/// waits `--step-duration`, and reads loadgen, `/proc`, the cgroups and the
-/// balancer over exactly that window.
-async fn measure_window(
-    stack: &Stack,
-    probe: &Probe,
-    sides: &mut [SideRun; 2],
-    active: &[(usize, u32)],
-    args: &CompareArgs,
-    warmup_s: f64,
-) -> Result<(Vec<StepRecord>, Vec<RunReport>), Error> {
-    let per_side: Vec<SideProcesses> = active
-        .iter()
-        .map(|&(i, _)| side_processes(stack, sides[i].side))
-        .collect();
-    // Every lab process, idle or not: what the host used beyond them is noise.
-    let mut all = stack.processes();
-    all.push((LOADGEN.to_string(), std::process::id()));
-    let group_active = active.iter().any(|&(i, _)| sides[i].side == Side::Group);
-    let status_before = if group_active {
-        Some(probe.balancer_status(&stack.status_url()).await?)
-    } else {
-        None
-    };
-    let throttle_before: Vec<Vec<_>> = per_side
-        .iter()
-        .map(|(_, ids)| {
-            ids.iter()
-                .map(|id| stack.cgroups.as_ref().and_then(|g| g.throttle(id)))
-                .collect()
-        })
-        .collect();
-    for &(i, _) in active {
-        if let Some(d) = sides[i].driver.as_mut() {
-            d.open_window();
-        }
-    }
-    let sampler = Sampler::start(&all);
-    tokio::time::sleep(args.step_duration).await;
-    let reps: Vec<RunReport> = active
-        .iter()
-        .filter_map(|&(i, _)| sides[i].driver.as_ref().map(Driver::window_report))
-        .collect();
-    let (processes, host_usage) = sampler.finish();
-    let lab_cpu_percent: f64 = processes.iter().map(|p| p.cpu_percent).sum();
-    let status_after = if group_active {
-        Some(probe.balancer_status(&stack.status_url()).await?)
-    } else {
-        None
-    };
-    let mut recs = Vec::new();
-    for (k, &(i, load)) in active.iter().enumerate() {
-        let side = sides[i].side;
-        let (procs, ids) = &per_side[k];
-        let throttled = ids
-            .iter()
-            .zip(&throttle_before[k])
-            .filter_map(|(id, before)| {
-                let after = stack.cgroups.as_ref()?.throttle(id)?;
-                Some((id.clone(), StepRecord::throttle_ratio((*before)?, after)))
-            })
-            .collect();
-        let mine: Vec<_> = processes
-            .iter()
-            .filter(|p| {
-                p.name == LOADGEN || procs.iter().any(|(n, pid)| *n == p.name && *pid == p.pid)
-            })
-            .cloned()
-            .collect();
-        let shares = match (side, &status_before, &status_after) {
-            (Side::Group, Some(b), Some(a)) => {
-                let mut d = ShareDelta::between(b, a);
-                d.name_replicas(|addr| stack.replica_id(addr));
-                Some(d)
-            }
-            _ => None,
-        };
-        recs.push(StepRecord {
-            number: 0,
-            load,
-            summary: reps
-                .get(k)
-                .map(StepSummary::from_report)
-                .unwrap_or_default(),
-            kept: false,
-            verdict: String::new(),
-            warmup_s,
-            processes: mine,
-            lab_cpu_percent,
-            host: host_usage,
-            throttled,
-            shares,
-        });
-    }
-    Ok((recs, reps))
-}
-
-/// `[single] step 3/9: 40 users … 118 req/s, p95 41 ms, 0.00% failed → kept`.
-pub fn progress_line(
-    side: Side,
-    rec: &StepRecord,
-    max_steps: u32,
-    unit: &str,
-    slo: &Slo,
-) -> String {
-    let s = &rec.summary;
-    let outcome = if rec.kept {
-        "kept the objective".to_string()
-    } else {
-        format!("broke it: {}", rec.verdict)
-    };
-    format!(
-        "[{:<6}] step {}/{}: {:>5} {unit} … {:>7.1} req/s, p95 {:>6.0} ms, {:>6} failed ({} timeouts) → {outcome}",
-        side.name(),
-        rec.number,
-        max_steps,
-        rec.load,
-        s.rps,
-        s.p95_ms,
-        slo.failed_percent(s.fail_ratio),
-        s.timeouts,
-    )
+    out.extend(crate::explain::gap_notes(
+        r.single.capacity(),
+        r.group.capacity(),
+        r.replicas,
+    ));
+    out
 }
 
 fn write_loadgen_files(rep: &RunReport, dir: &Path, name: &str) -> Result<Vec<String>, Error> {
@@ -650,16 +402,17 @@ fn write_loadgen_files(rep: &RunReport, dir: &Path, name: &str) -> Result<Vec<St
 fn build_report(
     args: &CompareArgs,
     stack: &Stack,
-    started: String,
     single: RunResult,
     group: RunResult,
-    slo: Slo,
     unit: &str,
 ) -> LabReport {
+    let slo = campaign::objective(&args.search)
+        .map(|o| o.0)
+        .unwrap_or_default();
     let speedup = Speedup::of(&single, &group, args.stack.replicas);
     let conclusion = conclusion(&single, &group, &speedup, args.stack.replicas, unit, stack);
     LabReport {
-        started,
+        started: String::new(),
         command: std::env::args().collect::<Vec<_>>().join(" "),
         replicas: args.stack.replicas,
         algorithm: args.stack.algorithm.clone(),
@@ -671,20 +424,25 @@ fn build_report(
             .map(|n| n.get())
             .unwrap_or(1),
         slo,
-        model: match args.model {
+        model: match args.search.model {
             LoadModel::Closed => "closed".into(),
             LoadModel::Open => "open".into(),
         },
         load_unit: unit.to_string(),
-        scenario: args.scenario.clone(),
-        step_seconds: args.step_duration.as_secs_f64(),
+        scenario: args.search.scenario.clone(),
+        step_seconds: args.search.step_duration.as_secs_f64(),
         single,
         group,
         speedup: speedup.load,
         rps_speedup: speedup.rps,
+        goodput_speedup: speedup.goodput,
+        repeats: Vec::new(),
+        spread: SpeedupSpread::default(),
+        repeat_shown: None,
         efficiency: speedup.efficiency,
         speedup_bound: speedup.bound,
         interrupted: false,
+        explained: Vec::new(),
         conclusion,
         files: Vec::new(),
     }

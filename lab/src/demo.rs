@@ -103,6 +103,49 @@ fn cells(name: impl std::fmt::Display, s: &StepSummary) -> Vec<String> {
     ]
 }
 
+/// How a step's requests ended, for chapter 5: counting fast refusals as
+/// throughput hides its lesson (a shed request is not work done).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Outcomes {
+    /// Successful requests per second.
+    pub goodput: f64,
+    /// Requests refused at once with 503 (the balancer's limit or queue timeout).
+    pub refused_fast: u64,
+    /// Every other failure: timeouts, 5xx other than 503, 401s after failed
+    /// logins, connection errors; requests that cost a user time.
+    pub failed_slowly: u64,
+}
+
+impl Outcomes {
+    pub(crate) fn of(s: &StepSummary) -> Outcomes {
+        let refused_fast = s
+            .status_codes
+            .get(&503)
+            .copied()
+            .unwrap_or(0)
+            .min(s.failures);
+        Outcomes {
+            goodput: s.goodput(),
+            refused_fast,
+            failed_slowly: s.failures - refused_fast,
+        }
+    }
+}
+
+/// Chapter 5's row: goodput first, then latency, then how requests failed.
+fn shed_cells(name: &str, s: &StepSummary) -> Vec<String> {
+    let o = Outcomes::of(s);
+    vec![
+        format!("  {name}"),
+        format!("{:.1}", o.goodput),
+        format!("{:.1}", s.rps),
+        format!("{:.0} / {:.0}", s.p50_ms, s.p95_ms),
+        format!("{}", o.refused_fast),
+        format!("{}", o.failed_slowly),
+        format!("{:.1}%", s.fail_ratio * 100.0),
+    ]
+}
+
 fn heading(n: u8, title: &str, look: &str) {
     println!("── chapter {n}: {title} ──");
     println!("what to look at: {look}");
@@ -362,10 +405,11 @@ impl Demo<'_> {
         let one = [stack.replicas[0].addr];
         let mut rows = vec![vec![
             "  balancer".to_string(),
-            "req/s".into(),
-            "p50 ms".into(),
-            "p95 ms".into(),
-            "p99 ms".into(),
+            "goodput (ok req/s)".into(),
+            "all req/s".into(),
+            "p50 / p95 ms (all answers)".into(),
+            "refused fast (503)".into(),
+            "failed slowly".into(),
             "failed".into(),
         ]];
         for (name, params, extra) in [
@@ -395,12 +439,12 @@ impl Demo<'_> {
             let (s, _) = self
                 .measure(&format!("http://{}", b.addr), users, 1, None)
                 .await?;
-            rows.push(cells(name, &s));
+            rows.push(shed_cells(name, &s));
             b.guard.stop().await;
         }
         println!("  {users} users on one replica:");
         print!("{}", table(&rows));
-        println!("why: a server past its capacity only gets slower for everyone; a limit plus a short queue keeps the accepted requests fast and tells the rest to come back later\n");
+        println!("why: a server past its capacity only gets slower for everyone; a limit plus a short queue keeps the accepted requests fast and tells the rest to come back later. Compare the goodput, not all req/s: a 503 refused at once is counted as a request but is no work done. \"Failed slowly\" are timeouts and errors a user waited for (with the queue, mostly 401s of users whose login was refused).\n");
         Ok(())
     }
 }
@@ -418,4 +462,28 @@ fn print_shares(d: &ShareDelta, loadgen_requests: u64) {
         "    balancer sent {} in total; the load generator counted {}",
         d.total, loadgen_requests
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chapter5_counts_refusals_apart_from_slow_failures() {
+        let mut s = StepSummary {
+            requests: 11_280,
+            failures: 5_189,
+            fail_ratio: 0.46,
+            rps: 2_256.0,
+            ..StepSummary::default()
+        };
+        s.status_codes.insert(200, 6_091);
+        s.status_codes.insert(503, 5_000);
+        let o = Outcomes::of(&s);
+        assert_eq!((o.refused_fast, o.failed_slowly), (5_000, 189));
+        assert!((o.goodput - 1_218.24).abs() < 1e-6);
+        let row = shed_cells("queue", &s);
+        assert_eq!(row[1], "1218.2");
+        assert_eq!(row[4], "5000");
+    }
 }

@@ -11,7 +11,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::load::{LoginShape, StepSummary};
-use crate::report::StepRecord;
+use crate::step::StepRecord;
 
 /// Name of the lab's own process in process lists (it runs the load generator).
 pub const LOADGEN: &str = "loadgen (lab)";
@@ -211,73 +211,119 @@ fn time_spent(s: &StepSummary, shape: &LoginShape) -> Option<String> {
 
 /// Diagnoses a step. `budget` is the CPU budget per replica in force (cores).
 pub fn diagnose(step: &StepRecord, budget: Option<f64>) -> Diagnosis {
-    let cpu = |pred: &dyn Fn(&str) -> bool| -> Vec<f64> {
-        step.processes
-            .iter()
-            .filter(|p| pred(&p.name))
-            .map(|p| p.cpu_percent)
-            .collect()
-    };
-    let replicas = cpu(&|n| n.starts_with("replica"));
-    let loadgen = cpu(&|n| n == LOADGEN).first().copied().unwrap_or(0.0);
-    let balancer = cpu(&|n| n == "balancer").first().copied();
-    let avg_replica = if replicas.is_empty() {
-        0.0
-    } else {
-        replicas.iter().sum::<f64>() / replicas.len() as f64
-    };
-    let throttled = if step.throttled.is_empty() {
-        0.0
-    } else {
-        step.throttled.iter().map(|t| t.1).sum::<f64>() / step.throttled.len() as f64
-    };
-    let host = step.host.cpu_percent;
-    let cores = step.host.cores.max(1);
-    let s = &step.summary;
+    let u = Usage::of(step);
+    let (bottleneck, explanation) = verdict(&u, &step.summary, budget);
+    Diagnosis {
+        bottleneck,
+        explanation,
+        evidence: evidence(&u, step, budget),
+        ..Diagnosis::default()
+    }
+}
 
+/// The CPU figures of a step the rules decide with.
+struct Usage {
+    /// Mean CPU of the replicas, % of a core.
+    avg_replica: f64,
+    /// The lab process (load generator), % of a core.
+    loadgen: f64,
+    /// The balancer, % of a core, if it took part.
+    balancer: Option<f64>,
+    /// Mean fraction of periods the budgeted replicas were throttled in.
+    throttled: f64,
+    /// Host busy %, over all cores.
+    host: f64,
+    /// Host cores.
+    cores: usize,
+    /// CPU no lab process accounts for, % of a core.
+    others: f64,
+}
+
+impl Usage {
+    fn of(step: &StepRecord) -> Usage {
+        let cpu = |pred: &dyn Fn(&str) -> bool| -> Vec<f64> {
+            step.processes
+                .iter()
+                .filter(|p| pred(&p.name))
+                .map(|p| p.cpu_percent)
+                .collect()
+        };
+        let replicas = cpu(&|n| n.starts_with("replica"));
+        let host = step.host.cpu_percent;
+        let cores = step.host.cores.max(1);
+        // Every lab process counts, the other side's too (with budgets it runs
+        // in the same window); older reports without the total fall back to
+        // this side's.
+        let this_side: f64 = step.processes.iter().map(|p| p.cpu_percent).sum();
+        let lab = step.lab_cpu_percent.max(this_side);
+        Usage {
+            avg_replica: mean(&replicas),
+            loadgen: cpu(&|n| n == LOADGEN).first().copied().unwrap_or(0.0),
+            balancer: cpu(&|n| n == "balancer").first().copied(),
+            throttled: mean(&step.throttled.iter().map(|t| t.1).collect::<Vec<_>>()),
+            host,
+            cores,
+            others: (host * cores as f64 - lab).max(0.0),
+        }
+    }
+}
+
+fn mean(v: &[f64]) -> f64 {
+    if v.is_empty() {
+        0.0
+    } else {
+        v.iter().sum::<f64>() / v.len() as f64
+    }
+}
+
+/// The figures behind the verdict, in words.
+fn evidence(u: &Usage, step: &StepRecord, budget: Option<f64>) -> Vec<String> {
+    let s = &step.summary;
     let mut evidence = vec![
         format!(
             "replicas used {:.0}% of a core each on average{}",
-            avg_replica,
+            u.avg_replica,
             budget.map_or(String::new(), |b| format!(" (budget {:.0}%)", b * 100.0))
         ),
-        format!("the load generator (this process) used {loadgen:.0}% of a core"),
-        format!("the host's {cores} cores were {host:.0}% busy"),
+        format!(
+            "the load generator (this process) used {:.0}% of a core",
+            u.loadgen
+        ),
+        format!("the host's {} cores were {:.0}% busy", u.cores, u.host),
     ];
-    if let Some(b) = balancer {
+    if let Some(b) = u.balancer {
         evidence.push(format!("the balancer used {b:.0}% of a core"));
     }
-    // CPU no lab process accounts for: other jobs on this machine. Every lab
-    // process counts, the other side's too (with budgets it runs in the same
-    // window); older reports without the total fall back to this side's.
-    let this_side: f64 = step.processes.iter().map(|p| p.cpu_percent).sum();
-    let lab = step.lab_cpu_percent.max(this_side);
-    let others = (host * cores as f64 - lab).max(0.0);
-    if others >= 30.0 {
+    if u.others >= 30.0 {
         evidence.push(format!(
-            "processes outside the lab used about {others:.0}% of a core (the host's busy time minus every lab process, both sides'): noise the lab cannot remove"
+            "processes outside the lab used about {:.0}% of a core (the host's busy time minus every lab process, both sides'): noise the lab cannot remove",
+            u.others
         ));
     }
     if !step.throttled.is_empty() {
         evidence.push(format!(
             "budgeted replicas were throttled in {:.0}% of scheduler periods",
-            throttled * 100.0
+            u.throttled * 100.0
         ));
     }
-    let post_ratio = ratio(s.post_failures, s.post_requests);
-    let get_ratio = ratio(s.get_failures, s.get_requests);
     if s.failures > 0 {
         evidence.push(format!(
             "{:.1}% of POSTs and {:.1}% of GETs failed ({} timeouts, {} answers 5xx)",
-            post_ratio * 100.0,
-            get_ratio * 100.0,
+            ratio(s.post_failures, s.post_requests) * 100.0,
+            ratio(s.get_failures, s.get_requests) * 100.0,
             s.timeouts,
             s.status_5xx
         ));
     }
+    evidence
+}
 
-    let (bottleneck, explanation) = if let Some(b) =
-        budget.filter(|b| avg_replica >= b * 100.0 * SATURATED || throttled >= 0.5)
+/// The bottleneck rules, in order (see docs/lab.md): the short name and the explanation.
+fn verdict(u: &Usage, s: &StepSummary, budget: Option<f64>) -> (String, String) {
+    let (host, cores) = (u.host, u.cores);
+    let post_ratio = ratio(s.post_failures, s.post_requests);
+    let get_ratio = ratio(s.get_failures, s.get_requests);
+    if let Some(b) = budget.filter(|b| u.avg_replica >= b * 100.0 * SATURATED || u.throttled >= 0.5)
     {
         (
             "the replicas' CPU budget".to_string(),
@@ -293,12 +339,12 @@ pub fn diagnose(step: &StepRecord, budget: Option<f64>) -> Diagnosis {
                 "host CPU (the replicas share the same {cores} cores: a balancer alone adds no capacity on one machine); every process, the load generator included, competed for the same cores"
             ),
         )
-    } else if loadgen >= 100.0 * SATURATED * 1.05 {
+    } else if u.loadgen >= 100.0 * SATURATED * 1.05 {
         (
             "the load generator itself".to_string(),
             "the load generator itself used about a core: the figures say more about the client than about the servers; run it on another machine or lower the load".to_string(),
         )
-    } else if balancer.is_some_and(|b| b >= 100.0 * SATURATED * 1.05) {
+    } else if u.balancer.is_some_and(|b| b >= 100.0 * SATURATED * 1.05) {
         (
             "the balancer".to_string(),
             "the balancer used about a core: it, not the replicas, set the pace (give it more workers or a core of its own)".to_string(),
@@ -306,7 +352,7 @@ pub fn diagnose(step: &StepRecord, budget: Option<f64>) -> Diagnosis {
     } else if host >= 90.0 {
         (
             "host CPU".to_string(),
-            if others >= 50.0 {
+            if u.others >= 50.0 {
                 format!("host CPU: all {cores} cores were busy, largely with processes outside the lab; rerun on a quieter machine")
             } else {
                 format!("host CPU: all {cores} cores were busy, so the replicas, the balancer and the load generator slowed each other down")
@@ -330,12 +376,6 @@ pub fn diagnose(step: &StepRecord, budget: Option<f64>) -> Diagnosis {
             "waiting, not CPU".to_string(),
             "no resource the lab measures was saturated: latency grew from waiting (connection limits, queues, locks or I/O); see the failures and per-endpoint figures".to_string(),
         )
-    };
-    Diagnosis {
-        bottleneck,
-        explanation,
-        evidence,
-        ..Diagnosis::default()
     }
 }
 

@@ -5,33 +5,45 @@
 //! load generator runs in this process through [`loadgen::run_test`], which
 //! makes its CPU use this process's CPU use.
 //!
-//! Module map:
-//! - [`cli`]: the command line (`compare`, `up`, `demo`, hidden roles);
-//! - [`process`]: child processes in their own process group, stopped on drop;
-//! - [`cgroup`]: CPU budgets per replica (cgroup v1 or v2 quotas);
-//! - [`procstat`]: CPU% and memory from `/proc`;
-//! - [`status`]: the balancer's `/status` document and HTTP probes;
-//! - [`stack`]: N replicas sharing one seeded SQLite file + the balancer;
-//! - [`load`]: the bridge to `loadgen` (plans and step summaries);
-//! - [`capacity`]: stepping the load up until the objective breaks;
-//! - [`compare`], [`up`], [`demo`]: the three commands;
-//! - [`diagnosis`]: the bottleneck in plain words;
-//! - [`report`]: terminal table, HTML and JSON output.
+//! Module map (every module is crate-private: the binary needs only
+//! [`Cli`], [`run`], [`runtime_workers`] and [`Error`]):
+//! - `cli`: the command line (`compare`, `scale`, `up`, `demo`, hidden roles);
+//! - `process`: child processes in their own process group, stopped on drop;
+//! - `cgroup`: CPU budgets per replica (cgroup v1 or v2 quotas);
+//! - `procstat`: CPU% and memory from `/proc`;
+//! - `status`: the balancer's `/status` document and HTTP probes;
+//! - `stack`: N replicas sharing one seeded SQLite file + the balancer;
+//! - `load`: the bridge to `loadgen` (plans and step summaries);
+//! - `capacity`: stepping the load up until the objective breaks;
+//! - `step`: one measured step, read by the search, diagnosis and reports;
+//! - `spread`, `usl`, `progress`: medians over repeats, the scalability fit,
+//!   the time-left estimate;
+//! - `campaign`: capacity searches on one stack, window by window;
+//! - `compare`, `scale`, `up`, `demo`: the commands;
+//! - `diagnosis`: the bottleneck in plain words;
+//! - `report`: terminal table, HTML and JSON output.
 
-pub mod capacity;
-pub mod cgroup;
+mod campaign;
+mod capacity;
+mod cgroup;
 pub mod cli;
-pub mod compare;
-pub mod demo;
-pub mod diagnosis;
+mod compare;
+mod demo;
+mod diagnosis;
 mod error;
-pub mod load;
-pub mod process;
-pub mod procstat;
-pub mod report;
-pub mod stack;
-pub mod status;
-pub mod up;
+mod explain;
+mod load;
+mod process;
+mod procstat;
+mod progress;
+mod report;
+mod scale;
+mod spread;
+mod stack;
+mod status;
+mod step;
+mod up;
+mod usl;
 
 use std::future::Future;
 
@@ -55,6 +67,8 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
         Command::Compare(args) => compare::run(args).await,
         Command::Up(args) => up::run(args).await,
         Command::Demo(args) => until_signal(demo::run(args)).await,
+        // scale, as compare, reports what it measured before a signal.
+        Command::Scale(args) => scale::run(args).await,
     }
 }
 
@@ -115,7 +129,7 @@ fn parse_role<C: Parser>(name: &str, args: Vec<String>) -> Result<Option<C>, Err
 
 /// Runs `f` until it finishes or SIGINT/SIGTERM arrives; on a signal, `f` is
 /// dropped (tearing down everything it owns) and [`Error::Interrupted`] returned.
-pub async fn until_signal<T>(f: impl Future<Output = Result<T, Error>>) -> Result<T, Error> {
+pub(crate) async fn until_signal<T>(f: impl Future<Output = Result<T, Error>>) -> Result<T, Error> {
     let mut stop = Interrupt::install()?;
     tokio::select! {
         r = f => r,
@@ -125,14 +139,14 @@ pub async fn until_signal<T>(f: impl Future<Output = Result<T, Error>>) -> Resul
 
 /// Ctrl-C (SIGINT) and SIGTERM, caught: once installed, they no longer end
 /// the process but wake [`Interrupt::recv`].
-pub struct Interrupt {
+pub(crate) struct Interrupt {
     int: tokio::signal::unix::Signal,
     term: tokio::signal::unix::Signal,
 }
 
 impl Interrupt {
     /// Catches SIGINT and SIGTERM from now on.
-    pub fn install() -> Result<Interrupt, Error> {
+    pub(crate) fn install() -> Result<Interrupt, Error> {
         use tokio::signal::unix::{signal, SignalKind};
         Ok(Interrupt {
             int: signal(SignalKind::interrupt()).map_err(|e| Error::io("SIGINT handler", e))?,
@@ -141,7 +155,7 @@ impl Interrupt {
     }
 
     /// Waits for the next SIGINT or SIGTERM.
-    pub async fn recv(&mut self) {
+    pub(crate) async fn recv(&mut self) {
         tokio::select! {
             _ = self.int.recv() => {}
             _ = self.term.recv() => {}

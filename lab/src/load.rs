@@ -65,30 +65,6 @@ pub fn scenario(name_or_path: &str) -> Result<Scenario, Error> {
     loadgen::scenario::file::load(path).map_err(|e| Error::Usage(format!("{name_or_path}: {e}")))
 }
 
-/// A plan for one step: `load` users (closed) or iterations/s (open) against
-/// `host` for `duration`, everyone started within the first second or so.
-pub fn step_plan(
-    host: &str,
-    scenario: &Scenario,
-    model: LoadModel,
-    load: u32,
-    duration: Duration,
-) -> TestPlan {
-    let mut plan = TestPlan::new(host, scenario.clone());
-    plan.run_time = Some(duration);
-    plan.timeout = REQUEST_TIMEOUT;
-    plan.stop_timeout = Duration::from_secs(2);
-    match model {
-        LoadModel::Closed => {
-            plan.users = load.max(1);
-            // Start everyone within ~1 s (but not all in the same instant).
-            plan.spawn_rate = f64::from(load.max(1)).max(1.0);
-        }
-        LoadModel::Open => plan.arrival = Some(arrival(load)),
-    }
-    plan
-}
-
 /// `load` iterations a second (at least one), with room for 20 iterations
 /// in flight per unit of load (50 to 20 000) when answers slow down.
 fn arrival(load: u32) -> Arrival {
@@ -229,11 +205,6 @@ impl Driver {
         self.controller.report()
     }
 
-    /// Seconds between the start of the ramp and now.
-    pub fn since_ramp(&self) -> Duration {
-        self.ramp_started.elapsed()
-    }
-
     /// Stops the users and waits until they are gone.
     pub async fn stop(&self) {
         self.controller.stop();
@@ -305,11 +276,6 @@ fn base_plan(cfg: &DriverConfig, load: u32) -> TestPlan {
         LoadModel::Open => plan.arrival = Some(arrival(load)),
     }
     plan
-}
-
-/// Runs one plan in this process.
-pub async fn run(plan: TestPlan) -> Result<RunReport, Error> {
-    Ok(loadgen::run_test(plan).await?)
 }
 
 /// One second of a step.
@@ -533,6 +499,12 @@ pub struct StepSummary {
 }
 
 impl StepSummary {
+    /// Successful requests per second: the capacity figure that does not
+    /// count fast refusals (503s, 401s) as work done.
+    pub fn goodput(&self) -> f64 {
+        self.rps * (1.0 - self.fail_ratio).clamp(0.0, 1.0)
+    }
+
     /// Boils a loadgen report down.
     pub fn from_report(r: &RunReport) -> StepSummary {
         let mut s = StepSummary {
@@ -628,5 +600,24 @@ impl StepSummary {
             })
             .collect();
         s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn goodput_leaves_failures_out() {
+        let s = StepSummary {
+            requests: 2_000,
+            failures: 920,
+            fail_ratio: 0.46,
+            rps: 2_256.0,
+            ..StepSummary::default()
+        };
+        // Chapter 5's case: 2,256 req/s with 46% failed is 1,218 good requests/s.
+        assert!((s.goodput() - 1_218.24).abs() < 1e-6);
+        assert_eq!(StepSummary::default().goodput(), 0.0);
     }
 }

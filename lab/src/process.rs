@@ -190,24 +190,6 @@ impl ChildGuard {
         self.pid
     }
 
-    /// The child's human name.
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
-    /// Its log file.
-    pub fn log(&self) -> &Path {
-        &self.log
-    }
-
-    /// Whether it is still running.
-    pub fn is_running(&mut self) -> bool {
-        match self.child.as_mut() {
-            Some(c) => matches!(c.try_wait(), Ok(None)),
-            None => false,
-        }
-    }
-
     /// Kills the process group at once (SIGKILL), e.g. to simulate a crash.
     pub async fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {

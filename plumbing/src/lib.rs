@@ -12,6 +12,7 @@ pub mod html;
 pub mod http1;
 pub mod log;
 pub mod signal;
+pub mod svg;
 
 pub use args::parse_or_exit;
 pub use log::{colour_enabled, init_tracing};

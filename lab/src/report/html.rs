@@ -8,119 +8,7 @@ use super::terminal::NOT_MONOTONIC;
 use super::{speedup_text, LabReport, RunResult};
 
 pub use plumbing::html::escape as esc;
-
-/// One line of a chart.
-pub struct Series<'a> {
-    /// Legend.
-    pub name: &'a str,
-    /// CSS colour.
-    pub color: &'a str,
-    /// `(x, y)` points.
-    pub points: Vec<(f64, f64)>,
-}
-
-/// The scales of a chart, shared by both sides so that two charts side by
-/// side can be compared by eye, and the marks where each step's window opens.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Axes {
-    /// Right end of the x axis (seconds measured).
-    pub xmax: f64,
-    /// Top of the y axis (already rounded with [`nice_max`]).
-    pub ymax: f64,
-    /// `(x, step number, tooltip, broke the objective)` of each step's start.
-    pub marks: Vec<(f64, u32, String, bool)>,
-}
-
-/// An SVG line chart with axes, time ticks, step marks and a legend.
-pub fn line_chart(title: &str, y_label: &str, series: &[Series<'_>], axes: &Axes) -> String {
-    let (w, h, l, r, t, b) = (460.0, 238.0, 52.0, 10.0, 34.0, 40.0);
-    let xmax = axes.xmax.max(1.0);
-    let ymax = if axes.ymax > 0.0 { axes.ymax } else { 1.0 };
-    let px = |x: f64| l + x / xmax * (w - l - r);
-    let py = |y: f64| h - b - y / ymax * (h - t - b);
-    let mut o = String::new();
-    let _ = write!(
-        o,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {w} {h}" class="chart" role="img" aria-label="{0}"><text x="{l}" y="16" class="title">{0}</text>"#,
-        esc(title)
-    );
-    for i in 0..=4 {
-        let y = ymax * f64::from(i) / 4.0;
-        let _ = write!(
-            o,
-            r##"<line x1="{l}" x2="{0}" y1="{1:.1}" y2="{1:.1}" stroke="#ddd"/><text x="{2}" y="{3:.1}" class="tick" text-anchor="end">{4}</text>"##,
-            w - r,
-            py(y),
-            l - 4.0,
-            py(y) + 3.0,
-            fmt_num(y)
-        );
-    }
-    let every = time_tick(xmax);
-    let mut x = 0.0;
-    while x <= xmax + 1e-9 {
-        let _ = write!(
-            o,
-            r##"<line x1="{0:.1}" x2="{0:.1}" y1="{1:.1}" y2="{2:.1}" stroke="#888"/><text x="{0:.1}" y="{3:.1}" class="tick xtick" text-anchor="middle">{4:.0} s</text>"##,
-            px(x),
-            h - b,
-            h - b + 4.0,
-            h - b + 14.0,
-            x
-        );
-        x += every;
-    }
-    for (x, n, tip, broke) in &axes.marks {
-        let color = if *broke { "#c44" } else { "#999" };
-        let _ = write!(
-            o,
-            r##"<g class="mark"><title>{tip}</title><line x1="{0:.1}" x2="{0:.1}" y1="{1:.1}" y2="{2:.1}" stroke="{color}" stroke-dasharray="3 3"/><text x="{3:.1}" y="{4:.1}" class="tick" fill="{color}">{n}</text></g>"##,
-            px(*x),
-            t - 8.0,
-            h - b,
-            px(*x) + 2.0,
-            t - 2.0,
-            tip = esc(tip),
-        );
-    }
-    let _ = write!(
-        o,
-        r#"<text x="{}" y="{}" class="tick" text-anchor="end">seconds measured (ramps and warm-ups left out); dashed: step n begins</text><text x="4" y="16" class="tick">{}</text>"#,
-        w - r,
-        h - 6.0,
-        esc(y_label)
-    );
-    for (k, s) in series.iter().enumerate() {
-        if s.points.is_empty() {
-            continue;
-        }
-        let pts: Vec<String> = s
-            .points
-            .iter()
-            .map(|(x, y)| format!("{:.1},{:.1}", px(*x), py(y.min(ymax))))
-            .collect();
-        let _ = write!(
-            o,
-            r#"<polyline fill="none" stroke="{}" stroke-width="1.6" points="{}"/><text x="{}" y="{}" class="legend" fill="{}">{}</text>"#,
-            s.color,
-            pts.join(" "),
-            l + 8.0 + 90.0 * k as f64,
-            t + 12.0,
-            s.color,
-            esc(s.name)
-        );
-    }
-    o.push_str("</svg>");
-    o
-}
-
-/// Seconds between two time ticks: at most about six ticks on the axis.
-fn time_tick(xmax: f64) -> f64 {
-    [1.0, 2.0, 5.0, 10.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0]
-        .into_iter()
-        .find(|s| xmax / s <= 6.0)
-        .unwrap_or(1200.0)
-}
+use plumbing::svg::{nice_max, LineChart, Mark, Series};
 
 /// Horizontal bars: `(label, value, text)`, scaled to `max`.
 pub fn bars(title: &str, items: &[(String, f64, String)], max: f64) -> String {
@@ -154,35 +42,11 @@ pub fn bars(title: &str, items: &[(String, f64, String)], max: f64) -> String {
     o
 }
 
-/// The smallest of 1, 2, 2.5, 5 × a power of ten at or above `v`.
-pub fn nice_max(v: f64) -> f64 {
-    if v <= 0.0 || !v.is_finite() {
-        return 1.0;
-    }
-    let mag = 10f64.powf(v.log10().floor());
-    for m in [1.0, 2.0, 2.5, 5.0, 10.0] {
-        if v <= m * mag {
-            return m * mag;
-        }
-    }
-    10.0 * mag
-}
-
 /// `at 80 users` → `At 80 users`.
 fn capitalized(s: &str) -> String {
     let mut c = s.chars();
     c.next()
         .map_or(String::new(), |f| f.to_uppercase().chain(c).collect())
-}
-
-fn fmt_num(v: f64) -> String {
-    if v >= 100.0 || v.fract() == 0.0 {
-        format!("{v:.0}")
-    } else if v >= 10.0 {
-        format!("{v:.1}")
-    } else {
-        format!("{v:.2}")
-    }
 }
 
 /// The run's history as one series: x = seconds measured (ramps and
@@ -201,14 +65,14 @@ fn run_series(run: &RunResult, f: impl Fn(&crate::load::Point) -> f64) -> Vec<(f
 }
 
 /// Where each step's window begins on [`run_series`]'s x axis.
-fn step_marks(run: &RunResult, unit: &str) -> Vec<(f64, u32, String, bool)> {
+fn step_marks(run: &RunResult, unit: &str) -> Vec<Mark> {
     let mut x = 0.0;
     let mut out = Vec::new();
     for st in &run.steps {
-        out.push((
+        out.push(Mark {
             x,
-            st.number,
-            format!(
+            label: st.number.to_string(),
+            tip: format!(
                 "step {}: {} {unit}, {}",
                 st.number,
                 st.load,
@@ -218,8 +82,8 @@ fn step_marks(run: &RunResult, unit: &str) -> Vec<(f64, u32, String, bool)> {
                     format!("broke it: {}", st.verdict)
                 }
             ),
-            !st.kept,
-        ));
+            alert: !st.kept,
+        });
         x += st.summary.history.len() as f64;
     }
     out
@@ -282,7 +146,23 @@ fn shared_scales(r: &LabReport) -> Vec<(f64, f64)> {
         .collect()
 }
 
+/// One side's column: headline, diagnosis, charts, shares, processes, steps.
 fn run_column(r: &LabReport, run: &RunResult, scales: &[(f64, f64)]) -> String {
+    let mut o = column_head(r, run);
+    o.push_str(&diagnosis_block(r, run));
+    o.push_str(&charts_block(r, run, scales));
+    o.push_str(&shares_block(r, run));
+    o.push_str(&processes_block(r, run));
+    o.push_str(&steps_table(r, run));
+    if run.failures_not_monotonic() {
+        let _ = write!(o, "<p class=\"note\">{}</p>", esc(NOT_MONOTONIC));
+    }
+    o.push_str("</section>");
+    o
+}
+
+/// The column's title, target and capacity.
+fn column_head(r: &LabReport, run: &RunResult) -> String {
     let mut o = String::new();
     let unit = r.load_unit.as_str();
     let title = match run.name.as_str() {
@@ -316,8 +196,14 @@ fn run_column(r: &LabReport, run: &RunResult, scales: &[(f64, f64)]) -> String {
         }
         None => o.push_str("<p class=\"big\">no load kept the objective</p>"),
     }
+    o
+}
+
+/// The bottleneck, its step's failures and what they say.
+fn diagnosis_block(r: &LabReport, run: &RunResult) -> String {
+    let mut o = String::new();
     let diagnosed = run.diagnosed_step();
-    let label = diagnosed.map_or(String::new(), |st| run.step_label(st, unit));
+    let label = diagnosed.map_or(String::new(), |st| run.step_label(st, &r.load_unit));
     let _ = write!(
         o,
         "<p><b>Bottleneck</b>, {}: {}</p><ul>{}</ul>",
@@ -358,24 +244,33 @@ fn run_column(r: &LabReport, run: &RunResult, scales: &[(f64, f64)]) -> String {
                 .collect::<String>()
         );
     }
+    o
+}
+
+/// The three charts of the per-second history, on the shared scales.
+fn charts_block(r: &LabReport, run: &RunResult, scales: &[(f64, f64)]) -> String {
+    let mut o = String::new();
+    let unit = r.load_unit.as_str();
     let marks = step_marks(run, unit);
     for (c, &(xmax, ymax)) in CHARTS.iter().zip(scales) {
-        let series: Vec<Series<'_>> = c
+        let series = c
             .lines
             .iter()
-            .map(|(name, color, f)| Series {
-                name,
-                color,
-                points: run_series(run, f),
-            })
+            .map(|(name, color, f)| Series::line(name, color, run_series(run, f)))
             .collect();
-        let axes = Axes {
-            xmax,
-            ymax,
-            marks: marks.clone(),
-        };
-        o.push_str(&line_chart(c.title, c.y_label, &series, &axes));
+        let mut chart = LineChart::new(c.title, c.y_label, xmax, ymax, series);
+        chart.marks = marks.clone();
+        chart.x_note =
+            "seconds measured (ramps and warm-ups left out); dashed: step n begins".into();
+        o.push_str(&chart.render());
     }
+    o
+}
+
+/// The balancer's per-replica shares at capacity (group only).
+fn shares_block(r: &LabReport, run: &RunResult) -> String {
+    let mut o = String::new();
+    let unit = r.load_unit.as_str();
     if let Some(step) = run.capacity().or_else(|| run.limiting_step()) {
         if let Some(d) = &step.shares {
             let items: Vec<(String, f64, String)> = d
@@ -402,7 +297,14 @@ fn run_column(r: &LabReport, run: &RunResult, scales: &[(f64, f64)]) -> String {
             );
         }
     }
-    if let Some(step) = diagnosed {
+    o
+}
+
+/// Process CPU of the diagnosed step.
+fn processes_block(r: &LabReport, run: &RunResult) -> String {
+    let mut o = String::new();
+    let unit = r.load_unit.as_str();
+    if let Some(step) = run.diagnosed_step() {
         let items: Vec<(String, f64, String)> = step
             .processes
             .iter()
@@ -422,15 +324,10 @@ fn run_column(r: &LabReport, run: &RunResult, scales: &[(f64, f64)]) -> String {
         let _ = write!(
             o,
             "<p class=\"ctitle\">{}, the step of the bottleneck above:</p>",
-            esc(&capitalized(&label))
+            esc(&capitalized(&run.step_label(step, unit)))
         );
         o.push_str(&bars("process CPU (% of a core)", &items, max));
     }
-    o.push_str(&steps_table(r, run));
-    if run.failures_not_monotonic() {
-        let _ = write!(o, "<p class=\"note\">{}</p>", esc(NOT_MONOTONIC));
-    }
-    o.push_str("</section>");
     o
 }
 
@@ -509,6 +406,16 @@ table.failures td{{text-align:left}} table.failures td:last-child{{text-align:ri
         esc(&speedup_text(r)),
         esc(&r.conclusion)
     );
+    if !r.explained.is_empty() {
+        let _ = write!(
+            o,
+            "<p><b>Where the CPU goes and why the group is not N × one</b> (measured):</p><ul class=\"causes\">{}</ul>",
+            r.explained
+                .iter()
+                .map(|e| format!("<li>{}</li>", esc(e)))
+                .collect::<String>()
+        );
+    }
     let scales = shared_scales(r);
     let _ = write!(
         o,
@@ -534,39 +441,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn escapes_and_scales() {
+    fn escapes() {
         assert_eq!(
             esc("<a href=\"x\">&'"),
             "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"
         );
-        assert_eq!(nice_max(0.0), 1.0);
-        assert_eq!(nice_max(73.0), 100.0);
-        assert_eq!(nice_max(120.0), 200.0);
-        let svg = line_chart(
-            "t",
-            "ms",
-            &[Series {
-                name: "a",
-                color: "#000",
-                points: vec![(1.0, 2.0), (2.0, 3.0)],
-            }],
-            &Axes {
-                xmax: 12.0,
-                ymax: 5.0,
-                marks: vec![
-                    (0.0, 1, "step 1".into(), false),
-                    (6.0, 2, "step 2".into(), true),
-                ],
-            },
-        );
-        assert!(svg.starts_with("<svg") && svg.contains("polyline") && svg.ends_with("</svg>"));
-        // Time ticks every 2 s up to 12 s, and a mark per step.
-        for t in ["0 s", "2 s", "12 s"] {
-            assert!(svg.contains(&format!(">{t}</text>")), "{t} missing: {svg}");
-        }
-        assert_eq!(svg.matches("class=\"mark\"").count(), 2);
-        assert_eq!(time_tick(12.0), 2.0);
-        assert_eq!(time_tick(200.0), 60.0);
     }
 
     /// The `aria-label`led charts of a column, in order.

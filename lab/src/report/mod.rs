@@ -7,6 +7,7 @@
 //! HTML and the Locust-style CSVs into the run folder.
 
 pub mod html;
+pub mod scale;
 pub mod terminal;
 
 use std::path::{Path, PathBuf};
@@ -14,11 +15,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::capacity::Slo;
-use crate::cgroup::Throttle;
 use crate::diagnosis::Diagnosis;
-use crate::load::StepSummary;
-use crate::procstat::{HostUsage, ProcUsage};
-use crate::status::ShareDelta;
+pub use crate::step::StepRecord;
 use crate::Error;
 
 /// The plain-words capacity model printed with every comparison.
@@ -68,8 +66,21 @@ pub struct LabReport {
     pub speedup: Option<f64>,
     /// group req/s at capacity / single req/s at capacity.
     pub rps_speedup: Option<f64>,
+    /// group goodput (successful req/s) at capacity / single goodput at capacity.
+    #[serde(default)]
+    pub goodput_speedup: Option<f64>,
     /// speedup / N.
     pub efficiency: Option<f64>,
+    /// Every repeat's figures (`--repeat K`), in the order run.
+    #[serde(default)]
+    pub repeats: Vec<RepeatFigures>,
+    /// Median and range of the speed-ups over the repeats.
+    #[serde(default)]
+    pub spread: SpeedupSpread,
+    /// Which repeat (from 1) the detailed figures come from: the one at the
+    /// median speed-up; `None` with one repeat.
+    #[serde(default)]
+    pub repeat_shown: Option<u32>,
     /// How to read the three figures above: `exact`; `at_least` when the
     /// group never broke the objective (its capacity, so the speed-up, is a
     /// lower bound); `at_most` when only the single server never broke it;
@@ -80,6 +91,10 @@ pub struct LabReport {
     /// finished before it.
     #[serde(default)]
     pub interrupted: bool,
+    /// Where the CPU per request goes (per side) and the measured causes of
+    /// the efficiency gap, each marked as an artefact of one box or not.
+    #[serde(default)]
+    pub explained: Vec<String>,
     /// The conclusion in words.
     pub conclusion: String,
     /// Files written, relative to the run folder.
@@ -194,6 +209,8 @@ pub struct Speedup {
     pub load: Option<f64>,
     /// group req/s at capacity / single req/s at capacity.
     pub rps: Option<f64>,
+    /// group goodput at capacity / single goodput at capacity.
+    pub goodput: Option<f64>,
     /// Requests/s speed-up / replicas (the load speed-up when req/s are
     /// unknown). Throughput is what replicas add; the user count can grow
     /// faster than it in a closed model, because at the group's capacity
@@ -211,7 +228,10 @@ impl Speedup {
     /// ratio to give ("1.00×, efficiency 50%" of two runs stopped at the same
     /// --max-load would read as "the balancer does not help").
     pub fn of(single: &RunResult, group: &RunResult, replicas: u16) -> Speedup {
-        let cap = |r: &RunResult| r.capacity().map(|s| (f64::from(s.load), s.summary.rps));
+        let cap = |r: &RunResult| {
+            r.capacity()
+                .map(|s| (f64::from(s.load), s.summary.rps, s.summary.goodput()))
+        };
         let bound = match (
             single.capacity_is_lower_bound,
             group.capacity_is_lower_bound,
@@ -224,22 +244,128 @@ impl Speedup {
         let none = Speedup {
             load: None,
             rps: None,
+            goodput: None,
             efficiency: None,
             bound,
         };
         match (cap(single), cap(group)) {
             _ if bound == Bound::NotMeasured => none,
-            (Some((l1, r1)), Some((ln, rn))) if l1 > 0.0 => {
+            (Some((l1, r1, g1)), Some((ln, rn, gn))) if l1 > 0.0 => {
                 let rps = (r1 > 0.0).then(|| rn / r1);
                 Speedup {
                     load: Some(ln / l1),
                     rps,
+                    goodput: (g1 > 0.0).then(|| gn / g1),
                     efficiency: Some(rps.unwrap_or(ln / l1) / f64::from(replicas.max(1))),
                     bound,
                 }
             }
             _ => none,
         }
+    }
+}
+
+/// One repeat's headline figures.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct RepeatFigures {
+    /// Single server's capacity (load).
+    pub single_load: Option<u32>,
+    /// Group's capacity (load).
+    pub group_load: Option<u32>,
+    /// Single server's goodput at capacity, successful req/s.
+    pub single_goodput: Option<f64>,
+    /// Group's goodput at capacity.
+    pub group_goodput: Option<f64>,
+    /// Load speed-up.
+    pub load_speedup: Option<f64>,
+    /// Requests/s speed-up.
+    pub rps_speedup: Option<f64>,
+    /// Goodput speed-up.
+    pub goodput_speedup: Option<f64>,
+    /// Whether the figures are exact or bounds.
+    pub bound: Bound,
+}
+
+impl RepeatFigures {
+    /// The figures of one repeat's two runs.
+    pub fn of(single: &RunResult, group: &RunResult, replicas: u16) -> RepeatFigures {
+        let sp = Speedup::of(single, group, replicas);
+        RepeatFigures {
+            single_load: single.capacity().map(|s| s.load),
+            group_load: group.capacity().map(|s| s.load),
+            single_goodput: single.capacity().map(|s| s.summary.goodput()),
+            group_goodput: group.capacity().map(|s| s.summary.goodput()),
+            load_speedup: sp.load,
+            rps_speedup: sp.rps,
+            goodput_speedup: sp.goodput,
+            bound: sp.bound,
+        }
+    }
+
+    /// The repeat to show in detail: the one whose goodput speed-up (else
+    /// load speed-up) is nearest the median; the first when none has one.
+    pub fn median_index(reps: &[RepeatFigures]) -> usize {
+        let key = |r: &RepeatFigures| r.goodput_speedup.or(r.load_speedup);
+        let values: Vec<f64> = reps.iter().filter_map(key).collect();
+        let Some(m) = crate::spread::Spread::of(&values) else {
+            return 0;
+        };
+        reps.iter()
+            .enumerate()
+            .filter_map(|(i, r)| key(r).map(|v| (i, (v - m.median).abs())))
+            .min_by(|a, b| a.1.total_cmp(&b.1))
+            .map_or(0, |(i, _)| i)
+    }
+}
+
+/// Median and range over the repeats of each speed-up and goodput.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct SpeedupSpread {
+    /// Load speed-up.
+    pub load: Option<crate::spread::Spread>,
+    /// Requests/s speed-up.
+    pub rps: Option<crate::spread::Spread>,
+    /// Goodput speed-up.
+    pub goodput: Option<crate::spread::Spread>,
+    /// Single server's goodput at capacity.
+    pub single_goodput: Option<crate::spread::Spread>,
+    /// Group's goodput at capacity.
+    pub group_goodput: Option<crate::spread::Spread>,
+}
+
+impl SpeedupSpread {
+    /// Over every repeat that has the figure.
+    pub fn of(reps: &[RepeatFigures]) -> SpeedupSpread {
+        let of = |f: fn(&RepeatFigures) -> Option<f64>| {
+            crate::spread::Spread::of(&reps.iter().filter_map(f).collect::<Vec<_>>())
+        };
+        SpeedupSpread {
+            load: of(|r| r.load_speedup),
+            rps: of(|r| r.rps_speedup),
+            goodput: of(|r| r.goodput_speedup),
+            single_goodput: of(|r| r.single_goodput),
+            group_goodput: of(|r| r.group_goodput),
+        }
+    }
+
+    /// "3.9× the goodput, 3.7–4.1 over 3 runs; 4.0× the load, …", or `None` with one run.
+    pub fn text(&self) -> Option<String> {
+        let parts: Vec<String> = [
+            (self.goodput, "the goodput"),
+            (self.rps, "the req/s"),
+            (self.load, "the load"),
+        ]
+        .iter()
+        .filter_map(|(s, what)| {
+            s.filter(|s| s.runs > 1).map(|s| {
+                format!(
+                    "{:.2}× {what}, {:.2}–{:.2} over {} runs",
+                    s.median, s.low, s.high, s.runs
+                )
+            })
+        })
+        .collect();
+        (!parts.is_empty()).then(|| parts.join("; "))
     }
 }
 
@@ -305,50 +431,6 @@ impl RunResult {
     }
 }
 
-/// One load step.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct StepRecord {
-    /// 1-based step number within the run.
-    pub number: u32,
-    /// Users or iterations/s.
-    pub load: u32,
-    /// What the load generator measured.
-    pub summary: StepSummary,
-    /// Whether the objective held.
-    pub kept: bool,
-    /// Why not, if it did not.
-    pub verdict: String,
-    /// Seconds from the start of the step's ramp to its measurement window
-    /// (ramp + warm-up; not measured).
-    #[serde(default)]
-    pub warmup_s: f64,
-    /// CPU and memory of the processes involved (replicas, balancer, load generator).
-    pub processes: Vec<ProcUsage>,
-    /// CPU of every lab process over the window (both sides' replicas, the
-    /// balancer, the load generator), % of a core: with CPU budgets the
-    /// other side runs in the same window, and it is not outside noise.
-    #[serde(default)]
-    pub lab_cpu_percent: f64,
-    /// The machine.
-    pub host: HostUsage,
-    /// Fraction of scheduler periods each budgeted replica was throttled in.
-    pub throttled: Vec<(String, f64)>,
-    /// The balancer's per-replica shares (group only).
-    pub shares: Option<ShareDelta>,
-}
-
-impl StepRecord {
-    /// Fraction of periods a replica was throttled, from two cgroup readings.
-    pub fn throttle_ratio(before: Throttle, after: Throttle) -> f64 {
-        let periods = after.periods.saturating_sub(before.periods);
-        if periods == 0 {
-            0.0
-        } else {
-            after.throttled.saturating_sub(before.throttled) as f64 / periods as f64
-        }
-    }
-}
-
 /// The speed-up figures in words, bound included: `2.00× the load, 1.70×
 /// the requests/s, scaling efficiency 100% (speed-up / 2 replicas)`, with
 /// `≥`/`≤` and the reason when a side never broke the objective.
@@ -367,6 +449,11 @@ pub fn speedup_text(r: &LabReport) -> String {
                 e * 100.0,
                 r.replicas
             );
+            if let Some(g) = r.goodput_speedup {
+                t.push_str(&format!(
+                    ", {sign}{g:.2}× the goodput (successful requests/s)"
+                ));
+            }
             match bound {
                 Bound::AtLeast => t.push_str(&format!(
                     "; a lower bound: the group never broke the objective ({})",
@@ -382,6 +469,11 @@ pub fn speedup_text(r: &LabReport) -> String {
         }
         _ => "not computable (one side never kept the objective)".to_string(),
     }
+    .to_string()
+        + &r
+            .spread
+            .text()
+            .map_or(String::new(), |t| format!("; median and range: {t}"))
 }
 
 /// Writes `report.json` and (unless `html` is false) `report.html` into `dir`;
@@ -412,7 +504,8 @@ pub fn write_all(report: &mut LabReport, dir: &Path, html: bool) -> Result<Vec<P
 pub(crate) mod fixture {
     use super::*;
     use crate::diagnosis::{diagnose_run, LOADGEN};
-    use crate::load::{FailureCount, LoginShape, Point, RouteStat};
+    use crate::load::{FailureCount, LoginShape, Point, RouteStat, StepSummary};
+    use crate::procstat::{HostUsage, ProcUsage};
     use crate::status::Share;
 
     const LOGIN: &str = "/api/v1/auth/token/";
@@ -597,9 +690,14 @@ pub(crate) mod fixture {
             group,
             speedup: sp.load,
             rps_speedup: sp.rps,
+            goodput_speedup: sp.goodput,
             efficiency: sp.efficiency,
+            repeats: Vec::new(),
+            spread: SpeedupSpread::default(),
+            repeat_shown: None,
             speedup_bound: sp.bound,
             interrupted: false,
+            explained: Vec::new(),
             conclusion: "conclusion".into(),
             files: Vec::new(),
         }
@@ -609,6 +707,34 @@ pub(crate) mod fixture {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn repeats_report_the_median_and_range_and_show_the_median_run() {
+        let fig = |g: f64| RepeatFigures {
+            goodput_speedup: Some(g),
+            rps_speedup: Some(g),
+            load_speedup: Some(g + 0.5),
+            ..RepeatFigures::default()
+        };
+        let reps = [fig(3.7), fig(4.1), fig(3.9)];
+        assert_eq!(RepeatFigures::median_index(&reps), 2);
+        let sp = SpeedupSpread::of(&reps);
+        assert_eq!(sp.goodput.unwrap().median, 3.9);
+        let t = sp.text().unwrap();
+        assert!(
+            t.starts_with("3.90× the goodput, 3.70–4.10 over 3 runs"),
+            "{t}"
+        );
+        assert!(t.contains("4.40× the load, 4.20–4.60 over 3 runs"), "{t}");
+        assert_eq!(SpeedupSpread::of(&reps[..1]).text(), None);
+        assert_eq!(RepeatFigures::median_index(&[]), 0);
+        let mut r = fixture::report(true);
+        r.spread = sp;
+        assert!(speedup_text(&r).contains("median and range: 3.90× the goodput"));
+        // Goodput of each side at capacity, from the fixture's steps.
+        let f = RepeatFigures::of(&r.single, &r.group, 2);
+        assert!(f.goodput_speedup.is_some() && f.single_goodput.unwrap() > 0.0);
+    }
 
     #[test]
     fn speedup_is_a_bound_when_a_side_never_broke() {

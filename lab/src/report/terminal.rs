@@ -53,7 +53,7 @@ fn never_cells(r: &RunResult) -> (String, String) {
     }
 }
 
-fn cap_cells(r: &RunResult, unit: &str, slo: &Slo) -> [String; 6] {
+fn cap_cells(r: &RunResult, unit: &str, slo: &Slo) -> [String; 7] {
     let broke = match (
         r.broken_at,
         r.steps.iter().filter(|x| !x.kept).min_by_key(|x| x.load),
@@ -65,6 +65,15 @@ fn cap_cells(r: &RunResult, unit: &str, slo: &Slo) -> [String; 6] {
         Some(s) => {
             let (never, not_reached) = never_cells(r);
             [
+                format!(
+                    "{}{:.1}",
+                    if r.capacity_is_lower_bound {
+                        "≥ "
+                    } else {
+                        ""
+                    },
+                    s.summary.goodput()
+                ),
                 if r.capacity_is_lower_bound {
                     format!("≥ {} {unit}", s.load)
                 } else {
@@ -85,6 +94,7 @@ fn cap_cells(r: &RunResult, unit: &str, slo: &Slo) -> [String; 6] {
             ]
         }
         None => [
+            "-".into(),
             "none: the first step already broke the objective".into(),
             "-".into(),
             "-".into(),
@@ -128,6 +138,7 @@ pub fn render(r: &LabReport) -> String {
     let s = cap_cells(&r.single, &r.load_unit, &r.slo);
     let g = cap_cells(&r.group, &r.load_unit, &r.slo);
     let labels = [
+        "goodput at capacity (successful req/s)",
         "highest load keeping the objective",
         "requests/s there",
         "p50 / p95 / p99 ms there",
@@ -145,6 +156,15 @@ pub fn render(r: &LabReport) -> String {
     }
     o.push_str(&table(&rows));
     let _ = writeln!(o, "speed-up: {}", speedup_text(r));
+    if !r.explained.is_empty() {
+        let _ = writeln!(
+            o,
+            "\nwhere the CPU goes and why the group is not N × one (measured):"
+        );
+        for e in &r.explained {
+            let _ = writeln!(o, "  - {e}");
+        }
+    }
 
     if let Some(step) = r.group.capacity().or_else(|| r.group.limiting_step()) {
         let _ = writeln!(
@@ -155,41 +175,48 @@ pub fn render(r: &LabReport) -> String {
         o.push_str(&shares_table(step));
     }
     for run in [&r.single, &r.group] {
-        let Some(step) = run.diagnosed_step() else {
-            continue;
-        };
-        let label = run.step_label(step, &r.load_unit);
-        let _ = writeln!(
-            o,
-            "\nbottleneck ({}), {label}: {}",
-            run.name, run.diagnosis.explanation
-        );
-        let _ = writeln!(o, "  processes in that step:");
-        o.push_str(&procs_table(step));
-        for e in &run.diagnosis.evidence {
-            let _ = writeln!(o, "  - {e}");
-        }
-        if !step.summary.top_failures.is_empty() {
-            let _ = writeln!(
-                o,
-                "  failures in that step ({} of {} requests; most frequent first):",
-                step.summary.failures, step.summary.requests
-            );
-            for f in &step.summary.top_failures {
-                let _ = writeln!(o, "    {f}");
-            }
-        }
-        if !run.diagnosis.causes.is_empty() {
-            let _ = writeln!(o, "  what the figures say:");
-            for c in &run.diagnosis.causes {
-                let _ = writeln!(o, "  - {c}");
-            }
-        }
+        o.push_str(&diagnosis_section(run, &r.load_unit));
     }
     if r.single.failures_not_monotonic() || r.group.failures_not_monotonic() {
         let _ = writeln!(o, "\n{NOT_MONOTONIC}");
     }
     let _ = writeln!(o, "\n{}\n", r.conclusion);
+    o
+}
+
+/// One side's bottleneck, its step's processes, evidence, failures and causes.
+fn diagnosis_section(run: &RunResult, unit: &str) -> String {
+    let mut o = String::new();
+    let Some(step) = run.diagnosed_step() else {
+        return o;
+    };
+    let label = run.step_label(step, unit);
+    let _ = writeln!(
+        o,
+        "\nbottleneck ({}), {label}: {}",
+        run.name, run.diagnosis.explanation
+    );
+    let _ = writeln!(o, "  processes in that step:");
+    o.push_str(&procs_table(step));
+    for e in &run.diagnosis.evidence {
+        let _ = writeln!(o, "  - {e}");
+    }
+    if !step.summary.top_failures.is_empty() {
+        let _ = writeln!(
+            o,
+            "  failures in that step ({} of {} requests; most frequent first):",
+            step.summary.failures, step.summary.requests
+        );
+        for f in &step.summary.top_failures {
+            let _ = writeln!(o, "    {f}");
+        }
+    }
+    if !run.diagnosis.causes.is_empty() {
+        let _ = writeln!(o, "  what the figures say:");
+        for c in &run.diagnosis.causes {
+            let _ = writeln!(o, "  - {c}");
+        }
+    }
     o
 }
 

@@ -237,9 +237,10 @@ fn compare_open_model_steps_arrival_rates() {
     let (run_dir, report) = report_in(tmp.path());
     assert_eq!(report["model"], "open");
     assert_eq!(report["load_unit"], "it/s");
-    for side in ["single", "group"] {
+    // With budgets the group of 2 starts at 2 × --start-load.
+    for (side, load) in [("single", 2), ("group", 4)] {
         let first = &report[side]["steps"][0];
-        assert_eq!(first["load"], 2);
+        assert_eq!(first["load"], load);
         // 2 iterations/s for 2 s, each a login and at least one more request.
         let requests = first["summary"]["requests"].as_u64().unwrap();
         assert!(requests >= 4, "{side}: {requests} requests");

@@ -4,5 +4,6 @@
 mod compare;
 mod demo;
 mod failures;
+mod scale;
 mod support;
 mod up;

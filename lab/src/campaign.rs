@@ -1,0 +1,453 @@
+//! Capacity searches on one started stack, window by window: the engine
+//! `lab compare` and `lab scale` share.
+//!
+//! A [`Target`] is something to load (one replica directly, or a balancer in
+//! front of N replicas) with the processes that serve it. A [`SideRun`] is
+//! one capacity search on a target: its users ([`Driver`], kept across
+//! steps), its [`Search`] and the steps recorded so far. [`run_searches`]
+//! runs several of them: all in the same windows when they cannot take each
+//! other's CPU (CPU budgets), else one after the other; a window ramps and
+//! warms up every active search, measures them together and records a step
+//! for each. A progress line after every window says how far along the
+//! command is ([`crate::progress`]).
+
+use std::time::{Duration, Instant};
+
+use loadgen::report::RunReport;
+use loadgen::scenario::Scenario;
+
+use crate::capacity::{Search, Slo};
+use crate::cli::{LoadModel, SearchArgs};
+use crate::diagnosis::LOADGEN;
+use crate::load::{self, Driver, DriverConfig, StepSummary};
+use crate::procstat::Sampler;
+use crate::stack::Stack;
+use crate::status::{Probe, ShareDelta};
+use crate::step::StepRecord;
+use crate::{progress, Error, Interrupt};
+
+/// Something the lab loads, and the processes that serve it.
+#[derive(Debug, Clone)]
+pub(crate) struct Target {
+    /// `single`, `group`, `n4`…: the name in progress lines and reports.
+    pub name: String,
+    /// Base URL the load generator is pointed at.
+    pub host: String,
+    /// `(name, pid)` of its replicas (and balancer).
+    pub procs: Vec<(String, u32)>,
+    /// Cgroup ids of its budgeted replicas.
+    pub cgroup_ids: Vec<String>,
+    /// The balancer's `/status` URL, when a balancer is in front.
+    pub status_url: Option<String>,
+}
+
+/// One capacity search on a target while it runs.
+pub(crate) struct SideRun {
+    /// What it loads.
+    pub target: Target,
+    /// The search.
+    pub search: Search,
+    /// `None` once the search is over (its users are gone).
+    pub driver: Option<Driver>,
+    /// Steps recorded so far.
+    pub records: Vec<StepRecord>,
+    /// loadgen's full report of each step (for the CSVs of the step at capacity).
+    pub reports: Vec<RunReport>,
+}
+
+/// What every window needs, so no function takes eight arguments.
+pub(crate) struct Ctx<'a> {
+    /// The running stack.
+    pub stack: &'a Stack,
+    /// HTTP probe for the balancers' `/status`.
+    pub probe: Probe,
+    /// The search flags.
+    pub args: &'a SearchArgs,
+    /// The objective.
+    pub slo: Slo,
+    /// `users` or `it/s`.
+    pub unit: &'static str,
+    /// Per-request timeout.
+    pub timeout: Duration,
+    /// The scenario.
+    pub scenario: Scenario,
+    /// When the command started measuring (for the progress line).
+    pub started: Instant,
+    /// Windows measured so far, over every search of the command.
+    pub windows_done: u32,
+}
+
+impl Ctx<'_> {
+    /// A search on `target` from `start` (at least `--start-load`), its new
+    /// users joining at `spawn_rate`/s.
+    pub fn side(&self, target: Target, spawn_rate: f64, start: u32) -> SideRun {
+        let a = self.args;
+        let start = start.clamp(a.start_load, a.max_load);
+        SideRun {
+            search: Search::new(start, a.max_load, a.growth, a.refine, a.max_steps),
+            driver: Some(Driver::new(DriverConfig {
+                host: target.host.clone(),
+                scenario: self.scenario.clone(),
+                model: a.model,
+                timeout: self.timeout,
+                spawn_rate,
+            })),
+            target,
+            records: Vec::new(),
+            reports: Vec::new(),
+        }
+    }
+}
+
+/// The objective, the request timeout and the load unit of a command's flags.
+pub(crate) fn objective(args: &SearchArgs) -> Result<(Slo, Duration, &'static str), Error> {
+    let slo = Slo {
+        max_fail_ratio: args.slo_failures / 100.0,
+        max_p95_ms: args.slo_p95.as_secs_f64() * 1000.0,
+    };
+    let timeout = args
+        .request_timeout
+        .unwrap_or_else(|| load::timeout_for(&slo));
+    if timeout > args.step_duration {
+        return Err(Error::Usage(format!(
+            "--request-timeout {} is longer than --step-duration {}: a request could outlive its step",
+            humantime::format_duration(timeout),
+            humantime::format_duration(args.step_duration)
+        )));
+    }
+    let unit = match args.model {
+        LoadModel::Closed => "users",
+        LoadModel::Open => "it/s",
+    };
+    Ok((slo, timeout, unit))
+}
+
+/// Runs the searches of `sides` to their end: together in each window when
+/// `together` (CPU budgets keep them from taking each other's CPU), else one
+/// after the other. `later` is how many windows the command expects after
+/// these searches (other repeats), for the progress line. Returns `true`
+/// when a signal interrupted it (the window in progress is abandoned; the
+/// steps finished are kept).
+pub(crate) async fn run_searches(
+    ctx: &mut Ctx<'_>,
+    sides: &mut [SideRun],
+    together: bool,
+    later: u32,
+    stop: &mut Interrupt,
+) -> Result<bool, Error> {
+    loop {
+        let mut active = Vec::new();
+        for (i, s) in sides.iter_mut().enumerate() {
+            let waits = !together && !active.is_empty();
+            match s.search.next_load() {
+                Some(_) if waits => {}
+                Some(l) => active.push((i, l)),
+                None => {
+                    if let Some(d) = s.driver.take() {
+                        d.stop().await;
+                    }
+                }
+            }
+        }
+        if active.is_empty() {
+            return Ok(false);
+        }
+        ctx.windows_done += 1;
+        // A signal abandons the window in progress (its figures would be
+        // partial); the finished steps are kept.
+        let cut = tokio::select! {
+            r = run_window(ctx, sides, &active) => {
+                r?;
+                false
+            }
+            () = stop.recv() => true,
+        };
+        if cut {
+            // Cancels every user still running.
+            for s in sides.iter_mut() {
+                s.driver = None;
+            }
+            return Ok(true);
+        }
+        let expected = ctx.windows_done + windows_left(sides, together) + later;
+        println!(
+            "lab: {}",
+            progress::line(ctx.windows_done, expected, ctx.started.elapsed())
+        );
+    }
+}
+
+/// Windows the searches of `sides` still expect.
+pub(crate) fn windows_left(sides: &[SideRun], together: bool) -> u32 {
+    let left = sides.iter().map(|s| s.search.expected_remaining());
+    if together {
+        left.max().unwrap_or(0)
+    } else {
+        left.sum()
+    }
+}
+
+/// Longest wait for a side's servers to go idle before a fresh start.
+const COOL_DOWN_MAX: Duration = Duration::from_secs(20);
+/// A process using less than this (percent of a core) counts as idle.
+const IDLE_CPU_PERCENT: f64 = 3.0;
+
+/// Before a side starts afresh (its last step broke the objective), stops
+/// its users and waits, up to `COOL_DOWN_MAX`, until its replicas and
+/// balancer are idle. Requests its users abandoned (logins that timed out)
+/// keep a budgeted replica busy for seconds; a step started inside that
+/// backlog would see every login time out, and users retrying them keep
+/// the server overloaded at a load it handled before.
+async fn cool_down(window: u32, sides: &[SideRun], active: &[(usize, u32)]) {
+    let mut procs = Vec::new();
+    let mut names = Vec::new();
+    for &(i, _) in active {
+        if let Some(d) = sides[i].driver.as_ref().filter(|d| d.restarts()) {
+            d.stop().await;
+            procs.extend(sides[i].target.procs.iter().cloned());
+            names.push(sides[i].target.name.as_str());
+        }
+    }
+    if procs.is_empty() {
+        return;
+    }
+    let started = Instant::now();
+    while started.elapsed() < COOL_DOWN_MAX {
+        let sampler = Sampler::start(&procs);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let (usage, _) = sampler.finish();
+        if usage.iter().all(|p| p.cpu_percent < IDLE_CPU_PERCENT) {
+            break;
+        }
+    }
+    println!(
+        "lab: window {window}: {} restarts after a broken step: users stopped, servers idle after {:.1} s",
+        names.join(" and "),
+        started.elapsed().as_secs_f64()
+    );
+}
+
+/// One measurement window: ramps and warms up every active side, measures
+/// them together, and records each side's step.
+async fn run_window(
+    ctx: &Ctx<'_>,
+    sides: &mut [SideRun],
+    active: &[(usize, u32)],
+) -> Result<(), Error> {
+    let window = ctx.windows_done;
+    let plan: Vec<String> = active
+        .iter()
+        .map(|&(i, l)| {
+            let s = &sides[i];
+            format!(
+                "{} step {} ({l} {})",
+                s.target.name,
+                s.records.len() + 1,
+                ctx.unit
+            )
+        })
+        .collect();
+    println!(
+        "lab: window {window}: {}; ramping and warming up…",
+        plan.join(", "),
+    );
+    cool_down(window, sides, active).await;
+    let mut ramp = Duration::ZERO;
+    for &(i, l) in active {
+        if let Some(d) = sides[i].driver.as_mut() {
+            ramp = ramp.max(d.ramp_estimate(d.ramp_from(), l));
+            d.set_load(l).await?;
+        }
+    }
+    let drivers: Vec<&Driver> = active
+        .iter()
+        .filter_map(|&(i, _)| sides[i].driver.as_ref())
+        .collect();
+    let a = ctx.args;
+    let warmup = load::settle(&drivers, &ctx.slo, ramp, a.warmup, a.settle_max).await;
+    println!(
+        "lab: window {window}: settled after {warmup:.0} s; measuring {}…",
+        humantime::format_duration(a.step_duration)
+    );
+    let (recs, reps) = measure_window(ctx, sides, active, warmup).await?;
+    for ((i, load), (rec, rep)) in active.iter().copied().zip(recs.into_iter().zip(reps)) {
+        record_step(ctx, &mut sides[i], load, rec, rep);
+    }
+    Ok(())
+}
+
+/// Judges a measured step against the objective and records it.
+fn record_step(ctx: &Ctx<'_>, s: &mut SideRun, load: u32, mut rec: StepRecord, rep: RunReport) {
+    let slo = &ctx.slo;
+    rec.number = s.records.len() as u32 + 1;
+    rec.load = load;
+    let verdict = slo
+        .check(
+            rec.summary.requests,
+            rec.summary.fail_ratio,
+            rec.summary.p95_ms,
+        )
+        .and_then(|()| dropped_check(&rec.summary, load, slo));
+    rec.kept = verdict.is_ok();
+    rec.verdict = verdict.err().unwrap_or_default();
+    s.search.record(load, rec.kept);
+    if !rec.kept {
+        if let Some(d) = s.driver.as_mut() {
+            d.start_afresh();
+        }
+    }
+    println!(
+        "{}",
+        progress_line(&s.target.name, &rec, ctx.args.max_steps, ctx.unit, slo)
+    );
+    s.records.push(rec);
+    s.reports.push(rep);
+}
+
+/// Open model: arrivals dropped for want of a free virtual user are load the
+/// server did not take; above the failure budget they break the objective.
+fn dropped_check(s: &StepSummary, load: u32, slo: &Slo) -> Result<(), String> {
+    let offered = f64::from(load) * s.seconds;
+    if s.dropped_iterations > 0 && offered > 0.0 {
+        let r = s.dropped_iterations as f64 / offered;
+        if r > slo.max_fail_ratio {
+            return Err(format!(
+                "{:.1}% of arrivals dropped (every virtual user busy)",
+                r * 100.0
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Readings taken at a window's start, to difference at its end.
+struct Before {
+    /// Each active side's balancer `/status`, if it has one.
+    status: Vec<Option<crate::status::BalancerStatus>>,
+    /// Each active side's replicas' cgroup throttle counters.
+    throttle: Vec<Vec<Option<crate::cgroup::Throttle>>>,
+}
+
+async fn read_before(
+    ctx: &Ctx<'_>,
+    sides: &[SideRun],
+    active: &[(usize, u32)],
+) -> Result<Before, Error> {
+    let mut status = Vec::new();
+    let mut throttle = Vec::new();
+    for &(i, _) in active {
+        let t = &sides[i].target;
+        status.push(match &t.status_url {
+            Some(u) => Some(ctx.probe.balancer_status(u).await?),
+            None => None,
+        });
+        throttle.push(
+            t.cgroup_ids
+                .iter()
+                .map(|id| ctx.stack.cgroups.as_ref().and_then(|g| g.throttle(id)))
+                .collect(),
+        );
+    }
+    Ok(Before { status, throttle })
+}
+
+/// Measures one window on every active side at once: resets their figures,
+/// waits `--step-duration`, and reads loadgen, `/proc`, the cgroups and the
+/// balancers over exactly that window.
+async fn measure_window(
+    ctx: &Ctx<'_>,
+    sides: &mut [SideRun],
+    active: &[(usize, u32)],
+    warmup_s: f64,
+) -> Result<(Vec<StepRecord>, Vec<RunReport>), Error> {
+    // Every lab process, idle or not: what the host used beyond them is noise.
+    let mut all = ctx.stack.processes();
+    all.push((LOADGEN.to_string(), std::process::id()));
+    let before = read_before(ctx, sides, active).await?;
+    for &(i, _) in active {
+        if let Some(d) = sides[i].driver.as_mut() {
+            d.open_window();
+        }
+    }
+    let sampler = Sampler::start(&all);
+    tokio::time::sleep(ctx.args.step_duration).await;
+    let reps: Vec<RunReport> = active
+        .iter()
+        .filter_map(|&(i, _)| sides[i].driver.as_ref().map(Driver::window_report))
+        .collect();
+    let (processes, host_usage) = sampler.finish();
+    let lab_cpu_percent: f64 = processes.iter().map(|p| p.cpu_percent).sum();
+    let mut recs = Vec::new();
+    for (k, &(i, load)) in active.iter().enumerate() {
+        let t = &sides[i].target;
+        let throttled = t
+            .cgroup_ids
+            .iter()
+            .zip(&before.throttle[k])
+            .filter_map(|(id, b)| {
+                let after = ctx.stack.cgroups.as_ref()?.throttle(id)?;
+                Some((id.clone(), StepRecord::throttle_ratio((*b)?, after)))
+            })
+            .collect();
+        let mine: Vec<_> = processes
+            .iter()
+            .filter(|p| {
+                p.name == LOADGEN || t.procs.iter().any(|(n, pid)| *n == p.name && *pid == p.pid)
+            })
+            .cloned()
+            .collect();
+        let shares = match (&before.status[k], &t.status_url) {
+            (Some(b), Some(u)) => {
+                let a = ctx.probe.balancer_status(u).await?;
+                let mut d = ShareDelta::between(b, &a);
+                d.name_replicas(|addr| ctx.stack.replica_id(addr));
+                Some(d)
+            }
+            _ => None,
+        };
+        recs.push(StepRecord {
+            number: 0,
+            load,
+            summary: reps
+                .get(k)
+                .map(StepSummary::from_report)
+                .unwrap_or_default(),
+            kept: false,
+            verdict: String::new(),
+            warmup_s,
+            processes: mine,
+            lab_cpu_percent,
+            host: host_usage,
+            throttled,
+            shares,
+        });
+    }
+    Ok((recs, reps))
+}
+
+/// `[single] step 3/9: 40 users … 118 req/s (good 118), p95 41 ms, 0.00% failed → kept`.
+pub(crate) fn progress_line(
+    name: &str,
+    rec: &StepRecord,
+    max_steps: u32,
+    unit: &str,
+    slo: &Slo,
+) -> String {
+    let s = &rec.summary;
+    let outcome = if rec.kept {
+        "kept the objective".to_string()
+    } else {
+        format!("broke it: {}", rec.verdict)
+    };
+    format!(
+        "[{name:<6}] step {}/{}: {:>5} {unit} … {:>7.1} req/s ({:.1} good), p95 {:>6.0} ms, {:>6} failed ({} timeouts) → {outcome}",
+        rec.number,
+        max_steps,
+        rec.load,
+        s.rps,
+        s.goodput(),
+        s.p95_ms,
+        slo.failed_percent(s.fail_ratio),
+        s.timeouts,
+    )
+}
