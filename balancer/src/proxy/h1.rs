@@ -31,6 +31,9 @@ pub enum ParseError {
     /// A chunked body that does not follow the format.
     #[error("invalid chunked body: {0}")]
     Chunked(&'static str),
+    /// Framing headers the rule of `plumbing::http1` refuses.
+    #[error("invalid response framing: {0}")]
+    Framing(#[from] plumbing::http1::FramingError),
 }
 
 /// How a body we send is delimited (a request upstream, a response to a
@@ -114,18 +117,8 @@ pub fn write_chunk(data: &[u8], out: &mut Vec<u8>) {
 /// The last chunk (no trailers).
 pub const LAST_CHUNK: &[u8] = b"0\r\n\r\n";
 
-/// How a response body is delimited.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Framing {
-    /// No body (HEAD, 1xx, 204, 304).
-    None,
-    /// Exactly this many bytes.
-    Length(u64),
-    /// `Transfer-Encoding: chunked`.
-    Chunked,
-    /// Until the server closes the connection.
-    UntilClose,
-}
+/// How a response body is delimited: the workspace's one type for it.
+pub use plumbing::http1::Framing;
 
 /// A parsed response head.
 #[derive(Debug)]
@@ -764,6 +757,48 @@ mod tests {
             assert_eq!(h.framing, *framing, "{text}");
             assert_eq!(h.keep_alive, *keep_alive, "{text}");
         }
+    }
+
+    /// The workspace's framing table (`plumbing::http1`), through this
+    /// parser. Interim rows (1xx but 101) are swallowed: the parser waits
+    /// for the final response, with the interim one gone from the buffer.
+    #[test]
+    fn follows_the_shared_framing_table() {
+        use plumbing::http1::{ResponseFraming, RESPONSE_FRAMING_CASES};
+        let mut wrong = Vec::new();
+        for c in RESPONSE_FRAMING_CASES {
+            let method = if c.method == "HEAD" {
+                Method::HEAD
+            } else {
+                Method::GET
+            };
+            let (r, buf) = parse(c.head, method);
+            let interim = c.head[9] == b'1' && !c.head.starts_with(b"HTTP/1.1 101");
+            if interim {
+                assert!(matches!(r, Ok(None)), "{}: {r:?}", c.name);
+                assert!(buf.is_empty(), "{}: the interim response is skipped", c.name);
+                continue;
+            }
+            let got = match r {
+                Ok(Some(h)) => {
+                    assert!(buf.is_empty(), "{}: the head is consumed", c.name);
+                    Ok(ResponseFraming {
+                        framing: h.framing,
+                        keep_alive: h.keep_alive,
+                    })
+                }
+                Ok(None) => panic!("{}: a whole head read as incomplete", c.name),
+                Err(ParseError::Framing(e)) => Err(e),
+                Err(e) => {
+                    wrong.push(format!("{}: {e}, rule {:?}", c.name, c.expected));
+                    continue;
+                }
+            };
+            if got != c.expected {
+                wrong.push(format!("{}: got {got:?}, rule {:?}", c.name, c.expected));
+            }
+        }
+        assert!(wrong.is_empty(), "{}", wrong.join("\n"));
     }
 
     #[test]
