@@ -4,6 +4,15 @@
 //! `Content-Length`, `chunked`, read-until-close, and no body after `HEAD`,
 //! 1xx, 204 or 304.
 //!
+//! How a response is framed and whether its connection is reused is not
+//! decided here: the header loop hands the framing headers to
+//! [`plumbing::http1::FramingHeaders`] and asks
+//! [`plumbing::http1::response_framing`], the one rule loadgen's parser
+//! follows too (issue 11), and the tests run its table through
+//! [`parse_response`]. A response the rule refuses is a [`ParseError`]
+//! (`invalid_header`: 502, a failed attempt). Requests from clients follow
+//! nginx's stricter rules instead ([`screen_framing`]).
+//!
 //! Pure functions over buffers, no I/O: [`super::client`] drives them.
 
 use std::io::Write as _;
@@ -12,6 +21,7 @@ use std::mem::MaybeUninit;
 use bytes::{Buf, Bytes, BytesMut};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{response, Method, StatusCode, Version};
+use plumbing::http1::{response_framing, FramingHeaders, ResponseFraming};
 
 /// Most headers accepted in an upstream response (as hyper's default).
 pub const MAX_HEADERS: usize = 100;
@@ -31,6 +41,9 @@ pub enum ParseError {
     /// A chunked body that does not follow the format.
     #[error("invalid chunked body: {0}")]
     Chunked(&'static str),
+    /// Framing headers the rule of `plumbing::http1` refuses.
+    #[error("invalid response framing: {0}")]
+    Framing(#[from] plumbing::http1::FramingError),
 }
 
 /// How a body we send is delimited (a request upstream, a response to a
@@ -114,18 +127,8 @@ pub fn write_chunk(data: &[u8], out: &mut Vec<u8>) {
 /// The last chunk (no trailers).
 pub const LAST_CHUNK: &[u8] = b"0\r\n\r\n";
 
-/// How a response body is delimited.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Framing {
-    /// No body (HEAD, 1xx, 204, 304).
-    None,
-    /// Exactly this many bytes.
-    Length(u64),
-    /// `Transfer-Encoding: chunked`.
-    Chunked,
-    /// Until the server closes the connection.
-    UntilClose,
-}
+/// How a response body is delimited: the workspace's one type for it.
+pub use plumbing::http1::Framing;
 
 /// A parsed response head.
 #[derive(Debug)]
@@ -367,6 +370,8 @@ pub fn parse_response(
     }
 }
 
+/// The response from its frozen head: framing and reuse by the one rule
+/// of [`plumbing::http1`], the headers as a map without the hop-by-hop ones.
 fn build(
     head: Bytes,
     index: &HeaderIndex,
@@ -374,24 +379,15 @@ fn build(
     minor: u8,
     method: &Method,
 ) -> Result<ResponseHead, ParseError> {
-    let mut keep_alive = minor >= 1;
-    let mut length: Option<u64> = None;
-    let mut transfer: Option<bool> = None; // Some(last coding is chunked)
-                                           // `Connection` naming other headers (rare) is kept for the forwarding
-                                           // step, which removes it and them.
+    let mut seen = FramingHeaders::new();
+    // `Connection` naming other headers (rare) is kept for the forwarding
+    // step, which removes it and them.
     let mut names_others = false;
     for (name, raw) in index.iter(&head) {
-        if name.eq_ignore_ascii_case(b"content-length") {
-            let n = parse_length(raw).ok_or(ParseError::Head("invalid Content-Length"))?;
-            if length.is_some_and(|m| m != n) {
-                return Err(ParseError::Head("conflicting Content-Length values"));
-            }
-            length = Some(n);
-        } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
-            let last = raw.rsplit(|&b| b == b',').next().unwrap_or_default();
-            transfer = Some(last.trim_ascii().eq_ignore_ascii_case(b"chunked"));
-        } else if name.eq_ignore_ascii_case(b"connection") {
-            keep_alive = keep_alive_after(raw, minor, keep_alive);
+        // `observe` matches on the name's length first: most headers cost
+        // one comparison here, and the framing headers are read in this
+        // same pass rather than in a second one.
+        if seen.observe(name, raw) && name.eq_ignore_ascii_case(b"connection") {
             names_others |= raw.split(|&b| b == b',').map(<[u8]>::trim_ascii).any(|t| {
                 !(t.is_empty()
                     || t.eq_ignore_ascii_case(b"close")
@@ -400,6 +396,12 @@ fn build(
             });
         }
     }
+    // Judged before the map is built: a response the rule refuses costs no
+    // allocation.
+    let ResponseFraming {
+        framing,
+        keep_alive,
+    } = response_framing(*method == Method::HEAD, status.as_u16(), minor, &seen)?;
     // Hop-by-hop headers are for this connection only: left out of the map
     // the client's response is made from (a 101 keeps `Upgrade`).
     let upgrade = status == StatusCode::SWITCHING_PROTOCOLS;
@@ -409,30 +411,6 @@ fn build(
                 && !(names_others && name.eq_ignore_ascii_case(b"connection"))
         })
         .ok_or(ParseError::Head("invalid header"))?;
-    let no_body = method == Method::HEAD
-        || status.is_informational()
-        || status == StatusCode::NO_CONTENT
-        || status == StatusCode::NOT_MODIFIED;
-    let framing = if no_body {
-        Framing::None
-    } else if let Some(chunked) = transfer {
-        if length.is_some() {
-            // Both: Transfer-Encoding wins, and the connection is not
-            // trusted with another request (RFC 9112 §6.3).
-            keep_alive = false;
-        }
-        if chunked {
-            Framing::Chunked
-        } else {
-            keep_alive = false;
-            Framing::UntilClose
-        }
-    } else if let Some(n) = length {
-        Framing::Length(n)
-    } else {
-        keep_alive = false;
-        Framing::UntilClose
-    };
     let mut builder = http::Response::builder()
         .status(status)
         .version(if minor == 0 {
@@ -699,71 +677,50 @@ mod tests {
         assert_eq!(buf.len(), 27);
     }
 
+    /// The workspace's framing table (`plumbing::http1`), through this
+    /// parser. Interim rows (1xx but 101) are swallowed: the parser waits
+    /// for the final response, with the interim one gone from the buffer.
     #[test]
-    fn framing_rules() {
-        let cases: &[(&[u8], Method, Framing, bool)] = &[
-            (
-                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
-                Method::GET,
-                Framing::Chunked,
-                true,
-            ),
-            (
-                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n",
-                Method::GET,
-                Framing::Chunked,
-                false,
-            ),
-            (
-                b"HTTP/1.1 200 OK\r\n\r\n",
-                Method::GET,
-                Framing::UntilClose,
-                false,
-            ),
-            (
-                b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n",
-                Method::HEAD,
-                Framing::None,
-                true,
-            ),
-            (
-                b"HTTP/1.1 204 No Content\r\n\r\n",
-                Method::GET,
-                Framing::None,
-                true,
-            ),
-            (
-                b"HTTP/1.1 304 Not Modified\r\nContent-Length: 7\r\n\r\n",
-                Method::GET,
-                Framing::None,
-                true,
-            ),
-            (
-                b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nConnection: close\r\n\r\n",
-                Method::GET,
-                Framing::Length(1),
-                false,
-            ),
-            (
-                b"HTTP/1.0 200 OK\r\nContent-Length: 1\r\n\r\n",
-                Method::GET,
-                Framing::Length(1),
-                false,
-            ),
-            (
-                b"HTTP/1.0 200 OK\r\nContent-Length: 1\r\nConnection: Keep-Alive\r\n\r\n",
-                Method::GET,
-                Framing::Length(1),
-                true,
-            ),
-        ];
-        for (bytes, method, framing, keep_alive) in cases {
-            let (r, _) = parse(bytes, method.clone());
-            let h = r.unwrap().unwrap();
-            let text = String::from_utf8_lossy(bytes);
-            assert_eq!(h.framing, *framing, "{text}");
-            assert_eq!(h.keep_alive, *keep_alive, "{text}");
+    fn follows_the_shared_framing_table() {
+        use plumbing::http1::{ResponseFraming, RESPONSE_FRAMING_CASES};
+        let mut wrong = Vec::new();
+        for c in RESPONSE_FRAMING_CASES {
+            let method = if c.method == "HEAD" {
+                Method::HEAD
+            } else {
+                Method::GET
+            };
+            let (r, buf) = parse(c.head, method);
+            let interim = c.head[9] == b'1' && !c.head.starts_with(b"HTTP/1.1 101");
+            if interim {
+                assert!(matches!(r, Ok(None)), "{}: {r:?}", c.name);
+                assert!(
+                    buf.is_empty(),
+                    "{}: the interim response is skipped",
+                    c.name
+                );
+                continue;
+            }
+            let got = match r {
+                Ok(Some(h)) => {
+                    assert!(buf.is_empty(), "{}: the head is consumed", c.name);
+                    Ok(ResponseFraming {
+                        framing: h.framing,
+                        keep_alive: h.keep_alive,
+                    })
+                }
+                Ok(None) => panic!("{}: a whole head read as incomplete", c.name),
+                Err(ParseError::Framing(e)) => Err(e),
+                Err(e) => {
+                    wrong.push(format!("{}: {e}, rule {:?}", c.name, c.expected));
+                    continue;
+                }
+            };
+            if got != c.expected {
+                wrong.push(format!("{}: got {got:?}, rule {:?}", c.name, c.expected));
+            }
         }
+        assert!(wrong.is_empty(), "{}", wrong.join("\n"));
     }
 
     #[test]

@@ -14,3 +14,4 @@ mod retry;
 mod support;
 mod timeouts;
 mod uploads;
+mod upstream_framing;

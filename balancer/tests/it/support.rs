@@ -343,10 +343,11 @@ pub enum Reply {
 
 /// A raw HTTP/1.1 backend that answers requests, on whichever connection
 /// they come, with the next step of a script (then `200 ok`), and counts
-/// the request heads it read.
+/// the request heads it read and the connections it accepted.
 pub struct Scripted {
     pub addr: SocketAddr,
     pub heads: Arc<AtomicU64>,
+    pub conns: Arc<AtomicU64>,
     task: JoinHandle<()>,
 }
 
@@ -356,18 +357,25 @@ impl Scripted {
         let addr = l.local_addr().unwrap();
         let heads = Arc::new(AtomicU64::new(0));
         let script = Arc::new(Mutex::new(std::collections::VecDeque::from(script)));
-        let h = heads.clone();
+        let conns = Arc::new(AtomicU64::new(0));
+        let (h, c) = (heads.clone(), conns.clone());
         let task = tokio::spawn(async move {
-            let mut conns = JoinSet::new();
+            let mut tasks = JoinSet::new();
             loop {
                 let Ok((s, _)) = l.accept().await else {
                     continue;
                 };
-                conns.spawn(Self::serve(s, script.clone(), h.clone()));
-                while conns.try_join_next().is_some() {}
+                c.fetch_add(1, SeqCst);
+                tasks.spawn(Self::serve(s, script.clone(), h.clone()));
+                while tasks.try_join_next().is_some() {}
             }
         });
-        Scripted { addr, heads, task }
+        Scripted {
+            addr,
+            heads,
+            conns,
+            task,
+        }
     }
 
     async fn serve(
@@ -420,6 +428,11 @@ impl Scripted {
 
     pub fn heads(&self) -> u64 {
         self.heads.load(SeqCst)
+    }
+
+    /// Connections accepted so far.
+    pub fn conns(&self) -> u64 {
+        self.conns.load(SeqCst)
     }
 
     pub fn server(&self) -> ServerConfig {
