@@ -15,11 +15,11 @@ use crate::config::{FaultConfig, PasswordCost, SeedConfig, ServeConfig};
 #[command(name = "market-api", version, about)]
 pub struct Cli {
     #[command(subcommand)]
-    pub command: Command,
+    pub(crate) command: Command,
 }
 
 #[derive(Debug, Clone, Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// Serve the HTTP API (migrations are applied at start).
     Serve(ServeArgs),
     /// Insert the demo data (idempotent).
@@ -30,7 +30,7 @@ pub enum Command {
 
 /// Where the database lives.
 #[derive(Debug, Clone, Args)]
-pub struct DbArgs {
+pub(crate) struct DbArgs {
     /// `sqlite://PATH` (the file is created when missing) or
     /// `postgres://USER:PASSWORD@HOST:PORT/DATABASE`.
     #[arg(
@@ -38,16 +38,16 @@ pub struct DbArgs {
         default_value = "sqlite://market.db",
         env = "MARKET_API_DATABASE_URL"
     )]
-    pub database_url: String,
+    pub(crate) database_url: String,
     /// How long to keep trying to reach PostgreSQL at start (with backoff).
     #[arg(long, default_value = "30s", value_parser = parse_duration)]
-    pub startup_timeout: Duration,
+    pub(crate) startup_timeout: Duration,
 }
 
 impl DbArgs {
     /// Options for [`crate::db::Db::open`], with a one-connection pool (the
     /// `seed` and `migrate` commands).
-    pub fn open_options(&self) -> crate::db::pool::OpenOptions {
+    pub(crate) fn open_options(&self) -> crate::db::pool::OpenOptions {
         crate::db::pool::OpenOptions {
             pool_size: Some(1),
             startup_timeout: self.startup_timeout,
@@ -57,78 +57,78 @@ impl DbArgs {
 
 /// How much demo data to insert.
 #[derive(Debug, Clone, Args)]
-pub struct SeedSizeArgs {
+pub(crate) struct SeedSizeArgs {
     /// Number of users (at least 2: demo@example.com and other@example.com).
-    #[arg(long, default_value_t = 10)]
-    pub users: u32,
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(2..))]
+    pub(crate) users: u32,
     /// Number of products (ids from 1).
     #[arg(long, default_value_t = 120)]
-    pub products: u32,
+    pub(crate) products: u32,
     /// Number of comments.
     #[arg(long, default_value_t = 250)]
-    pub comments: u32,
+    pub(crate) comments: u32,
 }
 
 #[derive(Debug, Clone, Args)]
-pub struct SeedArgs {
+pub(crate) struct SeedArgs {
     #[command(flatten)]
-    pub db: DbArgs,
+    pub(crate) db: DbArgs,
     #[command(flatten)]
-    pub size: SeedSizeArgs,
+    pub(crate) size: SeedSizeArgs,
     /// Argon2 cost for the seeded users' (single, shared) password hash.
     #[arg(long, value_enum, default_value_t = PasswordCost::Default)]
-    pub password_cost: PasswordCost,
+    pub(crate) password_cost: PasswordCost,
 }
 
 #[derive(Debug, Clone, Args)]
-pub struct ServeArgs {
+pub(crate) struct ServeArgs {
     /// Address to listen on (port 0 picks a free port).
     #[arg(long, default_value = "127.0.0.1:8000")]
-    pub bind: SocketAddr,
+    pub(crate) bind: SocketAddr,
     #[command(flatten)]
-    pub db: DbArgs,
+    pub(crate) db: DbArgs,
     /// Tokio worker threads (default: one per core).
     #[arg(long)]
-    pub workers: Option<usize>,
+    pub(crate) workers: Option<usize>,
     /// Do not insert the demo data into an empty database.
     #[arg(long)]
-    pub no_seed: bool,
+    pub(crate) no_seed: bool,
     /// HS256 signing secret; without it a random secret is created once and
     /// kept in the database, so replicas sharing it accept each other's tokens.
     #[arg(long, env = "MARKET_API_JWT_SECRET", hide_env_values = true)]
-    pub jwt_secret: Option<String>,
+    pub(crate) jwt_secret: Option<String>,
     /// Adds `X-Replica: ID` to every response.
     #[arg(long)]
-    pub replica_id: Option<String>,
+    pub(crate) replica_id: Option<String>,
     /// Lifetime of access tokens.
     #[arg(long, default_value = "7h", value_parser = parse_duration)]
-    pub access_ttl: Duration,
+    pub(crate) access_ttl: Duration,
     /// Lifetime of refresh tokens.
     #[arg(long, default_value = "1d", value_parser = parse_duration)]
-    pub refresh_ttl: Duration,
+    pub(crate) refresh_ttl: Duration,
     /// Delay every /api/ response by this long (fault injection).
     #[arg(long, value_parser = parse_duration)]
-    pub fault_delay: Option<Duration>,
+    pub(crate) fault_delay: Option<Duration>,
     /// Answer this fraction of /api/ and /healthz requests with 503.
     #[arg(long, default_value_t = 0.0, value_parser = parse_ratio)]
-    pub fault_error_rate: f64,
+    pub(crate) fault_error_rate: f64,
     /// Largest accepted request body in bytes (413 above).
     #[arg(long, default_value_t = 1024 * 1024)]
-    pub body_limit: usize,
+    pub(crate) body_limit: usize,
     /// Database connections of this process: SQLite's read pool (writes
     /// have one connection of their own) or the PostgreSQL pool. Default: 2
     /// per core.
     #[arg(long, alias = "read-connections")]
-    pub pool_size: Option<u32>,
+    pub(crate) pool_size: Option<u32>,
     /// Argon2 cost for new password hashes (`fast` is for tests only).
     #[arg(long, value_enum, default_value_t = PasswordCost::Default)]
-    pub password_cost: PasswordCost,
+    pub(crate) password_cost: PasswordCost,
     #[command(flatten)]
-    pub seed: SeedSizeArgs,
+    pub(crate) seed: SeedSizeArgs,
 }
 
 /// Parses `250ms`, `5s`, `7h`, `1d` (humantime) and plain seconds (`1.5`).
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
+pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
     if let Ok(secs) = s.parse::<f64>() {
         if secs.is_finite() && secs >= 0.0 {
@@ -142,7 +142,7 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 }
 
 /// Parses a probability in `0.0..=1.0`.
-pub fn parse_ratio(s: &str) -> Result<f64, String> {
+pub(crate) fn parse_ratio(s: &str) -> Result<f64, String> {
     match s.trim().parse::<f64>() {
         Ok(v) if (0.0..=1.0).contains(&v) => Ok(v),
         _ => Err(format!(
@@ -152,9 +152,9 @@ pub fn parse_ratio(s: &str) -> Result<f64, String> {
 }
 
 impl SeedSizeArgs {
-    pub fn to_config(&self, password_cost: PasswordCost) -> SeedConfig {
+    pub(crate) fn to_config(&self, password_cost: PasswordCost) -> SeedConfig {
         SeedConfig {
-            users: self.users.max(2),
+            users: self.users,
             products: self.products,
             comments: self.comments,
             password_cost,
@@ -164,7 +164,7 @@ impl SeedSizeArgs {
 
 impl ServeArgs {
     /// Validated configuration for [`crate::serve`].
-    pub fn to_config(&self) -> ServeConfig {
+    pub(crate) fn to_config(&self) -> ServeConfig {
         ServeConfig {
             database_url: self.db.database_url.clone(),
             seed: (!self.no_seed).then(|| self.seed.to_config(self.password_cost)),
@@ -239,5 +239,21 @@ mod tests {
         assert_eq!(config.fault.error_rate, 0.5);
         assert!(config.seed.is_none());
         assert_eq!(config.access_ttl, Duration::from_secs(7 * 3600));
+    }
+
+    #[test]
+    fn fewer_than_two_seed_users_is_a_usage_error() {
+        for args in [
+            ["market-api", "serve", "--users", "1"],
+            ["market-api", "seed", "--users", "0"],
+        ] {
+            let e = Cli::try_parse_from(args).unwrap_err();
+            assert_eq!(
+                e.kind(),
+                clap::error::ErrorKind::ValueValidation,
+                "{args:?}"
+            );
+        }
+        assert!(Cli::try_parse_from(["market-api", "seed", "--users", "2"]).is_ok());
     }
 }

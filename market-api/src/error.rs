@@ -172,11 +172,11 @@ pub fn is_connection_lost(e: &sqlx::Error) -> bool {
 }
 
 /// Per-field validation messages, serialized as `{"field": ["message", …]}`.
-pub type FieldErrors = BTreeMap<String, Vec<String>>;
+pub(crate) type FieldErrors = BTreeMap<String, Vec<String>>;
 
 /// A failed request, as the client sees it.
 #[derive(Debug)]
-pub enum ApiError {
+pub(crate) enum ApiError {
     /// 400 with per-field messages (or `non_field_errors`).
     Validation(FieldErrors),
     /// 400 `{"detail": "JSON parse error - …"}`.
@@ -193,8 +193,10 @@ pub enum ApiError {
     /// 401: refresh/verify given a bad token (simplejwt's token views: the
     /// reason is the `detail`).
     TokenNotValid(TokenError),
-    /// 401: the token's user no longer exists or is inactive.
+    /// 401: the token's user no longer exists.
     UserNotFound,
+    /// 401: the token's user has been deactivated.
+    UserInactive,
     /// 401: wrong e-mail/password at login.
     NoActiveAccount,
     /// 403
@@ -215,21 +217,24 @@ pub enum ApiError {
     /// 503 (an injected fault).
     Unavailable(&'static str),
     /// 503 with `Retry-After`: the database cannot be reached for now (a
-    /// PostgreSQL restart, an exhausted pool). Nothing was written.
+    /// PostgreSQL restart, an exhausted pool). No write was acknowledged.
     DatabaseUnavailable,
+    /// 503 with `Retry-After`: another process held SQLite's write lock for
+    /// longer than the busy timeout. The request changed nothing.
+    Busy,
     /// 500; the cause is logged, not sent.
     Internal(String),
 }
 
 impl ApiError {
     /// One message for one field.
-    pub fn field(name: &str, message: impl Into<String>) -> Self {
+    pub(crate) fn field(name: &str, message: impl Into<String>) -> Self {
         let mut errors = FieldErrors::new();
         errors.insert(name.to_owned(), vec![message.into()]);
         ApiError::Validation(errors)
     }
 
-    pub fn status(&self) -> StatusCode {
+    pub(crate) fn status(&self) -> StatusCode {
         match self {
             ApiError::Validation(_) | ApiError::JsonParse(_) | ApiError::BadRequest(_) => {
                 StatusCode::BAD_REQUEST
@@ -239,13 +244,14 @@ impl ApiError {
             | ApiError::InvalidAccessToken(_)
             | ApiError::TokenNotValid(_)
             | ApiError::UserNotFound
+            | ApiError::UserInactive
             | ApiError::NoActiveAccount => StatusCode::UNAUTHORIZED,
             ApiError::PermissionDenied => StatusCode::FORBIDDEN,
             ApiError::NotFound | ApiError::InvalidPage => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ApiError::Unavailable(_) | ApiError::DatabaseUnavailable => {
+            ApiError::Unavailable(_) | ApiError::DatabaseUnavailable | ApiError::Busy => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -260,12 +266,29 @@ impl From<sqlx::Error> for ApiError {
                 tracing::warn!(error = %e, "database unavailable");
                 ApiError::DatabaseUnavailable
             }
+            _ if is_busy(&e) => {
+                tracing::warn!(error = %e, "database busy past the busy timeout");
+                ApiError::Busy
+            }
             _ => {
                 tracing::error!(error = %e, "database error");
                 ApiError::Internal(e.to_string())
             }
         }
     }
+}
+
+/// Whether `e` is SQLite's `SQLITE_BUSY` or `SQLITE_LOCKED` (any extended
+/// code): another connection kept the lock past the busy timeout.
+pub(crate) fn is_busy(e: &sqlx::Error) -> bool {
+    const SQLITE_BUSY: i32 = 5;
+    const SQLITE_LOCKED: i32 = 6;
+    let code = match e {
+        sqlx::Error::Database(db) => db.code(),
+        _ => None,
+    };
+    code.and_then(|c| c.parse::<i32>().ok())
+        .is_some_and(|c| matches!(c & 0xff, SQLITE_BUSY | SQLITE_LOCKED))
 }
 
 impl IntoResponse for ApiError {
@@ -297,6 +320,9 @@ impl IntoResponse for ApiError {
             ApiError::UserNotFound => {
                 json!({ "detail": "User not found", "code": "user_not_found" })
             }
+            ApiError::UserInactive => {
+                json!({ "detail": "User is inactive", "code": "user_inactive" })
+            }
             ApiError::NoActiveAccount => {
                 json!({ "detail": "No active account found with the given credentials" })
             }
@@ -316,6 +342,7 @@ impl IntoResponse for ApiError {
             ApiError::DatabaseUnavailable => {
                 json!({ "detail": "Database unavailable, try again later." })
             }
+            ApiError::Busy => json!({ "detail": "Database busy, try again later." }),
             ApiError::Internal(_) => json!({ "detail": "A server error occurred." }),
         };
         let mut response = (status, axum::Json(body)).into_response();
@@ -325,9 +352,10 @@ impl IntoResponse for ApiError {
                 HeaderValue::from_static("Bearer realm=\"api\""),
             );
         }
-        if matches!(self, ApiError::DatabaseUnavailable) {
-            // A restarting PostgreSQL is back within seconds; one second is
-            // a polite first retry.
+        if matches!(self, ApiError::Busy | ApiError::DatabaseUnavailable) {
+            // The lock holder is another request, which takes milliseconds
+            // unless something is wrong, and a restarting PostgreSQL is back
+            // within seconds: one second is a polite retry.
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));

@@ -2,29 +2,33 @@
 //! target the lab load-tests. It keeps the original's HTTP contract (routes,
 //! JSON shapes, simplejwt tokens, DRF error bodies) and fixes its bugs.
 //!
-//! Module map: [`cli`] (flags) → [`config`] (validated settings) →
-//! [`state`] (pools, keys, hasher) → [`routes`] (handlers, one module per
-//! resource) over [`db`] (SQL, one module per table family). Cross-cutting
-//! pieces: [`auth`] (JWT, argon2, extractors), [`validation`] (bodies, DRF
-//! messages), [`pagination`], [`page_cache`] (rendered list pages), [`request`] (small extractors), [`fault`]
-//! (injected delays/errors), [`error`].
+//! Module map: `cli` (flags) → `config` (validated settings) → `state`
+//! (pools, keys, hasher) → `routes` (handlers, one module per resource) over
+//! `db` (all the SQL, one module per table family). Cross-cutting pieces:
+//! `auth` (JWT, argon2, extractors), `fields` (each resource's field table,
+//! read by validation, OPTIONS and OpenAPI), `validation` (bodies, DRF
+//! messages), `pagination`, `page_cache` (rendered list pages), `request`
+//! (small extractors), `fault` (injected delays/errors), `error`.
 //!
-//! Entry points: [`run`] for the CLI (what `main` and the lab call),
-//! [`serve`] to run the server on a bound listener in-process, and [`app`]
-//! for the bare router.
+//! The public surface is what the binary, the lab and the tests use: [`run`]
+//! for the CLI (what `main` and the lab call), [`serve`] / [`serve_state`]
+//! to run the server on a bound listener in-process, [`app`] for the bare
+//! router (`oneshot` tests), and the configuration types. Everything else is
+//! crate-private, free to change.
 
-pub mod auth;
-pub mod cli;
-pub mod config;
-pub mod db;
-pub mod error;
-pub mod fault;
-pub mod page_cache;
-pub mod pagination;
-pub mod request;
-pub mod routes;
-pub mod state;
-pub mod validation;
+mod auth;
+mod cli;
+mod config;
+mod db;
+mod error;
+mod fault;
+mod fields;
+mod page_cache;
+mod pagination;
+mod request;
+mod routes;
+mod state;
+mod validation;
 
 use std::future::Future;
 use std::io::Write;
@@ -34,7 +38,7 @@ use tokio::net::TcpListener;
 
 pub use cli::Cli;
 pub use config::{FaultConfig, PasswordCost, SeedConfig, ServeConfig};
-pub use error::{ApiError, Error};
+pub use error::Error;
 pub use routes::app;
 pub use state::AppState;
 

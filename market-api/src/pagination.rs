@@ -11,8 +11,9 @@ use crate::request::{Origin, QueryParams};
 pub const DEFAULT_PAGE_SIZE: u64 = 10;
 pub const MAX_PAGE_SIZE: u64 = 100;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum PageRequest {
+/// The page asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum PageRequest {
     Number(u64),
     Last,
 }
@@ -47,6 +48,11 @@ impl PageParams {
             },
         };
         Ok(PageParams { page, page_size })
+    }
+
+    /// The page asked for, as given.
+    pub(crate) fn request(&self) -> PageRequest {
+        self.page
     }
 
     /// The page number asked for; `None` for `last` (needs the count first).
@@ -111,12 +117,12 @@ impl Page {
         }
     }
 
-    /// `{count, next, previous, results}` around items that are already
-    /// JSON, in the same bytes as `wrap` + serde would give.
-    pub fn wrap_json(&self, origin: &Origin, items: &[String]) -> String {
+    /// `{count, next, previous, results}` around `items`, the inside of a
+    /// results array already in JSON (`{…},{…}`), in the same bytes as
+    /// `wrap` + serde would give.
+    pub(crate) fn wrap_json(&self, origin: &Origin, items: &[u8]) -> Vec<u8> {
         let links = self.wrap(origin, Vec::<()>::new());
-        let len: usize = items.iter().map(|i| i.len() + 1).sum();
-        let mut out = String::with_capacity(len + 256);
+        let mut out = String::with_capacity(256);
         out.push_str("{\"count\":");
         out.push_str(&self.count.to_string());
         out.push_str(",\"next\":");
@@ -124,14 +130,11 @@ impl Page {
         out.push_str(",\"previous\":");
         push_json(&mut out, &links.previous);
         out.push_str(",\"results\":[");
-        for (i, item) in items.iter().enumerate() {
-            if i > 0 {
-                out.push(',');
-            }
-            out.push_str(item);
-        }
-        out.push_str("]}");
-        out
+        let mut body = Vec::with_capacity(out.len() + items.len() + 2);
+        body.extend_from_slice(out.as_bytes());
+        body.extend_from_slice(items);
+        body.extend_from_slice(b"]}");
+        body
     }
 }
 

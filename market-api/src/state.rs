@@ -14,16 +14,16 @@ use crate::page_cache::PageCache;
 /// State shared by all requests.
 #[derive(Clone, Debug)]
 pub struct AppState {
-    pub db: Db,
-    pub jwt: Arc<Jwt>,
-    pub passwords: Passwords,
+    pub(crate) db: Db,
+    pub(crate) jwt: Arc<Jwt>,
+    pub(crate) passwords: Passwords,
     /// Rendered `products/` pages, valid while the change counter stands.
-    pub pages: Arc<PageCache>,
+    pub(crate) pages: Arc<PageCache>,
     /// Largest request body accepted.
-    pub body_limit: usize,
-    pub fault: FaultConfig,
+    pub(crate) body_limit: usize,
+    pub(crate) fault: FaultConfig,
     /// Value of the `X-Replica` header, if any.
-    pub replica_id: Option<Arc<str>>,
+    pub(crate) replica_id: Option<Arc<str>>,
 }
 
 impl AppState {

@@ -8,14 +8,17 @@
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
 use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
+use std::collections::HashSet;
+
 use serde_json::{Map, Value};
 
 use crate::error::{ApiError, FieldErrors};
+use crate::fields::Field;
 use crate::state::AppState;
 
 /// A JSON request body, read but not yet parsed.
 #[derive(Debug)]
-pub struct JsonBody {
+pub(crate) struct JsonBody {
     bytes: Bytes,
     /// The `Content-Type` header as sent (`None` without one), checked only
     /// when the body is parsed.
@@ -82,7 +85,7 @@ impl FromRequest<AppState> for JsonBody {
 }
 
 /// Python's name for a JSON value's type, as DRF's messages use it.
-pub fn py_type(v: &Value) -> &'static str {
+pub(crate) fn py_type(v: &Value) -> &'static str {
     match v {
         Value::Null => "NoneType",
         Value::Bool(_) => "bool",
@@ -100,7 +103,7 @@ impl JsonBody {
     /// `Content-Type`: without one it is a 415 `Unsupported media type ""`.
     /// Handlers call this after their permission checks, so a 403 or 404
     /// comes before a 415, in DRF's order.
-    pub fn parse(&self) -> Result<Map<String, Value>, ApiError> {
+    pub(crate) fn parse(&self) -> Result<Map<String, Value>, ApiError> {
         if self.bytes.is_empty() {
             return Ok(Map::new());
         }
@@ -125,8 +128,9 @@ impl JsonBody {
     }
 }
 
-/// Field-by-field validation of one JSON object.
-pub struct Form<'a> {
+/// Field-by-field validation of one JSON object, each rule read from the
+/// field's [`Field`] entry in its resource's table.
+pub(crate) struct Form<'a> {
     data: &'a Map<String, Value>,
     errors: FieldErrors,
     /// PATCH: missing fields are not errors.
@@ -137,10 +141,10 @@ const REQUIRED: &str = "This field is required.";
 const NOT_NULL: &str = "This field may not be null.";
 
 /// How a nullable field was given: absent, `null`, or a value.
-pub type Nullable<T> = Option<Option<T>>;
+pub(crate) type Nullable<T> = Option<Option<T>>;
 
 impl<'a> Form<'a> {
-    pub fn new(data: &'a Map<String, Value>, partial: bool) -> Self {
+    pub(crate) fn new(data: &'a Map<String, Value>, partial: bool) -> Self {
         Form {
             data,
             errors: FieldErrors::new(),
@@ -149,19 +153,19 @@ impl<'a> Form<'a> {
     }
 
     /// Records a message for `name`.
-    pub fn error(&mut self, name: &str, message: impl Into<String>) {
+    pub(crate) fn error(&mut self, name: &str, message: impl Into<String>) {
         self.errors
             .entry(name.to_owned())
             .or_default()
             .push(message.into());
     }
 
-    pub fn has_errors(&self) -> bool {
+    pub(crate) fn has_errors(&self) -> bool {
         !self.errors.is_empty()
     }
 
     /// `Err(400)` with every message collected so far, if any.
-    pub fn finish(self) -> Result<(), ApiError> {
+    pub(crate) fn finish(self) -> Result<(), ApiError> {
         if self.errors.is_empty() {
             Ok(())
         } else {
@@ -169,42 +173,34 @@ impl<'a> Form<'a> {
         }
     }
 
-    fn get(&mut self, name: &str, required: bool) -> Option<&'a Value> {
-        let value = self.data.get(name);
-        if value.is_none() && required && !self.partial {
-            self.error(name, REQUIRED);
+    /// The raw value of `field`; a missing required field is an error
+    /// (except for PATCH).
+    pub(crate) fn get(&mut self, field: &Field) -> Option<&'a Value> {
+        let value = self.data.get(field.name);
+        if value.is_none() && field.required && !self.partial {
+            self.error(field.name, REQUIRED);
         }
         value
     }
 
-    /// A string (numbers are accepted and turned into text, as DRF does),
-    /// trimmed, at most `max` characters; blank allowed only if `allow_blank`.
-    pub fn string(
-        &mut self,
-        name: &str,
-        required: bool,
-        allow_blank: bool,
-        max: usize,
-    ) -> Option<String> {
-        match self.nullable_string(name, required, allow_blank, max) {
+    /// A string field that may not be `null` (see [`Form::nullable_string`]).
+    pub(crate) fn string(&mut self, field: &Field) -> Option<String> {
+        match self.nullable_string(field) {
             Some(Some(s)) => Some(s),
             Some(None) => {
-                self.error(name, NOT_NULL);
+                self.error(field.name, NOT_NULL);
                 None
             }
             None => None,
         }
     }
 
-    /// Like [`Form::string`], but `null` is allowed.
-    pub fn nullable_string(
-        &mut self,
-        name: &str,
-        required: bool,
-        allow_blank: bool,
-        max: usize,
-    ) -> Nullable<String> {
-        let value = self.get(name, required)?;
+    /// A string (numbers are accepted and turned into text, as DRF does),
+    /// trimmed, within the field's length; `null` passes through as
+    /// `Some(None)` for the caller to accept or refuse.
+    pub(crate) fn nullable_string(&mut self, field: &Field) -> Nullable<String> {
+        let name = field.name;
+        let value = self.get(field)?;
         let text = match value {
             Value::Null => return Some(None),
             Value::String(s) => s.trim().to_owned(),
@@ -214,13 +210,14 @@ impl<'a> Form<'a> {
                 return None;
             }
         };
-        if text.is_empty() && !allow_blank {
+        if text.is_empty() && !field.allow_blank {
             self.error(name, "This field may not be blank.");
             return None;
         }
         // DRF runs every validator of a CharField and reports each failure.
         let mut valid = true;
-        if text.chars().count() > max {
+        let max = field.cap();
+        if text.chars().nth(max).is_some() {
             self.error(
                 name,
                 format!("Ensure this field has no more than {max} characters."),
@@ -234,19 +231,13 @@ impl<'a> Form<'a> {
         valid.then_some(Some(text))
     }
 
-    /// An integer in `min..=max` (numeric strings accepted); `null` allowed
-    /// only if `nullable`.
-    pub fn integer(
-        &mut self,
-        name: &str,
-        required: bool,
-        nullable: bool,
-        min: i64,
-        max: i64,
-    ) -> Nullable<i64> {
-        let value = self.get(name, required)?;
+    /// An integer within the field's range (numeric strings accepted);
+    /// `null` only for a nullable field.
+    pub(crate) fn integer(&mut self, field: &Field) -> Nullable<i64> {
+        let name = field.name;
+        let value = self.get(field)?;
         let n = match value {
-            Value::Null if nullable => return Some(None),
+            Value::Null if field.nullable => return Some(None),
             Value::Null => {
                 self.error(name, NOT_NULL);
                 return None;
@@ -263,14 +254,14 @@ impl<'a> Form<'a> {
             self.error(name, "A valid integer is required.");
             return None;
         };
-        if n < min {
+        if let Some(min) = field.min_value.filter(|&min| n < min) {
             self.error(
                 name,
                 format!("Ensure this value is greater than or equal to {min}."),
             );
             return None;
         }
-        if n > max {
+        if let Some(max) = field.max_value.filter(|&max| n > max) {
             self.error(
                 name,
                 format!("Ensure this value is less than or equal to {max}."),
@@ -297,28 +288,32 @@ impl<'a> Form<'a> {
         })
     }
 
-    /// A primary key of a related object (existence is checked later).
-    pub fn pk(&mut self, name: &str, required: bool, nullable: bool) -> Nullable<i64> {
-        let value = self.get(name, required)?;
+    /// A primary key of a related object (existence is checked later);
+    /// `null` only for a nullable field.
+    pub(crate) fn pk(&mut self, field: &Field) -> Nullable<i64> {
+        let value = self.get(field)?;
         if value.is_null() {
-            if nullable {
+            if field.nullable {
                 return Some(None);
             }
-            self.error(name, NOT_NULL);
+            self.error(field.name, NOT_NULL);
             return None;
         }
         match Self::pk_value(value) {
             Ok(id) => Some(Some(id)),
             Err(msg) => {
-                self.error(name, msg);
+                self.error(field.name, msg);
                 None
             }
         }
     }
 
-    /// A list of primary keys (duplicates removed, order kept).
-    pub fn pk_list(&mut self, name: &str, required: bool) -> Option<Vec<i64>> {
-        let value = self.get(name, required)?;
+    /// A list of primary keys, at most the field's `max_length` of them
+    /// (checked first, so an oversized list costs nothing more), duplicates
+    /// removed with the first occurrence's order kept, in linear time.
+    pub(crate) fn pk_list(&mut self, field: &Field) -> Option<Vec<i64>> {
+        let name = field.name;
+        let value = self.get(field)?;
         let Value::Array(items) = value else {
             self.error(
                 name,
@@ -329,10 +324,19 @@ impl<'a> Form<'a> {
             );
             return None;
         };
+        let max = field.cap();
+        if items.len() > max {
+            self.error(
+                name,
+                format!("Ensure this field has no more than {max} elements."),
+            );
+            return None;
+        }
+        let mut seen = HashSet::with_capacity(items.len());
         let mut ids = Vec::with_capacity(items.len());
         for item in items {
             match Self::pk_value(item) {
-                Ok(id) if !ids.contains(&id) => ids.push(id),
+                Ok(id) if seen.insert(id) => ids.push(id),
                 Ok(_) => {}
                 Err(msg) => {
                     self.error(name, msg);
@@ -345,7 +349,7 @@ impl<'a> Form<'a> {
 }
 
 /// A plausible e-mail address (Django's validator, simplified).
-pub fn valid_email(email: &str) -> bool {
+pub(crate) fn valid_email(email: &str) -> bool {
     let Some((local, domain)) = email.rsplit_once('@') else {
         return false;
     };
@@ -362,7 +366,7 @@ pub fn valid_email(email: &str) -> bool {
 }
 
 /// At least 6 characters with a letter, a digit and a special character.
-pub fn strong_password(password: &str) -> bool {
+pub(crate) fn strong_password(password: &str) -> bool {
     password.chars().count() >= 6
         && password.chars().any(char::is_alphabetic)
         && password.chars().any(|c| c.is_ascii_digit())
@@ -374,21 +378,32 @@ pub fn strong_password(password: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fields::Kind;
     use serde_json::json;
 
     fn obj(v: Value) -> Map<String, Value> {
         v.as_object().cloned().unwrap()
     }
 
+    const TITLE: Field = Field::new("title", Kind::String).required().max_length(130);
+    const REPLY: Field = Field::new("reply", Kind::String).required().max_length(300);
+    const MISSING: Field = Field::new("missing", Kind::String)
+        .required()
+        .max_length(10);
+    const RATING: Field = Field::new("rating", Kind::Integer).nullable().range(1, 5);
+    const VOTES: Field = Field::new("votes", Kind::RelatedMany).max_length(4);
+    const CATEGORY: Field = Field::new("category", Kind::Related).nullable();
+    const POST: Field = Field::new("post", Kind::Related).required();
+
     #[test]
     fn required_and_types() {
         let data = obj(json!({"title": 5, "rating": "x", "votes": "1", "category": true}));
         let mut f = Form::new(&data, false);
-        assert_eq!(f.string("title", true, false, 130), Some("5".into()));
-        assert!(f.string("missing", true, false, 10).is_none());
-        assert!(f.integer("rating", false, true, 1, 5).is_none());
-        assert!(f.pk_list("votes", false).is_none());
-        assert!(f.pk("category", false, true).is_none());
+        assert_eq!(f.string(&TITLE), Some("5".into()));
+        assert!(f.string(&MISSING).is_none());
+        assert!(f.integer(&RATING).is_none());
+        assert!(f.pk_list(&VOTES).is_none());
+        assert!(f.pk(&CATEGORY).is_none());
         let Err(ApiError::Validation(errors)) = f.finish() else {
             panic!("expected errors")
         };
@@ -408,14 +423,14 @@ mod tests {
     fn partial_skips_missing_and_limits_apply() {
         let data = obj(json!({"reply": "  ", "rating": 9, "title": "x".repeat(131)}));
         let mut f = Form::new(&data, true);
-        assert!(f.string("absent", true, false, 10).is_none());
-        assert!(f.string("reply", true, false, 300).is_none());
-        assert!(f.integer("rating", false, true, 1, 5).is_none());
-        assert!(f.string("title", true, false, 130).is_none());
+        assert!(f.string(&MISSING).is_none());
+        assert!(f.string(&REPLY).is_none());
+        assert!(f.integer(&RATING).is_none());
+        assert!(f.string(&TITLE).is_none());
         let Err(ApiError::Validation(errors)) = f.finish() else {
             panic!("expected errors")
         };
-        assert!(!errors.contains_key("absent"));
+        assert!(!errors.contains_key("missing"));
         assert_eq!(errors["reply"], vec!["This field may not be blank."]);
         assert_eq!(
             errors["rating"],
@@ -434,11 +449,11 @@ mod tests {
             "title": format!("{}\0", "x".repeat(130)), "reply": "a\0b",
         }));
         let mut f = Form::new(&data, false);
-        assert!(f.pk("category", false, true).is_none());
-        assert_eq!(f.pk("post", true, false), Some(Some(7)));
-        assert!(f.pk_list("votes", false).is_none());
-        assert!(f.string("title", true, false, 130).is_none());
-        assert!(f.string("reply", true, false, 300).is_none());
+        assert!(f.pk(&CATEGORY).is_none());
+        assert_eq!(f.pk(&POST), Some(Some(7)));
+        assert!(f.pk_list(&VOTES).is_none());
+        assert!(f.string(&TITLE).is_none());
+        assert!(f.string(&REPLY).is_none());
         let Err(ApiError::Validation(errors)) = f.finish() else {
             panic!("expected errors")
         };
@@ -458,6 +473,23 @@ mod tests {
             ]
         );
         assert_eq!(errors["reply"], vec!["Null characters are not allowed."]);
+    }
+
+    #[test]
+    fn pk_lists_are_capped_and_deduplicated_in_order() {
+        let data = obj(json!({"votes": [3, 1, 3, "1", 2, 2, 3, 1]}));
+        let mut f = Form::new(&data, false);
+        assert_eq!(f.pk_list(&VOTES), Some(vec![3, 1, 2]));
+        let data = obj(json!({"votes": [1, 2, 3, 4, 5]}));
+        let mut f = Form::new(&data, false);
+        assert!(f.pk_list(&VOTES).is_none());
+        let Err(ApiError::Validation(errors)) = f.finish() else {
+            panic!("expected errors")
+        };
+        assert_eq!(
+            errors["votes"],
+            vec!["Ensure this field has no more than 4 elements."]
+        );
     }
 
     #[test]

@@ -2,10 +2,10 @@
 //! password hashing off the async workers ([`password`]), and the extractors
 //! handlers use to require or accept a logged-in user ([`extractor`]).
 
-pub mod extractor;
-pub mod jwt;
-pub mod password;
+pub(crate) mod extractor;
+pub(crate) mod jwt;
+pub(crate) mod password;
 
-pub use extractor::{AuthUser, MaybeAuthUser};
-pub use jwt::{Claims, Jwt, TokenError, TokenType};
-pub use password::Passwords;
+pub(crate) use extractor::{admit, AuthUser, MaybeAuthUser, TokenUser};
+pub(crate) use jwt::{Jwt, TokenError, TokenType};
+pub(crate) use password::Passwords;

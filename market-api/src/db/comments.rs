@@ -1,7 +1,7 @@
 //! Comments on products (`products/comments/`).
 
 use serde::Serialize;
-use sqlx::{FromRow, Sqlite, Transaction};
+use sqlx::{FromRow, Sqlite, SqliteExecutor, Transaction};
 
 use crate::db::Db;
 
@@ -77,13 +77,15 @@ pub async fn get(db: &Db, id: i64) -> Result<Option<CommentRow>, sqlx::Error> {
         .await
 }
 
+/// One comment through `exec` (a pool, or a write transaction, which sees
+/// its own changes).
 pub async fn get_in(
-    tx: &mut Transaction<'static, Sqlite>,
+    exec: impl SqliteExecutor<'_>,
     id: i64,
 ) -> Result<Option<CommentRow>, sqlx::Error> {
     sqlx::query_as(&format!("{SELECT_COMMENT} WHERE id = ?"))
         .bind(id)
-        .fetch_optional(&mut **tx)
+        .fetch_optional(exec)
         .await
 }
 

@@ -343,13 +343,7 @@ async fn try_switch_to_wal(options: &SqliteConnectOptions) -> Result<String, sql
 
 /// Whether `e` is `SQLITE_BUSY` (any of its extended codes).
 fn is_busy(e: &sqlx::Error) -> bool {
-    const SQLITE_BUSY: i32 = 5;
-    let code = match e {
-        sqlx::Error::Database(db) => db.code(),
-        _ => None,
-    };
-    code.and_then(|c| c.parse::<i32>().ok())
-        .is_some_and(|c| c & 0xff == SQLITE_BUSY)
+    crate::error::is_busy(e)
 }
 
 #[cfg(test)]

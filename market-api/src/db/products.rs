@@ -3,7 +3,7 @@
 //! in, so a retrieve and a page each cost one prepared statement and one
 //! value per product. Writes read the typed [`ProductRow`] instead.
 
-use sqlx::{FromRow, Sqlite, Transaction};
+use sqlx::{FromRow, Sqlite, SqliteExecutor, Transaction};
 
 use crate::db::Db;
 
@@ -36,7 +36,7 @@ const SELECT_PRODUCT: &str = "SELECT p.id, p.product_id, p.title, p.slug, p.desc
      FROM products p JOIN users u ON u.id = p.user_id";
 
 /// Sort keys accepted by `?ordering=`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum OrderField {
     Id,
     Title,
@@ -66,7 +66,9 @@ impl OrderField {
 }
 
 /// `?user=&title=&category=&tags=&search=&ordering=` of the list endpoint.
-#[derive(Debug, Clone)]
+/// Also the list cache's key (with the page), so it holds only what
+/// changes the rows.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ProductFilter {
     pub user: Option<i64>,
     pub title: Option<String>,
@@ -240,25 +242,41 @@ pub async fn page_json(
 
 /// The change counter: moves on every write that can change how a product
 /// renders, in any process (triggers; see the `change_counter` migration).
-pub async fn generation(db: &Db) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar("SELECT generation FROM change_counter WHERE id = 1")
-        .fetch_one(&db.read)
-        .await
+/// Also answers whether user `viewer` is active (`None`: no such user), so
+/// that the list's cache-hit path stays one query with the login check in it.
+pub async fn generation(db: &Db, viewer: i64) -> Result<(i64, Option<bool>), sqlx::Error> {
+    sqlx::query_as(
+        "SELECT generation, (SELECT is_active FROM users WHERE id = ?) \
+         FROM change_counter WHERE id = 1",
+    )
+    .bind(viewer)
+    .fetch_one(&db.read)
+    .await
 }
 
-/// One product rendered as JSON (see [`PRODUCT_JSON`]), or `None`.
-pub async fn get_json(db: &Db, id: i64, media_base: &str) -> Result<Option<String>, sqlx::Error> {
+/// Whether user `viewer` is active (`None`: no such user) and product `id`
+/// rendered as JSON (see [`PRODUCT_JSON`]; `None` when missing), in one
+/// query: the login check rides along with the read instead of costing a
+/// second round trip to SQLite's thread on the API's hottest route.
+pub async fn get_json(
+    db: &Db,
+    viewer: i64,
+    id: i64,
+    media_base: &str,
+) -> Result<(Option<bool>, Option<String>), sqlx::Error> {
     static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     let sql = SQL.get_or_init(|| {
         format!(
-            "SELECT {PRODUCT_JSON} FROM products p JOIN users u ON u.id = p.user_id WHERE p.id = ?"
+            "SELECT (SELECT is_active FROM users WHERE id = ?), (SELECT {PRODUCT_JSON} \
+             FROM products p JOIN users u ON u.id = p.user_id WHERE p.id = ?)"
         )
     });
-    sqlx::query_scalar(sql)
+    sqlx::query_as(sql)
+        .bind(viewer)
         .bind(media_base)
         .bind(media_base)
         .bind(id)
-        .fetch_optional(&db.read)
+        .fetch_one(&db.read)
         .await
 }
 
@@ -287,31 +305,25 @@ pub async fn get_in(
 }
 
 /// The owner of a product, or `None` when it does not exist.
-pub async fn owner(
-    tx: &mut Transaction<'static, Sqlite>,
-    id: i64,
-) -> Result<Option<i64>, sqlx::Error> {
+pub async fn owner(exec: impl SqliteExecutor<'_>, id: i64) -> Result<Option<i64>, sqlx::Error> {
     sqlx::query_scalar("SELECT user_id FROM products WHERE id = ?")
         .bind(id)
-        .fetch_optional(&mut **tx)
+        .fetch_optional(exec)
         .await
 }
 
-pub async fn category_exists(
-    tx: &mut Transaction<'static, Sqlite>,
-    id: i64,
-) -> Result<bool, sqlx::Error> {
+pub async fn category_exists(exec: impl SqliteExecutor<'_>, id: i64) -> Result<bool, sqlx::Error> {
     let found: Option<i64> = sqlx::query_scalar("SELECT id FROM categories WHERE id = ?")
         .bind(id)
-        .fetch_optional(&mut **tx)
+        .fetch_optional(exec)
         .await?;
     Ok(found.is_some())
 }
 
-pub async fn exists(tx: &mut Transaction<'static, Sqlite>, id: i64) -> Result<bool, sqlx::Error> {
+pub async fn exists(exec: impl SqliteExecutor<'_>, id: i64) -> Result<bool, sqlx::Error> {
     let found: Option<i64> = sqlx::query_scalar("SELECT id FROM products WHERE id = ?")
         .bind(id)
-        .fetch_optional(&mut **tx)
+        .fetch_optional(exec)
         .await?;
     Ok(found.is_some())
 }
@@ -428,20 +440,27 @@ pub async fn update(
     Ok(())
 }
 
-/// Replaces the votes of product `id`.
+/// Replaces the votes of product `id` in two statements whatever their
+/// number. Ids that are not (or no longer) users are skipped: validation
+/// refused missing ones before the transaction, so a voter missing here was
+/// deleted since, and its vote would have gone with it.
 pub async fn set_votes(
     tx: &mut Transaction<'static, Sqlite>,
     id: i64,
     voters: &[i64],
 ) -> Result<(), sqlx::Error> {
     crate::db::execute_for_id(tx, "DELETE FROM product_votes WHERE product_id = ?", id).await?;
-    for &user in voters {
-        sqlx::query("INSERT OR IGNORE INTO product_votes (product_id, user_id) VALUES (?, ?)")
-            .bind(id)
-            .bind(user)
-            .execute(&mut **tx)
-            .await?;
+    if voters.is_empty() {
+        return Ok(());
     }
+    sqlx::query(
+        "INSERT OR IGNORE INTO product_votes (product_id, user_id) \
+         SELECT ?, u.id FROM json_each(?) j JOIN users u ON u.id = j.value",
+    )
+    .bind(id)
+    .bind(crate::db::users::id_list(voters))
+    .execute(&mut **tx)
+    .await?;
     Ok(())
 }
 

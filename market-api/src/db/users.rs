@@ -33,12 +33,12 @@ pub async fn credentials(db: &Db, email: &str) -> Result<Option<Credentials>, sq
         .await
 }
 
-/// `Some(is_staff)` for an active user, `None` when missing or inactive.
-pub async fn active_staff_flag(
+/// `(is_active, is_staff)` of user `id`, or `None` when there is no such user.
+pub async fn status(
     exec: impl SqliteExecutor<'_>,
     id: i64,
-) -> Result<Option<bool>, sqlx::Error> {
-    sqlx::query_scalar("SELECT is_staff FROM users WHERE id = ? AND is_active = 1")
+) -> Result<Option<(bool, bool)>, sqlx::Error> {
+    sqlx::query_as("SELECT is_active, is_staff FROM users WHERE id = ?")
         .bind(id)
         .fetch_optional(exec)
         .await
@@ -100,20 +100,35 @@ pub async fn get(db: &Db, id: i64) -> Result<Option<UserRow>, sqlx::Error> {
         .await
 }
 
-/// The ids in `ids` that are not users.
-pub async fn missing_ids(
-    tx: &mut Transaction<'static, Sqlite>,
+/// The first id of `ids` (in their order) that is not a user, in one
+/// query whatever the list's length: the ids travel as one JSON array
+/// (`json_each`), so there is no bound-parameter limit to meet either.
+pub async fn first_missing(
+    exec: impl SqliteExecutor<'_>,
     ids: &[i64],
-) -> Result<Vec<i64>, sqlx::Error> {
-    let mut missing = Vec::new();
-    for &id in ids {
-        let found: Option<i64> = sqlx::query_scalar("SELECT id FROM users WHERE id = ?")
-            .bind(id)
-            .fetch_optional(&mut **tx)
-            .await?;
-        if found.is_none() {
-            missing.push(id);
-        }
+) -> Result<Option<i64>, sqlx::Error> {
+    if ids.is_empty() {
+        return Ok(None);
     }
-    Ok(missing)
+    sqlx::query_scalar(
+        "SELECT j.value FROM json_each(?) j LEFT JOIN users u ON u.id = j.value \
+         WHERE u.id IS NULL ORDER BY j.key LIMIT 1",
+    )
+    .bind(id_list(ids))
+    .fetch_optional(exec)
+    .await
+}
+
+/// `ids` as a JSON array, the form `json_each` reads.
+pub(crate) fn id_list(ids: &[i64]) -> String {
+    let mut out = String::with_capacity(ids.len() * 8 + 2);
+    out.push('[');
+    for (i, id) in ids.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(&id.to_string());
+    }
+    out.push(']');
+    out
 }

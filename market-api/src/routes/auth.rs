@@ -8,27 +8,30 @@ use serde_json::{json, Value};
 use crate::auth::{TokenError, TokenType};
 use crate::db::users;
 use crate::error::ApiError;
-use crate::routes::metadata::{Access, Field, Kind, View};
+use crate::fields::{Field, Kind};
+use crate::routes::metadata::{Access, View};
 use crate::state::AppState;
 use crate::validation::{Form, JsonBody};
 
+// simplejwt's serializers state no lengths: these fields get the crate-wide
+// `UNBOUNDED_TEXT_CAP` (see `fields`).
+const EMAIL: Field = Field::new("email", Kind::String).required();
+const PASSWORD: Field = Field::new("password", Kind::String).required();
+const REFRESH: Field = Field::new("refresh", Kind::String).required();
+const TOKEN: Field = Field::new("token", Kind::String).required();
+
 /// `TokenObtainPairSerializer`'s fields.
-pub const OBTAIN_FIELDS: &[Field] = &[
-    Field::new("email", Kind::String).required(),
-    Field::new("password", Kind::String).required(),
-];
+pub(crate) const OBTAIN_FIELDS: &[Field] = &[EMAIL, PASSWORD];
 
 /// `TokenRefreshSerializer`'s fields.
-pub const REFRESH_FIELDS: &[Field] = &[
-    Field::new("refresh", Kind::String).required(),
-    Field::new("access", Kind::String).read_only(),
-];
+pub(crate) const REFRESH_FIELDS: &[Field] =
+    &[REFRESH, Field::new("access", Kind::String).read_only()];
 
 /// `TokenVerifySerializer`'s fields.
-pub const VERIFY_FIELDS: &[Field] = &[Field::new("token", Kind::String).required()];
+pub(crate) const VERIFY_FIELDS: &[Field] = &[TOKEN];
 
 /// `OPTIONS auth/token/` (names and descriptions are simplejwt's views').
-pub static OBTAIN_VIEW: View = View {
+pub(crate) static OBTAIN_VIEW: View = View {
     name: "Token Obtain Pair",
     description: "Takes a set of user credentials and returns an access and refresh JSON web\n\
                   token pair to prove the authentication of those credentials.",
@@ -39,7 +42,7 @@ pub static OBTAIN_VIEW: View = View {
 };
 
 /// `OPTIONS auth/token/refresh/`
-pub static REFRESH_VIEW: View = View {
+pub(crate) static REFRESH_VIEW: View = View {
     name: "Token Refresh",
     description: "Takes a refresh type JSON web token and returns an access type JSON web\n\
                   token if the refresh token is valid.",
@@ -50,7 +53,7 @@ pub static REFRESH_VIEW: View = View {
 };
 
 /// `OPTIONS auth/token/verify/`
-pub static VERIFY_VIEW: View = View {
+pub(crate) static VERIFY_VIEW: View = View {
     name: "Token Verify",
     description: "Takes a token and indicates if it is valid.  This view provides no\n\
                   information about a token's fitness for a particular use.",
@@ -61,15 +64,15 @@ pub static VERIFY_VIEW: View = View {
 };
 
 /// `POST auth/token/ {email, password}` → `{refresh, access}`.
-pub async fn obtain(
+pub(crate) async fn obtain(
     State(state): State<AppState>,
     body: JsonBody,
 ) -> Result<Json<Value>, ApiError> {
     let data = body.parse()?;
     let mut form = Form::new(&data, false);
-    let email = form.string("email", true, false, 254);
+    let email = form.string(&EMAIL);
     // Passwords are not trimmed: take the raw string when it is one.
-    let password = form.string("password", true, false, 4096).and_then(|_| {
+    let password = form.string(&PASSWORD).and_then(|_| {
         data.get("password")
             .and_then(Value::as_str)
             .map(str::to_owned)
@@ -93,20 +96,20 @@ pub async fn obtain(
     }
 }
 
-fn token_field(body: &JsonBody, name: &str) -> Result<String, ApiError> {
+fn token_field(body: &JsonBody, field: &Field) -> Result<String, ApiError> {
     let data = body.parse()?;
     let mut form = Form::new(&data, false);
-    let token = form.string(name, true, false, 8192);
+    let token = form.string(field);
     form.finish()?;
     token.ok_or(ApiError::TokenNotValid(TokenError::Invalid))
 }
 
 /// `POST auth/token/refresh/ {refresh}` → `{access}`.
-pub async fn refresh(
+pub(crate) async fn refresh(
     State(state): State<AppState>,
     body: JsonBody,
 ) -> Result<Json<Value>, ApiError> {
-    let token = token_field(&body, "refresh")?;
+    let token = token_field(&body, &REFRESH)?;
     let claims = state
         .jwt
         .decode_as(&token, TokenType::Refresh)
@@ -117,11 +120,11 @@ pub async fn refresh(
 }
 
 /// `POST auth/token/verify/ {token}` → `{}` for any valid token.
-pub async fn verify(
+pub(crate) async fn verify(
     State(state): State<AppState>,
     body: JsonBody,
 ) -> Result<Json<Value>, ApiError> {
-    let token = token_field(&body, "token")?;
+    let token = token_field(&body, &TOKEN)?;
     state.jwt.decode(&token).map_err(ApiError::TokenNotValid)?;
     Ok(Json(json!({})))
 }

@@ -6,37 +6,42 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use serde_json::{Map, Value};
-use sqlx::{Sqlite, Transaction};
+use sqlx::{Sqlite, SqliteExecutor, Transaction};
 
 use crate::auth::AuthUser;
 use crate::db::comments::{self, CommentRow, CommentWrite};
-use crate::db::products;
+use crate::db::{products, Db};
 use crate::error::ApiError;
+use crate::fields::{Field, Kind};
 use crate::pagination::{PageParams, Paginated};
 use crate::request::{IdParam, Origin, QueryParams};
-use crate::routes::metadata::{Access, Field, Kind, Owned, View};
+use crate::routes::metadata::{Access, Owned, View};
 use crate::state::AppState;
-use crate::validation::{Form, JsonBody};
+use crate::validation::{Form, JsonBody, Nullable};
 
-/// The comment serializer's fields, in [`CommentRow`]'s order, with the
-/// limits `validate` enforces (for OPTIONS and the OpenAPI schema).
-pub const FIELDS: &[Field] = &[
+const RATING: Field = Field::new("rating", Kind::Integer).nullable().range(1, 5);
+const REPLY: Field = Field::new("reply", Kind::String).required().max_length(300);
+const POST: Field = Field::new("post", Kind::Related).required();
+
+/// The comment serializer's fields, in [`CommentRow`]'s order: `validate`
+/// checks with them, OPTIONS and the OpenAPI schema describe them.
+pub(crate) const FIELDS: &[Field] = &[
     Field::new("id", Kind::Integer).read_only(),
     Field::new("created_at", Kind::DateTime).read_only(),
     Field::new("updated_at", Kind::DateTime).read_only(),
     Field::new("deleted_at", Kind::DateTime)
         .nullable()
         .read_only(),
-    Field::new("rating", Kind::Integer).nullable().range(1, 5),
-    Field::new("reply", Kind::String).required().max_length(300),
+    RATING,
+    REPLY,
     Field::new("created_by", Kind::Related).read_only(),
     Field::new("updated_by", Kind::Related).read_only(),
     Field::new("user", Kind::Related).read_only(),
-    Field::new("post", Kind::Related).required(),
+    POST,
 ];
 
 /// `OPTIONS products/comments/`
-pub static LIST_VIEW: View = View {
+pub(crate) static LIST_VIEW: View = View {
     name: "Comment List",
     description: "Comments, newest first (`?post=ID` for one product's); logged-in users only.",
     allow: "GET, POST, HEAD, OPTIONS",
@@ -46,7 +51,7 @@ pub static LIST_VIEW: View = View {
 };
 
 /// `OPTIONS products/comments/{id}/`
-pub static DETAIL_VIEW: View = View {
+pub(crate) static DETAIL_VIEW: View = View {
     name: "Comment Instance",
     description: "One comment: any logged-in user reads it; its author changes or deletes it.",
     allow: "GET, PUT, PATCH, DELETE, HEAD, OPTIONS",
@@ -56,7 +61,7 @@ pub static DETAIL_VIEW: View = View {
 };
 
 /// `GET products/comments/[?post=ID]`, newest first, paginated.
-pub async fn list(
+pub(crate) async fn list(
     State(state): State<AppState>,
     _user: AuthUser,
     query: QueryParams,
@@ -76,64 +81,95 @@ pub async fn list(
     Ok(Json(page.wrap(&origin, rows)))
 }
 
-/// Checks the body against `base` (the stored comment for updates). Fields
-/// not given keep their stored value, for PUT as for PATCH (DRF's
-/// `ModelSerializer.update()`); PUT only requires the required fields.
+/// A validated body: the fields given (`None`: keep the stored value).
+struct CommentInput {
+    reply: Option<String>,
+    rating: Nullable<i64>,
+    post: Option<i64>,
+}
+
+/// Checks the body before any write transaction starts (so a bad body never
+/// holds SQLite's write lock); `products::exists` on the read pool gives
+/// the message for a missing post, and [`CommentInput::apply`] checks again
+/// under the lock.
 async fn validate(
-    tx: &mut Transaction<'static, Sqlite>,
+    db: &Db,
     data: &Map<String, Value>,
-    base: Option<&CommentRow>,
     partial: bool,
-) -> Result<CommentWrite, ApiError> {
+) -> Result<CommentInput, ApiError> {
     let mut form = Form::new(data, partial);
-    let reply = form.string("reply", true, false, 300);
-    let rating = form.integer("rating", false, true, 1, 5);
-    let post = form.pk("post", true, false);
-    if let Some(Some(post)) = post {
-        if !products::exists(tx, post).await? {
-            form.error(
-                "post",
-                format!("Invalid pk \"{post}\" - object does not exist."),
-            );
+    let reply = form.string(&REPLY);
+    let rating = form.integer(&RATING);
+    let post = form.pk(&POST).flatten();
+    if let Some(post) = post {
+        if !products::exists(&db.read, post).await? {
+            form.error("post", missing_post(post));
         }
     }
     form.finish()?;
-    let mut write = match base {
-        Some(c) => CommentWrite {
-            rating: c.rating,
-            reply: c.reply.clone(),
-            post: c.post,
-        },
-        None => CommentWrite {
-            rating: None,
-            reply: String::new(),
-            post: 0,
-        },
-    };
-    if let Some(reply) = reply {
-        write.reply = reply;
+    Ok(CommentInput {
+        reply,
+        rating,
+        post,
+    })
+}
+
+fn missing_post(post: i64) -> String {
+    format!("Invalid pk \"{post}\" - object does not exist.")
+}
+
+impl CommentInput {
+    /// The row to write: `base` (the stored comment for updates) with the
+    /// given fields over it. Fields not given keep their stored value, for
+    /// PUT as for PATCH (DRF's `ModelSerializer.update()`); PUT only
+    /// requires the required fields. Runs inside the write transaction: a
+    /// post deleted since validation is refused as missing.
+    async fn apply(
+        self,
+        tx: &mut Transaction<'static, Sqlite>,
+        base: Option<&CommentRow>,
+    ) -> Result<CommentWrite, ApiError> {
+        let mut write = match base {
+            Some(c) => CommentWrite {
+                rating: c.rating,
+                reply: c.reply.clone(),
+                post: c.post,
+            },
+            None => CommentWrite {
+                rating: None,
+                reply: String::new(),
+                post: 0,
+            },
+        };
+        if let Some(reply) = self.reply {
+            write.reply = reply;
+        }
+        if let Some(rating) = self.rating {
+            write.rating = rating;
+        }
+        if let Some(post) = self.post {
+            if !products::exists(&mut **tx, post).await? {
+                return Err(ApiError::field("post", missing_post(post)));
+            }
+            write.post = post;
+        }
+        Ok(write)
     }
-    if let Some(rating) = rating {
-        write.rating = rating;
-    }
-    if let Some(Some(post)) = post {
-        write.post = post;
-    }
-    Ok(write)
 }
 
 /// `POST products/comments/` → 201.
-pub async fn create(
+pub(crate) async fn create(
     State(state): State<AppState>,
     user: AuthUser,
     body: JsonBody,
 ) -> Result<(StatusCode, Json<CommentRow>), ApiError> {
     let data = body.parse()?;
+    let input = validate(&state.db, &data, false).await?;
     let mut tx = state.db.begin_write().await?;
     user.require_active(&mut tx).await?;
-    let write = validate(&mut tx, &data, None, false).await?;
+    let write = input.apply(&mut tx, None).await?;
     let id = comments::insert(&mut tx, user.user_id, &write, &crate::db::now()).await?;
-    let row = comments::get_in(&mut tx, id)
+    let row = comments::get_in(&mut *tx, id)
         .await?
         .ok_or(ApiError::NotFound)?;
     tx.commit().await?;
@@ -141,7 +177,7 @@ pub async fn create(
 }
 
 /// `GET products/comments/{id}/`
-pub async fn retrieve(
+pub(crate) async fn retrieve(
     State(state): State<AppState>,
     _user: AuthUser,
     IdParam(id): IdParam,
@@ -152,14 +188,15 @@ pub async fn retrieve(
         .ok_or(ApiError::NotFound)
 }
 
-/// Comment `id`, read inside the write transaction that will change it;
-/// only its author may.
+/// Comment `id`, which only its author may change (404, 403 otherwise).
 async fn own_comment(
-    tx: &mut Transaction<'static, Sqlite>,
+    exec: impl SqliteExecutor<'_>,
     id: i64,
     user: AuthUser,
 ) -> Result<CommentRow, ApiError> {
-    let row = comments::get_in(tx, id).await?.ok_or(ApiError::NotFound)?;
+    let row = comments::get_in(exec, id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
     if row.user != Some(user.user_id) {
         return Err(ApiError::PermissionDenied);
     }
@@ -173,12 +210,17 @@ async fn change(
     body: JsonBody,
     partial: bool,
 ) -> Result<Json<CommentRow>, ApiError> {
-    let mut tx = state.db.begin_write().await?;
-    let row = own_comment(&mut tx, id, user).await?;
+    // Existence and ownership first (DRF's order: 404/403 before the body's
+    // 415/400), on the read pool; checked again under the write lock.
+    own_comment(&state.db.read, id, user).await?;
     let data = body.parse()?;
-    let write = validate(&mut tx, &data, Some(&row), partial).await?;
+    let input = validate(&state.db, &data, partial).await?;
+    let mut tx = state.db.begin_write().await?;
+    user.require_active(&mut tx).await?;
+    let row = own_comment(&mut *tx, id, user).await?;
+    let write = input.apply(&mut tx, Some(&row)).await?;
     comments::update(&mut tx, id, user.user_id, &write).await?;
-    let row = comments::get_in(&mut tx, id)
+    let row = comments::get_in(&mut *tx, id)
         .await?
         .ok_or(ApiError::NotFound)?;
     tx.commit().await?;
@@ -186,7 +228,7 @@ async fn change(
 }
 
 /// `PUT products/comments/{id}/` (author only).
-pub async fn update(
+pub(crate) async fn update(
     State(state): State<AppState>,
     user: AuthUser,
     IdParam(id): IdParam,
@@ -196,7 +238,7 @@ pub async fn update(
 }
 
 /// `PATCH products/comments/{id}/` (author only).
-pub async fn partial_update(
+pub(crate) async fn partial_update(
     State(state): State<AppState>,
     user: AuthUser,
     IdParam(id): IdParam,
@@ -206,13 +248,14 @@ pub async fn partial_update(
 }
 
 /// `DELETE products/comments/{id}/` (author only) → 204.
-pub async fn destroy(
+pub(crate) async fn destroy(
     State(state): State<AppState>,
     user: AuthUser,
     IdParam(id): IdParam,
 ) -> Result<StatusCode, ApiError> {
     let mut tx = state.db.begin_write().await?;
-    own_comment(&mut tx, id, user).await?;
+    user.require_active(&mut tx).await?;
+    own_comment(&mut *tx, id, user).await?;
     comments::delete(&mut tx, id).await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)

@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 
 use crate::state::AppState;
 
-pub async fn healthz(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
+pub(crate) async fn healthz(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
     if state.db.ping().await {
         (StatusCode::OK, Json(json!({ "status": "ok" })))
     } else {

@@ -4,13 +4,13 @@
 //! an unknown route is a JSON 404, a wrong method a JSON 405 with `Allow`,
 //! and every API view answers `OPTIONS` with DRF's metadata ([`metadata`]).
 
-pub mod auth;
-pub mod comments;
-pub mod health;
-pub mod metadata;
-pub mod openapi;
-pub mod products;
-pub mod users;
+mod auth;
+mod comments;
+mod health;
+mod metadata;
+mod openapi;
+mod products;
+mod users;
 
 use axum::extract::Request;
 use axum::http::header::{CONTENT_TYPE, HOST, LOCATION};

@@ -9,8 +9,8 @@ use axum::http::header::CONTENT_TYPE;
 use axum::response::IntoResponse;
 use serde_json::{json, Map, Value};
 
-use super::metadata::{Field, Kind};
 use super::{auth, comments, products, users};
+use crate::fields::{Field, Kind};
 
 /// The request schema of a serializer: its writable fields.
 fn schema(fields: &[Field]) -> Value {
@@ -27,9 +27,13 @@ fn schema(fields: &[Field]) -> Value {
                 Kind::RelatedMany => json!({ "type": "array", "items": { "type": "integer" } }),
                 Kind::Nested(_) => json!({ "type": "object" }),
             };
+            let (min_key, max_key) = match f.kind {
+                Kind::RelatedMany => ("minItems", "maxItems"),
+                _ => ("minLength", "maxLength"),
+            };
             let limits = [
-                ("minLength", f.min_length.map(i64::from)),
-                ("maxLength", f.max_length.map(i64::from)),
+                (min_key, f.min_length.map(i64::from)),
+                (max_key, f.max_length.map(i64::from)),
                 ("minimum", f.min_value),
                 ("maximum", f.max_value),
             ];
@@ -98,7 +102,7 @@ fn build() -> Value {
             "/api/v1/users/": { "get": op("List users (staff)", true, None, ("200", "Paginated users")) },
             "/api/v1/users/{id}/": { "parameters": id_param(), "get": op("Retrieve a user (staff)", true, None, ("200", "User")) },
             "/api/v1/products/": {
-                "get": { "parameters": product_list_params, "summary": "List products", "responses": { "200": { "description": "Paginated products" }, "404": { "description": "Invalid page." } } },
+                "get": { "parameters": product_list_params, "summary": "List products", "security": [{ "bearerAuth": [] }], "responses": { "200": { "description": "Paginated products" }, "400": { "description": "Bad filter, search or page size" }, "401": { "description": "Not authenticated / invalid token" }, "404": { "description": "Invalid page." } } },
                 "post": op("Create a product", true, Some("ProductWrite"), ("201", "Product")),
             },
             "/api/v1/products/has-product/": { "get": {
@@ -107,7 +111,7 @@ fn build() -> Value {
                 "responses": { "200": { "description": "{has_product: bool}" } } } },
             "/api/v1/products/{id}/": {
                 "parameters": id_param(),
-                "get": op("Retrieve a product", false, None, ("200", "Product")),
+                "get": op("Retrieve a product", true, None, ("200", "Product")),
                 "put": op("Update a product (owner); fields not sent keep their values", true, Some("ProductWrite"), ("200", "Product")),
                 "patch": op("Partly update a product (owner)", true, Some("ProductWrite"), ("200", "Product")),
                 "delete": op("Delete a product (owner)", true, None, ("204", "Deleted")),
@@ -140,7 +144,7 @@ fn build() -> Value {
 }
 
 /// The document, serialized once.
-pub async fn document() -> impl IntoResponse {
+pub(crate) async fn document() -> impl IntoResponse {
     static DOC: OnceLock<Bytes> = OnceLock::new();
     let body = DOC.get_or_init(|| Bytes::from(build().to_string())).clone();
     ([(CONTENT_TYPE, "application/json")], body)

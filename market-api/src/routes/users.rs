@@ -9,31 +9,41 @@ use serde_json::{json, Value};
 use crate::auth::AuthUser;
 use crate::db::users::{self, UserRow};
 use crate::error::ApiError;
+use crate::fields::{Field, Kind};
 use crate::pagination::{PageParams, Paginated};
 use crate::request::{IdParam, Origin, QueryParams};
-use crate::routes::metadata::{Access, Field, Kind, View};
+use crate::routes::metadata::{Access, View};
 use crate::state::AppState;
 use crate::validation::{strong_password, valid_email, Form, JsonBody};
 
-/// The registration serializer's fields, with the limits `register`
-/// enforces (for OPTIONS and the OpenAPI schema).
-pub const REGISTER_FIELDS: &[Field] = &[
+const EMAIL: Field = Field::new("email", Kind::Email).required().max_length(254);
+const PASSWORD: Field = Field::new("password", Kind::String)
+    .required()
+    .min_length(6)
+    .max_length(128);
+const CONFIRM_PASSWORD: Field = Field::new("confirm_password", Kind::String)
+    .required()
+    .max_length(128);
+const FIRST_NAME: Field = Field::new("first_name", Kind::String).max_length(150);
+const LAST_NAME: Field = Field::new("last_name", Kind::String).max_length(150);
+
+/// The registration serializer's fields: `register` validates with them,
+/// OPTIONS and the OpenAPI schema describe them.
+pub(crate) const REGISTER_FIELDS: &[Field] = &[
     Field::new("id", Kind::Integer).read_only(),
-    Field::new("email", Kind::Email).required().max_length(254),
-    Field::new("password", Kind::String)
-        .required()
-        .min_length(6)
-        .max_length(128),
-    Field::new("confirm_password", Kind::String)
-        .required()
-        .max_length(128),
-    Field::new("first_name", Kind::String).max_length(150),
-    Field::new("last_name", Kind::String).max_length(150),
+    EMAIL,
+    PASSWORD,
+    CONFIRM_PASSWORD,
+    FIRST_NAME,
+    LAST_NAME,
     Field::new("image", Kind::String).nullable().read_only(),
 ];
 
+/// Django's unique-constraint message (`email`'s verbose name is "email address").
+const EMAIL_TAKEN: &str = "user with this email address already exists.";
+
 /// `OPTIONS users/register/`
-pub static REGISTER_VIEW: View = View {
+pub(crate) static REGISTER_VIEW: View = View {
     name: "Register",
     description: "Creates an account, active at once.",
     allow: "POST, OPTIONS",
@@ -43,7 +53,7 @@ pub static REGISTER_VIEW: View = View {
 };
 
 /// `OPTIONS users/`
-pub static LIST_VIEW: View = View {
+pub(crate) static LIST_VIEW: View = View {
     name: "User List",
     description: "Every user (staff only).",
     allow: "GET, HEAD, OPTIONS",
@@ -53,7 +63,7 @@ pub static LIST_VIEW: View = View {
 };
 
 /// `OPTIONS users/{id}/`
-pub static DETAIL_VIEW: View = View {
+pub(crate) static DETAIL_VIEW: View = View {
     name: "User Instance",
     description: "One user (staff only).",
     allow: "GET, HEAD, OPTIONS",
@@ -63,21 +73,17 @@ pub static DETAIL_VIEW: View = View {
 };
 
 /// `POST users/register/ {email, password, confirm_password}` → 201.
-pub async fn register(
+pub(crate) async fn register(
     State(state): State<AppState>,
     body: JsonBody,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let data = body.parse()?;
     let mut form = Form::new(&data, false);
-    let email = form.string("email", true, false, 254);
-    let password = form.string("password", true, false, 128);
-    let confirm = form.string("confirm_password", true, false, 128);
-    let first_name = form
-        .string("first_name", false, true, 150)
-        .unwrap_or_default();
-    let last_name = form
-        .string("last_name", false, true, 150)
-        .unwrap_or_default();
+    let email = form.string(&EMAIL);
+    let password = form.string(&PASSWORD);
+    let confirm = form.string(&CONFIRM_PASSWORD);
+    let first_name = form.string(&FIRST_NAME).unwrap_or_default();
+    let last_name = form.string(&LAST_NAME).unwrap_or_default();
     if let Some(email) = &email {
         if !valid_email(email) {
             form.error("email", "Enter a valid email address.");
@@ -93,7 +99,7 @@ pub async fn register(
     }
     if let Some(email) = &email {
         if !form.has_errors() && users::credentials(&state.db, email).await?.is_some() {
-            form.error("email", "user with this email already exists.");
+            form.error("email", EMAIL_TAKEN);
         }
     }
     form.finish()?;
@@ -103,17 +109,14 @@ pub async fn register(
     if password != confirm {
         return Err(ApiError::field(
             "non_field_errors",
-            "Passwords do not match.",
+            "Passwords didn't match.",
         ));
     }
     // Hash before taking the write lock: hashing is the slow part.
     let hash = state.passwords.hash(password).await?;
     let mut tx = state.db.begin_write().await?;
     if users::email_taken(&mut tx, &email).await? {
-        return Err(ApiError::field(
-            "email",
-            "user with this email already exists.",
-        ));
+        return Err(ApiError::field("email", EMAIL_TAKEN));
     }
     let id = users::insert(&mut tx, &email, &hash, &first_name, &last_name).await?;
     tx.commit().await?;
@@ -123,23 +126,14 @@ pub async fn register(
     ))
 }
 
-/// 403 unless `user` is active staff (401 when the user is gone).
-pub(crate) async fn require_staff(state: &AppState, user: AuthUser) -> Result<(), ApiError> {
-    match users::active_staff_flag(&state.db.read, user.user_id).await? {
-        None => Err(ApiError::UserNotFound),
-        Some(false) => Err(ApiError::PermissionDenied),
-        Some(true) => Ok(()),
-    }
-}
-
 /// `GET users/` (staff only), paginated.
-pub async fn list(
+pub(crate) async fn list(
     State(state): State<AppState>,
     user: AuthUser,
     query: QueryParams,
     origin: Origin,
 ) -> Result<Json<Paginated<UserRow>>, ApiError> {
-    require_staff(&state, user).await?;
+    user.require_staff()?;
     let params = PageParams::from_query(&query)?;
     let page = params.resolve(users::count(&state.db).await?)?;
     let rows = users::page(&state.db, page.limit(), page.offset()).await?;
@@ -147,12 +141,12 @@ pub async fn list(
 }
 
 /// `GET users/{id}/` (staff only).
-pub async fn retrieve(
+pub(crate) async fn retrieve(
     State(state): State<AppState>,
     user: AuthUser,
     IdParam(id): IdParam,
 ) -> Result<Json<UserRow>, ApiError> {
-    require_staff(&state, user).await?;
+    user.require_staff()?;
     users::get(&state.db, id)
         .await?
         .map(Json)

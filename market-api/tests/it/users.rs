@@ -33,7 +33,7 @@ async fn register_then_login() {
         (st, v),
         (
             400,
-            json!({"email": ["user with this email already exists."]})
+            json!({"email": ["user with this email address already exists."]})
         )
     );
 }
@@ -57,7 +57,7 @@ async fn register_validation() {
         (st, v),
         (
             400,
-            json!({"non_field_errors": ["Passwords do not match."]})
+            json!({"non_field_errors": ["Passwords didn't match."]})
         )
     );
     for weak in ["abc", "abcdefgh", "abc123", "abc!!!", "123!!!"] {

@@ -18,7 +18,7 @@ async fn retrieve_each(s: &Server, page: &Value, token: Option<&str>) -> Vec<Str
 
 /// The body of `GET products/?{query}`, anonymously (status not checked).
 async fn list(s: &Server, query: &str) -> Value {
-    s.get_json(&format!("/api/v1/products/?{query}"), None)
+    s.get_json(&format!("/api/v1/products/?{query}"), Some(s.token().await))
         .await
         .1
 }
@@ -45,7 +45,9 @@ fn ids(v: &Value) -> Vec<i64> {
 #[tokio::test]
 async fn retrieve_shape_and_not_found() {
     let s = Server::start().await;
-    let (st, v) = s.get_json("/api/v1/products/1/", None).await;
+    let (st, v) = s
+        .get_json("/api/v1/products/1/", Some(s.token().await))
+        .await;
     assert_eq!(st, 200);
     let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
     let mut expected = vec![
@@ -74,10 +76,14 @@ async fn retrieve_shape_and_not_found() {
         v["votes"].as_array().unwrap().len()
     );
     // Views are a stored field; reading does not write.
-    let (_, again) = s.get_json("/api/v1/products/1/", None).await;
+    let (_, again) = s
+        .get_json("/api/v1/products/1/", Some(s.token().await))
+        .await;
     assert_eq!(again["views"], v["views"]);
     // Product 3 has votes (seed: n % 4 voters).
-    let (_, p3) = s.get_json("/api/v1/products/3/", None).await;
+    let (_, p3) = s
+        .get_json("/api/v1/products/3/", Some(s.token().await))
+        .await;
     assert_eq!(p3["votes_count"], 2);
     assert!(p3["votes"][0]["first_name"].is_string());
 
@@ -87,7 +93,7 @@ async fn retrieve_shape_and_not_found() {
         "/api/v1/products/0/",
         "/api/v1/products/-1/",
     ] {
-        let (st, v) = s.get_json(path, None).await;
+        let (st, v) = s.get_json(path, Some(s.token().await)).await;
         assert_eq!((st, v), (404, json!({"detail": "Not found."})), "{path}");
     }
 }
@@ -95,7 +101,7 @@ async fn retrieve_shape_and_not_found() {
 #[tokio::test]
 async fn list_pagination_edges() {
     let s = Server::start().await;
-    let (st, v) = s.get_json("/api/v1/products/", None).await;
+    let (st, v) = s.get_json("/api/v1/products/", Some(s.token().await)).await;
     assert_eq!(st, 200);
     assert_eq!(v["count"], 25);
     assert_eq!(v["results"].as_array().unwrap().len(), 10);
@@ -104,7 +110,9 @@ async fn list_pagination_edges() {
     // Newest first by default.
     assert_eq!(ids(&v)[..3], [25, 24, 23]);
 
-    let (st, v) = s.get_json("/api/v1/products/?page=3", None).await;
+    let (st, v) = s
+        .get_json("/api/v1/products/?page=3", Some(s.token().await))
+        .await;
     assert_eq!(st, 200);
     assert_eq!(ids(&v), vec![5, 4, 3, 2, 1]);
     assert_eq!(v["next"], Value::Null);
@@ -119,7 +127,9 @@ async fn list_pagination_edges() {
         "page=-1",
         "page=99999999999999999999999",
     ] {
-        let (st, v) = s.get_json(&format!("/api/v1/products/?{q}"), None).await;
+        let (st, v) = s
+            .get_json(&format!("/api/v1/products/?{q}"), Some(s.token().await))
+            .await;
         assert_eq!((st, v), (404, json!({"detail": "Invalid page."})), "{q}");
     }
     for q in [
@@ -128,7 +138,9 @@ async fn list_pagination_edges() {
         "page_size=-5",
         "page_size=1.5",
     ] {
-        let (st, v) = s.get_json(&format!("/api/v1/products/?{q}"), None).await;
+        let (st, v) = s
+            .get_json(&format!("/api/v1/products/?{q}"), Some(s.token().await))
+            .await;
         assert_eq!(st, 400, "{q}");
         assert!(v["page_size"].is_array(), "{q}: {v}");
     }
@@ -143,7 +155,10 @@ async fn list_pagination_edges() {
     );
     // An empty result is one empty page, not a 404.
     let (st, v) = s
-        .get_json("/api/v1/products/?title=nothing-like-this", None)
+        .get_json(
+            "/api/v1/products/?title=nothing-like-this",
+            Some(s.token().await),
+        )
         .await;
     assert_eq!(
         (st, v["count"].clone(), v["results"].clone()),
@@ -184,7 +199,9 @@ async fn list_filters_search_ordering() {
     assert_every(&list(&s, "category=3&page_size=100").await, |p| {
         p["category"] == 3
     });
-    let (_, p1) = s.get_json("/api/v1/products/1/", None).await;
+    let (_, p1) = s
+        .get_json("/api/v1/products/1/", Some(s.token().await))
+        .await;
     let title = p1["title"].as_str().unwrap();
     let v = list(&s, &format!("title={}", title.replace(' ', "%20"))).await;
     assert_eq!(ids(&v), vec![1]);
@@ -204,7 +221,9 @@ async fn list_filters_search_ordering() {
         0,
         "LIKE wildcards are escaped"
     );
-    let (st, v) = s.get_json("/api/v1/products/?user=abc", None).await;
+    let (st, v) = s
+        .get_json("/api/v1/products/?user=abc", Some(s.token().await))
+        .await;
     assert_eq!((st, v), (400, json!({"user": ["Enter a number."]})));
 }
 
@@ -232,7 +251,9 @@ async fn create_and_validation() {
     assert_eq!(v["votes_count"], 2);
     assert_eq!(v["views"], 0);
     let id = v["id"].as_i64().unwrap();
-    let (st, fetched) = s.get_json(&format!("/api/v1/products/{id}/"), None).await;
+    let (st, fetched) = s
+        .get_json(&format!("/api/v1/products/{id}/"), Some(s.token().await))
+        .await;
     assert_eq!((st, &fetched), (200, &v));
     let (_, v2) = s
         .post_json(
@@ -502,7 +523,7 @@ async fn update_and_delete_by_owner_only() {
     let before = list(&s, "").await;
     let res = s.send(Method::DELETE, &path, Some(&demo), None).await;
     assert_eq!(res.status(), 204);
-    assert_eq!(s.get(&path, None).await.status(), 404);
+    assert_eq!(s.get(&path, Some(s.token().await)).await.status(), 404);
     let after = list(&s, "").await;
     assert_eq!(
         after["count"].as_i64().unwrap(),
@@ -604,13 +625,13 @@ async fn list_json_is_exact() {
     // A later page and the last page, byte for byte as well.
     for q in ["page_size=5&page=2", "page_size=5&page=last"] {
         let page = s
-            .get(&format!("/api/v1/products/?{q}"), None)
+            .get(&format!("/api/v1/products/?{q}"), Some(s.token().await))
             .await
             .text()
             .await
             .unwrap();
         let v: Value = serde_json::from_str(&page).unwrap();
-        let items = retrieve_each(&s, &v, None).await;
+        let items = retrieve_each(&s, &v, Some(s.token().await)).await;
         let link = |x: &Value| match x.as_str() {
             Some(u) => format!("\"{u}\""),
             None => "null".to_owned(),
@@ -626,7 +647,12 @@ async fn list_json_is_exact() {
 
     // Writes from another connection (as another replica would make) show
     // at once, although the pages above were cached.
-    let first = s.get("/api/v1/products/", None).await.text().await.unwrap();
+    let first = s
+        .get("/api/v1/products/", Some(s.token().await))
+        .await
+        .text()
+        .await
+        .unwrap();
     let db = s.db().await;
     let newest = ids(&serde_json::from_str(&first).unwrap())[0];
     for sql in [
@@ -637,9 +663,14 @@ async fn list_json_is_exact() {
         format!("DELETE FROM products WHERE id = {newest}"),
     ] {
         sqlx::query(&sql).execute(&db).await.unwrap();
-        let page = s.get("/api/v1/products/", None).await.text().await.unwrap();
+        let page = s
+            .get("/api/v1/products/", Some(s.token().await))
+            .await
+            .text()
+            .await
+            .unwrap();
         let v: Value = serde_json::from_str(&page).unwrap();
-        let items = retrieve_each(&s, &v, None).await;
+        let items = retrieve_each(&s, &v, Some(s.token().await)).await;
         assert!(page.ends_with(&format!("[{}]}}", items.join(","))), "{sql}");
         let count = v["count"].as_i64().unwrap();
         let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM products")
@@ -649,7 +680,12 @@ async fn list_json_is_exact() {
         assert_eq!(count, n, "{sql}");
     }
     db.close().await;
-    let page = s.get("/api/v1/products/", None).await.text().await.unwrap();
+    let page = s
+        .get("/api/v1/products/", Some(s.token().await))
+        .await
+        .text()
+        .await
+        .unwrap();
     assert!(!page.contains(&format!("\"id\":{newest},\"product_id\"")));
     assert_ne!(page, first);
 }

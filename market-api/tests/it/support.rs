@@ -20,6 +20,8 @@ pub struct Server {
     pub dir: TempDir,
     shutdown: Option<oneshot::Sender<()>>,
     handle: Option<JoinHandle<Result<(), market_api::Error>>>,
+    /// The demo user's access token, once logged in ([`Server::token`]).
+    token: tokio::sync::OnceCell<String>,
 }
 
 /// The `sqlite://` URL of the test database in `dir`.
@@ -75,6 +77,7 @@ impl Server {
             dir,
             shutdown: Some(tx),
             handle: Some(handle),
+            token: tokio::sync::OnceCell::new(),
         }
     }
 
@@ -194,6 +197,12 @@ impl Server {
             assert_eq!(st, 400, "{body}");
             assert_eq!(v[*field], serde_json::json!([message]), "{body}: {v}");
         }
+    }
+
+    /// The demo user's access token, logged in once per server: reads need
+    /// a login, as in the original.
+    pub async fn token(&self) -> &str {
+        self.token.get_or_init(|| self.demo()).await
     }
 
     pub async fn demo(&self) -> String {

@@ -15,15 +15,15 @@ use tokio::process::{Child, Command};
 
 use super::support::{client, json, PASSWORD};
 
-const BIN: &str = env!("CARGO_BIN_EXE_market-api");
+pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_market-api");
 
 /// A `market-api serve` child process (killed if the test fails early).
-struct Replica {
-    child: Child,
-    base: String,
+pub(crate) struct Replica {
+    pub(crate) child: Child,
+    pub(crate) base: String,
 }
 
-async fn start(db: &Path, extra: &[&str]) -> Replica {
+pub(crate) async fn start(db: &Path, extra: &[&str]) -> Replica {
     let mut cmd = Command::new(BIN);
     cmd.args([
         "serve",
@@ -59,7 +59,7 @@ async fn start(db: &Path, extra: &[&str]) -> Replica {
 }
 
 impl Replica {
-    async fn terminate(mut self) -> std::process::ExitStatus {
+    pub(crate) async fn terminate(mut self) -> std::process::ExitStatus {
         let pid = Pid::from_raw(self.child.id().expect("pid") as i32);
         kill(pid, Signal::SIGTERM).expect("SIGTERM");
         tokio::time::timeout(Duration::from_secs(15), self.child.wait())
@@ -69,7 +69,7 @@ impl Replica {
     }
 }
 
-async fn login(base: &str) -> String {
+pub(crate) async fn login(base: &str) -> String {
     let res = client()
         .post(format!("{base}/api/v1/auth/token/"))
         .json(&json!({"email": "demo@example.com", "password": PASSWORD}))
