@@ -250,12 +250,16 @@ async fn connect_postgres(url: &str, pool_size: u32, timeout: Duration) -> Resul
     let started = Instant::now();
     let mut backoff = Duration::from_millis(100);
     loop {
-        let error = match options.connect().await {
-            Ok(conn) => {
+        // A host that drops packets would hang a connect: each attempt gets
+        // what is left of the timeout (at least a second).
+        let left = timeout.saturating_sub(started.elapsed()).max(Duration::from_secs(1));
+        let error = match tokio::time::timeout(left, options.connect()).await {
+            Ok(Ok(conn)) => {
                 drop(conn.close().await);
                 break;
             }
-            Err(e) => e,
+            Ok(Err(e)) => e,
+            Err(_) => sqlx::Error::Io(std::io::ErrorKind::TimedOut.into()),
         };
         let failure = PgStartError {
             target: target.clone(),
