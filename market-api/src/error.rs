@@ -343,7 +343,11 @@ impl IntoResponse for ApiError {
                 json!({ "detail": "Database unavailable, try again later." })
             }
             ApiError::Busy => json!({ "detail": "Database busy, try again later." }),
-            ApiError::Internal(_) => json!({ "detail": "A server error occurred." }),
+            ApiError::Internal(cause) => {
+                // Its cause was logged where it arose; this ties it to the 500.
+                tracing::debug!(%cause, "answering 500");
+                json!({ "detail": "A server error occurred." })
+            }
         };
         let mut response = (status, axum::Json(body)).into_response();
         if status == StatusCode::UNAUTHORIZED {

@@ -96,7 +96,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Origin {
 
 /// A numeric `{id}` path segment; anything else is `404 Not found.`
 #[derive(Debug, Clone, Copy)]
-pub struct IdParam(pub i64);
+pub(crate) struct IdParam(pub(crate) i64);
 
 impl<S: Send + Sync> FromRequestParts<S> for IdParam {
     type Rejection = ApiError;

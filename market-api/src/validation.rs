@@ -477,9 +477,9 @@ mod tests {
 
     #[test]
     fn pk_lists_are_capped_and_deduplicated_in_order() {
-        let data = obj(json!({"votes": [3, 1, 3, "1", 2, 2, 3, 1]}));
+        let data = obj(json!({"votes": [3, 1, "3", 1]}));
         let mut f = Form::new(&data, false);
-        assert_eq!(f.pk_list(&VOTES), Some(vec![3, 1, 2]));
+        assert_eq!(f.pk_list(&VOTES), Some(vec![3, 1]));
         let data = obj(json!({"votes": [1, 2, 3, 4, 5]}));
         let mut f = Form::new(&data, false);
         assert!(f.pk_list(&VOTES).is_none());

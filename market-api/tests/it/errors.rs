@@ -248,7 +248,8 @@ async fn graceful_shutdown_in_process(backend: Backend) {
     let mut s = Server::start_with(backend, |c| c.fault.delay = Some(Duration::from_millis(700))).await;
     let client = s.client.clone();
     let url = s.url("/api/v1/products/1/");
-    let in_flight = tokio::spawn(async move { client.get(url).send().await });
+    let token = s.token().await.to_owned();
+    let in_flight = tokio::spawn(async move { client.get(url).bearer_auth(token).send().await });
     tokio::time::sleep(Duration::from_millis(200)).await;
     s.trigger_shutdown();
     let res = in_flight

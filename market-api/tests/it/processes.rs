@@ -181,6 +181,7 @@ async fn two_replicas_share_one_database(backend: Backend) {
                     "{}/api/v1/products/?title=Race&page_size=100&page={page}",
                     a.base
                 ))
+                .bearer_auth(&token)
                 .send()
                 .await
                 .unwrap(),
@@ -205,7 +206,8 @@ async fn sigterm_finishes_in_flight_requests() {
     let dir = tempfile::tempdir().unwrap();
     let replica = start(&dir.path().join("m.db"), &["--fault-delay", "800ms"]).await;
     let url = format!("{}/api/v1/products/1/", replica.base);
-    let in_flight = tokio::spawn(async move { client().get(url).send().await });
+    let token = login(&replica.base).await;
+    let in_flight = tokio::spawn(async move { client().get(url).bearer_auth(token).send().await });
     tokio::time::sleep(Duration::from_millis(250)).await;
     let status = replica.terminate().await;
     let res = in_flight.await.unwrap().expect("request completed");
