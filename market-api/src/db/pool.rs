@@ -363,7 +363,13 @@ mod tests {
             let url = format!("sqlite://{}", dir.path().join("fresh.db").display());
             let opens = (0..3).map(|_| {
                 let url = url.clone();
-                tokio::spawn(async move { Db::open(&url, Some(1)).await })
+                tokio::spawn(async move {
+                    let options = OpenOptions {
+                        pool_size: Some(1),
+                        startup_timeout: Duration::from_secs(1),
+                    };
+                    Db::open(&url, options).await
+                })
             });
             for open in futures::future::join_all(opens).await {
                 let db = open

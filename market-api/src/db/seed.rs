@@ -9,7 +9,7 @@ use chrono::{Duration as ChronoDuration, Utc};
 
 use crate::auth::Passwords;
 use crate::config::SeedConfig;
-use crate::db::{products, run, timestamp, Conn, Db, WriteTx};
+use crate::db::{products, run, timestamp, Conn, WriteTx};
 use crate::error::Error;
 
 /// The demo password of every seeded user.
@@ -48,16 +48,8 @@ fn user_email(i: u32) -> String {
     }
 }
 
-/// Tops the demo data up to `config`'s counts, in one write transaction.
-pub async fn seed(db: &Db, config: &SeedConfig) -> Result<(), Error> {
-    let hash = demo_hash(config).await?;
-    let mut tx = db.begin_write().await?;
-    fill(&mut tx, &hash, config).await?;
-    tx.commit().await?;
-    Ok(())
-}
-
-/// The body of [`seed`], inside the caller's transaction.
+/// Tops the demo data up to `config`'s counts, inside the caller's write
+/// transaction (see [`crate::db::setup`]).
 pub async fn fill(tx: &mut WriteTx, hash: &str, config: &SeedConfig) -> Result<(), Error> {
     let now = Utc::now();
     let joined = timestamp(now);
