@@ -49,10 +49,7 @@ impl AuthUser {
     /// something, so a deactivation that landed after the request was
     /// authenticated still stops it (and a row never references a user
     /// deleted in between).
-    pub(crate) async fn require_active(
-        self,
-        tx: &mut WriteTx,
-    ) -> Result<(), ApiError> {
+    pub(crate) async fn require_active(self, tx: &mut WriteTx) -> Result<(), ApiError> {
         admit(users::status(tx.conn(), self.user_id).await?.map(|s| s.0))
     }
 

@@ -80,8 +80,8 @@ impl WriteTx {
     /// The transaction's connection, for a query function.
     pub fn conn(&mut self) -> Conn<'_> {
         match self {
-            WriteTx::Sqlite(tx) => Conn::Sqlite(&mut **tx),
-            WriteTx::Postgres(tx) => Conn::Pg(&mut **tx),
+            WriteTx::Sqlite(tx) => Conn::Sqlite(tx),
+            WriteTx::Postgres(tx) => Conn::Pg(tx),
         }
     }
 
@@ -129,14 +129,10 @@ impl Db {
         let pool_size = options.pool_size.unwrap_or(cores * 2).max(1);
         match Backend::of_url(url) {
             Some(Backend::Sqlite) => open_sqlite(url, pool_size).await.map(Db::Sqlite),
-            Some(Backend::Postgres) => {
-                connect_postgres(url, pool_size, options.startup_timeout)
-                    .await
-                    .map(Db::Postgres)
-            }
-            None => Err(Error::DatabaseScheme {
-                url: redact(url),
-            }),
+            Some(Backend::Postgres) => connect_postgres(url, pool_size, options.startup_timeout)
+                .await
+                .map(Db::Postgres),
+            None => Err(Error::DatabaseScheme { url: redact(url) }),
         }
     }
 
@@ -252,7 +248,9 @@ async fn connect_postgres(url: &str, pool_size: u32, timeout: Duration) -> Resul
     loop {
         // A host that drops packets would hang a connect: each attempt gets
         // what is left of the timeout (at least a second).
-        let left = timeout.saturating_sub(started.elapsed()).max(Duration::from_secs(1));
+        let left = timeout
+            .saturating_sub(started.elapsed())
+            .max(Duration::from_secs(1));
         let error = match tokio::time::timeout(left, options.connect()).await {
             Ok(Ok(conn)) => {
                 drop(conn.close().await);

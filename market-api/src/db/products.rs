@@ -207,11 +207,18 @@ impl ProductFilter {
         for term in &self.search {
             and(sql);
             let pattern = like_pattern(term);
-            for (i, column) in ["(p.title", " OR p.description", " OR p.tags"].iter().enumerate() {
+            for (i, column) in ["(p.title", " OR p.description", " OR p.tags"]
+                .iter()
+                .enumerate()
+            {
                 sql.push(column);
                 sql.push(like);
                 sql.param(Arg::Owned(pattern.clone()));
-                sql.push(if i == 2 { " ESCAPE '\\')" } else { " ESCAPE '\\'" });
+                sql.push(if i == 2 {
+                    " ESCAPE '\\')"
+                } else {
+                    " ESCAPE '\\'"
+                });
             }
         }
     }
@@ -653,9 +660,15 @@ mod tests {
     fn postgres_json_compacts_to_serde_bytes() {
         let pg = "{\"id\" : 1, \"t\" : \"a , b : \\\" c\", \"v\" : [{\"id\" : 2}, \n {\"id\" : 3}], \"n\" : null}";
         let compact = compact_json(pg);
-        assert_eq!(compact, r#"{"id":1,"t":"a , b : \" c","v":[{"id":2},{"id":3}],"n":null}"#);
+        assert_eq!(
+            compact,
+            r#"{"id":1,"t":"a , b : \" c","v":[{"id":2},{"id":3}],"n":null}"#
+        );
         let value: serde_json::Value = serde_json::from_str(pg).unwrap();
-        assert_eq!(serde_json::from_str::<serde_json::Value>(&compact).unwrap(), value);
+        assert_eq!(
+            serde_json::from_str::<serde_json::Value>(&compact).unwrap(),
+            value
+        );
     }
 
     #[test]

@@ -115,10 +115,30 @@ pub async fn first_missing(conn: Conn<'_>, ids: &[i64]) -> Result<Option<i64>, s
     const POSTGRES: &str = "SELECT j.v FROM unnest($1::bigint[]) WITH ORDINALITY AS j (v, k) \
          LEFT JOIN users u ON u.id = j.v WHERE u.id IS NULL ORDER BY j.k LIMIT 1";
     match conn {
-        Conn::SqlitePool(e) => sqlx::query_scalar(SQLITE).bind(id_list(ids)).fetch_optional(e).await,
-        Conn::Sqlite(e) => sqlx::query_scalar(SQLITE).bind(id_list(ids)).fetch_optional(e).await,
-        Conn::PgPool(e) => sqlx::query_scalar(POSTGRES).bind(ids).fetch_optional(e).await,
-        Conn::Pg(e) => sqlx::query_scalar(POSTGRES).bind(ids).fetch_optional(e).await,
+        Conn::SqlitePool(e) => {
+            sqlx::query_scalar(SQLITE)
+                .bind(id_list(ids))
+                .fetch_optional(e)
+                .await
+        }
+        Conn::Sqlite(e) => {
+            sqlx::query_scalar(SQLITE)
+                .bind(id_list(ids))
+                .fetch_optional(e)
+                .await
+        }
+        Conn::PgPool(e) => {
+            sqlx::query_scalar(POSTGRES)
+                .bind(ids)
+                .fetch_optional(e)
+                .await
+        }
+        Conn::Pg(e) => {
+            sqlx::query_scalar(POSTGRES)
+                .bind(ids)
+                .fetch_optional(e)
+                .await
+        }
     }
 }
 

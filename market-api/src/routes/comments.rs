@@ -2,11 +2,11 @@
 //! any logged-in user (the original answered 403), changes by the comment's
 //! author only.
 
+use crate::db::{Conn, WriteTx};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use serde_json::{Map, Value};
-use crate::db::{Conn, WriteTx};
 
 use crate::auth::AuthUser;
 use crate::db::comments::{self, CommentRow, CommentWrite};
@@ -189,11 +189,7 @@ pub(crate) async fn retrieve(
 }
 
 /// Comment `id`, which only its author may change (404, 403 otherwise).
-async fn own_comment(
-    exec: Conn<'_>,
-    id: i64,
-    user: AuthUser,
-) -> Result<CommentRow, ApiError> {
+async fn own_comment(exec: Conn<'_>, id: i64, user: AuthUser) -> Result<CommentRow, ApiError> {
     let row = comments::get_in(exec, id)
         .await?
         .ok_or(ApiError::NotFound)?;

@@ -3,13 +3,13 @@
 //! per GET: on SQLite that would turn every read into a write; see
 //! docs/market-api.md).
 
+use crate::db::Conn;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
-use crate::db::Conn;
 
 use crate::auth::{admit, AuthUser, MaybeAuthUser, TokenUser};
 use crate::db::products::{self, OrderField, ProductFilter, ProductRow, ProductWrite};
@@ -454,11 +454,7 @@ pub(crate) async fn create(
 }
 
 /// 404 unless product `id` exists, 403 unless `user` owns it.
-async fn check_owner(
-    exec: Conn<'_>,
-    id: i64,
-    user: AuthUser,
-) -> Result<(), ApiError> {
+async fn check_owner(exec: Conn<'_>, id: i64, user: AuthUser) -> Result<(), ApiError> {
     let owner = products::owner(exec, id).await?.ok_or(ApiError::NotFound)?;
     if owner != user.user_id {
         return Err(ApiError::PermissionDenied);

@@ -5,7 +5,7 @@ use base64::Engine;
 use jsonwebtoken::{encode, EncodingKey, Header};
 use serde_json::{json, Value};
 
-use super::support::{Backend, json, Server, SECRET};
+use super::support::{json, Backend, Server, SECRET};
 
 const PROTECTED: &str = "/api/v1/products/comments/";
 
@@ -122,9 +122,10 @@ async fn bad_credentials(backend: Backend) {
 }
 
 async fn sqlx_deactivate(s: &Server, email: &str) {
-    s.db
-        .execute(&format!("UPDATE users SET is_active = FALSE WHERE email = '{email}'"))
-        .await;
+    s.db.execute(&format!(
+        "UPDATE users SET is_active = FALSE WHERE email = '{email}'"
+    ))
+    .await;
 }
 
 async fn protected_endpoint_credentials(backend: Backend) {

@@ -104,9 +104,10 @@ async fn list_and_create(backend: Backend) {
 
 /// Reply, rating and product of comment `id`, read from the database file.
 async fn stored_comment(s: &Server, id: i64) -> (String, Option<i64>, i64) {
-    s.db
-        .fetch_one(&format!("SELECT reply, rating, post_id FROM comments WHERE id = {id}"))
-        .await
+    s.db.fetch_one(&format!(
+        "SELECT reply, rating, post_id FROM comments WHERE id = {id}"
+    ))
+    .await
 }
 
 async fn retrieve_update_delete(backend: Backend) {

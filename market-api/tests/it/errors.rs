@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use super::support::{Backend, json, Server};
+use super::support::{json, Backend, Server};
 
 async fn malformed_bodies(backend: Backend) {
     let s = Server::start(backend).await;
@@ -228,7 +228,10 @@ async fn fault_injection(backend: Backend) {
         "{failures} of 200 at rate 0.5"
     );
 
-    let s = Server::start_with(backend, |c| c.fault.delay = Some(Duration::from_millis(300))).await;
+    let s = Server::start_with(backend, |c| {
+        c.fault.delay = Some(Duration::from_millis(300))
+    })
+    .await;
     let t = Instant::now();
     assert_eq!(s.get("/healthz", None).await.status(), 200);
     assert!(
@@ -245,7 +248,10 @@ async fn fault_injection(backend: Backend) {
 }
 
 async fn graceful_shutdown_in_process(backend: Backend) {
-    let mut s = Server::start_with(backend, |c| c.fault.delay = Some(Duration::from_millis(700))).await;
+    let mut s = Server::start_with(backend, |c| {
+        c.fault.delay = Some(Duration::from_millis(700))
+    })
+    .await;
     let client = s.client.clone();
     let url = s.url("/api/v1/products/1/");
     let token = s.token().await.to_owned();

@@ -13,7 +13,7 @@ use sqlx::Connection;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::processes::{login, start, BIN};
-use super::support::{Backend, client, json, Server, SECRET};
+use super::support::{client, json, Backend, Server, SECRET};
 
 fn ids(v: &Value) -> Vec<i64> {
     v["results"]
@@ -196,9 +196,10 @@ async fn a_busy_database_is_a_503_with_a_retry_hint() {
 }
 
 async fn deactivate(s: &Server, email: &str) {
-    s.db
-        .execute(&format!("UPDATE users SET is_active = FALSE WHERE email = '{email}'"))
-        .await;
+    s.db.execute(&format!(
+        "UPDATE users SET is_active = FALSE WHERE email = '{email}'"
+    ))
+    .await;
 }
 
 async fn a_deactivated_user_is_refused_everywhere(backend: Backend) {

@@ -4,7 +4,7 @@
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use super::support::{Backend, json, Server};
+use super::support::{json, Backend, Server};
 
 /// Every API view, with a path that names an existing object.
 const VIEWS: &[&str] = &[

@@ -119,10 +119,19 @@ async fn wrong_credentials_name_user_and_host_never_the_password() {
     let pg = pg_cluster();
     let good = pg.password().to_owned();
     for (user, password) in [("lab", "wrong-pw-123"), ("nobody_here", good.as_str())] {
-        let url = format!("postgres://{user}:{password}@127.0.0.1:{}/postgres", pg.port());
+        let url = format!(
+            "postgres://{user}:{password}@127.0.0.1:{}/postgres",
+            pg.port()
+        );
         let started = Instant::now();
         let (ok, stderr) = run_to_exit(
-            &["migrate", "--database-url", &url, "--startup-timeout", "300s"],
+            &[
+                "migrate",
+                "--database-url",
+                &url,
+                "--startup-timeout",
+                "300s",
+            ],
             Duration::from_secs(120),
         )
         .await;
@@ -148,12 +157,10 @@ async fn wrong_credentials_name_user_and_host_never_the_password() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replicas_starting_together_migrate_and_seed_once() {
     let db = fresh_database(Backend::Postgres).await;
-    let replicas = futures::future::join_all(
-        (0..4).map(|i| {
-            let url = db.url.clone();
-            async move { start_url(&url, &["--replica-id", &format!("r{i}")]).await }
-        }),
-    )
+    let replicas = futures::future::join_all((0..4).map(|i| {
+        let url = db.url.clone();
+        async move { start_url(&url, &["--replica-id", &format!("r{i}")]).await }
+    }))
     .await;
     let counts: (i64, i64, i64, i64, i64, i64) = db
         .fetch_one(
@@ -171,7 +178,11 @@ async fn replicas_starting_together_migrate_and_seed_once() {
             .send()
             .await
             .unwrap();
-        assert_eq!(res.status(), 200, "a replica refused the shared secret's token");
+        assert_eq!(
+            res.status(),
+            200,
+            "a replica refused the shared secret's token"
+        );
     }
     for r in replicas {
         assert!(r.terminate().await.success());
@@ -184,7 +195,10 @@ async fn assert_unavailable(res: reqwest::Response) {
     assert_eq!(res.status(), 503);
     assert_eq!(res.headers()["retry-after"], "1");
     let (_, v) = json(res).await;
-    assert_eq!(v, json!({"detail": "Database unavailable, try again later."}));
+    assert_eq!(
+        v,
+        json!({"detail": "Database unavailable, try again later."})
+    );
 }
 
 /// PostgreSQL stops and starts again under a running API: while it is away
@@ -197,7 +211,11 @@ async fn a_postgres_restart_mid_run_is_503_then_recovers_and_loses_no_write() {
         .await
         .expect("cluster starts");
     pg.create_database("market").await.unwrap();
-    let s = Server::start_on(TestDatabase::at(Backend::Postgres, pg.url_for("market")), |_| {}).await;
+    let s = Server::start_on(
+        TestDatabase::at(Backend::Postgres, pg.url_for("market")),
+        |_| {},
+    )
+    .await;
     let token = s.token().await.to_owned();
 
     // A writer for the whole run: every answer is 201 or the 503 above.
@@ -238,7 +256,13 @@ async fn a_postgres_restart_mid_run_is_503_then_recovers_and_loses_no_write() {
             // Down: keep asking until a read says so (bounded).
             let deadline = Instant::now() + Duration::from_secs(60);
             while Instant::now() < deadline {
-                let res = s.client.get(&list).bearer_auth(&token).send().await.unwrap();
+                let res = s
+                    .client
+                    .get(&list)
+                    .bearer_auth(&token)
+                    .send()
+                    .await
+                    .unwrap();
                 if res.status() == 503 {
                     assert_unavailable(res).await;
                     let health = s.client.get(s.url("/healthz")).send().await.unwrap();
@@ -256,7 +280,13 @@ async fn a_postgres_restart_mid_run_is_503_then_recovers_and_loses_no_write() {
     // Back: the API recovers by itself (bounded wait, generous).
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let res = s.client.get(&list).bearer_auth(&token).send().await.unwrap();
+        let res = s
+            .client
+            .get(&list)
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
         if res.status() == 200 {
             break;
         }
@@ -269,7 +299,9 @@ async fn a_postgres_restart_mid_run_is_503_then_recovers_and_loses_no_write() {
     let (created, _refused) = writer.await.unwrap();
     assert!(!created.is_empty());
     for id in &created {
-        let (st, v) = s.get_json(&format!("/api/v1/products/{id}/"), Some(&token)).await;
+        let (st, v) = s
+            .get_json(&format!("/api/v1/products/{id}/"), Some(&token))
+            .await;
         assert_eq!(st, 200, "acknowledged product {id} lost: {v}");
         assert_eq!(v["votes_count"], 1, "{v}");
     }

@@ -391,7 +391,10 @@ async fn a_write_on_one_replica_shows_in_the_others_next_list(backend: Backend) 
     let (st, created) = json(res).await;
     assert_eq!(st, 201, "{created}");
     let after: Value = serde_json::from_str(&list(&b.base).await).unwrap();
-    assert_eq!(after["results"][0]["id"], created["id"], "B served a stale page");
+    assert_eq!(
+        after["results"][0]["id"], created["id"],
+        "B served a stale page"
+    );
     assert_eq!(after["results"][0]["title"], "Written on A");
     // An update on A too (the newest product's title, in place).
     let id = created["id"].as_i64().unwrap();

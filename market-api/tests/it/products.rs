@@ -361,15 +361,13 @@ async fn create_and_validation(backend: Backend) {
 /// Title, description, tags, category and voters of product `id`, read
 /// from the database file.
 async fn stored_product(s: &Server, id: i64) -> (String, String, String, Option<i64>, Vec<i64>) {
-    let (title, description, tags, category): (String, String, String, Option<i64>) = s
-        .db
-        .fetch_one(&format!(
+    let (title, description, tags, category): (String, String, String, Option<i64>) =
+        s.db.fetch_one(&format!(
             "SELECT title, description, tags, category_id FROM products WHERE id = {id}"
         ))
         .await;
-    let votes: Vec<(i64,)> = s
-        .db
-        .fetch_all(&format!(
+    let votes: Vec<(i64,)> =
+        s.db.fetch_all(&format!(
             "SELECT user_id FROM product_votes WHERE product_id = {id} ORDER BY user_id"
         ))
         .await;
@@ -561,8 +559,7 @@ async fn list_json_is_exact(backend: Backend) {
     let s = Server::start(backend).await;
     let token = s.demo().await;
     // The owner's avatar is stored as a relative media path with a quote.
-    s.db
-        .execute("UPDATE users SET image = '/avatars/d\"emo.png' WHERE email = 'demo@example.com'")
+    s.db.execute("UPDATE users SET image = '/avatars/d\"emo.png' WHERE email = 'demo@example.com'")
         .await;
     let tricky = "q\"uote \\back é 😀 \n\t\r\u{1}\u{8}\u{c}\u{1f}\u{7f} \u{2028} </b> &";
     let bodies = [

@@ -162,7 +162,10 @@ async fn a_restart_keeps_data_port_and_password_and_refuses_while_down() {
         let dir = scratch();
         let mut pg = start_in(dir.path()).await;
         let url = pg.url();
-        query(&pg, "create table kept (v int); insert into kept values (42)");
+        query(
+            &pg,
+            "create table kept (v int); insert into kept values (42)",
+        );
         let (port, old_pid) = (pg.port(), pg.pid());
         // The future runs while `pg` is borrowed by the restart: it gets
         // the psql path and URL, not the cluster.
