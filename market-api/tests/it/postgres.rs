@@ -9,6 +9,7 @@
 use std::time::{Duration, Instant};
 
 use serde_json::json;
+use sqlx::Connection;
 use tokio::process::Command;
 
 use super::processes::{login, start_url, BIN};
@@ -250,9 +251,32 @@ async fn a_postgres_restart_mid_run_is_503_then_recovers_and_loses_no_write() {
     };
     tokio::time::sleep(Duration::from_millis(500)).await;
 
+    // A write caught inside its transaction by the shutdown: another
+    // connection holds the change counter's row, so the product insert
+    // waits in its trigger until the server terminates every connection.
+    let mut holder = sqlx::PgConnection::connect(&pg.url_for("market"))
+        .await
+        .unwrap();
+    sqlx::query("BEGIN").execute(&mut holder).await.unwrap();
+    sqlx::query("UPDATE change_counter SET generation = generation WHERE id = 1")
+        .execute(&mut holder)
+        .await
+        .unwrap();
+    let caught = s
+        .client
+        .post(s.url("/api/v1/products/"))
+        .bearer_auth(&token)
+        .json(&json!({"title": "Caught mid-transaction"}))
+        .send();
+    let caught = tokio::spawn(caught);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!caught.is_finished(), "the write did not wait for the lock");
+
     let list = format!("{}/api/v1/products/", s.base);
     let seen_down = pg
         .restart_with(async {
+            // The connection lost mid-transaction: a 503, not a 500.
+            assert_unavailable(caught.await.unwrap().unwrap()).await;
             // Down: keep asking until a read says so (bounded).
             let deadline = Instant::now() + Duration::from_secs(60);
             while Instant::now() < deadline {
