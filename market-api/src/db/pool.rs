@@ -352,6 +352,46 @@ fn is_busy(e: &sqlx::Error) -> bool {
 mod tests {
     use super::*;
 
+    #[test]
+    fn the_scheme_picks_the_backend() {
+        assert_eq!(Backend::of_url("sqlite://m.db"), Some(Backend::Sqlite));
+        assert_eq!(
+            Backend::of_url("postgres://u:p@h/d"),
+            Some(Backend::Postgres)
+        );
+        assert_eq!(
+            Backend::of_url("PostgreSQL://u@h/d"),
+            Some(Backend::Postgres)
+        );
+        assert_eq!(Backend::of_url("mysql://u@h/d"), None);
+        assert_eq!(Backend::of_url("market.db"), None);
+    }
+
+    #[test]
+    fn urls_and_causes_never_show_the_password() {
+        assert_eq!(
+            redact("postgres://lab:s3cret@10.0.0.5:5432/market"),
+            "postgres://lab:***@10.0.0.5:5432/market"
+        );
+        assert_eq!(redact("sqlite://m.db"), "sqlite://m.db");
+        let e = sqlx::Error::Protocol("server said s3cret".into());
+        assert!(!redacted_cause(&e, Some("s3cret")).contains("s3cret"));
+    }
+
+    #[tokio::test]
+    async fn an_unknown_scheme_is_refused_by_name() {
+        let options = OpenOptions {
+            pool_size: None,
+            startup_timeout: Duration::from_secs(1),
+        };
+        let e = Db::open("mysql://root:pw@h/db", options).await.unwrap_err();
+        let text = e.to_string();
+        assert!(
+            text.starts_with("unsupported database url \"mysql://root:***@h/db\""),
+            "{text}"
+        );
+    }
+
     /// Several replicas opening one fresh file at once must all get in: the
     /// WAL switch races (see [`switch_to_wal`]), so run the race many times.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
