@@ -269,8 +269,19 @@ pub async fn count(db: &Db, filter: &ProductFilter) -> Result<i64, sqlx::Error> 
     let mut sql = Sql::new(db.backend(), 128);
     sql.push("SELECT COUNT(*) FROM products p");
     filter.where_clause(&mut sql);
-    let rows: Vec<(i64,)> = fetch_all_built(db, sql).await?;
-    Ok(rows.first().map_or(0, |r| r.0))
+    let (n,): (i64,) = match db {
+        Db::Sqlite(sqlite) => {
+            bind_all(sqlx::query_as(&sql.text), sql.args)
+                .fetch_one(&sqlite.read)
+                .await?
+        }
+        Db::Postgres(pool) => {
+            bind_all(sqlx::query_as(&sql.text), sql.args)
+                .fetch_one(pool)
+                .await?
+        }
+    };
+    Ok(n)
 }
 
 /// The product as the API renders it, built by the database as one JSON
