@@ -478,12 +478,30 @@ pub async fn get_in(conn: Conn<'_>, id: i64) -> Result<Option<ProductRow>, sqlx:
         id)
 }
 
-/// The owner of a product, or `None` when it does not exist.
+/// The owner of a product, or `None` when it does not exist. Inside a
+/// PostgreSQL write transaction the row is locked (`FOR UPDATE`), so two
+/// deletes of one product serialize here and the second finds it gone
+/// (a 404, as on SQLite, whose single writer serializes them anyway).
 pub async fn owner(conn: Conn<'_>, id: i64) -> Result<Option<i64>, sqlx::Error> {
-    run!(conn, query_scalar, fetch_optional,
-        sqlite: "SELECT user_id FROM products WHERE id = ?",
-        postgres: "SELECT user_id FROM products WHERE id = $1",
-        id)
+    const SQLITE: &str = "SELECT user_id FROM products WHERE id = ?";
+    const POSTGRES: &str = "SELECT user_id FROM products WHERE id = $1";
+    const POSTGRES_TX: &str = "SELECT user_id FROM products WHERE id = $1 FOR UPDATE";
+    match conn {
+        Conn::SqlitePool(e) => sqlx::query_scalar(SQLITE).bind(id).fetch_optional(e).await,
+        Conn::Sqlite(e) => sqlx::query_scalar(SQLITE).bind(id).fetch_optional(e).await,
+        Conn::PgPool(e) => {
+            sqlx::query_scalar(POSTGRES)
+                .bind(id)
+                .fetch_optional(e)
+                .await
+        }
+        Conn::Pg(e) => {
+            sqlx::query_scalar(POSTGRES_TX)
+                .bind(id)
+                .fetch_optional(e)
+                .await
+        }
+    }
 }
 
 pub async fn category_exists(conn: Conn<'_>, id: i64) -> Result<bool, sqlx::Error> {
@@ -494,10 +512,15 @@ pub async fn category_exists(conn: Conn<'_>, id: i64) -> Result<bool, sqlx::Erro
     Ok(found.is_some())
 }
 
+/// Whether product `id` exists. In a PostgreSQL write transaction the row
+/// is then locked against deletion until commit (`FOR KEY SHARE`, the lock a
+/// foreign key check takes), so a comment checked here cannot meet a
+/// foreign-key error, and a 500, when the product is deleted meanwhile
+/// (SQLite's single writer rules that out already).
 pub async fn exists(conn: Conn<'_>, id: i64) -> Result<bool, sqlx::Error> {
     let found: Option<i64> = run!(conn, query_scalar, fetch_optional,
         sqlite: "SELECT id FROM products WHERE id = ?",
-        postgres: "SELECT id FROM products WHERE id = $1",
+        postgres: "SELECT id FROM products WHERE id = $1 FOR KEY SHARE",
         id)?;
     Ok(found.is_some())
 }
