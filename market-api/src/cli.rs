@@ -31,13 +31,28 @@ pub(crate) enum Command {
 /// Where the database lives.
 #[derive(Debug, Clone, Args)]
 pub(crate) struct DbArgs {
-    /// SQLite database URL; the file is created when missing.
+    /// `sqlite://PATH` (the file is created when missing) or
+    /// `postgres://USER:PASSWORD@HOST:PORT/DATABASE`.
     #[arg(
         long,
         default_value = "sqlite://market.db",
         env = "MARKET_API_DATABASE_URL"
     )]
     pub(crate) database_url: String,
+    /// How long to keep trying to reach PostgreSQL at start (with backoff).
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    pub(crate) startup_timeout: Duration,
+}
+
+impl DbArgs {
+    /// Options for [`crate::db::Db::open`], with a one-connection pool (the
+    /// `seed` and `migrate` commands).
+    pub(crate) fn open_options(&self) -> crate::db::pool::OpenOptions {
+        crate::db::pool::OpenOptions {
+            pool_size: Some(1),
+            startup_timeout: self.startup_timeout,
+        }
+    }
 }
 
 /// How much demo data to insert.
@@ -100,9 +115,11 @@ pub(crate) struct ServeArgs {
     /// Largest accepted request body in bytes (413 above).
     #[arg(long, default_value_t = 1024 * 1024)]
     pub(crate) body_limit: usize,
-    /// Read connections in the pool (default: 2 per core).
-    #[arg(long)]
-    pub(crate) read_connections: Option<u32>,
+    /// Database connections of this process: SQLite's read pool (writes
+    /// have one connection of their own) or the PostgreSQL pool. Default: 2
+    /// per core.
+    #[arg(long, alias = "read-connections")]
+    pub(crate) pool_size: Option<u32>,
     /// Argon2 cost for new password hashes (`fast` is for tests only).
     #[arg(long, value_enum, default_value_t = PasswordCost::Default)]
     pub(crate) password_cost: PasswordCost,
@@ -160,7 +177,8 @@ impl ServeArgs {
                 error_rate: self.fault_error_rate,
             },
             body_limit: self.body_limit,
-            read_connections: self.read_connections,
+            pool_size: self.pool_size,
+            startup_timeout: self.db.startup_timeout,
             password_cost: self.password_cost,
         }
     }

@@ -6,7 +6,7 @@ use std::time::Duration;
 /// Everything [`crate::serve`] needs.
 #[derive(Debug, Clone)]
 pub struct ServeConfig {
-    /// `sqlite://path` (created when missing).
+    /// `sqlite://path` (created when missing) or `postgres://…`.
     pub database_url: String,
     /// Demo data to insert into an empty database; `None` = `--no-seed`.
     pub seed: Option<SeedConfig>,
@@ -19,13 +19,23 @@ pub struct ServeConfig {
     pub fault: FaultConfig,
     /// Largest request body accepted (413 above).
     pub body_limit: usize,
-    /// Read pool size (`None`: 2 per core).
-    pub read_connections: Option<u32>,
+    /// SQLite's read pool or PostgreSQL's pool (`None`: 2 per core).
+    pub pool_size: Option<u32>,
+    /// How long to keep trying to reach PostgreSQL at start.
+    pub startup_timeout: Duration,
     /// Argon2 cost of new password hashes.
     pub password_cost: PasswordCost,
 }
 
 impl ServeConfig {
+    /// How [`crate::db::Db::open`] opens the database.
+    pub(crate) fn open_options(&self) -> crate::db::pool::OpenOptions {
+        crate::db::pool::OpenOptions {
+            pool_size: self.pool_size,
+            startup_timeout: self.startup_timeout,
+        }
+    }
+
     /// Defaults matching `market-api serve` for the given database.
     pub fn new(database_url: impl Into<String>) -> Self {
         ServeConfig {
@@ -37,7 +47,8 @@ impl ServeConfig {
             refresh_ttl: Duration::from_secs(24 * 3600),
             fault: FaultConfig::default(),
             body_limit: 1024 * 1024,
-            read_connections: None,
+            pool_size: None,
+            startup_timeout: Duration::from_secs(30),
             password_cost: PasswordCost::Default,
         }
     }

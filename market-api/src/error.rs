@@ -21,6 +21,10 @@ use crate::auth::TokenError;
 pub enum Error {
     #[error("invalid database url {url:?}: {error}")]
     DatabaseUrl { url: String, error: sqlx::Error },
+    #[error("unsupported database url {url:?}: expected sqlite://PATH or postgres://USER:PASSWORD@HOST:PORT/DATABASE")]
+    DatabaseScheme { url: String },
+    #[error("{0}")]
+    Postgres(PgStartError),
     #[error("database error: {0}")]
     Database(sqlx::Error),
     #[error("migration failed: {0}")]
@@ -51,6 +55,119 @@ impl From<sqlx::migrate::MigrateError> for Error {
 impl From<std::io::Error> for Error {
     fn from(e: std::io::Error) -> Self {
         Error::Io(e)
+    }
+}
+
+/// The PostgreSQL server a URL names, for messages (never the password).
+#[derive(Debug, Clone)]
+pub struct PgTarget {
+    pub user: String,
+    pub host: String,
+    pub port: u16,
+    pub database: String,
+}
+
+/// Why PostgreSQL could not be reached at start, as far as it tells what to
+/// check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PgFault {
+    /// Refused, reset, timed out, or the server is starting or stopping:
+    /// worth retrying until the start-up timeout.
+    Unreachable,
+    /// Wrong user name or password (SQLSTATE 28000, 28P01).
+    Credentials,
+    /// The database does not exist (3D000).
+    NoDatabase,
+    /// Anything else the server answered.
+    Other,
+}
+
+impl PgFault {
+    pub fn classify(error: &sqlx::Error) -> PgFault {
+        match error {
+            sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut => PgFault::Unreachable,
+            sqlx::Error::Database(db) => match db.code().as_deref() {
+                Some("28000" | "28P01") => PgFault::Credentials,
+                Some("3D000") => PgFault::NoDatabase,
+                Some(code) if is_connection_lost_code(code) => PgFault::Unreachable,
+                _ => PgFault::Other,
+            },
+            _ => PgFault::Other,
+        }
+    }
+
+    pub fn is_transient(self) -> bool {
+        self == PgFault::Unreachable
+    }
+}
+
+/// A failed connection to PostgreSQL at start: one line naming the server
+/// and user (never the password) and what to check.
+#[derive(Debug, Clone)]
+pub struct PgStartError {
+    pub target: PgTarget,
+    pub fault: PgFault,
+    /// How long start-up had been trying.
+    pub waited: std::time::Duration,
+    /// The driver's message, password cut out.
+    pub cause: String,
+}
+
+impl std::fmt::Display for PgStartError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let PgTarget {
+            user,
+            host,
+            port,
+            database,
+        } = &self.target;
+        let cause = &self.cause;
+        match self.fault {
+            PgFault::Unreachable => write!(
+                f,
+                "cannot reach PostgreSQL at {host}:{port} (tried for {:.1} s): {cause}; check \
+                 that the server is running and accepts TCP connections on {host}:{port} \
+                 (listen_addresses, port, firewall), or allow longer with --startup-timeout",
+                self.waited.as_secs_f64()
+            ),
+            PgFault::Credentials => write!(
+                f,
+                "PostgreSQL at {host}:{port} refused user \"{user}\": {cause}; check the user \
+                 name and password in --database-url and the server's pg_hba.conf"
+            ),
+            PgFault::NoDatabase => write!(
+                f,
+                "PostgreSQL at {host}:{port} has no database \"{database}\" (user \"{user}\"): \
+                 create it (createdb {database}) or fix --database-url"
+            ),
+            PgFault::Other => write!(
+                f,
+                "cannot connect to PostgreSQL at {host}:{port} as user \"{user}\": {cause}"
+            ),
+        }
+    }
+}
+
+/// SQLSTATEs that mean the connection or the server went away rather than
+/// that the statement was wrong: class 08 (connection exception), 57P01
+/// (admin shutdown), 57P02 (crash shutdown), 57P03 (cannot connect now).
+pub fn is_connection_lost_code(code: &str) -> bool {
+    code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03")
+}
+
+/// Whether `e` means the database is unreachable for now (a PostgreSQL
+/// server restarting, refused, reset; a pool that cannot hand out a
+/// connection) rather than that a statement failed: such a request is
+/// answered 503 with `Retry-After`, never 500.
+pub fn is_connection_lost(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => db.code().is_some_and(|c| is_connection_lost_code(&c)),
+        _ => false,
     }
 }
 
@@ -97,8 +214,11 @@ pub(crate) enum ApiError {
     PayloadTooLarge,
     /// 415
     UnsupportedMediaType(String),
-    /// 503 (database down, or an injected fault).
+    /// 503 (an injected fault).
     Unavailable(&'static str),
+    /// 503 with `Retry-After`: the database cannot be reached for now (a
+    /// PostgreSQL restart, an exhausted pool). No write was acknowledged.
+    DatabaseUnavailable,
     /// 503 with `Retry-After`: another process held SQLite's write lock for
     /// longer than the busy timeout. The request changed nothing.
     Busy,
@@ -131,7 +251,9 @@ impl ApiError {
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ApiError::Unavailable(_) | ApiError::Busy => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable(_) | ApiError::DatabaseUnavailable | ApiError::Busy => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -140,9 +262,9 @@ impl ApiError {
 impl From<sqlx::Error> for ApiError {
     fn from(e: sqlx::Error) -> Self {
         match &e {
-            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed => {
+            _ if is_connection_lost(&e) => {
                 tracing::warn!(error = %e, "database unavailable");
-                ApiError::Unavailable("Database unavailable.")
+                ApiError::DatabaseUnavailable
             }
             _ if is_busy(&e) => {
                 tracing::warn!(error = %e, "database busy past the busy timeout");
@@ -217,6 +339,9 @@ impl IntoResponse for ApiError {
                 json!({ "detail": format!("Unsupported media type \"{ct}\" in request.") })
             }
             ApiError::Unavailable(msg) => json!({ "detail": msg }),
+            ApiError::DatabaseUnavailable => {
+                json!({ "detail": "Database unavailable, try again later." })
+            }
             ApiError::Busy => json!({ "detail": "Database busy, try again later." }),
             ApiError::Internal(cause) => {
                 // Its cause was logged where it arose; this ties it to the 500.
@@ -231,9 +356,10 @@ impl IntoResponse for ApiError {
                 HeaderValue::from_static("Bearer realm=\"api\""),
             );
         }
-        if matches!(self, ApiError::Busy) {
+        if matches!(self, ApiError::Busy | ApiError::DatabaseUnavailable) {
             // The lock holder is another request, which takes milliseconds
-            // unless something is wrong: one second is a polite retry.
+            // unless something is wrong, and a restarting PostgreSQL is back
+            // within seconds: one second is a polite retry.
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));

@@ -59,25 +59,31 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
                 })?;
             let addr = listener.local_addr()?;
             announce(&format!("market-api listening on http://{addr}"));
-            tracing::info!(%addr, database = %config.database_url, replica = ?config.replica_id, "serving");
+            let database = db::pool::redact(&config.database_url);
+            tracing::info!(%addr, %database, replica = ?config.replica_id, "serving");
             serve_state(listener, state, plumbing::shutdown_signal()).await
         }
         cli::Command::Seed(args) => {
-            let db = db::Db::open(&args.db.database_url, Some(1)).await?;
-            db.migrate().await?;
+            let db = db::Db::open(&args.db.database_url, args.db.open_options()).await?;
             let seed = args.size.to_config(args.password_cost);
-            db::seed::seed(&db, &seed).await?;
+            db::setup::migrate_and_seed(&db, db::setup::Seeding::TopUp(&seed)).await?;
             announce(&format!(
                 "market-api seeded {} (users {}, products {}, comments {})",
-                args.db.database_url, seed.users, seed.products, seed.comments
+                db::pool::redact(&args.db.database_url),
+                seed.users,
+                seed.products,
+                seed.comments
             ));
             db.close().await;
             Ok(())
         }
         cli::Command::Migrate(args) => {
-            let db = db::Db::open(&args.database_url, Some(1)).await?;
-            db.migrate().await?;
-            announce(&format!("market-api migrated {}", args.database_url));
+            let db = db::Db::open(&args.database_url, args.open_options()).await?;
+            db::setup::migrate_and_seed(&db, db::setup::Seeding::None).await?;
+            announce(&format!(
+                "market-api migrated {}",
+                db::pool::redact(&args.database_url)
+            ));
             db.close().await;
             Ok(())
         }

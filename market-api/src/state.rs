@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use crate::auth::{Jwt, Passwords};
 use crate::config::{FaultConfig, ServeConfig};
+use crate::db::setup::Seeding;
 use crate::db::{self, Db};
 use crate::error::Error;
 use crate::page_cache::PageCache;
@@ -29,14 +30,13 @@ impl AppState {
     /// Opens the database, applies migrations, seeds an empty database (unless
     /// disabled) and loads or creates the JWT secret.
     pub async fn open(config: &ServeConfig) -> Result<AppState, Error> {
-        let db = Db::open(&config.database_url, config.read_connections).await?;
-        db.migrate().await?;
+        let db = Db::open(&config.database_url, config.open_options()).await?;
+        let seeding = match &config.seed {
+            Some(seed) => Seeding::IfEmpty(seed),
+            None => Seeding::None,
+        };
+        db::setup::migrate_and_seed(&db, seeding).await?;
         let passwords = Passwords::new(config.password_cost);
-        if let Some(seed) = &config.seed {
-            if db::seed::is_empty(&db).await? {
-                db::seed::seed(&db, seed).await?;
-            }
-        }
         let secret = match &config.jwt_secret {
             Some(s) => s.clone(),
             None => db::settings::jwt_secret(&db).await?,

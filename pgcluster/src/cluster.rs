@@ -9,6 +9,7 @@
 
 use std::fmt;
 use std::fs;
+use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -90,6 +91,9 @@ pub struct Cluster {
     user: String,
     password: String,
     stop_timeout: Duration,
+    /// Kept for [`Cluster::restart_with`], which launches the server again.
+    launcher: Launcher,
+    start_timeout: Duration,
     server: Server,
 }
 
@@ -135,14 +139,49 @@ impl Cluster {
             user: options.user,
             password,
             stop_timeout: options.stop_timeout,
+            launcher,
+            start_timeout: options.start_timeout,
             server,
         })
+    }
+
+    /// Stops the server (fast shutdown, as [`stop`](Self::stop)), runs
+    /// `while_down`, then starts the server again on the same port with the
+    /// same data, user and password, and waits until it is ready: what a
+    /// database restart looks like to its clients (connections reset, then
+    /// refused, then accepted again). Returns what `while_down` returned.
+    ///
+    /// The port stays the same so that clients' URLs keep working; if
+    /// another process took it meanwhile, the start fails and says so.
+    pub async fn restart_with<F: Future>(&mut self, while_down: F) -> Result<F::Output, Error> {
+        self.stop_server().await?;
+        let output = while_down.await;
+        let options = Options {
+            port: Some(self.port),
+            start_timeout: self.start_timeout,
+            ..Options::new(&self.data_dir)
+        };
+        let (server, _) = launch(&self.binaries, &self.launcher, &self.data_dir, &options).await?;
+        tracing::info!(pid = server.pid(), port = self.port, "PostgreSQL restarted");
+        self.server = server;
+        Ok(output)
+    }
+
+    /// [`restart_with`](Self::restart_with) with nothing to do while down.
+    pub async fn restart(&mut self) -> Result<(), Error> {
+        self.restart_with(async {}).await
     }
 
     /// A fast shutdown (clients disconnected, a checkpoint written), killed
     /// with its children if it takes longer than the stop timeout; returns
     /// once no process of the server is left.
     pub async fn stop(self) -> Result<(), Error> {
+        self.stop_server().await
+    }
+
+    /// The body of [`stop`](Self::stop), which leaves `self` usable for a
+    /// restart.
+    async fn stop_server(&self) -> Result<(), Error> {
         let pid = self.server.pid();
         let children = procs::children_of(pid).unwrap_or_default();
         self.server.signal(Signal::SIGINT);

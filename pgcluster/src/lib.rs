@@ -8,7 +8,8 @@
 //! [`Cluster::start`] makes a fresh data folder with `initdb`, writes settings
 //! for a small shared box, starts `postgres` on a free loopback port and waits
 //! until it accepts connections; [`Cluster::stop`] shuts it down fast and, past
-//! a bound, kills it. The server also dies with its owner, even after SIGKILL
+//! a bound, kills it; [`Cluster::restart_with`] stops it and starts it again on
+//! the same port and data (what a database restart looks like to its clients). The server also dies with its owner, even after SIGKILL
 //! (the `server` module explains the death signal and the guardian thread),
 //! and PostgreSQL's refusal to run as root is met by running it as an
 //! unprivileged user (`nobody` by default) when the owner is root (the

@@ -14,7 +14,7 @@ use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 
-use sqlx::{Sqlite, Transaction};
+use crate::db::WriteTx;
 
 use crate::auth::TokenError;
 use crate::db::users;
@@ -49,11 +49,8 @@ impl AuthUser {
     /// something, so a deactivation that landed after the request was
     /// authenticated still stops it (and a row never references a user
     /// deleted in between).
-    pub(crate) async fn require_active(
-        self,
-        tx: &mut Transaction<'static, Sqlite>,
-    ) -> Result<(), ApiError> {
-        admit(users::status(&mut **tx, self.user_id).await?.map(|s| s.0))
+    pub(crate) async fn require_active(self, tx: &mut WriteTx) -> Result<(), ApiError> {
+        admit(users::status(tx.conn(), self.user_id).await?.map(|s| s.0))
     }
 
     /// DRF's `IsAdminUser`: 403 unless staff.
@@ -95,7 +92,7 @@ fn authenticate(parts: &Parts, state: &AppState) -> Result<Option<TokenUser>, Ap
 
 /// The stored state of the token's user, as an [`AuthUser`] or a 401.
 async fn load(state: &AppState, token: TokenUser) -> Result<AuthUser, ApiError> {
-    let status = users::status(&state.db.read, token.user_id).await?;
+    let status = users::status(state.db.reader(), token.user_id).await?;
     admit(status.map(|s| s.0))?;
     Ok(AuthUser {
         user_id: token.user_id,

@@ -1,9 +1,11 @@
-//! Comments on products (`products/comments/`).
+//! Comments on products (`products/comments/`). Rendered in Rust from
+//! [`CommentRow`] on both backends; `"user"` is quoted because PostgreSQL
+//! reserves the word.
 
 use serde::Serialize;
-use sqlx::{FromRow, Sqlite, SqliteExecutor, Transaction};
+use sqlx::FromRow;
 
-use crate::db::Db;
+use crate::db::{run, Conn, Db, WriteTx};
 
 /// A comment as the API renders it (`post` is the product id).
 #[derive(Debug, FromRow, Serialize)]
@@ -20,27 +22,28 @@ pub struct CommentRow {
     pub post: i64,
 }
 
-const SELECT_COMMENT: &str = "SELECT id, created_at, updated_at, deleted_at, rating, reply, \
-     created_by, updated_by, user_id AS user, post_id AS post FROM comments";
+/// The columns of [`CommentRow`], the same text on both backends.
+macro_rules! select_comment {
+    () => {
+        "SELECT id, created_at, updated_at, deleted_at, rating, reply, created_by, updated_by, \
+         user_id AS \"user\", post_id AS post FROM comments"
+    };
+}
 
 /// Number of comments (optionally of one product).
 pub async fn count(db: &Db, post: Option<i64>) -> Result<i64, sqlx::Error> {
     match post {
-        Some(post) => {
-            sqlx::query_scalar("SELECT COUNT(*) FROM comments WHERE post_id = ?")
-                .bind(post)
-                .fetch_one(&db.read)
-                .await
-        }
-        None => {
-            sqlx::query_scalar("SELECT COUNT(*) FROM comments")
-                .fetch_one(&db.read)
-                .await
-        }
+        Some(post) => run!(db.reader(), query_scalar, fetch_one,
+            sqlite: "SELECT COUNT(*) FROM comments WHERE post_id = ?",
+            postgres: "SELECT COUNT(*) FROM comments WHERE post_id = $1",
+            post),
+        None => run!(db.reader(), query_scalar, fetch_one,
+            sqlite: "SELECT COUNT(*) FROM comments",
+            postgres: "SELECT COUNT(*) FROM comments"),
     }
 }
 
-/// A page of comments, newest first.
+/// A page of comments, newest first: one query.
 pub async fn page(
     db: &Db,
     post: Option<i64>,
@@ -48,45 +51,31 @@ pub async fn page(
     offset: i64,
 ) -> Result<Vec<CommentRow>, sqlx::Error> {
     match post {
-        Some(post) => {
-            sqlx::query_as(&format!(
-            "{SELECT_COMMENT} WHERE post_id = ? ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?"
-        ))
-            .bind(post)
-            .bind(limit)
-            .bind(offset)
-            .fetch_all(&db.read)
-            .await
-        }
-        None => {
-            sqlx::query_as(&format!(
-                "{SELECT_COMMENT} ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?"
-            ))
-            .bind(limit)
-            .bind(offset)
-            .fetch_all(&db.read)
-            .await
-        }
+        Some(post) => run!(db.reader(), query_as, fetch_all,
+            sqlite: concat!(select_comment!(),
+                " WHERE post_id = ? ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?"),
+            postgres: concat!(select_comment!(),
+                " WHERE post_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2 OFFSET $3"),
+            post, limit, offset),
+        None => run!(db.reader(), query_as, fetch_all,
+            sqlite: concat!(select_comment!(), " ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?"),
+            postgres: concat!(select_comment!(),
+                " ORDER BY created_at DESC, id DESC LIMIT $1 OFFSET $2"),
+            limit, offset),
     }
 }
 
 pub async fn get(db: &Db, id: i64) -> Result<Option<CommentRow>, sqlx::Error> {
-    sqlx::query_as(&format!("{SELECT_COMMENT} WHERE id = ?"))
-        .bind(id)
-        .fetch_optional(&db.read)
-        .await
+    get_in(db.reader(), id).await
 }
 
-/// One comment through `exec` (a pool, or a write transaction, which sees
+/// One comment through `conn` (a pool, or a write transaction, which sees
 /// its own changes).
-pub async fn get_in(
-    exec: impl SqliteExecutor<'_>,
-    id: i64,
-) -> Result<Option<CommentRow>, sqlx::Error> {
-    sqlx::query_as(&format!("{SELECT_COMMENT} WHERE id = ?"))
-        .bind(id)
-        .fetch_optional(exec)
-        .await
+pub async fn get_in(conn: Conn<'_>, id: i64) -> Result<Option<CommentRow>, sqlx::Error> {
+    run!(conn, query_as, fetch_optional,
+        sqlite: concat!(select_comment!(), " WHERE id = ?"),
+        postgres: concat!(select_comment!(), " WHERE id = $1"),
+        id)
 }
 
 /// Fields written by create and update.
@@ -98,48 +87,36 @@ pub struct CommentWrite {
 }
 
 pub async fn insert(
-    tx: &mut Transaction<'static, Sqlite>,
+    tx: &mut WriteTx,
     user_id: i64,
     c: &CommentWrite,
     created_at: &str,
 ) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar(
-        "INSERT INTO comments (created_at, updated_at, rating, reply, created_by, updated_by, \
-         user_id, post_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-    )
-    .bind(created_at)
-    .bind(created_at)
-    .bind(c.rating)
-    .bind(&c.reply)
-    .bind(user_id)
-    .bind(user_id)
-    .bind(user_id)
-    .bind(c.post)
-    .fetch_one(&mut **tx)
-    .await
+    run!(tx.conn(), query_scalar, fetch_one,
+        sqlite: "INSERT INTO comments (created_at, updated_at, rating, reply, created_by, \
+                 updated_by, user_id, post_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+        postgres: "INSERT INTO comments (created_at, updated_at, rating, reply, created_by, \
+                   updated_by, user_id, post_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+        created_at, created_at, c.rating, &c.reply, user_id, user_id, user_id, c.post)
 }
 
 pub async fn update(
-    tx: &mut Transaction<'static, Sqlite>,
+    tx: &mut WriteTx,
     id: i64,
     by: i64,
     c: &CommentWrite,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "UPDATE comments SET rating = ?, reply = ?, post_id = ?, updated_by = ?, updated_at = ? \
-         WHERE id = ?",
-    )
-    .bind(c.rating)
-    .bind(&c.reply)
-    .bind(c.post)
-    .bind(by)
-    .bind(crate::db::now())
-    .bind(id)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
+    run!(tx.conn(), query, execute,
+        sqlite: "UPDATE comments SET rating = ?, reply = ?, post_id = ?, updated_by = ?, \
+                 updated_at = ? WHERE id = ?",
+        postgres: "UPDATE comments SET rating = $1, reply = $2, post_id = $3, updated_by = $4, \
+                   updated_at = $5 WHERE id = $6",
+        c.rating, &c.reply, c.post, by, crate::db::now(), id)
 }
 
-pub async fn delete(tx: &mut Transaction<'static, Sqlite>, id: i64) -> Result<(), sqlx::Error> {
-    crate::db::execute_for_id(tx, "DELETE FROM comments WHERE id = ?", id).await
+pub async fn delete(tx: &mut WriteTx, id: i64) -> Result<(), sqlx::Error> {
+    run!(tx.conn(), query, execute,
+        sqlite: "DELETE FROM comments WHERE id = ?",
+        postgres: "DELETE FROM comments WHERE id = $1",
+        id)
 }

@@ -1,14 +1,15 @@
 //! Demo data, so the tutorial's Locust file works against a fresh database:
 //! `demo@example.com` and `other@example.com` (password `Passw0rd!`), more
 //! users, products with ids from 1, comments. Idempotent: each kind is topped
-//! up to the requested count inside one `BEGIN IMMEDIATE` transaction, so two
-//! replicas seeding the same file at once insert the data once.
+//! up to the requested count inside one write transaction (`BEGIN IMMEDIATE`
+//! on SQLite; on PostgreSQL under the start-up advisory lock, see
+//! [`crate::db::setup`]), so replicas seeding at once insert the data once.
 
 use chrono::{Duration as ChronoDuration, Utc};
 
 use crate::auth::Passwords;
 use crate::config::SeedConfig;
-use crate::db::{products, timestamp, Db};
+use crate::db::{products, run, timestamp, Conn, WriteTx};
 use crate::error::Error;
 
 /// The demo password of every seeded user.
@@ -22,12 +23,21 @@ const ADJECTIVES: [&str; 8] = [
     "Red", "Old", "Shiny", "Compact", "Classic", "Sturdy", "Tiny", "Smart",
 ];
 
-/// Whether the database has no users yet (a fresh file).
-pub async fn is_empty(db: &Db) -> Result<bool, Error> {
-    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users")
-        .fetch_one(&db.write)
-        .await?;
+/// Whether the database has no users yet (a fresh database).
+pub async fn is_empty(conn: Conn<'_>) -> Result<bool, Error> {
+    let n: i64 = run!(conn, query_scalar, fetch_one,
+        sqlite: "SELECT COUNT(*) FROM users",
+        postgres: "SELECT COUNT(*) FROM users")?;
     Ok(n == 0)
+}
+
+/// The demo password's hash: one, shared by every seeded user, so seeding
+/// stays fast at any size.
+pub async fn demo_hash(config: &SeedConfig) -> Result<String, Error> {
+    Passwords::new(config.password_cost)
+        .hash(DEMO_PASSWORD.to_owned())
+        .await
+        .map_err(|e| Error::Password(format!("{e:?}")))
 }
 
 fn user_email(i: u32) -> String {
@@ -38,43 +48,42 @@ fn user_email(i: u32) -> String {
     }
 }
 
-/// Tops the demo data up to `config`'s counts.
-pub async fn seed(db: &Db, config: &SeedConfig) -> Result<(), Error> {
-    // One hash shared by every seeded user: seeding stays fast at any size.
-    let hash = Passwords::new(config.password_cost)
-        .hash(DEMO_PASSWORD.to_owned())
-        .await
-        .map_err(|e| Error::Password(format!("{e:?}")))?;
-    let mut tx = db.begin_write().await?;
+/// Tops the demo data up to `config`'s counts, inside the caller's write
+/// transaction (see [`crate::db::setup`]).
+pub async fn fill(tx: &mut WriteTx, hash: &str, config: &SeedConfig) -> Result<(), Error> {
     let now = Utc::now();
     let joined = timestamp(now);
-
     for i in 0..config.users.max(2) {
         let (first, last) = match i {
             0 => ("Demo".to_owned(), "User".to_owned()),
             1 => ("Other".to_owned(), "User".to_owned()),
             n => (format!("User{}", n + 1), "Example".to_owned()),
         };
-        sqlx::query(
-            "INSERT OR IGNORE INTO users (email, password, first_name, last_name, is_active, \
-             is_staff, date_joined) VALUES (?, ?, ?, ?, 1, 0, ?)",
-        )
-        .bind(user_email(i))
-        .bind(&hash)
-        .bind(first)
-        .bind(last)
-        .bind(&joined)
-        .execute(&mut *tx)
-        .await?;
+        run!(tx.conn(), query, execute,
+            sqlite: "INSERT OR IGNORE INTO users (email, password, first_name, last_name, \
+                     is_active, is_staff, date_joined) VALUES (?, ?, ?, ?, 1, 0, ?)",
+            postgres: "INSERT INTO users (email, password, first_name, last_name, \
+                       is_active, is_staff, date_joined) VALUES ($1, $2, $3, $4, TRUE, FALSE, $5) \
+                       ON CONFLICT DO NOTHING",
+            user_email(i), hash, &first, &last, &joined)?;
     }
-    let user_ids: Vec<i64> = sqlx::query_scalar("SELECT id FROM users ORDER BY id")
-        .fetch_all(&mut *tx)
-        .await?;
+    let user_ids: Vec<i64> = run!(tx.conn(), query_scalar, fetch_all,
+        sqlite: "SELECT id FROM users ORDER BY id",
+        postgres: "SELECT id FROM users ORDER BY id")?;
+    fill_products(tx, &user_ids, now, config.products).await?;
+    fill_comments(tx, &user_ids, now, config.comments).await
+}
 
-    let existing: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM products")
-        .fetch_one(&mut *tx)
-        .await?;
-    let wanted = i64::from(config.products);
+async fn fill_products(
+    tx: &mut WriteTx,
+    user_ids: &[i64],
+    now: chrono::DateTime<Utc>,
+    wanted: u32,
+) -> Result<(), Error> {
+    let existing: i64 = run!(tx.conn(), query_scalar, fetch_one,
+        sqlite: "SELECT COUNT(*) FROM products",
+        postgres: "SELECT COUNT(*) FROM products")?;
+    let wanted = i64::from(wanted);
     for i in existing..wanted {
         let n = i as usize;
         let title = format!(
@@ -94,48 +103,50 @@ pub async fn seed(db: &Db, config: &SeedConfig) -> Result<(), Error> {
         // highest ids first, as a freshly filled original would.
         let at = timestamp(now - ChronoDuration::seconds(wanted - i));
         let owner = user_ids[n % user_ids.len()];
-        let id = products::insert(&mut tx, owner, &write, &at).await?;
+        let id = products::insert(tx, owner, &write, &at).await?;
         let voters: Vec<i64> = user_ids
             .iter()
             .copied()
             .filter(|&u| u != owner)
             .take(n % 4)
             .collect();
-        products::set_votes(&mut tx, id, &voters).await?;
+        products::set_votes(tx, id, &voters).await?;
     }
+    Ok(())
+}
 
-    let product_ids: Vec<i64> = sqlx::query_scalar("SELECT id FROM products ORDER BY id LIMIT 200")
-        .fetch_all(&mut *tx)
-        .await?;
-    let existing: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM comments")
-        .fetch_one(&mut *tx)
-        .await?;
-    let wanted = i64::from(config.comments);
-    if !product_ids.is_empty() {
-        for i in existing..wanted {
-            let n = i as usize;
-            let at = timestamp(now - ChronoDuration::seconds(wanted - i));
-            let user = user_ids[(n + 1) % user_ids.len()];
-            sqlx::query(
-                "INSERT INTO comments (created_at, updated_at, rating, reply, created_by, \
-                 updated_by, user_id, post_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            )
-            .bind(&at)
-            .bind(&at)
-            .bind(if n % 5 == 4 {
-                None
-            } else {
-                Some((n % 5) as i64 + 1)
-            })
-            .bind(format!("Demo comment {}: would buy again.", i + 1))
-            .bind(user)
-            .bind(user)
-            .bind(user)
-            .bind(product_ids[n % product_ids.len()])
-            .execute(&mut *tx)
-            .await?;
-        }
+async fn fill_comments(
+    tx: &mut WriteTx,
+    user_ids: &[i64],
+    now: chrono::DateTime<Utc>,
+    wanted: u32,
+) -> Result<(), Error> {
+    let product_ids: Vec<i64> = run!(tx.conn(), query_scalar, fetch_all,
+        sqlite: "SELECT id FROM products ORDER BY id LIMIT 200",
+        postgres: "SELECT id FROM products ORDER BY id LIMIT 200")?;
+    let existing: i64 = run!(tx.conn(), query_scalar, fetch_one,
+        sqlite: "SELECT COUNT(*) FROM comments",
+        postgres: "SELECT COUNT(*) FROM comments")?;
+    let wanted = i64::from(wanted);
+    if product_ids.is_empty() {
+        return Ok(());
     }
-    tx.commit().await?;
+    for i in existing..wanted {
+        let n = i as usize;
+        let at = timestamp(now - ChronoDuration::seconds(wanted - i));
+        let user = user_ids[(n + 1) % user_ids.len()];
+        let rating = if n % 5 == 4 {
+            None
+        } else {
+            Some((n % 5) as i64 + 1)
+        };
+        run!(tx.conn(), query, execute,
+            sqlite: "INSERT INTO comments (created_at, updated_at, rating, reply, created_by, \
+                     updated_by, user_id, post_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            postgres: "INSERT INTO comments (created_at, updated_at, rating, reply, created_by, \
+                       updated_by, user_id, post_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            &at, &at, rating, format!("Demo comment {}: would buy again.", i + 1),
+            user, user, user, product_ids[n % product_ids.len()])?;
+    }
     Ok(())
 }

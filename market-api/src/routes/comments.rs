@@ -2,11 +2,11 @@
 //! any logged-in user (the original answered 403), changes by the comment's
 //! author only.
 
+use crate::db::{Conn, WriteTx};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use serde_json::{Map, Value};
-use sqlx::{Sqlite, SqliteExecutor, Transaction};
 
 use crate::auth::AuthUser;
 use crate::db::comments::{self, CommentRow, CommentWrite};
@@ -102,7 +102,7 @@ async fn validate(
     let rating = form.integer(&RATING);
     let post = form.pk(&POST).flatten();
     if let Some(post) = post {
-        if !products::exists(&db.read, post).await? {
+        if !products::exists(db.reader(), post).await? {
             form.error("post", missing_post(post));
         }
     }
@@ -126,7 +126,7 @@ impl CommentInput {
     /// post deleted since validation is refused as missing.
     async fn apply(
         self,
-        tx: &mut Transaction<'static, Sqlite>,
+        tx: &mut WriteTx,
         base: Option<&CommentRow>,
     ) -> Result<CommentWrite, ApiError> {
         let mut write = match base {
@@ -148,7 +148,7 @@ impl CommentInput {
             write.rating = rating;
         }
         if let Some(post) = self.post {
-            if !products::exists(&mut **tx, post).await? {
+            if !products::exists(tx.conn(), post).await? {
                 return Err(ApiError::field("post", missing_post(post)));
             }
             write.post = post;
@@ -169,7 +169,7 @@ pub(crate) async fn create(
     user.require_active(&mut tx).await?;
     let write = input.apply(&mut tx, None).await?;
     let id = comments::insert(&mut tx, user.user_id, &write, &crate::db::now()).await?;
-    let row = comments::get_in(&mut *tx, id)
+    let row = comments::get_in(tx.conn(), id)
         .await?
         .ok_or(ApiError::NotFound)?;
     tx.commit().await?;
@@ -189,11 +189,7 @@ pub(crate) async fn retrieve(
 }
 
 /// Comment `id`, which only its author may change (404, 403 otherwise).
-async fn own_comment(
-    exec: impl SqliteExecutor<'_>,
-    id: i64,
-    user: AuthUser,
-) -> Result<CommentRow, ApiError> {
+async fn own_comment(exec: Conn<'_>, id: i64, user: AuthUser) -> Result<CommentRow, ApiError> {
     let row = comments::get_in(exec, id)
         .await?
         .ok_or(ApiError::NotFound)?;
@@ -212,15 +208,15 @@ async fn change(
 ) -> Result<Json<CommentRow>, ApiError> {
     // Existence and ownership first (DRF's order: 404/403 before the body's
     // 415/400), on the read pool; checked again under the write lock.
-    own_comment(&state.db.read, id, user).await?;
+    own_comment(state.db.reader(), id, user).await?;
     let data = body.parse()?;
     let input = validate(&state.db, &data, partial).await?;
     let mut tx = state.db.begin_write().await?;
     user.require_active(&mut tx).await?;
-    let row = own_comment(&mut *tx, id, user).await?;
+    let row = own_comment(tx.conn(), id, user).await?;
     let write = input.apply(&mut tx, Some(&row)).await?;
     comments::update(&mut tx, id, user.user_id, &write).await?;
-    let row = comments::get_in(&mut *tx, id)
+    let row = comments::get_in(tx.conn(), id)
         .await?
         .ok_or(ApiError::NotFound)?;
     tx.commit().await?;
@@ -255,7 +251,7 @@ pub(crate) async fn destroy(
 ) -> Result<StatusCode, ApiError> {
     let mut tx = state.db.begin_write().await?;
     user.require_active(&mut tx).await?;
-    own_comment(&mut *tx, id, user).await?;
+    own_comment(tx.conn(), id, user).await?;
     comments::delete(&mut tx, id).await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)

@@ -3,13 +3,13 @@
 //! per GET: on SQLite that would turn every read into a write; see
 //! docs/market-api.md).
 
+use crate::db::Conn;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
-use sqlx::SqliteExecutor;
 
 use crate::auth::{admit, AuthUser, MaybeAuthUser, TokenUser};
 use crate::db::products::{self, OrderField, ProductFilter, ProductRow, ProductWrite};
@@ -378,7 +378,7 @@ async fn validate(
         }
     }
     if let Some(Some(category)) = input.category {
-        if !products::category_exists(&db.read, category).await? {
+        if !products::category_exists(db.reader(), category).await? {
             form.error(
                 "category",
                 format!("Invalid pk \"{category}\" - object does not exist."),
@@ -386,7 +386,7 @@ async fn validate(
         }
     }
     if let Some(votes) = &input.votes {
-        if let Some(missing) = users::first_missing(&db.read, votes).await? {
+        if let Some(missing) = users::first_missing(db.reader(), votes).await? {
             form.error(
                 "votes",
                 format!("Invalid pk \"{missing}\" - object does not exist."),
@@ -446,7 +446,7 @@ pub(crate) async fn create(
     user.require_active(&mut tx).await?;
     let id = products::insert(&mut tx, user.user_id, &write, &crate::db::now()).await?;
     products::set_votes(&mut tx, id, votes.as_deref().unwrap_or(&[])).await?;
-    let row = products::get_in(&mut tx, id)
+    let row = products::get_in(tx.conn(), id)
         .await?
         .ok_or(ApiError::NotFound)?;
     tx.commit().await?;
@@ -454,11 +454,7 @@ pub(crate) async fn create(
 }
 
 /// 404 unless product `id` exists, 403 unless `user` owns it.
-async fn check_owner(
-    exec: impl SqliteExecutor<'_>,
-    id: i64,
-    user: AuthUser,
-) -> Result<(), ApiError> {
+async fn check_owner(exec: Conn<'_>, id: i64, user: AuthUser) -> Result<(), ApiError> {
     let owner = products::owner(exec, id).await?.ok_or(ApiError::NotFound)?;
     if owner != user.user_id {
         return Err(ApiError::PermissionDenied);
@@ -476,12 +472,12 @@ async fn change(
 ) -> Result<Response, ApiError> {
     // Existence and ownership first (DRF's order: 404/403 before the body's
     // 415/400), on the read pool; checked again under the write lock.
-    check_owner(&state.db.read, id, user).await?;
+    check_owner(state.db.reader(), id, user).await?;
     let data = body.parse()?;
     let input = validate(&state.db, &data, user, partial).await?;
     let mut tx = state.db.begin_write().await?;
     user.require_active(&mut tx).await?;
-    let row = products::get_in(&mut tx, id)
+    let row = products::get_in(tx.conn(), id)
         .await?
         .ok_or(ApiError::NotFound)?;
     if row.user_id != user.user_id {
@@ -492,7 +488,7 @@ async fn change(
     if let Some(votes) = &votes {
         products::set_votes(&mut tx, id, votes).await?;
     }
-    let row = products::get_in(&mut tx, id)
+    let row = products::get_in(tx.conn(), id)
         .await?
         .ok_or(ApiError::NotFound)?;
     tx.commit().await?;
@@ -529,7 +525,7 @@ pub(crate) async fn destroy(
 ) -> Result<StatusCode, ApiError> {
     let mut tx = state.db.begin_write().await?;
     user.require_active(&mut tx).await?;
-    check_owner(&mut *tx, id, user).await?;
+    check_owner(tx.conn(), id, user).await?;
     products::delete(&mut tx, id).await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)

@@ -5,7 +5,7 @@ use base64::Engine;
 use jsonwebtoken::{encode, EncodingKey, Header};
 use serde_json::{json, Value};
 
-use super::support::{json, Server, SECRET};
+use super::support::{json, Backend, Server, SECRET};
 
 const PROTECTED: &str = "/api/v1/products/comments/";
 
@@ -35,9 +35,8 @@ async fn verify(s: &Server, token: &str) -> (u16, Value) {
     s.post_json("/api/v1/auth/token/verify/", None, body).await
 }
 
-#[tokio::test]
-async fn obtain_refresh_verify() {
-    let s = Server::start().await;
+async fn obtain_refresh_verify(backend: Backend) {
+    let s = Server::start(backend).await;
     let (access, refresh) = s.login("demo@example.com").await;
     // Claims follow simplejwt.
     let payload = access.split('.').nth(1).unwrap();
@@ -85,9 +84,8 @@ async fn obtain_refresh_verify() {
     );
 }
 
-#[tokio::test]
-async fn bad_credentials() {
-    let s = Server::start().await;
+async fn bad_credentials(backend: Backend) {
+    let s = Server::start(backend).await;
     let expected = json!({"detail": "No active account found with the given credentials"});
     for body in [
         json!({"email": "demo@example.com", "password": "wrong"}),
@@ -124,18 +122,14 @@ async fn bad_credentials() {
 }
 
 async fn sqlx_deactivate(s: &Server, email: &str) {
-    let db = s.db().await;
-    sqlx::query("UPDATE users SET is_active = 0 WHERE email = ?")
-        .bind(email)
-        .execute(&db)
-        .await
-        .unwrap();
-    db.close().await;
+    s.db.execute(&format!(
+        "UPDATE users SET is_active = FALSE WHERE email = '{email}'"
+    ))
+    .await;
 }
 
-#[tokio::test]
-async fn protected_endpoint_credentials() {
-    let s = Server::start().await;
+async fn protected_endpoint_credentials(backend: Backend) {
+    let s = Server::start(backend).await;
     let res = s.get(PROTECTED, None).await;
     assert_eq!(res.headers()["www-authenticate"], "Bearer realm=\"api\"");
     let (st, v) = json(res).await;
@@ -200,9 +194,8 @@ async fn assert_refused(s: &Server, token: &str, what: &str) {
     assert_refused_because(s, token, "Token is invalid or expired", what).await;
 }
 
-#[tokio::test]
-async fn token_attacks() {
-    let s = Server::start().await;
+async fn token_attacks(backend: Backend) {
+    let s = Server::start(backend).await;
     let (access, refresh) = s.login("demo@example.com").await;
     assert_eq!(s.get(PROTECTED, Some(&access)).await.status(), 200);
 
@@ -257,12 +250,11 @@ async fn token_attacks() {
     assert_eq!(refresh_with(&s, &expired).await, (401, invalid));
 }
 
-#[tokio::test]
-async fn secret_kept_in_database_is_shared() {
+async fn secret_kept_in_database_is_shared(backend: Backend) {
     // Two servers on one database without a configured secret accept each
     // other's tokens.
-    let a = Server::start_with(|c| c.jwt_secret = None).await;
-    let mut cfg = super::support::config(&a.dir);
+    let a = Server::start_with(backend, |c| c.jwt_secret = None).await;
+    let mut cfg = super::support::config(&a.db.url);
     cfg.jwt_secret = None;
     cfg.seed = None;
     let state = market_api::AppState::open(&cfg).await.unwrap();
@@ -295,3 +287,11 @@ async fn secret_kept_in_database_is_shared() {
     )
     .await;
 }
+
+on_both_backends!(
+    obtain_refresh_verify,
+    bad_credentials,
+    protected_endpoint_credentials,
+    token_attacks,
+    secret_kept_in_database_is_shared,
+);

@@ -3,11 +3,10 @@
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use super::support::Server;
+use super::support::{Backend, Server};
 
-#[tokio::test]
-async fn list_and_create() {
-    let s = Server::start().await;
+async fn list_and_create(backend: Backend) {
+    let s = Server::start(backend).await;
     assert_eq!(
         s.get("/api/v1/products/comments/", None).await.status(),
         401
@@ -105,19 +104,14 @@ async fn list_and_create() {
 
 /// Reply, rating and product of comment `id`, read from the database file.
 async fn stored_comment(s: &Server, id: i64) -> (String, Option<i64>, i64) {
-    let db = s.db().await;
-    let row = sqlx::query_as("SELECT reply, rating, post_id FROM comments WHERE id = ?")
-        .bind(id)
-        .fetch_one(&db)
-        .await
-        .unwrap();
-    db.close().await;
-    row
+    s.db.fetch_one(&format!(
+        "SELECT reply, rating, post_id FROM comments WHERE id = {id}"
+    ))
+    .await
 }
 
-#[tokio::test]
-async fn retrieve_update_delete() {
-    let s = Server::start().await;
+async fn retrieve_update_delete(backend: Backend) {
+    let s = Server::start(backend).await;
     let demo = s.demo().await;
     let other = s.other().await;
     let (_, c) = s
@@ -228,9 +222,8 @@ async fn retrieve_update_delete() {
     assert_eq!(s.get(&path, Some(&demo)).await.status(), 404);
 }
 
-#[tokio::test]
-async fn deleting_a_product_removes_its_comments() {
-    let s = Server::start().await;
+async fn deleting_a_product_removes_its_comments(backend: Backend) {
+    let s = Server::start(backend).await;
     let demo = s.demo().await;
     let (_, p) = s
         .post_json(
@@ -267,3 +260,9 @@ async fn deleting_a_product_removes_its_comments() {
         404
     );
 }
+
+on_both_backends!(
+    list_and_create,
+    retrieve_update_delete,
+    deleting_a_product_removes_its_comments,
+);

@@ -6,11 +6,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use super::support::{json, Server};
+use super::support::{json, Backend, Server};
 
-#[tokio::test]
-async fn malformed_bodies() {
-    let s = Server::start().await;
+async fn malformed_bodies(backend: Backend) {
+    let s = Server::start(backend).await;
     let token = s.demo().await;
     let post = |body: &'static str, ct: Option<&'static str>| {
         let mut req = s
@@ -103,9 +102,8 @@ async fn malformed_bodies() {
     assert_eq!(st, 201);
 }
 
-#[tokio::test]
-async fn body_limit() {
-    let s = Server::start_with(|c| c.body_limit = 4096).await;
+async fn body_limit(backend: Backend) {
+    let s = Server::start_with(backend, |c| c.body_limit = 4096).await;
     let token = s.demo().await;
     let big = json!({"title": "x", "description": "d".repeat(5000)});
     let (st, v) = s.post_json("/api/v1/products/", Some(&token), big).await;
@@ -136,9 +134,8 @@ async fn body_limit() {
     assert!(text.starts_with("HTTP/1.1 413"), "{text}");
 }
 
-#[tokio::test]
-async fn routes_methods_slashes() {
-    let s = Server::start().await;
+async fn routes_methods_slashes(backend: Backend) {
+    let s = Server::start(backend).await;
     let (st, v) = s.get_json("/api/v1/nothing/", None).await;
     assert_eq!((st, v), (404, json!({"detail": "Not found."})));
     let (st, _) = s.get_json("/", None).await;
@@ -195,9 +192,8 @@ async fn routes_methods_slashes() {
     );
 }
 
-#[tokio::test]
-async fn health_openapi_replica() {
-    let s = Server::start_with(|c| c.replica_id = Some("replica-7".into())).await;
+async fn health_openapi_replica(backend: Backend) {
+    let s = Server::start_with(backend, |c| c.replica_id = Some("replica-7".into())).await;
     let res = s.get("/healthz", None).await;
     assert_eq!(res.headers()["x-replica"], "replica-7");
     assert_eq!(json(res).await, (200, json!({"status": "ok"})));
@@ -207,7 +203,7 @@ async fn health_openapi_replica() {
     assert_eq!(st, 200);
     assert_eq!(doc["openapi"], "3.0.3");
     assert!(doc["paths"]["/api/v1/products/{id}/"]["delete"].is_object());
-    let no_replica = Server::start().await;
+    let no_replica = Server::start(backend).await;
     assert!(no_replica
         .get("/healthz", None)
         .await
@@ -216,12 +212,11 @@ async fn health_openapi_replica() {
         .is_none());
 }
 
-#[tokio::test]
-async fn fault_injection() {
-    let s = Server::start_with(|c| c.fault.error_rate = 1.0).await;
+async fn fault_injection(backend: Backend) {
+    let s = Server::start_with(backend, |c| c.fault.error_rate = 1.0).await;
     assert_eq!(s.get("/healthz", None).await.status(), 503);
     assert_eq!(s.get("/api/v1/products/", None).await.status(), 503);
-    let s = Server::start_with(|c| c.fault.error_rate = 0.5).await;
+    let s = Server::start_with(backend, |c| c.fault.error_rate = 0.5).await;
     let mut failures = 0;
     for _ in 0..200 {
         if s.get("/healthz", None).await.status() == 503 {
@@ -233,7 +228,10 @@ async fn fault_injection() {
         "{failures} of 200 at rate 0.5"
     );
 
-    let s = Server::start_with(|c| c.fault.delay = Some(Duration::from_millis(300))).await;
+    let s = Server::start_with(backend, |c| {
+        c.fault.delay = Some(Duration::from_millis(300))
+    })
+    .await;
     let t = Instant::now();
     assert_eq!(s.get("/healthz", None).await.status(), 200);
     assert!(
@@ -249,9 +247,11 @@ async fn fault_injection() {
     assert!(t.elapsed() >= Duration::from_millis(300));
 }
 
-#[tokio::test]
-async fn graceful_shutdown_in_process() {
-    let mut s = Server::start_with(|c| c.fault.delay = Some(Duration::from_millis(700))).await;
+async fn graceful_shutdown_in_process(backend: Backend) {
+    let mut s = Server::start_with(backend, |c| {
+        c.fault.delay = Some(Duration::from_millis(700))
+    })
+    .await;
     let client = s.client.clone();
     let url = s.url("/api/v1/products/1/");
     let token = s.token().await.to_owned();
@@ -274,3 +274,12 @@ async fn graceful_shutdown_in_process() {
         .await
         .is_err());
 }
+
+on_both_backends!(
+    malformed_bodies,
+    body_limit,
+    routes_methods_slashes,
+    health_openapi_replica,
+    fault_injection,
+    graceful_shutdown_in_process,
+);

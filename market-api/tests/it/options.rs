@@ -4,7 +4,7 @@
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use super::support::{json, Server};
+use super::support::{json, Backend, Server};
 
 /// Every API view, with a path that names an existing object.
 const VIEWS: &[&str] = &[
@@ -44,9 +44,8 @@ fn names(action: &Value) -> Vec<&str> {
     names
 }
 
-#[tokio::test]
-async fn metadata_and_actions_follow_drf() {
-    let s = Server::start().await;
+async fn metadata_and_actions_follow_drf(backend: Backend) {
+    let s = Server::start(backend).await;
     let demo = s.demo().await;
     let other = s.other().await;
 
@@ -179,9 +178,8 @@ async fn metadata_and_actions_follow_drf() {
     assert_eq!(options(&s, "/api/v1/products/", Some("x.y.z")).await.0, 401);
 }
 
-#[tokio::test]
-async fn allow_matches_the_routed_methods() {
-    let s = Server::start().await;
+async fn allow_matches_the_routed_methods(backend: Backend) {
+    let s = Server::start(backend).await;
     let demo = s.demo().await;
     s.make_demo_staff().await;
     for path in VIEWS {
@@ -218,3 +216,8 @@ async fn allow_matches_the_routed_methods() {
         }
     }
 }
+
+on_both_backends!(
+    metadata_and_actions_follow_drf,
+    allow_matches_the_routed_methods,
+);

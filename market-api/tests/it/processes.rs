@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
-use super::support::{client, json, PASSWORD};
+use super::support::{client, fresh_database, json, Backend, PASSWORD};
 
 pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_market-api");
 
@@ -24,6 +24,11 @@ pub(crate) struct Replica {
 }
 
 pub(crate) async fn start(db: &Path, extra: &[&str]) -> Replica {
+    start_url(&format!("sqlite://{}", db.display()), extra).await
+}
+
+/// A `market-api serve` child process on the database at `url`.
+pub(crate) async fn start_url(url: &str, extra: &[&str]) -> Replica {
     let mut cmd = Command::new(BIN);
     cmd.args([
         "serve",
@@ -35,8 +40,7 @@ pub(crate) async fn start(db: &Path, extra: &[&str]) -> Replica {
         "2",
     ])
     .args(["--users", "3", "--products", "20", "--comments", "20"])
-    .arg("--database-url")
-    .arg(format!("sqlite://{}", db.display()))
+    .args(["--database-url", url])
     .args(extra)
     .env_remove("MARKET_API_JWT_SECRET")
     .env("RUST_LOG", "warn")
@@ -95,14 +99,12 @@ async fn count(base: &str, path: &str, token: &str) -> i64 {
     v["count"].as_i64().unwrap()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_replicas_share_one_database() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("shared.db");
-    // Both start at once on a fresh file: migrations and seeding race.
+async fn two_replicas_share_one_database(backend: Backend) {
+    let db = fresh_database(backend).await;
+    // Both start at once on a fresh database: migrations and seeding race.
     let (a, b) = tokio::join!(
-        start(&db, &["--replica-id", "a"]),
-        start(&db, &["--replica-id", "b"])
+        start_url(&db.url, &["--replica-id", "a"]),
+        start_url(&db.url, &["--replica-id", "b"])
     );
     let token = login(&a.base).await;
     // The secret lives in the database: B accepts A's token.
@@ -235,10 +237,9 @@ async fn run_cli(args: &[&str]) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn migrate_and_seed_commands() {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("cli.db").display());
+async fn migrate_and_seed_commands(backend: Backend) {
+    let db = fresh_database(backend).await;
+    let url = db.url.clone();
     let out = run_cli(&["migrate", "--database-url", &url]).await;
     assert!(out.starts_with("market-api migrated"), "{out}");
     let seed = [
@@ -257,21 +258,17 @@ async fn migrate_and_seed_commands() {
     run_cli(&seed).await;
     run_cli(&seed).await; // idempotent
 
-    use sqlx::Connection;
-    let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
-    let counts: (i64, i64, i64, i64, i64) = sqlx::query_as(
-        "SELECT (SELECT COUNT(*) FROM users), (SELECT COUNT(*) FROM products), \
-         (SELECT MIN(id) FROM products), (SELECT COUNT(*) FROM comments), (SELECT COUNT(*) FROM categories)",
-    )
-    .fetch_one(&mut conn)
-    .await
-    .unwrap();
+    let counts: (i64, i64, i64, i64, i64) = db
+        .fetch_one(
+            "SELECT (SELECT COUNT(*) FROM users), (SELECT COUNT(*) FROM products), \
+             (SELECT MIN(id) FROM products), (SELECT COUNT(*) FROM comments), \
+             (SELECT COUNT(*) FROM categories)",
+        )
+        .await;
     assert_eq!(counts, (3, 110, 1, 210, 18));
-    let names: Vec<(i64, String, String)> =
-        sqlx::query_as("SELECT id, name, code FROM categories WHERE id IN (1, 9, 18) ORDER BY id")
-            .fetch_all(&mut conn)
-            .await
-            .unwrap();
+    let names: Vec<(i64, String, String)> = db
+        .fetch_all("SELECT id, name, code FROM categories WHERE id IN (1, 9, 18) ORDER BY id")
+        .await;
     assert_eq!(
         names,
         vec![
@@ -280,7 +277,6 @@ async fn migrate_and_seed_commands() {
             (18, "Others".into(), "o".into()),
         ]
     );
-    conn.close().await.unwrap();
 
     // A bad flag is an error exit, not a panic.
     let out = Command::new(BIN)
@@ -364,3 +360,60 @@ async fn logs_to_a_pipe_are_plain_and_a_bind_error_says_its_cause_once() {
     assert!(log.contains("INFO") && log.contains("serving"), "{log}");
     assert!(!log.contains('\x1b'), "colour codes in {log:?}");
 }
+
+/// The list cache across processes: a write acknowledged by replica A shows
+/// in replica B's very next list, though B had that page cached (the change
+/// counter moves in the shared database, whichever process writes).
+async fn a_write_on_one_replica_shows_in_the_others_next_list(backend: Backend) {
+    let db = fresh_database(backend).await;
+    let a = start_url(&db.url, &["--replica-id", "a"]).await;
+    let b = start_url(&db.url, &["--replica-id", "b"]).await;
+    let token = login(&a.base).await;
+    let list = |base: &str| {
+        let url = format!("{base}/api/v1/products/");
+        let token = token.clone();
+        async move {
+            let res = client().get(url).bearer_auth(token).send().await.unwrap();
+            assert_eq!(res.status(), 200);
+            res.text().await.unwrap()
+        }
+    };
+    // B caches its first page (asked twice: the second is a cache hit).
+    let before = list(&b.base).await;
+    assert_eq!(list(&b.base).await, before);
+    let res = client()
+        .post(format!("{}/api/v1/products/", a.base))
+        .bearer_auth(&token)
+        .json(&json!({"title": "Written on A"}))
+        .send()
+        .await
+        .unwrap();
+    let (st, created) = json(res).await;
+    assert_eq!(st, 201, "{created}");
+    let after: Value = serde_json::from_str(&list(&b.base).await).unwrap();
+    assert_eq!(
+        after["results"][0]["id"], created["id"],
+        "B served a stale page"
+    );
+    assert_eq!(after["results"][0]["title"], "Written on A");
+    // An update on A too (the newest product's title, in place).
+    let id = created["id"].as_i64().unwrap();
+    let res = client()
+        .patch(format!("{}/api/v1/products/{id}/", a.base))
+        .bearer_auth(&token)
+        .json(&json!({"title": "Renamed on A"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let after: Value = serde_json::from_str(&list(&b.base).await).unwrap();
+    assert_eq!(after["results"][0]["title"], "Renamed on A");
+    assert!(a.terminate().await.success());
+    assert!(b.terminate().await.success());
+}
+
+on_both_backends!(
+    two_replicas_share_one_database,
+    migrate_and_seed_commands,
+    a_write_on_one_replica_shows_in_the_others_next_list,
+);

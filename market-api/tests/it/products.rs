@@ -4,7 +4,7 @@
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use super::support::Server;
+use super::support::{Backend, Server};
 
 /// The retrieve body (`GET products/{id}/`) of every product in a list page, in order.
 async fn retrieve_each(s: &Server, page: &Value, token: Option<&str>) -> Vec<String> {
@@ -42,9 +42,8 @@ fn ids(v: &Value) -> Vec<i64> {
         .collect()
 }
 
-#[tokio::test]
-async fn retrieve_shape_and_not_found() {
-    let s = Server::start().await;
+async fn retrieve_shape_and_not_found(backend: Backend) {
+    let s = Server::start(backend).await;
     let (st, v) = s
         .get_json("/api/v1/products/1/", Some(s.token().await))
         .await;
@@ -98,9 +97,8 @@ async fn retrieve_shape_and_not_found() {
     }
 }
 
-#[tokio::test]
-async fn list_pagination_edges() {
-    let s = Server::start().await;
+async fn list_pagination_edges(backend: Backend) {
+    let s = Server::start(backend).await;
     let (st, v) = s.get_json("/api/v1/products/", Some(s.token().await)).await;
     assert_eq!(st, 200);
     assert_eq!(v["count"], 25);
@@ -166,9 +164,8 @@ async fn list_pagination_edges() {
     );
 }
 
-#[tokio::test]
-async fn list_filters_search_ordering() {
-    let s = Server::start().await;
+async fn list_filters_search_ordering(backend: Backend) {
+    let s = Server::start(backend).await;
     assert_eq!(
         ids(&list(&s, "ordering=id&page_size=3").await),
         vec![1, 2, 3]
@@ -227,9 +224,8 @@ async fn list_filters_search_ordering() {
     assert_eq!((st, v), (400, json!({"user": ["Enter a number."]})));
 }
 
-#[tokio::test]
-async fn create_and_validation() {
-    let s = Server::start().await;
+async fn create_and_validation(backend: Backend) {
+    let s = Server::start(backend).await;
     let body = json!({"title": "Lamp", "description": "bright", "tags": "home", "category": 9, "votes": [2, 3]});
     let (st, v) = s.post_json("/api/v1/products/", None, body.clone()).await;
     assert_eq!(
@@ -365,27 +361,22 @@ async fn create_and_validation() {
 /// Title, description, tags, category and voters of product `id`, read
 /// from the database file.
 async fn stored_product(s: &Server, id: i64) -> (String, String, String, Option<i64>, Vec<i64>) {
-    let db = s.db().await;
     let (title, description, tags, category): (String, String, String, Option<i64>) =
-        sqlx::query_as("SELECT title, description, tags, category_id FROM products WHERE id = ?")
-            .bind(id)
-            .fetch_one(&db)
-            .await
-            .unwrap();
-    let votes: Vec<i64> = sqlx::query_scalar(
-        "SELECT user_id FROM product_votes WHERE product_id = ? ORDER BY user_id",
-    )
-    .bind(id)
-    .fetch_all(&db)
-    .await
-    .unwrap();
-    db.close().await;
+        s.db.fetch_one(&format!(
+            "SELECT title, description, tags, category_id FROM products WHERE id = {id}"
+        ))
+        .await;
+    let votes: Vec<(i64,)> =
+        s.db.fetch_all(&format!(
+            "SELECT user_id FROM product_votes WHERE product_id = {id} ORDER BY user_id"
+        ))
+        .await;
+    let votes = votes.into_iter().map(|v| v.0).collect();
     (title, description, tags, category, votes)
 }
 
-#[tokio::test]
-async fn update_and_delete_by_owner_only() {
-    let s = Server::start().await;
+async fn update_and_delete_by_owner_only(backend: Backend) {
+    let s = Server::start(backend).await;
     let demo = s.demo().await;
     let other = s.other().await;
     let (_, created) = s
@@ -538,9 +529,8 @@ async fn update_and_delete_by_owner_only() {
     );
 }
 
-#[tokio::test]
-async fn has_product() {
-    let s = Server::start().await;
+async fn has_product(backend: Backend) {
+    let s = Server::start(backend).await;
     let (st, v) = s
         .get_json("/api/v1/products/has-product/?client=1", None)
         .await;
@@ -565,17 +555,12 @@ async fn has_product() {
 /// backslashes, control characters and non-ASCII, absolute image URLs for
 /// product and owner, votes and their count), wrapped in
 /// `{"count","next","previous","results"}` exactly.
-#[tokio::test]
-async fn list_json_is_exact() {
-    let s = Server::start().await;
+async fn list_json_is_exact(backend: Backend) {
+    let s = Server::start(backend).await;
     let token = s.demo().await;
     // The owner's avatar is stored as a relative media path with a quote.
-    let db = s.db().await;
-    sqlx::query("UPDATE users SET image = '/avatars/d\"emo.png' WHERE email = 'demo@example.com'")
-        .execute(&db)
-        .await
-        .unwrap();
-    db.close().await;
+    s.db.execute("UPDATE users SET image = '/avatars/d\"emo.png' WHERE email = 'demo@example.com'")
+        .await;
     let tricky = "q\"uote \\back é 😀 \n\t\r\u{1}\u{8}\u{c}\u{1f}\u{7f} \u{2028} </b> &";
     let bodies = [
         json!({"title": tricky, "description": tricky, "tags": "t\"ag", "category": 7,
@@ -653,7 +638,6 @@ async fn list_json_is_exact() {
         .text()
         .await
         .unwrap();
-    let db = s.db().await;
     let newest = ids(&serde_json::from_str(&first).unwrap())[0];
     for sql in [
         format!("UPDATE products SET title = 'Renamed' WHERE id = {newest}"),
@@ -662,7 +646,7 @@ async fn list_json_is_exact() {
         format!("INSERT INTO product_votes (product_id, user_id) VALUES ({newest}, 4)"),
         format!("DELETE FROM products WHERE id = {newest}"),
     ] {
-        sqlx::query(&sql).execute(&db).await.unwrap();
+        s.db.execute(&sql).await;
         let page = s
             .get("/api/v1/products/", Some(s.token().await))
             .await
@@ -673,13 +657,9 @@ async fn list_json_is_exact() {
         let items = retrieve_each(&s, &v, Some(s.token().await)).await;
         assert!(page.ends_with(&format!("[{}]}}", items.join(","))), "{sql}");
         let count = v["count"].as_i64().unwrap();
-        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM products")
-            .fetch_one(&db)
-            .await
-            .unwrap();
+        let (n,): (i64,) = s.db.fetch_one("SELECT COUNT(*) FROM products").await;
         assert_eq!(count, n, "{sql}");
     }
-    db.close().await;
     let page = s
         .get("/api/v1/products/", Some(s.token().await))
         .await
@@ -689,3 +669,13 @@ async fn list_json_is_exact() {
     assert!(!page.contains(&format!("\"id\":{newest},\"product_id\"")));
     assert_ne!(page, first);
 }
+
+on_both_backends!(
+    retrieve_shape_and_not_found,
+    list_pagination_edges,
+    list_filters_search_ordering,
+    create_and_validation,
+    update_and_delete_by_owner_only,
+    has_product,
+    list_json_is_exact,
+);

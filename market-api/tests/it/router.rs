@@ -10,13 +10,13 @@ use http_body_util::BodyExt;
 use serde_json::{json, Value};
 use tower::ServiceExt;
 
-use super::support::config;
+use super::support::{config, fresh_database, Backend, TestDatabase};
 
-/// The app on a fresh seeded database; the directory lives as long as it.
-async fn app() -> (Router, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let state = market_api::AppState::open(&config(&dir)).await.unwrap();
-    (market_api::app(state), dir)
+/// The app on a fresh seeded database, which lives as long as it.
+async fn app(backend: Backend) -> (Router, TestDatabase) {
+    let db = fresh_database(backend).await;
+    let state = market_api::AppState::open(&config(&db.url)).await.unwrap();
+    (market_api::app(state), db)
 }
 
 async fn call(app: &Router, req: Request<Body>) -> (StatusCode, header::HeaderMap, Value) {
@@ -35,9 +35,8 @@ fn get(uri: &str) -> Request<Body> {
     Request::get(uri).body(Body::empty()).unwrap()
 }
 
-#[tokio::test]
-async fn routing_without_a_socket() {
-    let (app, _dir) = app().await;
+async fn routing_without_a_socket(backend: Backend) {
+    let (app, _db) = app(backend).await;
     let (st, _, v) = call(&app, get("/healthz")).await;
     assert_eq!((st, v), (StatusCode::OK, json!({"status": "ok"})));
 
@@ -74,9 +73,8 @@ async fn routing_without_a_socket() {
     assert_eq!(votes["maxItems"], 1000);
 }
 
-#[tokio::test]
-async fn logins_and_media_types_without_a_socket() {
-    let (app, _dir) = app().await;
+async fn logins_and_media_types_without_a_socket(backend: Backend) {
+    let (app, _db) = app(backend).await;
     for uri in [
         "/api/v1/products/",
         "/api/v1/products/1/",
@@ -140,3 +138,8 @@ async fn logins_and_media_types_without_a_socket() {
         "http://localhost/api/v1/products/?page_size=2&x=1&page=2"
     );
 }
+
+on_both_backends!(
+    routing_without_a_socket,
+    logins_and_media_types_without_a_socket,
+);

@@ -2,11 +2,10 @@
 
 use serde_json::json;
 
-use super::support::Server;
+use super::support::{Backend, Server};
 
-#[tokio::test]
-async fn register_then_login() {
-    let s = Server::start().await;
+async fn register_then_login(backend: Backend) {
+    let s = Server::start(backend).await;
     let body =
         json!({"email": "new@example.com", "password": "S3cret!x", "confirm_password": "S3cret!x"});
     let (st, v) = s
@@ -38,9 +37,8 @@ async fn register_then_login() {
     );
 }
 
-#[tokio::test]
-async fn register_validation() {
-    let s = Server::start().await;
+async fn register_validation(backend: Backend) {
+    let s = Server::start(backend).await;
     let (st, v) = s
         .post_json("/api/v1/users/register/", None, json!({}))
         .await;
@@ -95,9 +93,8 @@ async fn register_validation() {
     );
 }
 
-#[tokio::test]
-async fn user_list_is_staff_only() {
-    let s = Server::start().await;
+async fn user_list_is_staff_only(backend: Backend) {
+    let s = Server::start(backend).await;
     assert_eq!(s.get("/api/v1/users/", None).await.status(), 401);
     let token = s.demo().await;
     let (st, v) = s.get_json("/api/v1/users/", Some(&token)).await;
@@ -131,3 +128,9 @@ async fn user_list_is_staff_only() {
         404
     );
 }
+
+on_both_backends!(
+    register_then_login,
+    register_validation,
+    user_list_is_staff_only,
+);

@@ -4,7 +4,8 @@
 use std::time::Duration;
 
 use crate::support::{
-    bounded, child_report, processes_mentioning, scratch, spawn_child, start_in, wait_all_gone,
+    bounded, child_report, processes_mentioning, query, scratch, spawn_child, start_in,
+    wait_all_gone,
 };
 use pgcluster::{Cluster, Error, Options};
 
@@ -153,4 +154,40 @@ fn a_server_outlives_the_thread_that_started_it() {
         assert_eq!(crate::support::query(&pg, "select 1"), "1");
         pg.stop().await.unwrap();
     }));
+}
+
+#[tokio::test]
+async fn a_restart_keeps_data_port_and_password_and_refuses_while_down() {
+    bounded(async {
+        let dir = scratch();
+        let mut pg = start_in(dir.path()).await;
+        let url = pg.url();
+        query(
+            &pg,
+            "create table kept (v int); insert into kept values (42)",
+        );
+        let (port, old_pid) = (pg.port(), pg.pid());
+        // The future runs while `pg` is borrowed by the restart: it gets
+        // the psql path and URL, not the cluster.
+        let psql_path = pg.binaries().tool("psql");
+        let refused = pg
+            .restart_with(async {
+                let out = std::process::Command::new(&psql_path)
+                    .args(["-X", "-At", "-c", "select 1", &url])
+                    .env("PGCONNECT_TIMEOUT", "5")
+                    .stdin(std::process::Stdio::null())
+                    .output()
+                    .unwrap();
+                !out.status.success()
+            })
+            .await
+            .unwrap();
+        assert!(refused, "a query while the server was down succeeded");
+        assert_eq!(pg.port(), port);
+        assert_ne!(pg.pid(), old_pid, "the server was not restarted");
+        assert_eq!(pg.url(), url);
+        assert_eq!(query(&pg, "select v from kept"), "42");
+        pg.stop().await.unwrap();
+    })
+    .await;
 }
