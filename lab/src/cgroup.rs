@@ -9,6 +9,8 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::affinity::{self, Placement};
+
 /// The CFS period the lab uses (100 ms, the kernel's default).
 const PERIOD_US: u64 = 100_000;
 
@@ -42,6 +44,8 @@ pub struct CpuGroups {
     cores: f64,
     /// Member groups created so far (removed on drop, before `base`).
     members: std::sync::Mutex<Vec<PathBuf>>,
+    /// Where members run, when kept off the tools' CPUs ([`crate::affinity`]).
+    placement: Option<Placement>,
 }
 
 impl CpuGroups {
@@ -141,6 +145,7 @@ impl CpuGroups {
             version,
             cores,
             members: std::sync::Mutex::new(Vec::new()),
+            placement: None,
         })
     }
 
@@ -154,7 +159,19 @@ impl CpuGroups {
         &self.base
     }
 
-    /// Creates the member group `name` with the quota and moves `pid` into it.
+    /// From now on, members are also moved to `placement.replicas` (this
+    /// process should already be on `placement.tools`).
+    pub fn keep_apart(&mut self, placement: Placement) {
+        self.placement = Some(placement);
+    }
+
+    /// Whether members are kept off the tools' CPUs.
+    pub fn keeps_apart(&self) -> bool {
+        self.placement.is_some()
+    }
+
+    /// Creates the member group `name` with the quota and moves `pid` into it
+    /// (and onto the replicas' CPUs, when kept apart).
     pub fn add(&self, name: &str, pid: u32) -> Result<PathBuf, String> {
         let dir = self.base.join(name);
         std::fs::create_dir_all(&dir)
@@ -179,6 +196,9 @@ impl CpuGroups {
             Version::V2 => write("cpu.max", format!("{quota} {PERIOD_US}"))?,
         }
         write("cgroup.procs", pid.to_string())?;
+        if let Some(p) = &self.placement {
+            affinity::pin(Some(pid), &p.replicas)?;
+        }
         Ok(dir)
     }
 

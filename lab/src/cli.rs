@@ -171,6 +171,12 @@ pub struct StackArgs {
     /// one core, the replica's own default otherwise).
     #[arg(long)]
     pub replica_workers: Option<u16>,
+    /// Let the load generator and the balancer share CPUs with the replicas.
+    /// By default, with a CPU budget, they run on the first half of the
+    /// CPUs and the replicas on the rest, so the two never take turns
+    /// inside the replicas' CFS periods (a source of run-to-run variance).
+    #[arg(long)]
+    pub no_pin: bool,
     /// Balancing algorithm (any of the balancer's: round_robin, least_conn,
     /// ip_hash, hash:KEY, random, random_two, random_two_least_conn,
     /// least_time, p2c_ewma).
@@ -294,6 +300,10 @@ pub struct ScaleArgs {
     /// SQLite database file (default: `market.db` in the output folder).
     #[arg(long)]
     pub database: Option<PathBuf>,
+    /// Let the load generator and the balancer share CPUs with the
+    /// replicas (see `compare --help`).
+    #[arg(long)]
+    pub no_pin: bool,
     /// How each capacity search runs.
     #[command(flatten)]
     pub search: SearchArgs,
@@ -309,6 +319,7 @@ impl ScaleArgs {
                 .replica_cpus
                 .unwrap_or(CpuBudget::Cores(1.0 / f64::from(max))),
             replica_workers: None,
+            no_pin: self.no_pin,
             algorithm: self.algorithm.clone(),
             database: self.database.clone(),
             out: self.out.clone(),

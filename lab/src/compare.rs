@@ -20,6 +20,7 @@ use std::time::Duration;
 use loadgen::report::RunReport;
 
 use crate::campaign::{self, Ctx, SideRun, Target};
+use crate::cgroup::CpuGroups;
 use crate::cli::{CompareArgs, LoadModel, SearchArgs};
 use crate::diagnosis::{diagnose_run, Diagnosis};
 use crate::load::{self, LoginShape};
@@ -369,6 +370,7 @@ fn explain(r: &LabReport, shape: &LoginShape) -> Vec<String> {
         r.single.capacity(),
         r.group.capacity(),
         r.replicas,
+        r.cpus_apart,
     ));
     out
 }
@@ -408,6 +410,7 @@ fn build_report(
         budget_requested: args.stack.replica_cpus.to_string(),
         budget_applied: stack.budget_applied.to_string(),
         budget_note: stack.budget_note.clone(),
+        cpus_apart: stack.cgroups.as_ref().is_some_and(CpuGroups::keeps_apart),
         capacity_model: CAPACITY_MODEL.to_string(),
         host_cores: std::thread::available_parallelism()
             .map(|n| n.get())

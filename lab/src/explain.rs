@@ -125,8 +125,14 @@ pub fn cost_sentence(costs: &[RouteCost], steps: usize) -> Option<String> {
 }
 
 /// The gap between N × one replica's goodput and the group's, with each
-/// measured cause and whether separate servers would show it too.
-pub fn gap_notes(single: Option<&StepRecord>, group: Option<&StepRecord>, n: u16) -> Vec<String> {
+/// measured cause and whether separate servers would show it too. `apart`:
+/// the load generator and the balancer had CPUs of their own.
+pub fn gap_notes(
+    single: Option<&StepRecord>,
+    group: Option<&StepRecord>,
+    n: u16,
+    apart: bool,
+) -> Vec<String> {
     let (Some(s), Some(g)) = (single, group) else {
         return Vec::new();
     };
@@ -156,12 +162,21 @@ pub fn gap_notes(single: Option<&StepRecord>, group: Option<&StepRecord>, n: u16
             .find(|p| p.name == crate::diagnosis::LOADGEN)
             .map_or(0.0, |p| p.cpu_percent)
     };
-    out.push(format!(
-        "artefact of one box: the load generator used {:.0}% of a core and the host's {} cores were {:.0}% busy in the group's step; on separate machines the client and the balancer would not share cores with the replicas",
-        lg(g),
-        g.host.cores,
-        g.host.cpu_percent
-    ));
+    out.push(if apart {
+        format!(
+            "removed: the load generator ({:.0}% of a core) and the balancer ran on CPUs of their own, so they did not take turns with the replicas inside their quota periods (the host's {} cores were {:.0}% busy in the group's step)",
+            lg(g),
+            g.host.cores,
+            g.host.cpu_percent
+        )
+    } else {
+        format!(
+            "artefact of one box: the load generator used {:.0}% of a core and the host's {} cores were {:.0}% busy in the group's step; on separate machines the client and the balancer would not share cores with the replicas (run without --no-pin to keep them apart)",
+            lg(g),
+            g.host.cores,
+            g.host.cpu_percent
+        )
+    });
     if let Some(b) = g.processes.iter().find(|p| p.name == "balancer") {
         out.push(format!(
             "real, and also on separate servers: the balancer's hop (it used {:.0}% of a core) adds latency to every request, and the replicas share one SQLite file (writes serialise: contention, σ in `lab scale`)",

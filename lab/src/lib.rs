@@ -23,6 +23,7 @@
 //! - `diagnosis`: the bottleneck in plain words;
 //! - `report`: terminal table, HTML and JSON output.
 
+mod affinity;
 mod campaign;
 mod capacity;
 mod cgroup;

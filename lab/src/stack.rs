@@ -11,6 +11,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::affinity::{self, Placement};
 use crate::cgroup::CpuGroups;
 use crate::cli::{CpuBudget, StackArgs};
 use crate::process::{ChildGuard, Spec};
@@ -48,6 +49,9 @@ pub struct StackPlan {
     pub single: bool,
     /// CPU budget per replica.
     pub budget: CpuBudget,
+    /// With a budget, keep the tools and the replicas on separate CPUs
+    /// ([`crate::affinity`]).
+    pub pin: bool,
     /// Tokio workers per replica.
     pub workers: Option<u16>,
     /// Balancing algorithm.
@@ -81,6 +85,7 @@ impl StackPlan {
             replicas: args.replicas,
             single,
             budget: args.replica_cpus,
+            pin: !args.no_pin,
             workers: args.replica_workers.or(match args.replica_cpus {
                 CpuBudget::Cores(c) if c <= 1.0 => Some(1),
                 _ => None,
@@ -136,12 +141,15 @@ impl Stack {
                 "no CPU budget: every replica may use every core of this machine, so the replicas compete for the same cores".to_string(),
             ),
             CpuBudget::Cores(c) => match CpuGroups::create(c) {
-                Ok(g) => {
-                    let note = format!(
+                Ok(mut g) => {
+                    let mut note = format!(
                         "each replica is limited to {c} of a core (cgroup {:?} quota under {}), modelling separate servers",
                         g.version(),
                         g.base().display()
                     );
+                    if plan.pin {
+                        note.push_str(&keep_tools_apart(&mut g));
+                    }
                     (Some(g), plan.budget, note)
                 }
                 Err(why) => (
@@ -329,6 +337,23 @@ async fn prepare_database(plan: &StackPlan) -> Result<String, Error> {
         ChildGuard::run_to_end(&spec, Duration::from_secs(120).max(plan.startup_timeout)).await?;
     }
     Ok(url)
+}
+
+/// Puts this process (and so the balancer it starts later) on the tools'
+/// CPUs and has `groups` move replicas to the others; the report's words.
+fn keep_tools_apart(groups: &mut CpuGroups) -> String {
+    let Some(placement) = Placement::of_this_machine() else {
+        return "; one CPU only, so the load generator and the balancer share it with the replicas"
+            .into();
+    };
+    match affinity::pin(None, &placement.tools) {
+        Ok(()) => {
+            let note = format!("; {}", placement.describe());
+            groups.keep_apart(placement);
+            note
+        }
+        Err(why) => format!("; the tools could not be kept off the replicas' CPUs ({why})"),
+    }
 }
 
 async fn start_replica(

@@ -43,6 +43,10 @@ pub struct LabReport {
     pub budget_applied: String,
     /// A sentence on the budget situation.
     pub budget_note: String,
+    /// Whether the load generator and the balancer ran on CPUs of their own
+    /// ([`crate::affinity`]).
+    #[serde(default)]
+    pub cpus_apart: bool,
     /// The capacity model in words.
     pub capacity_model: String,
     /// Cores of this machine.
@@ -679,6 +683,7 @@ pub(crate) mod fixture {
             budget_requested: "0.25".into(),
             budget_applied: "0.25".into(),
             budget_note: "budget".into(),
+            cpus_apart: true,
             capacity_model: CAPACITY_MODEL.into(),
             host_cores: 2,
             slo,

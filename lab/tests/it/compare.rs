@@ -47,6 +47,13 @@ fn compare_two_replicas_writes_both_runs_and_shares_add_up() {
     assert!(stdout.contains("  r1 127.0.0.1:"), "{stdout}");
 
     let (run_dir, report) = report_in(tmp.path());
+    // With a budget in force on two CPUs or more, the tools and the
+    // replicas were kept on CPUs of their own, and the report says which.
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if report["budget_applied"] != "none" && cpus >= 2 {
+        assert_eq!(report["cpus_apart"], true, "{stdout}");
+        assert!(stdout.contains(", the replicas on CPU"), "{stdout}");
+    }
     assert_eq!(report["speedup_bound"], "not_measured");
     assert!(report["speedup"].is_null() && report["efficiency"].is_null());
     for side in ["single", "group"] {
