@@ -217,7 +217,30 @@ async fn a_deactivated_user_is_refused_everywhere(backend: Backend) {
         )
         .await;
     assert_eq!(st, 201);
+    let (st, pair) = s
+        .post_json(
+            "/api/v1/auth/token/",
+            None,
+            json!({"email": "demo@example.com", "password": "Passw0rd!"}),
+        )
+        .await;
+    assert_eq!(st, 200, "{pair}");
     deactivate(&s, "demo@example.com").await;
+    // No new access token for a refresh token issued before (simplejwt ≥ 5.3).
+    let (st, v) = s
+        .post_json(
+            "/api/v1/auth/token/refresh/",
+            None,
+            json!({"refresh": pair["refresh"]}),
+        )
+        .await;
+    assert_eq!(
+        (st, v),
+        (
+            401,
+            json!({"detail": "No active account found with the given credentials"})
+        )
+    );
     let inactive = json!({"detail": "User is inactive", "code": "user_inactive"});
     let product = format!("/api/v1/products/{}/", product["id"]);
     let comment = format!("/api/v1/products/comments/{}/", comment["id"]);
