@@ -20,6 +20,7 @@ use crate::capacity::{Search, Slo};
 use crate::cli::{LoadModel, SearchArgs};
 use crate::diagnosis::LOADGEN;
 use crate::load::{self, Driver, DriverConfig, StepSummary};
+use crate::database::POSTGRES;
 use crate::procstat::Sampler;
 use crate::stack::Stack;
 use crate::status::{Probe, ShareDelta};
@@ -392,7 +393,10 @@ async fn measure_window(
         let mine: Vec<_> = processes
             .iter()
             .filter(|p| {
-                p.name == LOADGEN || t.procs.iter().any(|(n, pid)| *n == p.name && *pid == p.pid)
+                // The load generator and the database server serve both sides.
+                p.name == LOADGEN
+                    || p.name.starts_with(POSTGRES)
+                    || t.procs.iter().any(|(n, pid)| *n == p.name && *pid == p.pid)
             })
             .cloned()
             .collect();

@@ -10,6 +10,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::database::POSTGRES;
 use crate::load::{LoginShape, StepSummary};
 use crate::step::StepRecord;
 
@@ -229,6 +230,9 @@ struct Usage {
     loadgen: f64,
     /// The balancer, % of a core, if it took part.
     balancer: Option<f64>,
+    /// A lab-started PostgreSQL server, all its processes, % of a core, and
+    /// how many processes that is (none on SQLite or an external server).
+    database: Option<(f64, usize)>,
     /// Mean fraction of periods the budgeted replicas were throttled in.
     throttled: f64,
     /// Host busy %, over all cores.
@@ -260,6 +264,10 @@ impl Usage {
             avg_replica: mean(&replicas),
             loadgen: cpu(&|n| n == LOADGEN).first().copied().unwrap_or(0.0),
             balancer: cpu(&|n| n == "balancer").first().copied(),
+            database: {
+                let db = cpu(&|n| n.starts_with(POSTGRES));
+                (!db.is_empty()).then(|| (db.iter().sum(), db.len()))
+            },
             throttled: mean(&step.throttled.iter().map(|t| t.1).collect::<Vec<_>>()),
             host,
             cores,
@@ -293,6 +301,11 @@ fn evidence(u: &Usage, step: &StepRecord, budget: Option<f64>) -> Vec<String> {
     ];
     if let Some(b) = u.balancer {
         evidence.push(format!("the balancer used {b:.0}% of a core"));
+    }
+    if let Some((d, n)) = u.database {
+        evidence.push(format!(
+            "the PostgreSQL server ({n} processes, outside the replicas' CPU budget) used {d:.0}% of a core"
+        ));
     }
     if u.others >= 30.0 {
         evidence.push(format!(
@@ -349,6 +362,11 @@ fn verdict(u: &Usage, s: &StepSummary, budget: Option<f64>) -> (String, String) 
             "the balancer".to_string(),
             "the balancer used about a core: it, not the replicas, set the pace (give it more workers or a core of its own)".to_string(),
         )
+    } else if u.database.is_some_and(|(d, _)| d >= 100.0 * SATURATED * 1.05) {
+        (
+            "the database server's CPU".to_string(),
+            "the PostgreSQL server used about a core: the replicas waited on their queries, so more replicas would not help (give the database more CPU, or a host of its own)".to_string(),
+        )
     } else if host >= 90.0 {
         (
             "host CPU".to_string(),
@@ -362,9 +380,20 @@ fn verdict(u: &Usage, s: &StepSummary, budget: Option<f64>) -> (String, String) 
         && post_ratio > 2.0 * get_ratio
         && s.post_failures * 2 >= s.failures
     {
+        if u.database.is_some() {
+            return (
+                "database lock waits".to_string(),
+                "database lock waits: failures concentrate on POSTs while reads pass; PostgreSQL serialises product writes on the change-counter row until each commits, so writes wait on each other's locks".to_string(),
+            );
+        }
         (
             "SQLite writes".to_string(),
             "SQLite writes: failures concentrate on POSTs while reads pass; SQLite lets one writer at a time, so writes queue behind each other (the replicas all share one database file)".to_string(),
+        )
+    } else if u.database.is_some() && s.status_5xx * 2 >= s.failures.max(1) {
+        (
+            "too few pool connections".to_string(),
+            "too few pool connections: most failures were 5xx answers, which market-api on PostgreSQL gives (503 `Database unavailable`) when no connection of its pool came free within 5 s; raise --pool-size (the lab sizes the server's max_connections to match)".to_string(),
         )
     } else if s.failures == 0 && s.p95_ms <= 0.0 {
         (
