@@ -18,9 +18,9 @@ use loadgen::scenario::Scenario;
 
 use crate::capacity::{Search, Slo};
 use crate::cli::{LoadModel, SearchArgs};
+use crate::database::POSTGRES;
 use crate::diagnosis::LOADGEN;
 use crate::load::{self, Driver, DriverConfig, StepSummary};
-use crate::database::POSTGRES;
 use crate::procstat::Sampler;
 use crate::stack::Stack;
 use crate::status::{Probe, ShareDelta};

@@ -51,7 +51,9 @@ impl Database {
     pub async fn prepare(plan: &DatabasePlan<'_>) -> Result<Database, Error> {
         let (url, cluster, note) = match plan.choice {
             DatabaseChoice::Sqlite(file) => {
-                let path = file.clone().unwrap_or_else(|| plan.run_dir.join("market.db"));
+                let path = file
+                    .clone()
+                    .unwrap_or_else(|| plan.run_dir.join("market.db"));
                 let url = sqlite_url(&path)?;
                 let note = format!("database: SQLite file {}", path.display());
                 (url, None, note)
@@ -64,7 +66,10 @@ impl Database {
             DatabaseChoice::PostgresUrl(url) => (
                 url.clone(),
                 None,
-                format!("database: the existing PostgreSQL server at {}", redact(url)),
+                format!(
+                    "database: the existing PostgreSQL server at {}",
+                    redact(url)
+                ),
             ),
         };
         let db = Database { url, cluster, note };
@@ -148,7 +153,8 @@ async fn start_cluster(plan: &DatabasePlan<'_>) -> Result<(pgcluster::Cluster, S
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default();
-            let tmp = std::env::temp_dir().join(format!("lab-postgres-{}-{name}", std::process::id()));
+            let tmp =
+                std::env::temp_dir().join(format!("lab-postgres-{}-{name}", std::process::id()));
             let c = pgcluster::Cluster::start(options(tmp.clone())).await?;
             let note = format!(
                 "database: a throwaway PostgreSQL cluster on 127.0.0.1:{}, data in {} (PostgreSQL runs as `{user}`, who cannot enter {}, so not in the run folder; max_connections {})",

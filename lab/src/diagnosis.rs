@@ -362,7 +362,10 @@ fn verdict(u: &Usage, s: &StepSummary, budget: Option<f64>) -> (String, String) 
             "the balancer".to_string(),
             "the balancer used about a core: it, not the replicas, set the pace (give it more workers or a core of its own)".to_string(),
         )
-    } else if u.database.is_some_and(|(d, _)| d >= 100.0 * SATURATED * 1.05) {
+    } else if u
+        .database
+        .is_some_and(|(d, _)| d >= 100.0 * SATURATED * 1.05)
+    {
         (
             "the database server's CPU".to_string(),
             "the PostgreSQL server used about a core: the replicas waited on their queries, so more replicas would not help (give the database more CPU, or a host of its own)".to_string(),

@@ -52,7 +52,11 @@ fn postgres_pids(data: &Path) -> Vec<u32> {
     let Ok(text) = std::fs::read_to_string(data.join("postmaster.pid")) else {
         return Vec::new();
     };
-    let Some(pm) = text.lines().next().and_then(|l| l.trim().parse::<u32>().ok()) else {
+    let Some(pm) = text
+        .lines()
+        .next()
+        .and_then(|l| l.trim().parse::<u32>().ok())
+    else {
         return Vec::new();
     };
     let mut pids = vec![pm];
@@ -111,7 +115,10 @@ fn compare_on_postgres_lists_the_database_and_stops_it() {
     let status = child.wait().unwrap();
     let out = lines.join("\n");
     assert!(status.success(), "{out}");
-    assert!(pids.len() > 2, "the postmaster and its children: {pids:?}\n{out}");
+    assert!(
+        pids.len() > 2,
+        "the postmaster and its children: {pids:?}\n{out}"
+    );
     // The temporary folder is 0700: `nobody` cannot enter it, so the data
     // goes under the system temp folder, and the lab says so.
     assert!(out.contains("cannot enter"), "{out}");
@@ -199,7 +206,10 @@ fn wrong_credentials_fail_early_with_market_apis_message() {
         stderr.contains("refused user \"wrong\"") && stderr.contains("password"),
         "{stderr}"
     );
-    assert!(!stderr.contains("creds@"), "the password is not printed: {stderr}");
+    assert!(
+        !stderr.contains("creds@"),
+        "the password is not printed: {stderr}"
+    );
     assert!(started.elapsed() < Duration::from_secs(45), "not early");
     rt.block_on(pg.stop()).unwrap();
     assert_no_processes(tmp.path(), Duration::from_secs(10));
