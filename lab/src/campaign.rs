@@ -78,7 +78,28 @@ pub(crate) struct Ctx<'a> {
     pub windows_done: u32,
 }
 
-impl Ctx<'_> {
+impl<'a> Ctx<'a> {
+    /// The context of a command's searches on `stack`, with the objective
+    /// [`objective`] read from `args` (checked before the stack started).
+    pub fn new(
+        stack: &'a Stack,
+        args: &'a SearchArgs,
+        (slo, timeout, unit): (Slo, Duration, &'static str),
+        scenario: Scenario,
+    ) -> Ctx<'a> {
+        Ctx {
+            stack,
+            probe: Probe::new(),
+            args,
+            slo,
+            unit,
+            timeout,
+            scenario,
+            started: Instant::now(),
+            windows_done: 0,
+        }
+    }
+
     /// A search on `target` from `start` (at least `--start-load`), its new
     /// users joining at `spawn_rate`/s.
     pub fn side(&self, target: Target, spawn_rate: f64, start: u32) -> SideRun {

@@ -15,7 +15,7 @@
 //! the search early but still reports the steps finished so far.
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use loadgen::report::RunReport;
 
@@ -28,7 +28,6 @@ use crate::report::{
     CAPACITY_MODEL,
 };
 use crate::stack::{Stack, StackPlan};
-use crate::status::Probe;
 use crate::{Error, Interrupt};
 
 /// Creates `out/<UTC timestamp>` (with a suffix if it exists).
@@ -133,7 +132,7 @@ fn targets(stack: &Stack) -> Result<[Target; 2], Error> {
 pub async fn run(args: CompareArgs) -> Result<(), Error> {
     let mut stop = Interrupt::install()?;
     validate(&args.search)?;
-    let (slo, timeout, unit) = campaign::objective(&args.search)?;
+    let objective = campaign::objective(&args.search)?;
     let scenario = load::scenario(&args.search.scenario)?;
     let run_dir = make_run_dir(&args.stack.out)?;
     println!("lab: writing into {}", run_dir.display());
@@ -150,17 +149,7 @@ pub async fn run(args: CompareArgs) -> Result<(), Error> {
     println!("lab: {}", stack.budget_note);
     let started = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let shape = LoginShape::of(&scenario);
-    let mut ctx = Ctx {
-        stack: &stack,
-        probe: Probe::new(),
-        args: &args.search,
-        slo,
-        unit,
-        timeout,
-        scenario,
-        started: Instant::now(),
-        windows_done: 0,
-    };
+    let mut ctx = Ctx::new(&stack, &args.search, objective, scenario);
     let (repeats, interrupted) = run_repeats(&mut ctx, &args, &mut stop).await?;
     let mut report = summarise(&args, &stack, &shape, repeats, interrupted, &run_dir)?;
     report.started = started;

@@ -12,15 +12,12 @@
 //! other. Capacity is goodput (successful requests/s) at the highest load
 //! keeping the objective; [`crate::usl`] fits σ and κ to it.
 
-use std::time::Instant;
-
 use crate::campaign::{self, Ctx, SideRun, Target};
 use crate::cli::ScaleArgs;
 use crate::compare::{make_run_dir, spawn_rate_per_replica, validate};
 use crate::load;
 use crate::report::scale::{ScalePoint, ScaleReport, ScaleRun};
 use crate::stack::{launch_balancer, Balancer, BalancerOptions, Stack, StackPlan};
-use crate::status::Probe;
 use crate::{Error, Interrupt};
 
 /// Runs `lab scale` and writes its reports. Ctrl-C or SIGTERM reports the
@@ -31,7 +28,7 @@ pub async fn run(args: ScaleArgs) -> Result<(), Error> {
     let mut counts = args.counts.clone();
     counts.sort_unstable();
     counts.dedup();
-    let (slo, timeout, unit) = campaign::objective(&args.search)?;
+    let objective = campaign::objective(&args.search)?;
     let scenario = load::scenario(&args.search.scenario)?;
     let run_dir = make_run_dir(&args.out)?;
     let stack_args = args.stack();
@@ -60,19 +57,9 @@ pub async fn run(args: ScaleArgs) -> Result<(), Error> {
         () = stop.recv() => return Err(Error::Interrupted),
     };
     let started = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-    let mut ctx = Ctx {
-        stack: &stack,
-        probe: Probe::new(),
-        args: &args.search,
-        slo,
-        unit,
-        timeout,
-        scenario,
-        started: Instant::now(),
-        windows_done: 0,
-    };
+    let mut ctx = Ctx::new(&stack, &args.search, objective, scenario);
     let (points, interrupted) = measure_counts(&mut ctx, &balancers, &mut stop).await?;
-    let report = ScaleReport::new(&stack, started, points, interrupted, unit, slo);
+    let report = ScaleReport::new(&stack, started, points, interrupted, ctx.unit, ctx.slo);
     for w in report.write(&run_dir, !args.search.no_html)? {
         println!("lab: wrote {}", w.display());
     }

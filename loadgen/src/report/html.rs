@@ -15,129 +15,50 @@ use crate::Error;
 
 use plumbing::html::escape as esc;
 
+use plumbing::svg::{nice_max, LineChart, Series, XAxis};
+
+/// The size of every chart's viewBox: one wide column.
 const W: f64 = 860.0;
 const H: f64 = 220.0;
 const PAD_L: f64 = 60.0;
 const PAD_B: f64 = 28.0;
 
-/// One line of a chart.
-struct Series {
-    label: String,
-    colour: &'static str,
-    values: Vec<f64>,
-    /// Drawn dashed (a secondary figure, under the solid lines).
-    dashed: bool,
-}
-
-impl Series {
-    fn new(label: &str, colour: &'static str, values: Vec<f64>) -> Series {
-        Series {
-            label: label.to_string(),
-            colour,
-            values,
-            dashed: false,
-        }
-    }
-}
-
-/// Seconds between x-axis labels: a round step giving at most 6 labels, so
-/// that no two labels read the same (`0s 0s 1s 1s` on a short run).
-fn tick_step(xmax: f64) -> f64 {
-    const STEPS: [f64; 16] = [
-        1.0, 2.0, 5.0, 10.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 900.0, 1800.0, 3600.0, 7200.0,
-        14400.0, 43200.0,
-    ];
-    STEPS
-        .into_iter()
-        .find(|s| xmax / s <= 5.0)
-        .unwrap_or(86400.0 * (xmax / 86400.0 / 5.0).ceil().max(1.0))
-}
-
-/// `45s`, `2m`, `1m30s`, `1h5m`: an elapsed time on the x axis.
-fn fmt_secs(x: f64) -> String {
-    let t = x.round() as u64;
-    let (h, m, s) = (t / 3600, t / 60 % 60, t % 60);
-    match (h, m, s) {
-        (0, 0, s) => format!("{s}s"),
-        (0, m, 0) => format!("{m}m"),
-        (0, m, s) => format!("{m}m{s}s"),
-        (h, 0, _) => format!("{h}h"),
-        (h, m, _) => format!("{h}h{m}m"),
-    }
-}
-
-/// A line chart of `series` against x = seconds; dashed series are drawn
-/// first, so that a solid line they coincide with stays visible.
-fn line_chart(title: &str, unit: &str, xs: &[f64], series: &[Series]) -> String {
+/// A line chart of `series` against x = seconds, drawn by [`plumbing::svg`]
+/// (which puts dashed series under the solid ones), with this page's `<h3>`
+/// and its legend below the chart rather than inside it: the legend names
+/// are long (`p99 (= p99 uncorrected: …)`) and the page is wide.
+fn line_chart(title: &str, unit: &str, series: Vec<Series>) -> String {
     let mut out = String::new();
     let _ = write!(out, "<h3>{}</h3>", esc(title));
-    if xs.len() < 2 {
+    let points = series.iter().map(|s| s.points.len()).max().unwrap_or(0);
+    if points < 2 {
         out.push_str("<p class=muted>Not enough data points.</p>");
         return out;
     }
-    let xmax = xs.iter().cloned().fold(0.0, f64::max).max(1.0);
-    let ymax = series
-        .iter()
-        .flat_map(|s| s.values.iter().cloned())
-        .fold(0.0, f64::max)
-        .max(1e-9)
-        * 1.1;
-    let px = |x: f64| PAD_L + x / xmax * (W - PAD_L - 10.0);
-    let py = |y: f64| 10.0 + (1.0 - y / ymax) * (H - PAD_B - 10.0);
-    let _ = write!(
-        out,
-        "<svg viewBox=\"0 0 {W} {H}\" width=\"100%\" role=\"img\" aria-label=\"{}\">",
-        esc(title)
-    );
-    for i in 0..=4 {
-        let y = ymax * f64::from(i) / 4.0;
-        let _ = write!(
-            out,
-            "<line x1=\"{PAD_L}\" x2=\"{}\" y1=\"{y1:.1}\" y2=\"{y1:.1}\" class=grid /><text x=\"{}\" y=\"{:.1}\" class=axis text-anchor=end>{}</text>",
-            W - 10.0,
-            PAD_L - 4.0,
-            py(y) + 4.0,
-            fmt_num(y),
-            y1 = py(y)
-        );
-    }
-    let step = tick_step(xmax);
-    let mut x = 0.0;
-    while x <= xmax + 1e-9 {
-        let _ = write!(
-            out,
-            "<text x=\"{:.1}\" y=\"{}\" class=axis text-anchor=middle>{}</text>",
-            px(x),
-            H - 8.0,
-            fmt_secs(x)
-        );
-        x += step;
-    }
-    for s in series {
-        let mut pts = String::new();
-        for (x, y) in xs.iter().zip(s.values.iter()) {
-            let _ = write!(pts, "{:.1},{:.1} ", px(*x), py(*y));
-        }
-        let dash = if s.dashed {
-            " stroke-dasharray=\"6 4\""
-        } else {
-            ""
-        };
-        let _ = write!(
-            out,
-            "<polyline fill=none stroke=\"{}\" stroke-width=1.5{dash} points=\"{pts}\"><title>{}</title></polyline>",
-            s.colour,
-            esc(&s.label)
-        );
-    }
-    out.push_str("</svg><div class=legend>");
+    let all = || series.iter().flat_map(|s| s.points.iter());
+    let xmax = all().map(|p| p.0).fold(0.0, f64::max).max(1.0);
+    // 10% above the highest point, then up to a round top for round ticks.
+    let top = all().map(|p| p.1).fold(0.0, f64::max);
+    let legend = legend(&series, unit);
+    let mut chart = LineChart::new("", unit, xmax, nice_max(top * 1.1), series);
+    chart.x_axis = XAxis::Seconds;
+    chart.size = (W, H);
+    chart.legend = false;
+    out.push_str(&chart.render());
+    out.push_str(&legend);
+    out
+}
+
+/// The legend under a chart: a swatch per line (`- -` for a dashed one), then the unit.
+fn legend(series: &[Series], unit: &str) -> String {
+    let mut out = String::from("<div class=legend>");
     for s in series {
         let _ = write!(
             out,
             "<span style=\"color:{}\">{}</span> {} &nbsp; ",
-            s.colour,
+            esc(&s.color),
             if s.dashed { "- -" } else { "■" },
-            esc(&s.label)
+            esc(&s.name)
         );
     }
     let _ = write!(out, "<span class=muted>({})</span></div>", esc(unit));
@@ -148,37 +69,30 @@ fn line_chart(title: &str, unit: &str, xs: &[f64], series: &[Series]) -> String 
 /// drawn first; where it equals p99 everywhere (closed runs, where nothing is
 /// late) it is left out and p99's label says so, instead of one line hiding
 /// the other.
-fn percentile_series(p99: Vec<f64>, p99_raw: Vec<f64>, [p50, p95]: [Vec<f64>; 2]) -> Vec<Series> {
+fn percentile_series(
+    p99: Vec<(f64, f64)>,
+    p99_raw: Vec<(f64, f64)>,
+    [p50, p95]: [Vec<(f64, f64)>; 2],
+) -> Vec<Series> {
     let same = p99
         .iter()
         .zip(&p99_raw)
-        .all(|(a, b)| (a - b).abs() < 0.0005);
+        .all(|(a, b)| (a.1 - b.1).abs() < 0.0005);
     let mut out = Vec::new();
     if !same {
-        out.push(Series {
-            dashed: true,
-            ..Series::new("p99 uncorrected (from the actual send)", "#888888", p99_raw)
-        });
+        out.push(
+            Series::line("p99 uncorrected (from the actual send)", "#888888", p99_raw).dashed(),
+        );
     }
-    out.push(Series::new("p50", "#4a7bd0", p50));
-    out.push(Series::new("p95", "#e0a020", p95));
+    out.push(Series::line("p50", "#4a7bd0", p50));
+    out.push(Series::line("p95", "#e0a020", p95));
     let label = if same {
         "p99 (= p99 uncorrected: no request started late)"
     } else {
         "p99"
     };
-    out.push(Series::new(label, "#d03a3a", p99));
+    out.push(Series::line(label, "#d03a3a", p99));
     out
-}
-
-fn fmt_num(v: f64) -> String {
-    if v >= 100.0 {
-        format!("{v:.0}")
-    } else if v >= 1.0 {
-        format!("{v:.1}")
-    } else {
-        format!("{v:.2}")
-    }
 }
 
 fn histogram_chart(buckets: &[(f64, u64)]) -> String {
@@ -375,28 +289,26 @@ fn statistics_tables(out: &mut String, r: &RunReport) {
 /// The charts over time and the latency histogram.
 fn charts(out: &mut String, r: &RunReport) {
     let t0 = r.history.first().map_or(0, |p| p.time) as f64;
-    let xs: Vec<f64> = r
-        .history
-        .iter()
-        .map(|p| (p.time as f64 - t0) / 1000.0)
-        .collect();
-    let col =
-        |f: fn(&crate::stats::HistoryPoint) -> f64| r.history.iter().map(f).collect::<Vec<f64>>();
+    // One metric of the per-second history against seconds since its first point.
+    let col = |f: fn(&crate::stats::HistoryPoint) -> f64| {
+        r.history
+            .iter()
+            .map(|p| ((p.time as f64 - t0) / 1000.0, f(p)))
+            .collect::<Vec<(f64, f64)>>()
+    };
     out.push_str("<h2>Charts</h2>");
     out.push_str(&line_chart(
         "Requests/s and failures/s",
         "per second",
-        &xs,
-        &[
-            Series::new("requests/s", "#2a9d4b", col(|p| p.rps)),
-            Series::new("failures/s", "#d03a3a", col(|p| p.fail_per_sec)),
+        vec![
+            Series::line("requests/s", "#2a9d4b", col(|p| p.rps)),
+            Series::line("failures/s", "#d03a3a", col(|p| p.fail_per_sec)),
         ],
     ));
     out.push_str(&line_chart(
         "Response time percentiles",
         "ms, per second",
-        &xs,
-        &percentile_series(
+        percentile_series(
             col(|p| p.p99),
             col(|p| p.p99_uncorrected),
             [col(|p| p.p50), col(|p| p.p95)],
@@ -405,8 +317,7 @@ fn charts(out: &mut String, r: &RunReport) {
     out.push_str(&line_chart(
         "Users",
         "running users",
-        &xs,
-        &[Series::new(
+        vec![Series::line(
             "users",
             "#7a4ad0",
             col(|p| f64::from(p.user_count)),
@@ -453,7 +364,7 @@ table{border-collapse:collapse;margin:.5em 0 1.5em;font-size:14px}\
 th,td{border:1px solid #ddd;padding:3px 8px;text-align:left}th{background:#f3f3f3}\
 td.num{text-align:right;font-variant-numeric:tabular-nums}.muted{color:#888}\
 .warn{background:#fff3cd;padding:.5em;border:1px solid #e0c060}.ok{color:#2a9d4b}.bad{color:#d03a3a;font-weight:bold}\
-.grid{stroke:#eee}.axis{font-size:11px;fill:#666}.legend{font-size:13px;margin-bottom:1em}\
+.chart{width:100%;height:auto}.axis,.tick{font-size:11px;fill:#666}.legend{font-size:13px;margin-bottom:1em}\
 .bar{display:inline-block;height:8px;background:#4a7bd0;vertical-align:middle}";
 
 #[cfg(test)]
@@ -465,7 +376,7 @@ mod tests {
     /// The x-axis labels of the first chart of `html`.
     fn x_labels(html: &str) -> Vec<String> {
         let svg = html.split("<svg").nth(1).unwrap_or_default();
-        svg.split("text-anchor=middle>")
+        svg.split(r#"class="tick xtick" text-anchor="middle">"#)
             .skip(1)
             .map(|t| t.split('<').next().unwrap_or_default().to_string())
             .collect()
@@ -492,22 +403,36 @@ mod tests {
 
     #[test]
     fn x_axis_labels_are_distinct_and_round() {
-        let labels = x_labels(&html_report(&run(4)));
-        assert_eq!(labels, ["0s", "1s", "2s", "3s"]);
-        for xmax in [1.0, 2.5, 3.0, 7.0, 59.0, 61.0, 299.0, 3601.0, 90000.0] {
-            let step = tick_step(xmax);
-            let labels: Vec<String> = (0..)
-                .map(|i| f64::from(i) * step)
-                .take_while(|x| *x <= xmax)
-                .map(fmt_secs)
-                .collect();
-            assert!(labels.len() >= 2 && labels.len() <= 6, "{xmax}: {labels:?}");
-            let mut unique = labels.clone();
-            unique.dedup();
-            assert_eq!(unique, labels, "{xmax}");
+        assert_eq!(x_labels(&html_report(&run(4))), ["0s", "1s", "2s", "3s"]);
+        // 12 s of history: six labels at most (plumbing::svg::time_tick).
+        assert_eq!(x_labels(&html_report(&run(13))), ["0s", "5s", "10s"]);
+    }
+
+    /// The y-axis labels of the `n`th chart of `html`, bottom up.
+    fn y_labels(html: &str, n: usize) -> Vec<String> {
+        let svg = html.split("<svg").nth(n).unwrap_or_default();
+        svg.split(r#"class="tick" text-anchor="end">"#)
+            .skip(1)
+            .map(|t| t.split('<').next().unwrap_or_default().to_string())
+            .filter(|t| !t.is_empty())
+            .collect()
+    }
+
+    #[test]
+    fn charts_have_round_y_ticks_above_the_top_and_the_legend_below() {
+        let mut r = run(5);
+        for (i, p) in r.history.iter_mut().enumerate() {
+            p.user_count = 7 + i as u32;
         }
-        assert_eq!(fmt_secs(90.0), "1m30s");
-        assert_eq!(fmt_secs(3900.0), "1h5m");
+        let html = html_report(&r);
+        // Users peak at 11: 10% above is 12.1, rounded up to 20.
+        assert_eq!(y_labels(&html, 3), ["0", "5", "10", "15", "20"], "{html}");
+        // One legend per chart, in the page under the chart, not in the SVG.
+        assert!(!html.contains(r#"class="legend""#), "{html}");
+        assert_eq!(html.matches("<div class=legend>").count(), 4);
+        assert!(
+            html.contains("</svg><div class=legend><span style=\"color:#7a4ad0\">■</span> users")
+        );
     }
 
     #[test]

@@ -72,8 +72,10 @@ async fn percentiles_match_a_known_latency_distribution() {
     assert!(t.min_response_time >= 20.0, "{t:?}");
     // p50 sits on the edge between the two halves, where a few fast
     // replies delayed by a busy CI box decide it (it read 50–56 ms at a
-    // load average of 12): the fast half is checked well inside it.
-    assert!((20.0..45.0).contains(&p(0.25)), "p25 {}", p(0.25));
+    // load average of 12): it must stay below the slow half, and the
+    // fastest reply shows the fast half (the report keeps Locust's
+    // percentiles, none below p50).
+    assert!(t.min_response_time < 45.0, "{t:?}");
     assert!((20.0..80.0).contains(&p(0.5)), "p50 {}", p(0.5));
     assert!((80.0..150.0).contains(&p(0.66)), "p66 {}", p(0.66));
     assert!((80.0..150.0).contains(&p(0.9)), "p90 {}", p(0.9));

@@ -252,9 +252,12 @@ async fn a_postgres_restart_mid_run_is_503_then_recovers_and_loses_no_write() {
     };
     tokio::time::sleep(Duration::from_millis(500)).await;
 
-    // A write caught inside its transaction by the shutdown: another
+    // A write whose connection is lost inside its transaction: another
     // connection holds the change counter's row, so the product insert
-    // waits in its trigger until the server terminates every connection.
+    // waits in its trigger; then the server terminates that backend (what
+    // a shutdown does to every connection). Terminating the waiting
+    // backend itself, not the holder, keeps this deterministic: had the
+    // holder gone first, the write could take the lock and commit (201).
     let mut holder = sqlx::PgConnection::connect(&pg.url_for("market"))
         .await
         .unwrap();
@@ -272,12 +275,22 @@ async fn a_postgres_restart_mid_run_is_503_then_recovers_and_loses_no_write() {
     let caught = tokio::spawn(caught);
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(!caught.is_finished(), "the write did not wait for the lock");
+    let terminated: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE wait_event_type = 'Lock' AND pid <> pg_backend_pid()) AS t",
+    )
+    .fetch_one(&mut holder)
+    .await
+    .unwrap();
+    assert!(terminated >= 1, "no backend was waiting for the lock");
+    // The connection lost mid-transaction: a 503, not a 500.
+    assert_unavailable(caught.await.unwrap().unwrap()).await;
+    sqlx::query("ROLLBACK").execute(&mut holder).await.unwrap();
+    drop(holder);
 
     let list = format!("{}/api/v1/products/", s.base);
     let seen_down = pg
         .restart_with(async {
-            // The connection lost mid-transaction: a 503, not a 500.
-            assert_unavailable(caught.await.unwrap().unwrap()).await;
             // Down: keep asking until a read says so (bounded).
             let deadline = Instant::now() + Duration::from_secs(60);
             while Instant::now() < deadline {
