@@ -649,4 +649,64 @@ mod tests {
         let s = step(&[("replica r1", 10.0), (LOADGEN, 20.0)], 30.0, summary);
         assert_eq!(diagnose(&s, Some(0.25)).bottleneck, "SQLite writes");
     }
+
+    /// `rest` plus a lab-started PostgreSQL's processes, as the stack names
+    /// them, with its backends at `backend` % of a core each.
+    fn with_pg(rest: &[(&'static str, f64)], backend: &[f64]) -> Vec<(&'static str, f64)> {
+        let mut v = rest.to_vec();
+        v.extend([("postgres server", 2.0), ("postgres walwriter", 1.0)]);
+        v.extend(backend.iter().map(|&c| ("postgres backend", c)));
+        v
+    }
+
+    #[test]
+    fn names_the_database_server_when_its_processes_sum_to_a_core() {
+        // No single process is near a core; together they are.
+        let procs = with_pg(&[("replica r1", 10.0), (LOADGEN, 20.0)], &[45.0, 46.0]);
+        let d = diagnose(&step(&procs, 70.0, busy()), Some(0.25));
+        assert_eq!(d.bottleneck, "the database server's CPU");
+        assert!(
+            d.evidence
+                .iter()
+                .any(|e| e.contains("PostgreSQL server (4 processes")),
+            "{:?}",
+            d.evidence
+        );
+        // The same processes well under a core are evidence, not the verdict.
+        let procs = with_pg(&[("replica r1", 10.0), (LOADGEN, 20.0)], &[30.0]);
+        let d = diagnose(&step(&procs, 40.0, busy()), Some(0.25));
+        assert_ne!(d.bottleneck, "the database server's CPU");
+    }
+
+    #[test]
+    fn names_lock_waits_and_the_pool_on_postgres() {
+        let posts_fail = StepSummary {
+            requests: 1000,
+            failures: 50,
+            post_requests: 100,
+            post_failures: 50,
+            get_requests: 900,
+            p95_ms: 100.0,
+            ..StepSummary::default()
+        };
+        let procs = with_pg(&[("replica r1", 10.0), (LOADGEN, 20.0)], &[5.0]);
+        let d = diagnose(&step(&procs, 30.0, posts_fail), Some(0.25));
+        assert_eq!(d.bottleneck, "database lock waits");
+
+        let unavailable = StepSummary {
+            requests: 1000,
+            failures: 80,
+            get_requests: 1000,
+            get_failures: 80,
+            status_5xx: 80,
+            p95_ms: 5000.0,
+            ..StepSummary::default()
+        };
+        let d = diagnose(&step(&procs, 30.0, unavailable.clone()), Some(0.25));
+        assert_eq!(d.bottleneck, "too few pool connections");
+        assert!(d.explanation.contains("--pool-size"), "{}", d.explanation);
+        // On SQLite the same 5xx are not blamed on a pool.
+        let sqlite = step(&[("replica r1", 10.0), (LOADGEN, 20.0)], 30.0, unavailable);
+        assert_eq!(diagnose(&sqlite, Some(0.25)).bottleneck, "waiting, not CPU");
+    }
 }

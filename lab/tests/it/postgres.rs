@@ -3,6 +3,7 @@
 //! gone afterwards, after SIGINT too; an existing server with wrong
 //! credentials; and a machine without the server binaries.
 
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -11,28 +12,37 @@ use nix::unistd::Pid;
 
 use crate::support::{assert_no_processes, lab, lab_out, report_in, run_fails, spawn_lines};
 
-/// The compare e2e test's short profile, on PostgreSQL.
-const SHORT_PG: &[&str] = &[
-    "compare",
-    "--database",
-    "postgres",
-    "--replicas",
-    "2",
-    "--replica-cpus",
-    "0.5",
-    "--pool-size",
-    "2",
-    "--step-duration",
-    "2s",
-    "--start-load",
-    "2",
-    "--max-load",
-    "4",
-    "--max-steps",
-    "2",
-    "--refine",
-    "0",
-];
+/// The compare e2e test's short profile, on PostgreSQL, stepping up to
+/// `max_load` users in at most `max_steps` steps.
+fn short_pg(max_load: &str, max_steps: &str) -> Vec<String> {
+    [
+        "compare",
+        "--database",
+        "postgres",
+        "--replicas",
+        "2",
+        "--replica-cpus",
+        "0.5",
+        "--pool-size",
+        "2",
+        "--step-duration",
+        "2s",
+        "--start-load",
+        "2",
+        "--max-load",
+        max_load,
+        "--max-steps",
+        max_steps,
+        "--refine",
+        "0",
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+fn strs(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
+}
 
 /// The data folder from the lab's `database: a throwaway PostgreSQL cluster
 /// on 127.0.0.1:PORT, data in DIR …` line.
@@ -100,7 +110,8 @@ fn assert_postgres_gone(pids: &[u32]) {
 
 #[test]
 fn compare_on_postgres_lists_the_database_and_stops_it() {
-    let (cmd, tmp) = lab_out(SHORT_PG);
+    let args = short_pg("4", "2");
+    let (cmd, tmp) = lab_out(&strs(&args));
     let (mut child, rx) = spawn_lines(cmd, false);
     let mut lines = Vec::new();
     let mut pids = Vec::new();
@@ -119,9 +130,10 @@ fn compare_on_postgres_lists_the_database_and_stops_it() {
         pids.len() > 2,
         "the postmaster and its children: {pids:?}\n{out}"
     );
-    // The temporary folder is 0700: `nobody` cannot enter it, so the data
-    // goes under the system temp folder, and the lab says so.
-    assert!(out.contains("cannot enter"), "{out}");
+    // `nobody` can walk down to the (0755) temporary folder: the data stays
+    // in the run folder. (The 0700 case is the SIGINT test's.)
+    let data = data_dir_of(&out);
+    assert!(data.starts_with(tmp.path()), "{}\n{out}", data.display());
     assert!(out.contains("outside the replicas' CPU budget"), "{out}");
     assert!(out.contains("postgres server"), "process table:\n{out}");
 
@@ -141,13 +153,15 @@ fn compare_on_postgres_lists_the_database_and_stops_it() {
     }
     assert_postgres_gone(&pids);
     assert_no_processes(tmp.path(), Duration::from_secs(10));
-    let _ = std::fs::remove_dir_all(data_dir_of(&out));
 }
 
 #[test]
 fn sigint_mid_run_stops_postgres() {
-    let args = [SHORT_PG, &["--max-load", "64", "--max-steps", "6"]].concat();
-    let (cmd, tmp) = lab_out(&args);
+    let args = short_pg("64", "6");
+    let (cmd, tmp) = lab_out(&strs(&args));
+    // A 0700 output folder, as under root's home: `nobody` cannot enter it,
+    // so the data goes under the system temp folder and the lab says why.
+    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
     let (mut child, rx) = spawn_lines(cmd, false);
     let mut lines = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(180);
@@ -164,7 +178,14 @@ fn sigint_mid_run_stops_postgres() {
             break;
         }
     }
-    let data = data_dir_of(&lines.join("\n"));
+    let out = lines.join("\n");
+    assert!(out.contains("cannot enter"), "{out}");
+    let data = data_dir_of(&out);
+    assert!(
+        data.starts_with(std::env::temp_dir()) && !data.starts_with(tmp.path()),
+        "{}",
+        data.display()
+    );
     let pids = postgres_pids(&data);
     assert!(pids.len() > 2, "{pids:?}");
     kill(Pid::from_raw(child.id() as i32), Signal::SIGINT).unwrap();
@@ -180,6 +201,54 @@ fn sigint_mid_run_stops_postgres() {
     assert_postgres_gone(&pids);
     assert_no_processes(tmp.path(), Duration::from_secs(10));
     let _ = std::fs::remove_dir_all(data);
+}
+
+#[test]
+fn up_on_postgres_answers_and_sigint_stops_the_server() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut child, urls, rx) = crate::up::start_up(
+        tmp.path(),
+        &["--database", "postgres", "--replica-cpus", "none"],
+    );
+    let before: Vec<String> = rx.try_iter().collect();
+    // `nobody` can reach the (0755) temporary folder: the data is in the run folder.
+    let data = std::fs::read_dir(tmp.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.path().join("postgres"))
+        .find(|p| p.join("postmaster.pid").exists())
+        .unwrap_or_else(|| panic!("no cluster in the run folder: {before:?}"));
+    let pids = postgres_pids(&data);
+    assert!(pids.len() > 2, "{pids:?}");
+    // A replica answers through PostgreSQL: the login reads the seeded user.
+    let login = urls
+        .iter()
+        .find(|u| u.ends_with("/api/v1/products/"))
+        .unwrap()
+        .replace("/api/v1/products/", "/api/v1/auth/token/");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let status = rt.block_on(async {
+        reqwest::Client::builder()
+            .no_proxy()
+            .timeout(Duration::from_secs(10))
+            .build()
+            .unwrap()
+            .post(&login)
+            .json(&serde_json::json!({"email": "demo@example.com", "password": "Passw0rd!"}))
+            .send()
+            .await
+            .map(|r| r.status().as_u16())
+    });
+    assert_eq!(status.ok(), Some(200), "login via {login}");
+
+    kill(Pid::from_raw(child.id() as i32), Signal::SIGINT).unwrap();
+    let status = crate::up::wait_exit(&mut child, Duration::from_secs(30));
+    assert!(status.success(), "lab up exited with {status}");
+    assert_postgres_gone(&pids);
+    assert_no_processes(tmp.path(), Duration::from_secs(10));
 }
 
 #[test]
