@@ -79,7 +79,9 @@ pub(crate) fn hba_conf(s: &Settings) -> String {
          # TYPE  DATABASE  USER  ADDRESS       METHOD\n",
     );
     for net in std::iter::once(&own).chain(&s.clients) {
-        text.push_str(&format!("host    all       all   {net:<13} scram-sha-256\n"));
+        text.push_str(&format!(
+            "host    all       all   {net:<13} scram-sha-256\n"
+        ));
     }
     text
 }
@@ -158,7 +160,14 @@ mod tests {
         for ok in ["10.213.0.0/24", "127.0.0.1/32", "::1/128", "0.0.0.0/0"] {
             assert_eq!(check_network(ok), Ok(()), "{ok}");
         }
-        for bad in ["10.213.0.0", "10.213.0.0/33", "host/24", "::1/129", "1.2.3.4/x", ""] {
+        for bad in [
+            "10.213.0.0",
+            "10.213.0.0/33",
+            "host/24",
+            "::1/129",
+            "1.2.3.4/x",
+            "",
+        ] {
             assert!(check_network(bad).is_err(), "{bad}");
         }
     }

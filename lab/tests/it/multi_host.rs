@@ -110,7 +110,9 @@ fn across_hosts(database: Database) {
     let listed = String::from_utf8_lossy(&listed.stdout);
     for ns in &namespaces {
         assert!(
-            !listed.lines().any(|l| l.split_whitespace().next() == Some(ns)),
+            !listed
+                .lines()
+                .any(|l| l.split_whitespace().next() == Some(ns)),
             "namespace {ns} left behind"
         );
     }
@@ -184,9 +186,15 @@ impl Stack {
                 args.push("--no-seed".into());
             }
             let log = dir.join(format!("replica-{id}.log"));
-            Proc::start(&format!("replica {id}"), lab(id, &args), &log, &["listening on"], STARTUP)
-                .unwrap_or_else(|e| panic!("{e}"))
-                .0
+            Proc::start(
+                &format!("replica {id}"),
+                lab(id, &args),
+                &log,
+                &["listening on"],
+                STARTUP,
+            )
+            .unwrap_or_else(|e| panic!("{e}"))
+            .0
         };
         // r1 migrates and seeds; r2 starts on the seeded database.
         let r1 = replica("r1", true);

@@ -143,7 +143,14 @@ impl Net {
     /// Takes `host`'s link down at the switch: its packets go nowhere, with
     /// no reset or refusal to tell anyone (a pulled cable).
     pub fn cut(&self, host: &str) -> Result<(), String> {
-        ip(&["-n", &self.switch, "link", "set", &format!("p-{host}"), "down"])
+        ip(&[
+            "-n",
+            &self.switch,
+            "link",
+            "set",
+            &format!("p-{host}"),
+            "down",
+        ])
     }
 
     /// `program` run inside `host`'s namespace (`ip netns exec NS program`).
@@ -272,7 +279,10 @@ fn ip(args: &[&str]) -> Result<(), String> {
         if Instant::now() > deadline {
             let _ = child.kill();
             let _ = child.wait();
-            return Err(format!("ip {}: no answer within {IP_TIMEOUT:?}", args.join(" ")));
+            return Err(format!(
+                "ip {}: no answer within {IP_TIMEOUT:?}",
+                args.join(" ")
+            ));
         }
         std::thread::sleep(Duration::from_millis(10));
     }
@@ -343,28 +353,6 @@ impl Proc {
             }
         }
         Ok((proc, found))
-    }
-
-    /// Runs `cmd` to its end within `timeout`, failing with its log.
-    pub fn run(name: &str, cmd: Command, log: &Path, timeout: Duration) -> Result<(), String> {
-        let (mut proc, _) = Proc::start(name, cmd, log, &[], timeout)?;
-        let mut child = proc.child.take().expect("a child");
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(status) = child.try_wait().map_err(|e| e.to_string())? {
-                if status.success() {
-                    return Ok(());
-                }
-                let tail = std::fs::read_to_string(log).unwrap_or_default();
-                return Err(format!("{name} failed ({status}); its log:\n{tail}"));
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(format!("{name} did not finish within {timeout:?}"));
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
     }
 }
 

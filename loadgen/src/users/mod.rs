@@ -36,11 +36,11 @@ use tokio::time::Instant;
 
 use crate::client::UserClient;
 use crate::endpoint::Endpoint;
-use crate::wire::valid_header_value;
 use crate::run::RunShared;
 use crate::scenario::template::Lookup;
 use crate::scenario::{Body, Check, RequestSpec, Scenario, Step, Template, WaitTime};
 use crate::stats::{Failure, FailureKind, Key, Names, Recorder, Sample};
+use crate::wire::valid_header_value;
 
 /// A request ready to execute.
 pub struct CReq {
