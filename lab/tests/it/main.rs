@@ -4,6 +4,8 @@
 mod compare;
 mod demo;
 mod failures;
+mod multi_host;
+mod netns;
 mod postgres;
 mod scale;
 mod support;
