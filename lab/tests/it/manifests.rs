@@ -5,8 +5,8 @@
 //! that starts one of our binaries is parsed by that binary's own clap
 //! parser, with the balancer's nginx-style ConfigMap loaded as the balancer
 //! would load it. Shell scripts (the Indexed Job's segment arithmetic, the
-//! merge's glob) are run by a real `sh` with our binaries replaced by shell
-//! functions that record their arguments, so what is parsed is what the pod
+//! merge's glob) are run by a real `sh` with our binaries replaced by small
+//! scripts that record their arguments, so what is parsed is what the pod
 //! would run.
 //!
 //! The tools come from outside the workspace (`kubernetes-validate`,
@@ -160,8 +160,9 @@ fn argv(c: &Value, extra_env: &BTreeMap<String, String>) -> Vec<String> {
 }
 
 /// The calls of our binaries a `sh -c` script makes, in order: the script runs
-/// in a real shell with each binary defined as a function that records its
-/// arguments. Scripts that call none of them (wait loops) are not run.
+/// in a real shell with each binary replaced, first on `PATH`, by a script
+/// that records its arguments. Scripts that call none of them (wait loops)
+/// are not run.
 fn script_calls(script: &str, env: &BTreeMap<String, String>) -> Vec<Vec<String>> {
     let calls_ours = script.lines().any(|l| {
         let first = l.split_whitespace().next().unwrap_or("");
@@ -172,16 +173,24 @@ fn script_calls(script: &str, env: &BTreeMap<String, String>) -> Vec<Vec<String>
     }
     let dir = tempfile::tempdir().unwrap();
     let record = dir.path().join("calls");
-    let mut prelude = String::new();
-    for b in BINARIES {
-        prelude.push_str(&format!(
-            "{b}() {{ printf '%s\\0' {b} \"$@\" >> \"$RECORD\"; printf '\\n' >> \"$RECORD\"; }}\n"
-        ));
-    }
+    let bin = dir.path().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    // The stubs are written by the shell itself: an executable written by this
+    // (multi-threaded) process could still be open in a child forked meanwhile
+    // by another test, and exec would fail with "text file busy".
+    let stub = "#!/bin/sh\nprintf '%s\\0' \"${0##*/}\" \"$@\" >> \"$RECORD\"\nprintf '\\n' >> \"$RECORD\"\n";
+    let prelude = format!(
+        "for b in {}; do printf '%s' \"$STUB\" > \"$BIN/$b\"; chmod +x \"$BIN/$b\"; done\n",
+        BINARIES.join(" ")
+    );
+    let path = std::env::var("PATH").unwrap_or_default();
     let out = Command::new("sh")
         .arg("-c")
         .arg(format!("set -e\n{prelude}{script}"))
         .env("RECORD", &record)
+        .env("STUB", stub)
+        .env("BIN", &bin)
+        .env("PATH", format!("{}:{path}", bin.display()))
         .envs(env)
         .current_dir(dir.path())
         .output()
