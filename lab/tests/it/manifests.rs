@@ -46,7 +46,8 @@ fn run_tool(mut cmd: Command, what: &str) -> Option<std::process::Output> {
     match cmd.output() {
         Ok(out) => Some(out),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let reason = format!("{what} is not installed ({e}); `pip install kubernetes-validate`");
+            let reason =
+                format!("{what} is not installed ({e}); `pip install kubernetes-validate`");
             assert!(std::env::var_os("CI").is_none(), "{reason}");
             eprintln!("skipped: {reason}");
             None
@@ -91,7 +92,10 @@ fn documents() -> Option<Vec<Value>> {
         eprintln!("skipped: {reason}");
         return None;
     }
-    assert!(out.status.success(), "reading the manifests failed:\n{stderr}");
+    assert!(
+        out.status.success(),
+        "reading the manifests failed:\n{stderr}"
+    );
     Some(serde_json::from_slice(&out.stdout).expect("PyYAML printed JSON"))
 }
 
@@ -121,12 +125,21 @@ fn containers(docs: &[Value]) -> Vec<Container<'_>> {
             .flatten()
             .map(|v| (v["name"].as_str().unwrap(), v))
             .collect::<BTreeMap<_, _>>();
-        let indexed = (doc.pointer("/spec/completionMode") == Some(&Value::from("Indexed")))
-            .then(|| doc.pointer("/spec/completions").and_then(Value::as_u64).unwrap());
+        let indexed =
+            (doc.pointer("/spec/completionMode") == Some(&Value::from("Indexed"))).then(|| {
+                doc.pointer("/spec/completions")
+                    .and_then(Value::as_u64)
+                    .unwrap()
+            });
         for key in ["initContainers", "containers"] {
             for c in pod[key].as_array().into_iter().flatten() {
                 all.push(Container {
-                    label: format!("{}/{}/{}", doc["kind"], doc["metadata"]["name"], c["name"]),
+                    label: format!(
+                        "{}/{}/{}",
+                        doc["kind"].as_str().unwrap_or("?"),
+                        doc["metadata"]["name"].as_str().unwrap_or("?"),
+                        c["name"].as_str().unwrap_or("?")
+                    ),
                     spec: c,
                     volumes: volumes.clone(),
                     indexed,
@@ -195,7 +208,11 @@ fn script_calls(script: &str, env: &BTreeMap<String, String>) -> Vec<Vec<String>
         .current_dir(dir.path())
         .output()
         .expect("sh runs");
-    assert!(out.status.success(), "script failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "script failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = std::fs::read_to_string(&record).unwrap_or_default();
     text.split_terminator("\0\n")
         .map(|call| call.split('\0').map(str::to_string).collect())
@@ -211,13 +228,17 @@ fn local_config(c: &Container<'_>, path: &str, tmp: &Path) -> PathBuf {
             continue;
         };
         let volume = c.volumes[m["name"].as_str().unwrap()];
-        let map_name = volume["configMap"]["name"].as_str().expect("a ConfigMap volume");
+        let map_name = volume["configMap"]["name"]
+            .as_str()
+            .expect("a ConfigMap volume");
         let map = c
             .docs
             .iter()
             .find(|d| d["kind"] == "ConfigMap" && d["metadata"]["name"] == map_name)
             .unwrap_or_else(|| panic!("{}: no ConfigMap {map_name}", c.label));
-        let text = map["data"][key].as_str().expect("the key is in the ConfigMap");
+        let text = map["data"][key]
+            .as_str()
+            .expect("the key is in the ConfigMap");
         let local: String = text
             .lines()
             .map(|l| match l.trim_start().strip_prefix("server ") {
@@ -241,8 +262,9 @@ fn check_call(c: &Container<'_>, mut call: Vec<String>, tmp: &Path) {
     let label = &c.label;
     match call[0].as_str() {
         "market-api" => {
-            let cli = market_api::Cli::try_parse_from(&call);
-            assert!(cli.is_ok(), "{label}: {call:?}\n{}", cli.unwrap_err());
+            if let Err(e) = market_api::Cli::try_parse_from(&call) {
+                panic!("{label}: {call:?}\n{e}");
+            }
         }
         "balancer" => {
             if let Some(i) = call.iter().position(|a| a == "--config" || a == "-c") {
@@ -255,8 +277,9 @@ fn check_call(c: &Container<'_>, mut call: Vec<String>, tmp: &Path) {
             }
         }
         "loadgen" => {
-            let cli = loadgen::Cli::try_parse_from(&call);
-            assert!(cli.is_ok(), "{label}: {call:?}\n{}", cli.unwrap_err());
+            if let Err(e) = loadgen::Cli::try_parse_from(&call) {
+                panic!("{label}: {call:?}\n{e}");
+            }
         }
         other => panic!("{label}: not one of ours: {other}"),
     }
@@ -284,13 +307,13 @@ fn every_command_line_parses_with_the_binaries_own_flags() {
             if let Some(i) = index {
                 env.insert("JOB_COMPLETION_INDEX".to_string(), i.to_string());
             }
-            let argv = argv(c.spec, &env);
-            let calls = match argv.first().map(String::as_str) {
+            let words = argv(c.spec, &env);
+            let calls = match words.first().map(String::as_str) {
                 Some("sh") => {
-                    assert_eq!(argv[1], "-c", "{}: sh without -c", c.label);
-                    script_calls(&argv[2], &env)
+                    assert_eq!(words[1], "-c", "{}: sh without -c", c.label);
+                    script_calls(&words[2], &env)
                 }
-                Some(b) if BINARIES.contains(&b) => vec![argv.clone()],
+                Some(b) if BINARIES.contains(&b) => vec![words.clone()],
                 _ => Vec::new(),
             };
             for call in calls {
@@ -305,8 +328,17 @@ fn every_command_line_parses_with_the_binaries_own_flags() {
             // (segments are 1-based, JOB_COMPLETION_INDEX is 0-based), and
             // writes its own file.
             let want: BTreeSet<String> = (1..=n).map(|i| format!("{i}/{n}")).collect();
-            assert_eq!(segments, want, "{}: the segments of the indexed pods", c.label);
-            assert_eq!(outputs.len() as u64, n, "{}: one --json file per pod", c.label);
+            assert_eq!(
+                segments, want,
+                "{}: the segments of the indexed pods",
+                c.label
+            );
+            assert_eq!(
+                outputs.len() as u64,
+                n,
+                "{}: one --json file per pod",
+                c.label
+            );
         }
     }
     let want: BTreeSet<String> = BINARIES.iter().map(|b| b.to_string()).collect();
