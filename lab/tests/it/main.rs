@@ -4,6 +4,7 @@
 mod compare;
 mod demo;
 mod failures;
+mod manifests;
 mod multi_host;
 mod netns;
 mod postgres;
