@@ -147,30 +147,7 @@ impl Stack {
         .await?;
         println!("lab: {}", database.note);
         let database_url = database.url.clone();
-        let (cgroups, budget_applied, budget_note) = match plan.budget {
-            CpuBudget::None => (
-                None,
-                CpuBudget::None,
-                "no CPU budget: every replica may use every core of this machine, so the replicas compete for the same cores".to_string(),
-            ),
-            CpuBudget::Cores(c) => match CpuGroups::create(c) {
-                Ok(g) => {
-                    let note = format!(
-                        "each replica is limited to {c} of a core (cgroup {:?} quota under {}), modelling separate servers",
-                        g.version(),
-                        g.base().display()
-                    );
-                    (Some(g), plan.budget, note)
-                }
-                Err(why) => (
-                    None,
-                    CpuBudget::None,
-                    format!(
-                        "asked for {c} of a core per replica, but no cgroup could be written ({why}); the replicas share all cores, so read the result as one machine, not N servers (run as root or with a delegated cgroup to model separate servers)"
-                    ),
-                ),
-            },
-        };
+        let (cgroups, budget_applied, budget_note) = cpu_budget(plan.budget);
         let jwt_secret = format!(
             "lab-{}-{}",
             std::process::id(),
@@ -310,6 +287,35 @@ impl Stack {
             r.guard.stop().await;
         }
         self.database.stop().await;
+    }
+}
+
+/// The cgroups for a CPU budget per replica, the budget actually applied
+/// (none when no cgroup could be written) and the sentence that says so.
+fn cpu_budget(budget: CpuBudget) -> (Option<CpuGroups>, CpuBudget, String) {
+    match budget {
+        CpuBudget::None => (
+            None,
+            CpuBudget::None,
+            "no CPU budget: every replica may use every core of this machine, so the replicas compete for the same cores".to_string(),
+        ),
+        CpuBudget::Cores(c) => match CpuGroups::create(c) {
+            Ok(g) => {
+                let note = format!(
+                    "each replica is limited to {c} of a core (cgroup {:?} quota under {}), modelling separate servers",
+                    g.version(),
+                    g.base().display()
+                );
+                (Some(g), budget, note)
+            }
+            Err(why) => (
+                None,
+                CpuBudget::None,
+                format!(
+                    "asked for {c} of a core per replica, but no cgroup could be written ({why}); the replicas share all cores, so read the result as one machine, not N servers (run as root or with a delegated cgroup to model separate servers)"
+                ),
+            ),
+        },
     }
 }
 

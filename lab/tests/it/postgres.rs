@@ -296,9 +296,23 @@ fn missing_server_binaries_name_the_package() {
 }
 
 #[test]
-fn sqlite_stays_the_default() {
-    let out = lab().args(["compare", "--help"]).output().unwrap();
-    let help = String::from_utf8_lossy(&out.stdout);
-    assert!(help.contains("[default: sqlite]"), "{help}");
-    assert!(help.contains("--pool-size"), "{help}");
+fn every_stack_command_takes_the_database_and_sqlite_stays_the_default() {
+    for command in ["compare", "scale", "up", "demo"] {
+        let out = lab().args([command, "--help"]).output().unwrap();
+        let help = String::from_utf8_lossy(&out.stdout);
+        assert!(help.contains("--database"), "{command}: {help}");
+        assert!(help.contains("[default: sqlite]"), "{command}: {help}");
+        assert!(help.contains("--pool-size"), "{command}: {help}");
+    }
+    // A value that is neither a keyword, a URL nor a file name is refused early.
+    let out = lab()
+        .args(["compare", "--database", "", "--out", "/nonexistent"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("expected sqlite, postgres"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
