@@ -16,6 +16,9 @@
 #                         worker threads (TOKIO_WORKER_THREADS, for loadgen
 #                         only), beside loadgen with its default (one thread
 #                         fewer than cores for a loopback target)
+#        LOADGEN_BASELINE PATH of another loadgen binary (e.g. an older
+#                         release): an extra "baseline" column, interleaved
+#                         with the others, for before/after comparisons
 # Needs: wrk, nginx (nginx-light), python3; optional: oha (cargo install oha).
 # Not a test: run it by hand on an otherwise idle machine, under
 # `flock /tmp/bench.lock` when the machine is shared.
@@ -93,11 +96,13 @@ print("%.2f" % agg["total_rps"] if agg["num_failures"] == 0 else "FAILED:%d" % a
 ' "$TMP/lg.json")
   echo "$rps $(cpu)"
 }
+run_baseline() { local LOADGEN=$LOADGEN_BASELINE; run_loadgen; }
 
 TOOLS=(wrk)
 [ -n "$OHA" ] && TOOLS+=(oha)
 TOOLS+=(loadgen)
 for n in ${LOADGEN_THREADS:-}; do TOOLS+=("loadgen-${n}t"); done
+[ -n "${LOADGEN_BASELINE:-}" ] && TOOLS+=(baseline)
 declare -A RPS CPU
 
 echo "target: nginx-light, 1 worker, return 200 \"ok\" on $URL; $(nproc) CPUs"

@@ -9,7 +9,13 @@
 #   With several, the rounds interleave them (A, B, A, B, ...) so that noise
 #   from other work on the machine hits every binary alike.
 # Env: ROUNDS (3), DURATION (10s), CONNS (32), PORT (18090), LOGIN (1 = run the
-#      login storm, 0 = skip), LOGIN_DURATION (5s).
+#      login storm, 0 = skip), LOGIN_DURATION (5s),
+#      DATABASE_URL (postgres://USER:PASS@HOST:PORT/DB: run on PostgreSQL; the
+#      database's public schema is dropped and made anew before each start,
+#      with psql, so give it a database of its own).
+# Columns: req/s of each route, and the CPU each retrieve cost: the API
+# process's (µs of user+sys per request, from /proc/PID/stat) and, on
+# PostgreSQL, that of every `postgres` process of the machine.
 # Wrap it in `flock /tmp/bench.lock` when the machine is shared.
 set -euo pipefail
 
@@ -44,9 +50,15 @@ trap 'stop_server; rm -rf "$work"' EXIT INT TERM
 base="http://127.0.0.1:$PORT"
 rss() { awk -v k="$2:" '$1 == k { print $2 / 1024 " MB" }' "/proc/$1/status"; }
 
+DATABASE_URL=${DATABASE_URL:-}
 start_server() { # BIN
     rm -f "$work"/m.db*
-    "$1" serve --bind "127.0.0.1:$PORT" --database-url "sqlite://$work/m.db" \
+    local url="sqlite://$work/m.db"
+    if [ -n "$DATABASE_URL" ]; then
+        url=$DATABASE_URL
+        psql -q "$url" -c 'DROP SCHEMA public CASCADE; CREATE SCHEMA public' >/dev/null
+    fi
+    "$1" serve --bind "127.0.0.1:$PORT" --database-url "$url" \
         >"$work/server.log" 2>&1 &
     server=$!
     for _ in $(seq 300); do
@@ -63,6 +75,15 @@ token() {
         "$base/api/v1/auth/token/" | sed -E 's/.*"access":"([^"]+)".*/\1/'
 }
 
+ticks() { # PID... -> user+sys clock ticks, summed
+    for p in "$@"; do awk '{ print $14 + $15 }' "/proc/$p/stat" 2>/dev/null || echo 0; done |
+        awk '{ t += $1 } END { print t + 0 }'
+}
+per_request() { # TICKS REQ/S -> µs per request over DURATION
+    awk -v t="$1" -v r="$2" -v d="${DURATION%s}" -v hz="$(getconf CLK_TCK)" \
+        'BEGIN { if (r > 0) printf "%.1f", t / hz * 1e6 / (r * d); else print "-" }'
+}
+
 reqs() { # wrk output -> req/s
     awk '/^Requests\/sec:/ { printf "%.0f", $2 }'
 }
@@ -73,8 +94,8 @@ wrk.headers["Content-Type"] = "application/json"
 wrk.body = '{"email":"demo@example.com","password":"Passw0rd!"}'
 LUA
 
-printf '%-5s %-40s %10s %10s %9s %10s %10s %10s\n' \
-    round binary "retrieve" "list" idle_rss "logins/s" rss_after hwm
+printf '%-5s %-28s %10s %9s %9s %10s %9s %9s %10s %10s\n' \
+    round binary "retrieve" "api_us/r" "db_us/r" "list" idle_rss "logins/s" rss_after hwm
 for round in $(seq "$ROUNDS"); do
     for bin in "${bins[@]}"; do
         start_server "$bin"
@@ -84,7 +105,13 @@ for round in $(seq "$ROUNDS"); do
         auth="Authorization: Bearer $tok"
         # Warm-up, so both routes run with prepared statements and pages cached.
         wrk -t1 -c"$CONNS" -d2s -H "$auth" "$base/api/v1/products/" >/dev/null
+        db_pids=()
+        [ -n "$DATABASE_URL" ] && mapfile -t db_pids < <(pgrep -x postgres || true)
+        api0=$(ticks "$server") db0=$(ticks "${db_pids[@]}")
         one=$(wrk -t1 -c"$CONNS" -d"$DURATION" -H "$auth" "$base/api/v1/products/1/" | reqs)
+        api_us=$(per_request $(($(ticks "$server") - api0)) "$one")
+        db_us=-
+        [ -n "$DATABASE_URL" ] && db_us=$(per_request $(($(ticks "${db_pids[@]}") - db0)) "$one")
         list=$(wrk -t1 -c"$CONNS" -d"$DURATION" -H "$auth" "$base/api/v1/products/" | reqs)
         logins=- after=- hwm=-
         if [ "$LOGIN" = 1 ]; then
@@ -94,9 +121,9 @@ for round in $(seq "$ROUNDS"); do
             after=$(rss "$server" VmRSS)
             hwm=$(rss "$server" VmHWM)
         fi
-        printf '%-5s %-40s %10s %10s %9s %10s %10s %10s\n' \
+        printf '%-5s %-28s %10s %9s %9s %10s %9s %9s %10s %10s\n' \
             "$round" "$(basename "$(dirname "$bin")")/$(basename "$bin")" \
-            "$one" "$list" "$idle" "$logins" "$after" "$hwm"
+            "$one" "$api_us" "$db_us" "$list" "$idle" "$logins" "$after" "$hwm"
         stop_server
     done
 done

@@ -7,7 +7,8 @@
 //! `db` (all the SQL, one module per table family). Cross-cutting pieces:
 //! `auth` (JWT, argon2, extractors), `fields` (each resource's field table,
 //! read by validation, OPTIONS and OpenAPI), `validation` (bodies, DRF
-//! messages), `pagination`, `page_cache` (rendered list pages), `request`
+//! messages), `pagination`, `render_cache` (rendered pages and products) with
+//! `generation` (when they are current), `request`
 //! (small extractors), `fault` (injected delays/errors), `error`.
 //!
 //! The public surface is what the binary, the lab and the tests use: [`run`]
@@ -23,8 +24,9 @@ mod db;
 mod error;
 mod fault;
 mod fields;
-mod page_cache;
+mod generation;
 mod pagination;
+mod render_cache;
 mod request;
 mod routes;
 mod state;

@@ -9,7 +9,8 @@ use crate::config::{FaultConfig, ServeConfig};
 use crate::db::setup::Seeding;
 use crate::db::{self, Db};
 use crate::error::Error;
-use crate::page_cache::PageCache;
+use crate::generation::Generations;
+use crate::render_cache::{PageCache, ProductCache};
 
 /// State shared by all requests.
 #[derive(Clone, Debug)]
@@ -17,8 +18,12 @@ pub struct AppState {
     pub(crate) db: Db,
     pub(crate) jwt: Arc<Jwt>,
     pub(crate) passwords: Passwords,
+    /// The change counter and login states, read cheaply (SQLite).
+    pub(crate) generations: Arc<Generations>,
     /// Rendered `products/` pages, valid while the change counter stands.
     pub(crate) pages: Arc<PageCache>,
+    /// Rendered `products/{id}/` bodies, likewise.
+    pub(crate) products: Arc<ProductCache>,
     /// Largest request body accepted.
     pub(crate) body_limit: usize,
     pub(crate) fault: FaultConfig,
@@ -46,7 +51,9 @@ impl AppState {
             db,
             jwt: Arc::new(jwt),
             passwords,
-            pages: Arc::new(PageCache::default()),
+            generations: Arc::default(),
+            pages: Arc::default(),
+            products: Arc::default(),
             body_limit: config.body_limit,
             fault: config.fault,
             replica_id: config.replica_id.as_deref().map(Arc::from),

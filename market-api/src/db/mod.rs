@@ -19,6 +19,7 @@ pub mod seed;
 pub mod settings;
 pub mod setup;
 pub mod users;
+pub mod wal_stamp;
 
 pub use pool::{Conn, Db, WriteTx};
 

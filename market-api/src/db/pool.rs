@@ -23,6 +23,7 @@
 //! allocation or dynamic dispatch more than before.
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
@@ -31,6 +32,7 @@ use sqlx::sqlite::{
 };
 use sqlx::{ConnectOptions, Connection, Postgres, Sqlite, Transaction};
 
+use super::wal_stamp::{Stamp, WalStamp};
 use crate::error::{Error, PgFault, PgStartError, PgTarget};
 
 /// How long a connection waits for another writer's lock before giving up.
@@ -55,6 +57,8 @@ pub struct SqliteDb {
     pub read: SqlitePool,
     /// One connection: all writes of this process, serialized.
     pub write: SqlitePool,
+    /// The WAL-index header's reader (`None` for an in-memory database).
+    pub stamp: Option<Arc<WalStamp>>,
 }
 
 /// Where a query runs: a pool (reads) or the connection of a write
@@ -143,6 +147,16 @@ impl Db {
         }
     }
 
+    /// The SQLite WAL-index header as it stands (see [`WalStamp`]): equal
+    /// stamps mean no transaction committed between them, from any process.
+    /// `None` on PostgreSQL, or when the header cannot be read consistently.
+    pub fn commit_stamp(&self) -> Option<Stamp> {
+        match self {
+            Db::Sqlite(db) => db.stamp.as_ref()?.read(),
+            Db::Postgres(_) => None,
+        }
+    }
+
     /// Where reads run: SQLite's read pool, or PostgreSQL's pool.
     pub fn reader(&self) -> Conn<'_> {
         match self {
@@ -215,9 +229,11 @@ async fn open_sqlite(url: &str, readers: u32) -> Result<SqliteDb, Error> {
         .acquire_timeout(Duration::from_secs(10))
         .idle_timeout(None)
         .max_lifetime(None)
-        .connect_with(options.pragma("query_only", "ON"))
+        .connect_with(options.clone().pragma("query_only", "ON"))
         .await?;
-    Ok(SqliteDb { read, write })
+    // After the pools: their connections made the `-shm` file.
+    let stamp = WalStamp::open(options.get_filename()).map(Arc::new);
+    Ok(SqliteDb { read, write, stamp })
 }
 
 /// Connects to PostgreSQL, retrying what may pass (refused, reset, the

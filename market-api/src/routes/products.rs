@@ -16,8 +16,8 @@ use crate::db::products::{self, OrderField, ProductFilter, ProductRow, ProductWr
 use crate::db::{users, Db};
 use crate::error::ApiError;
 use crate::fields::{Field, Kind};
-use crate::page_cache::ListKey;
 use crate::pagination::{Page, PageParams};
+use crate::render_cache::{ListKey, ProductKey};
 use crate::request::{IdParam, Origin, QueryParams};
 use crate::routes::metadata::{Access, Owned, View};
 use crate::state::AppState;
@@ -266,8 +266,8 @@ pub(crate) async fn list(
 ) -> Result<Response, ApiError> {
     let params = PageParams::from_query(&query)?;
     let filter = filter_from_query(&query)?;
-    // Read before rendering: see `page_cache` for why this order is safe.
-    let (generation, active) = products::generation(&state.db, user.user_id).await?;
+    // Read before rendering: see `render_cache` for why this order is safe.
+    let (generation, active) = state.generations.current(&state.db, user.user_id).await?;
     admit(active)?;
     let key = ListKey {
         host: origin.base(),
@@ -329,17 +329,28 @@ fn json_response(body: impl Into<axum::body::Body>) -> Response {
         .into_response()
 }
 
-/// `GET products/{id}/`
+/// `GET products/{id}/`: from the cache while the change counter stands
+/// (on SQLite, while nothing commits, without any query).
 pub(crate) async fn retrieve(
     State(state): State<AppState>,
     user: TokenUser,
     IdParam(id): IdParam,
     origin: Origin,
 ) -> Result<Response, ApiError> {
-    let (active, body) =
-        products::get_json(&state.db, user.user_id, id, &origin.media_base()).await?;
+    let (generation, active) = state.generations.current(&state.db, user.user_id).await?;
     admit(active)?;
-    Ok(json_response(body.ok_or(ApiError::NotFound)?))
+    let key = ProductKey {
+        id,
+        media: origin.media_base(),
+    };
+    if let Some(((), body)) = state.products.get(&key, generation) {
+        return Ok(json_response(body));
+    }
+    let (active, body) = products::get_json(&state.db, user.user_id, id, &key.media).await?;
+    admit(active)?;
+    let body = bytes::Bytes::from(body.ok_or(ApiError::NotFound)?);
+    state.products.put(key, generation, (), body.clone());
+    Ok(json_response(body))
 }
 
 /// A validated body: the fields given (`None`: keep the stored value).

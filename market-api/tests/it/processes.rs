@@ -412,8 +412,70 @@ async fn a_write_on_one_replica_shows_in_the_others_next_list(backend: Backend) 
     assert!(b.terminate().await.success());
 }
 
+/// The retrieve cache and the remembered login states across processes:
+/// replica B serves a product it has cached until a write anywhere changes
+/// it (here on A), and refuses a user deactivated by a statement run
+/// straight on the database, though it had just let that user read.
+async fn a_cached_retrieve_follows_writes_and_deactivation_elsewhere(backend: Backend) {
+    let db = fresh_database(backend).await;
+    let a = start_url(&db.url, &["--replica-id", "a"]).await;
+    let b = start_url(&db.url, &["--replica-id", "b"]).await;
+    let token = login(&a.base).await;
+    let res = client()
+        .post(format!("{}/api/v1/products/", a.base))
+        .bearer_auth(&token)
+        .json(&json!({"title": "Cached on B"}))
+        .send()
+        .await
+        .unwrap();
+    let (st, created) = json(res).await;
+    assert_eq!(st, 201, "{created}");
+    let path = format!("/api/v1/products/{}/", created["id"]);
+    let get = |base: &str| {
+        let url = format!("{base}{path}");
+        let token = token.clone();
+        async move { json(client().get(url).bearer_auth(token).send().await.unwrap()).await }
+    };
+    // Twice: the second comes from B's cache.
+    let (st, first) = get(&b.base).await;
+    assert_eq!((st, &first["title"]), (200, &json!("Cached on B")));
+    assert_eq!(get(&b.base).await, (200, first));
+    let res = client()
+        .patch(format!("{}{path}", a.base))
+        .bearer_auth(&token)
+        .json(&json!({"title": "Renamed on A"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let (st, after) = get(&b.base).await;
+    assert_eq!(
+        (st, &after["title"]),
+        (200, &json!("Renamed on A")),
+        "B served a stale product"
+    );
+    db.execute("UPDATE users SET is_active = FALSE WHERE email = 'demo@example.com'")
+        .await;
+    let inactive = json!({"detail": "User is inactive", "code": "user_inactive"});
+    assert_eq!(
+        get(&b.base).await,
+        (401, inactive.clone()),
+        "B let a deactivated user read"
+    );
+    let res = client()
+        .get(format!("{}/api/v1/products/", b.base))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(json(res).await, (401, inactive));
+    assert!(a.terminate().await.success());
+    assert!(b.terminate().await.success());
+}
+
 on_both_backends!(
     two_replicas_share_one_database,
     migrate_and_seed_commands,
     a_write_on_one_replica_shows_in_the_others_next_list,
+    a_cached_retrieve_follows_writes_and_deactivation_elsewhere,
 );
