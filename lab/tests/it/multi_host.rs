@@ -334,8 +334,13 @@ impl Outcome {
         let posts = row(r, "POST", "/api/v1/products/");
         let acknowledged = (posts.num_requests - posts.num_failures) as i64;
         assert!(acknowledged > 0, "{summary}");
+        // At most one request per user is in flight when the run stops;
+        // loadgen abandons it and leaves it out of its figures, but a POST
+        // among them may still be committed (seen on 2026-12-03: 142 POSTs
+        // counted, all 201, 143 new products). Hence up to USERS more.
         assert!(
-            self.created >= acknowledged && self.created <= posts.num_requests as i64,
+            self.created >= acknowledged
+                && self.created <= posts.num_requests as i64 + i64::from(USERS),
             "{acknowledged} creations answered 201 of {} sent, but the database has {} new products; {summary}",
             posts.num_requests,
             self.created
