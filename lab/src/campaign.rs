@@ -18,6 +18,7 @@ use loadgen::scenario::Scenario;
 
 use crate::capacity::{Search, Slo};
 use crate::cli::{LoadModel, SearchArgs};
+use crate::database::POSTGRES;
 use crate::diagnosis::LOADGEN;
 use crate::load::{self, Driver, DriverConfig, StepSummary};
 use crate::procstat::Sampler;
@@ -413,7 +414,10 @@ async fn measure_window(
         let mine: Vec<_> = processes
             .iter()
             .filter(|p| {
-                p.name == LOADGEN || t.procs.iter().any(|(n, pid)| *n == p.name && *pid == p.pid)
+                // The load generator and the database server serve both sides.
+                p.name == LOADGEN
+                    || p.name.starts_with(POSTGRES)
+                    || t.procs.iter().any(|(n, pid)| *n == p.name && *pid == p.pid)
             })
             .cloned()
             .collect();

@@ -157,6 +157,39 @@ pub enum LoadModel {
     Open,
 }
 
+/// Where the replicas keep their data (`--database`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum DatabaseChoice {
+    /// A SQLite file: the one given, or `market.db` in the run folder.
+    Sqlite(Option<PathBuf>),
+    /// A throwaway PostgreSQL cluster started (and stopped) by the lab.
+    Postgres,
+    /// An existing PostgreSQL server, by URL (possibly on another host).
+    PostgresUrl(String),
+}
+
+impl DatabaseChoice {
+    /// Whether the replicas run on PostgreSQL.
+    pub fn is_postgres(&self) -> bool {
+        !matches!(self, DatabaseChoice::Sqlite(_))
+    }
+}
+
+/// `sqlite`, `postgres`, `postgres://…`/`postgresql://…`, or a SQLite file.
+pub fn parse_database(s: &str) -> Result<DatabaseChoice, String> {
+    match s {
+        "" => Err("expected sqlite, postgres, a postgres:// URL or a SQLite file".into()),
+        "sqlite" => Ok(DatabaseChoice::Sqlite(None)),
+        "postgres" | "postgresql" => Ok(DatabaseChoice::Postgres),
+        url if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+            Ok(DatabaseChoice::PostgresUrl(url.to_string()))
+        }
+        file => Ok(DatabaseChoice::Sqlite(Some(PathBuf::from(
+            file.strip_prefix("sqlite://").unwrap_or(file),
+        )))),
+    }
+}
+
 /// What every command that starts the stack needs.
 #[derive(Debug, Clone, Args)]
 pub struct StackArgs {
@@ -182,10 +215,17 @@ pub struct StackArgs {
     /// least_time, p2c_ewma).
     #[arg(long, default_value = "round_robin", value_parser = parse_algorithm)]
     pub algorithm: String,
-    /// SQLite database file shared by the replicas (default: `market.db` in
-    /// the output folder). Migrated and seeded once by the lab.
-    #[arg(long)]
-    pub database: Option<PathBuf>,
+    /// The database the replicas share: `sqlite` (a `market.db` in the
+    /// output folder), a SQLite FILE, `postgres` (a throwaway PostgreSQL
+    /// cluster for the run, from Debian's `postgresql` server binaries), or
+    /// `postgres://USER:PASSWORD@HOST:PORT/DB` (an existing server). Migrated
+    /// and seeded once by the lab.
+    #[arg(long, default_value = "sqlite", value_parser = parse_database)]
+    pub database: DatabaseChoice,
+    /// Database connections per replica (`market-api serve --pool-size`); a
+    /// lab-started PostgreSQL gets replicas × this + a few `max_connections`.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub pool_size: u16,
     /// Output folder; each run writes into a `<timestamp>` folder inside it.
     #[arg(long, default_value = "lab-out")]
     pub out: PathBuf,
@@ -297,9 +337,13 @@ pub struct ScaleArgs {
     /// Output folder; each run writes into a `<timestamp>` folder inside it.
     #[arg(long, default_value = "lab-out")]
     pub out: PathBuf,
-    /// SQLite database file (default: `market.db` in the output folder).
-    #[arg(long)]
-    pub database: Option<PathBuf>,
+    /// The database (as for `compare`: `sqlite`, a FILE, `postgres` or a
+    /// `postgres://` URL).
+    #[arg(long, default_value = "sqlite", value_parser = parse_database)]
+    pub database: DatabaseChoice,
+    /// Database connections per replica (as for `compare`).
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub pool_size: u16,
     /// Let the load generator and the balancer share CPUs with the
     /// replicas (see `compare --help`).
     #[arg(long)]
@@ -322,6 +366,7 @@ impl ScaleArgs {
             no_pin: self.no_pin,
             algorithm: self.algorithm.clone(),
             database: self.database.clone(),
+            pool_size: self.pool_size,
             out: self.out.clone(),
             startup_timeout: Duration::from_secs(30),
             replica_args: Vec::new(),

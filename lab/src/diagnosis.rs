@@ -10,6 +10,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::database::POSTGRES;
 use crate::load::{LoginShape, StepSummary};
 use crate::step::StepRecord;
 
@@ -229,6 +230,9 @@ struct Usage {
     loadgen: f64,
     /// The balancer, % of a core, if it took part.
     balancer: Option<f64>,
+    /// A lab-started PostgreSQL server, all its processes, % of a core, and
+    /// how many processes that is (none on SQLite or an external server).
+    database: Option<(f64, usize)>,
     /// Mean fraction of periods the budgeted replicas were throttled in.
     throttled: f64,
     /// Host busy %, over all cores.
@@ -260,6 +264,10 @@ impl Usage {
             avg_replica: mean(&replicas),
             loadgen: cpu(&|n| n == LOADGEN).first().copied().unwrap_or(0.0),
             balancer: cpu(&|n| n == "balancer").first().copied(),
+            database: {
+                let db = cpu(&|n| n.starts_with(POSTGRES));
+                (!db.is_empty()).then(|| (db.iter().sum(), db.len()))
+            },
             throttled: mean(&step.throttled.iter().map(|t| t.1).collect::<Vec<_>>()),
             host,
             cores,
@@ -293,6 +301,11 @@ fn evidence(u: &Usage, step: &StepRecord, budget: Option<f64>) -> Vec<String> {
     ];
     if let Some(b) = u.balancer {
         evidence.push(format!("the balancer used {b:.0}% of a core"));
+    }
+    if let Some((d, n)) = u.database {
+        evidence.push(format!(
+            "the PostgreSQL server ({n} processes, outside the replicas' CPU budget) used {d:.0}% of a core"
+        ));
     }
     if u.others >= 30.0 {
         evidence.push(format!(
@@ -349,6 +362,14 @@ fn verdict(u: &Usage, s: &StepSummary, budget: Option<f64>) -> (String, String) 
             "the balancer".to_string(),
             "the balancer used about a core: it, not the replicas, set the pace (give it more workers or a core of its own)".to_string(),
         )
+    } else if u
+        .database
+        .is_some_and(|(d, _)| d >= 100.0 * SATURATED * 1.05)
+    {
+        (
+            "the database server's CPU".to_string(),
+            "the PostgreSQL server used about a core: the replicas waited on their queries, so more replicas would not help (give the database more CPU, or a host of its own)".to_string(),
+        )
     } else if host >= 90.0 {
         (
             "host CPU".to_string(),
@@ -362,9 +383,20 @@ fn verdict(u: &Usage, s: &StepSummary, budget: Option<f64>) -> (String, String) 
         && post_ratio > 2.0 * get_ratio
         && s.post_failures * 2 >= s.failures
     {
+        if u.database.is_some() {
+            return (
+                "database lock waits".to_string(),
+                "database lock waits: failures concentrate on POSTs while reads pass; PostgreSQL serialises product writes on the change-counter row until each commits, so writes wait on each other's locks".to_string(),
+            );
+        }
         (
             "SQLite writes".to_string(),
             "SQLite writes: failures concentrate on POSTs while reads pass; SQLite lets one writer at a time, so writes queue behind each other (the replicas all share one database file)".to_string(),
+        )
+    } else if u.database.is_some() && s.status_5xx * 2 >= s.failures.max(1) {
+        (
+            "too few pool connections".to_string(),
+            "too few pool connections: most failures were 5xx answers, which market-api on PostgreSQL gives (503 `Database unavailable`) when no connection of its pool came free within 5 s; raise --pool-size (the lab sizes the server's max_connections to match)".to_string(),
         )
     } else if s.failures == 0 && s.p95_ms <= 0.0 {
         (
@@ -616,5 +648,65 @@ mod tests {
         };
         let s = step(&[("replica r1", 10.0), (LOADGEN, 20.0)], 30.0, summary);
         assert_eq!(diagnose(&s, Some(0.25)).bottleneck, "SQLite writes");
+    }
+
+    /// `rest` plus a lab-started PostgreSQL's processes, as the stack names
+    /// them, with its backends at `backend` % of a core each.
+    fn with_pg(rest: &[(&'static str, f64)], backend: &[f64]) -> Vec<(&'static str, f64)> {
+        let mut v = rest.to_vec();
+        v.extend([("postgres server", 2.0), ("postgres walwriter", 1.0)]);
+        v.extend(backend.iter().map(|&c| ("postgres backend", c)));
+        v
+    }
+
+    #[test]
+    fn names_the_database_server_when_its_processes_sum_to_a_core() {
+        // No single process is near a core; together they are.
+        let procs = with_pg(&[("replica r1", 10.0), (LOADGEN, 20.0)], &[45.0, 46.0]);
+        let d = diagnose(&step(&procs, 70.0, busy()), Some(0.25));
+        assert_eq!(d.bottleneck, "the database server's CPU");
+        assert!(
+            d.evidence
+                .iter()
+                .any(|e| e.contains("PostgreSQL server (4 processes")),
+            "{:?}",
+            d.evidence
+        );
+        // The same processes well under a core are evidence, not the verdict.
+        let procs = with_pg(&[("replica r1", 10.0), (LOADGEN, 20.0)], &[30.0]);
+        let d = diagnose(&step(&procs, 40.0, busy()), Some(0.25));
+        assert_ne!(d.bottleneck, "the database server's CPU");
+    }
+
+    #[test]
+    fn names_lock_waits_and_the_pool_on_postgres() {
+        let posts_fail = StepSummary {
+            requests: 1000,
+            failures: 50,
+            post_requests: 100,
+            post_failures: 50,
+            get_requests: 900,
+            p95_ms: 100.0,
+            ..StepSummary::default()
+        };
+        let procs = with_pg(&[("replica r1", 10.0), (LOADGEN, 20.0)], &[5.0]);
+        let d = diagnose(&step(&procs, 30.0, posts_fail), Some(0.25));
+        assert_eq!(d.bottleneck, "database lock waits");
+
+        let unavailable = StepSummary {
+            requests: 1000,
+            failures: 80,
+            get_requests: 1000,
+            get_failures: 80,
+            status_5xx: 80,
+            p95_ms: 5000.0,
+            ..StepSummary::default()
+        };
+        let d = diagnose(&step(&procs, 30.0, unavailable.clone()), Some(0.25));
+        assert_eq!(d.bottleneck, "too few pool connections");
+        assert!(d.explanation.contains("--pool-size"), "{}", d.explanation);
+        // On SQLite the same 5xx are not blamed on a pool.
+        let sqlite = step(&[("replica r1", 10.0), (LOADGEN, 20.0)], 30.0, unavailable);
+        assert_eq!(diagnose(&sqlite, Some(0.25)).bottleneck, "waiting, not CPU");
     }
 }

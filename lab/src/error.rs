@@ -71,6 +71,10 @@ pub enum Error {
         /// Why not.
         reason: String,
     },
+    /// The throwaway PostgreSQL cluster could not be started or used (its
+    /// message says what to install or change).
+    #[error("PostgreSQL for the lab: {0}")]
+    Postgres(#[from] pgcluster::Error),
     /// A CPU budget was asked for but no cgroup could be written.
     #[error("{0}")]
     Cgroup(String),

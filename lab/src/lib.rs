@@ -12,7 +12,8 @@
 //! - `cgroup`: CPU budgets per replica (cgroup v1 or v2 quotas);
 //! - `procstat`: CPU% and memory from `/proc`;
 //! - `status`: the balancer's `/status` document and HTTP probes;
-//! - `stack`: N replicas sharing one seeded SQLite file + the balancer;
+//! - `database`: the shared SQLite file or PostgreSQL (lab-started or existing);
+//! - `stack`: N replicas sharing one seeded database + the balancer;
 //! - `load`: the bridge to `loadgen` (plans and step summaries);
 //! - `capacity`: stepping the load up until the objective breaks;
 //! - `step`: one measured step, read by the search, diagnosis and reports;
@@ -29,6 +30,7 @@ mod capacity;
 mod cgroup;
 pub mod cli;
 mod compare;
+mod database;
 mod demo;
 mod diagnosis;
 mod error;

@@ -1,5 +1,6 @@
-//! The system under test: N market-api replicas sharing one SQLite file
-//! (migrated and seeded once by the lab), optionally one more replica to be
+//! The system under test: N market-api replicas sharing one database (a
+//! SQLite file or PostgreSQL, migrated and seeded once by the lab: the
+//! `database` module), optionally one more replica to be
 //! measured on its own, and the balancer in front of the N.
 //!
 //! Every process is a [`ChildGuard`]; the [`Stack`] owns them all, so
@@ -13,7 +14,8 @@ use std::time::Duration;
 
 use crate::affinity::{self, Placement};
 use crate::cgroup::CpuGroups;
-use crate::cli::{CpuBudget, StackArgs};
+use crate::cli::{CpuBudget, DatabaseChoice, StackArgs};
+use crate::database::{Database, DatabasePlan};
 use crate::process::{ChildGuard, Spec};
 use crate::status::Probe;
 use crate::Error;
@@ -56,8 +58,10 @@ pub struct StackPlan {
     pub workers: Option<u16>,
     /// Balancing algorithm.
     pub algorithm: String,
-    /// The shared SQLite file.
-    pub database: PathBuf,
+    /// The shared database.
+    pub database: DatabaseChoice,
+    /// Database connections per replica (`--pool-size`).
+    pub pool_size: u16,
     /// The run folder (logs go here).
     pub run_dir: PathBuf,
     /// Start-up timeout per process.
@@ -75,12 +79,15 @@ pub struct StackPlan {
 }
 
 impl StackPlan {
+    /// `max_connections` for a lab-started PostgreSQL: every replica's pool
+    /// (the group, the single one, and up to five added later by `demo`),
+    /// plus a few for migrate, seed and a person with `psql`.
+    pub fn max_connections(&self) -> u32 {
+        (u32::from(self.replicas) + 1 + 5) * u32::from(self.pool_size) + 5
+    }
+
     /// The plan for a stack command's flags, writing into `run_dir`.
     pub fn from_args(args: &StackArgs, run_dir: &Path, single: bool) -> StackPlan {
-        let database = args
-            .database
-            .clone()
-            .unwrap_or_else(|| run_dir.join("market.db"));
         StackPlan {
             replicas: args.replicas,
             single,
@@ -91,7 +98,8 @@ impl StackPlan {
                 _ => None,
             }),
             algorithm: args.algorithm.clone(),
-            database,
+            database: args.database.clone(),
+            pool_size: args.pool_size,
             run_dir: run_dir.to_path_buf(),
             startup_timeout: args.startup_timeout,
             replica_args: args.replica_args.clone(),
@@ -103,7 +111,7 @@ impl StackPlan {
     }
 }
 
-/// The running stack. Fields drop in order: balancer, replicas, then cgroups.
+/// The running stack. Fields drop in order: balancer, replicas, cgroups, then the database.
 #[derive(Debug)]
 pub struct Stack {
     /// The balancer (absent if `replicas == 0`).
@@ -126,6 +134,8 @@ pub struct Stack {
     pub budget_note: String,
     /// The shared database URL.
     pub database_url: String,
+    /// The database; after the replicas, so a lab-started server stops last.
+    pub database: Database,
 }
 
 impl Stack {
@@ -133,34 +143,16 @@ impl Stack {
     /// each answers `/healthz`. On any failure everything started so far is
     /// stopped before the error is returned.
     pub async fn start(plan: &StackPlan) -> Result<Stack, Error> {
-        let database_url = prepare_database(plan).await?;
-        let (cgroups, budget_applied, budget_note) = match plan.budget {
-            CpuBudget::None => (
-                None,
-                CpuBudget::None,
-                "no CPU budget: every replica may use every core of this machine, so the replicas compete for the same cores".to_string(),
-            ),
-            CpuBudget::Cores(c) => match CpuGroups::create(c) {
-                Ok(mut g) => {
-                    let mut note = format!(
-                        "each replica is limited to {c} of a core (cgroup {:?} quota under {}), modelling separate servers",
-                        g.version(),
-                        g.base().display()
-                    );
-                    if plan.pin {
-                        note.push_str(&keep_tools_apart(&mut g));
-                    }
-                    (Some(g), plan.budget, note)
-                }
-                Err(why) => (
-                    None,
-                    CpuBudget::None,
-                    format!(
-                        "asked for {c} of a core per replica, but no cgroup could be written ({why}); the replicas share all cores, so read the result as one machine, not N servers (run as root or with a delegated cgroup to model separate servers)"
-                    ),
-                ),
-            },
-        };
+        let database = Database::prepare(&DatabasePlan {
+            choice: &plan.database,
+            run_dir: &plan.run_dir,
+            max_connections: plan.max_connections(),
+            startup_timeout: plan.startup_timeout,
+        })
+        .await?;
+        println!("lab: {}", database.note);
+        let database_url = database.url.clone();
+        let (cgroups, budget_applied, budget_note) = cpu_budget(plan.budget, plan.pin);
         let jwt_secret = format!(
             "lab-{}-{}",
             std::process::id(),
@@ -221,8 +213,13 @@ impl Stack {
             jwt_secret,
             cgroups,
             budget_applied,
-            budget_note,
+            budget_note: if database.is_lab_postgres() {
+                format!("{budget_note}; the PostgreSQL server runs outside the replicas' CPU budget, like the balancer")
+            } else {
+                budget_note
+            },
             database_url,
+            database,
         })
     }
 
@@ -256,6 +253,7 @@ impl Stack {
             v.push((format!("replica {}", r.id), r.guard.pid()));
         }
         v.push(("balancer".into(), self.balancer.guard.pid()));
+        v.extend(self.database.processes());
         v
     }
 
@@ -293,50 +291,41 @@ impl Stack {
         {
             r.guard.stop().await;
         }
+        self.database.stop().await;
     }
 }
 
-/// Checks the database file can be created, then runs `migrate` and `seed`
-/// once, in child processes, before any replica starts.
-async fn prepare_database(plan: &StackPlan) -> Result<String, Error> {
-    let path = &plan.database;
-    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        if !parent.is_dir() {
-            return Err(Error::Database {
-                path: path.clone(),
-                reason: format!("the folder {} does not exist", parent.display()),
-            });
-        }
+/// The cgroups for a CPU budget per replica, the budget actually applied
+/// (none when no cgroup could be written) and the sentence that says so;
+/// with `pin`, the tools and the replicas get CPUs of their own.
+fn cpu_budget(budget: CpuBudget, pin: bool) -> (Option<CpuGroups>, CpuBudget, String) {
+    match budget {
+        CpuBudget::None => (
+            None,
+            CpuBudget::None,
+            "no CPU budget: every replica may use every core of this machine, so the replicas compete for the same cores".to_string(),
+        ),
+        CpuBudget::Cores(c) => match CpuGroups::create(c) {
+            Ok(mut g) => {
+                let mut note = format!(
+                    "each replica is limited to {c} of a core (cgroup {:?} quota under {}), modelling separate servers",
+                    g.version(),
+                    g.base().display()
+                );
+                if pin {
+                    note.push_str(&keep_tools_apart(&mut g));
+                }
+                (Some(g), budget, note)
+            }
+            Err(why) => (
+                None,
+                CpuBudget::None,
+                format!(
+                    "asked for {c} of a core per replica, but no cgroup could be written ({why}); the replicas share all cores, so read the result as one machine, not N servers (run as root or with a delegated cgroup to model separate servers)"
+                ),
+            ),
+        },
     }
-    std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .map_err(|e| Error::Database {
-            path: path.clone(),
-            reason: e.to_string(),
-        })?;
-    let abs = std::fs::canonicalize(path).map_err(|e| Error::Database {
-        path: path.clone(),
-        reason: e.to_string(),
-    })?;
-    let url = format!("sqlite://{}", abs.display());
-    let log = plan.run_dir.join("seed.log");
-    for task in ["migrate", "seed"] {
-        let spec = Spec {
-            name: format!("market-api {task}"),
-            args: vec![
-                "market-api".into(),
-                task.into(),
-                "--database-url".into(),
-                url.clone().into(),
-            ],
-            log: log.clone(),
-            run_dir: plan.run_dir.clone(),
-        };
-        ChildGuard::run_to_end(&spec, Duration::from_secs(120).max(plan.startup_timeout)).await?;
-    }
-    Ok(url)
 }
 
 /// Puts this process (and so the balancer it starts later) on the tools'
@@ -380,6 +369,8 @@ async fn start_replica(
     args.push(jwt_secret.into());
     args.push("--replica-id".into());
     args.push(id.into());
+    args.push("--pool-size".into());
+    args.push(plan.pool_size.to_string().into());
     if let Some(w) = plan.workers {
         args.push("--workers".into());
         args.push(w.to_string().into());

@@ -10,6 +10,7 @@
 use std::fmt;
 use std::fs;
 use std::future::Future;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -25,8 +26,8 @@ use crate::server::Server;
 use crate::settings::{self, Settings, CONF_FILE};
 use crate::Error;
 
-/// The only address the server listens on.
-const HOST: &str = "127.0.0.1";
+/// The address the server listens on unless told another.
+const LOOPBACK: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 /// The server's stderr, in the data folder.
 const LOG_FILE: &str = "postgres.log";
 /// Tries with a fresh port when a library-chosen one was taken meanwhile.
@@ -43,8 +44,17 @@ pub struct Options {
     /// The data folder: created, and replaced when it holds a stopped cluster
     /// that this crate made. Its parents must be reachable by [`run_as`](Self::run_as).
     pub data_dir: PathBuf,
-    /// The port on 127.0.0.1; `None` lets the library pick a free one.
+    /// The port; `None` lets the library pick one that is free on
+    /// [`listen`](Self::listen) (seen from the calling thread's network namespace).
     pub port: Option<u16>,
+    /// The one address the server listens on: 127.0.0.1 by default. Another
+    /// address must exist where the server runs: the multi-host test starts
+    /// the cluster from a thread inside a network namespace holding it (the
+    /// server is spawned by a thread that one starts, so it runs there too).
+    pub listen: IpAddr,
+    /// Networks let in besides `listen` itself, as `ADDR/LEN`
+    /// (`10.213.0.0/24`); every client still needs the password.
+    pub clients: Vec<String>,
     /// The database superuser's name (1–63 of `a-z`, `0-9`, `_`).
     pub user: String,
     /// Its password; `None` makes a random one (see [`Cluster::password`]).
@@ -69,6 +79,8 @@ impl Options {
         Options {
             data_dir: data_dir.into(),
             port: None,
+            listen: LOOPBACK,
+            clients: Vec::new(),
             user: "lab".into(),
             password: None,
             max_connections: 100,
@@ -87,6 +99,7 @@ impl Options {
 pub struct Cluster {
     binaries: Binaries,
     data_dir: PathBuf,
+    host: IpAddr,
     port: u16,
     user: String,
     password: String,
@@ -113,6 +126,13 @@ impl Cluster {
     /// it accepts connections.
     pub async fn start(options: Options) -> Result<Cluster, Error> {
         validate_name("user name", &options.user)?;
+        for net in &options.clients {
+            settings::check_network(net).map_err(|why| Error::Invalid {
+                what: "client network",
+                value: net.clone(),
+                why,
+            })?;
+        }
         let password = match &options.password {
             Some(p) => validate_password(p)?.to_string(),
             None => random_password(),
@@ -135,6 +155,7 @@ impl Cluster {
         Ok(Cluster {
             binaries,
             data_dir,
+            host: options.listen,
             port,
             user: options.user,
             password,
@@ -152,12 +173,16 @@ impl Cluster {
     /// refused, then accepted again). Returns what `while_down` returned.
     ///
     /// The port stays the same so that clients' URLs keep working; if
-    /// another process took it meanwhile, the start fails and says so.
+    /// another process took it meanwhile, the start fails and says so. With
+    /// [`Options::listen`] inside a network namespace, call it from a thread
+    /// in that namespace, as for the start.
     pub async fn restart_with<F: Future>(&mut self, while_down: F) -> Result<F::Output, Error> {
         self.stop_server().await?;
         let output = while_down.await;
         let options = Options {
             port: Some(self.port),
+            // The settings file already names it; `launch` waits on it.
+            listen: self.host,
             start_timeout: self.start_timeout,
             ..Options::new(&self.data_dir)
         };
@@ -208,7 +233,8 @@ impl Cluster {
         Ok(())
     }
 
-    /// `postgres://USER:PASSWORD@127.0.0.1:PORT/postgres`.
+    /// `postgres://USER:PASSWORD@HOST:PORT/postgres` (HOST: 127.0.0.1 unless
+    /// [`Options::listen`] said otherwise).
     pub fn url(&self) -> String {
         self.url_for("postgres")
     }
@@ -216,8 +242,12 @@ impl Cluster {
     /// The URL of database `database` on this cluster.
     pub fn url_for(&self, database: &str) -> String {
         let password = utf8_percent_encode(&self.password, NON_ALPHANUMERIC);
+        let host = match self.host {
+            IpAddr::V4(a) => a.to_string(),
+            IpAddr::V6(a) => format!("[{a}]"),
+        };
         format!(
-            "postgres://{}:{password}@{HOST}:{}/{database}",
+            "postgres://{}:{password}@{host}:{}/{database}",
             self.user, self.port
         )
     }
@@ -236,7 +266,7 @@ impl Cluster {
     pub fn client(&self, program: &str) -> Command {
         let mut command = Command::new(self.binaries.tool(program));
         command
-            .env("PGHOST", HOST)
+            .env("PGHOST", self.host.to_string())
             .env("PGPORT", self.port.to_string())
             .env("PGUSER", &self.user)
             .env("PGPASSWORD", &self.password)
@@ -257,8 +287,9 @@ impl Cluster {
         procs::children_of(self.pid()).map_err(Error::io("listing PostgreSQL's processes in /proc"))
     }
 
-    pub fn host(&self) -> &'static str {
-        HOST
+    /// The address the server listens on.
+    pub fn host(&self) -> IpAddr {
+        self.host
     }
 
     pub fn port(&self) -> u16 {
@@ -412,6 +443,8 @@ async fn initdb(
 
 fn write_settings(data_dir: &Path, options: &Options, who: &RunAs) -> Result<(), Error> {
     let settings = Settings {
+        listen: options.listen,
+        clients: options.clients.clone(),
         max_connections: options.max_connections,
         shared_buffers_mb: options.shared_buffers_mb,
     };
@@ -421,7 +454,7 @@ fn write_settings(data_dir: &Path, options: &Options, who: &RunAs) -> Result<(),
         account::give(&path, who)
     };
     write(CONF_FILE, &settings::server_conf(&settings))?;
-    write("pg_hba.conf", settings::hba_conf())?;
+    write("pg_hba.conf", &settings::hba_conf(&settings))?;
     let main_conf = data_dir.join("postgresql.conf");
     let mut text = fs::read_to_string(&main_conf)
         .map_err(Error::io(format!("reading {}", main_conf.display())))?;
@@ -446,11 +479,12 @@ async fn launch(
     loop {
         let port = match options.port {
             Some(port) => port,
-            None => free_port()?,
+            None => free_port(options.listen)?,
         };
         let log = LogSpan::from_end(data_dir.join(LOG_FILE));
         let server = spawn_server(binaries, launcher, data_dir, port, &log.path).await?;
-        match wait_ready(&server, data_dir, port, options.start_timeout, &log).await {
+        let addr = SocketAddr::new(options.listen, port);
+        match wait_ready(&server, data_dir, addr, options.start_timeout, &log).await {
             Ok(()) => return Ok((server, port)),
             Err(Error::Exited { tail, .. })
                 if attempt < attempts && tail.contains("could not bind") =>
@@ -499,7 +533,7 @@ async fn spawn_server(
 async fn wait_ready(
     server: &Server,
     data_dir: &Path,
-    port: u16,
+    addr: SocketAddr,
     timeout: Duration,
     log: &LogSpan,
 ) -> Result<(), Error> {
@@ -519,7 +553,7 @@ async fn wait_ready(
             server.kill_after(Duration::ZERO);
             server.wait(Duration::from_secs(5)).await;
             return Err(Error::StartTimeout {
-                port,
+                addr,
                 timeout,
                 log: log.path.clone(),
                 tail: log.tail(),
@@ -587,14 +621,14 @@ async fn run_tool(
     })
 }
 
-/// A port that was free on 127.0.0.1 a moment ago (see [`launch`] for the race).
-fn free_port() -> Result<u16, Error> {
-    let listener = std::net::TcpListener::bind((HOST, 0))
-        .map_err(Error::io("finding a free port on 127.0.0.1"))?;
+/// A port that was free on `host` a moment ago (see [`launch`] for the race).
+fn free_port(host: IpAddr) -> Result<u16, Error> {
+    let what = || format!("finding a free port on {host}");
+    let listener = std::net::TcpListener::bind((host, 0)).map_err(Error::io(what()))?;
     listener
         .local_addr()
         .map(|a| a.port())
-        .map_err(Error::io("finding a free port on 127.0.0.1"))
+        .map_err(Error::io(what()))
 }
 
 fn random_password() -> String {

@@ -74,9 +74,9 @@ pub enum Error {
     },
 
     /// The server did not accept connections in time.
-    #[error("PostgreSQL did not accept connections on 127.0.0.1:{port} within {timeout:?}; the end of {log}:\n{tail}")]
+    #[error("PostgreSQL did not accept connections on {addr} within {timeout:?}; the end of {log}:\n{tail}")]
     StartTimeout {
-        port: u16,
+        addr: std::net::SocketAddr,
         timeout: Duration,
         log: PathBuf,
         tail: String,

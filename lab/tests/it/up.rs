@@ -11,7 +11,10 @@ use nix::unistd::Pid;
 use crate::support::{assert_no_processes, lab, spawn_lines};
 
 /// Starts `lab up` and returns it with the URLs it printed before `ready`.
-fn start_up(tmp: &std::path::Path, extra: &[&str]) -> (Child, Vec<String>, mpsc::Receiver<String>) {
+pub(crate) fn start_up(
+    tmp: &std::path::Path,
+    extra: &[&str],
+) -> (Child, Vec<String>, mpsc::Receiver<String>) {
     let mut cmd = lab();
     cmd.args(["up", "--replicas", "2"])
         .args(extra)
@@ -38,7 +41,7 @@ fn start_up(tmp: &std::path::Path, extra: &[&str]) -> (Child, Vec<String>, mpsc:
     (child, urls, rx)
 }
 
-fn wait_exit(child: &mut Child, timeout: Duration) -> std::process::ExitStatus {
+pub(crate) fn wait_exit(child: &mut Child, timeout: Duration) -> std::process::ExitStatus {
     let deadline = Instant::now() + timeout;
     loop {
         if let Some(s) = child.try_wait().unwrap() {

@@ -143,3 +143,40 @@ async fn databases_are_created_and_reported_processes_are_the_servers() {
     })
     .await;
 }
+
+/// `Options::listen` and `clients`: a server on 127.0.0.2 (still loopback,
+/// so the test needs no namespace) is reached there and not on 127.0.0.1,
+/// and a client network that is not one is refused before anything starts.
+#[tokio::test]
+async fn a_cluster_listens_on_the_address_it_is_given() {
+    bounded(async {
+        let dir = scratch();
+        let pg = Cluster::start(Options {
+            listen: [127, 0, 0, 2].into(),
+            clients: vec!["127.0.0.0/8".into()],
+            ..Options::new(dir.path().join("pg"))
+        })
+        .await
+        .unwrap();
+        assert_eq!(pg.host().to_string(), "127.0.0.2");
+        assert!(pg.url().contains(&format!("@127.0.0.2:{}/", pg.port())));
+        assert_eq!(query(&pg, "show listen_addresses"), "127.0.0.2");
+        // The kernel may pick 127.0.0.1 as the source: `clients` lets it in.
+        assert_eq!(query(&pg, "select 40 + 2"), "42");
+        let elsewhere = pg.url().replace("@127.0.0.2:", "@127.0.0.1:");
+        let out = psql(&pg, &elsewhere, "select 1");
+        assert!(!out.status.success(), "nothing listens on 127.0.0.1");
+        pg.stop().await.unwrap();
+
+        let err = Cluster::start(Options {
+            clients: vec!["10.0.0.0/33".into()],
+            ..Options::new(dir.path().join("bad"))
+        })
+        .await
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("client network \"10.0.0.0/33\""), "{err}");
+        assert!(!dir.path().join("bad").exists(), "refused before initdb");
+    })
+    .await;
+}
