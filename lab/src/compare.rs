@@ -170,7 +170,7 @@ pub async fn run(args: CompareArgs) -> Result<(), Error> {
 /// Spawn rates of the single server and of the group, announced with the objective.
 fn spawn_rates(ctx: &Ctx<'_>, replicas: u16) -> [f64; 2] {
     let budget = ctx.stack.budget_applied.cores();
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+    let cores = crate::procstat::host_cores() as f64;
     let per_replica = spawn_rate_per_replica(ctx.args, budget, cores);
     let rates = [
         per_replica,
@@ -412,9 +412,7 @@ fn build_report(
         budget_note: stack.budget_note.clone(),
         cpus_apart: stack.cgroups.as_ref().is_some_and(CpuGroups::keeps_apart),
         capacity_model: CAPACITY_MODEL.to_string(),
-        host_cores: std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1),
+        host_cores: crate::procstat::host_cores(),
         slo,
         model: match args.search.model {
             LoadModel::Closed => "closed".into(),

@@ -51,7 +51,7 @@ pub async fn run(args: DemoArgs) -> Result<(), Error> {
         probe: Probe::new(),
         breaking_load: None,
         budget: stack.budget_applied.cores(),
-        cores: std::thread::available_parallelism().map_or(1, |n| n.get()) as f64,
+        cores: crate::procstat::host_cores() as f64,
     };
     for c in chapters {
         match c {

@@ -137,9 +137,7 @@ impl Sampler {
                 }
             })
             .collect();
-        let cores = std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1);
+        let cores = host_cores();
         let host = match (self.host, host_ticks()) {
             (Some((b0, t0)), Some((b1, t1))) if t1 > t0 => HostUsage {
                 cpu_percent: (b1.saturating_sub(b0)) as f64 / (t1 - t0) as f64 * 100.0,
@@ -154,9 +152,44 @@ impl Sampler {
     }
 }
 
+/// CPUs of the machine (the `cpuN` lines of `/proc/stat`), whatever this
+/// process is pinned to: `available_parallelism` counts only the CPUs of
+/// our own affinity mask, which [`crate::affinity`] narrows.
+pub fn host_cores() -> usize {
+    let counted = std::fs::read_to_string("/proc/stat").map_or(0, |stat| {
+        stat.lines()
+            .filter(|l| {
+                l.strip_prefix("cpu")
+                    .is_some_and(|rest| rest.starts_with(|c: char| c.is_ascii_digit()))
+            })
+            .count()
+    });
+    if counted > 0 {
+        counted
+    } else {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn host_cores_counts_the_machine_not_the_affinity_mask() {
+        let mask = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let online = std::fs::read_to_string("/sys/devices/system/cpu/online").unwrap_or_default();
+        assert!(host_cores() >= mask, "{} < {mask}", host_cores());
+        // "0-1", "0-3,5": the highest number + 1 bounds the count.
+        if let Some(max) = online
+            .trim()
+            .split([',', '-'])
+            .filter_map(|n| n.parse::<usize>().ok())
+            .max()
+        {
+            assert!(host_cores() <= max + 1, "{} > {online}", host_cores());
+        }
+    }
 
     #[test]
     fn stat_with_spaces_in_command_name() {

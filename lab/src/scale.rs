@@ -116,7 +116,7 @@ async fn measure_counts(
     stop: &mut Interrupt,
 ) -> Result<(Vec<ScalePoint>, bool), Error> {
     let budget = ctx.stack.budget_applied.cores();
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+    let cores = crate::procstat::host_cores() as f64;
     let per_replica = spawn_rate_per_replica(ctx.args, budget, cores);
     let mut points: Vec<ScalePoint> = balancers.iter().map(|(n, _)| ScalePoint::new(*n)).collect();
     let k = ctx.args.repeat;
