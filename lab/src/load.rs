@@ -636,7 +636,11 @@ mod tests {
         let id = names.intern("GET", "/api/products/");
         let mut st = StatsState::new(names);
         for i in 0..400u64 {
-            let (ms, refused) = if i % 4 == 0 { (200 + i / 4, false) } else { (1, true) };
+            let (ms, refused) = if i % 4 == 0 {
+                (200 + i / 4, false)
+            } else {
+                (1, true)
+            };
             st.record(Sample {
                 key: Key::Id(id),
                 latency_us: ms * 1000,

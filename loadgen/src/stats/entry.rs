@@ -244,7 +244,13 @@ impl Entry {
         let ok = self.successful_hist()?;
         let n = ok.len();
         let ms = |us: u64| if n == 0 { 0.0 } else { us as f64 / 1000.0 };
-        let q = |p: f64| if n == 0 { 0.0 } else { ms(ok.value_at_quantile(p)) };
+        let q = |p: f64| {
+            if n == 0 {
+                0.0
+            } else {
+                ms(ok.value_at_quantile(p))
+            }
+        };
         Some(Successful {
             num_requests: n,
             median_response_time: q(0.5),

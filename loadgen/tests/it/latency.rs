@@ -110,7 +110,10 @@ async fn successful_latency_leaves_fast_refusals_out() {
     .await;
     assert_eq!(r.counts(), (400, 300));
     let t = r.total().unwrap();
-    let ok = t.successful.as_ref().expect("this loadgen kept the failures");
+    let ok = t
+        .successful
+        .as_ref()
+        .expect("this loadgen kept the failures");
     assert_eq!(ok.num_requests, 100);
     // Hard lower bound: the server waits 60 ms before every success, so a
     // single refusal among them would show as a minimum below it.

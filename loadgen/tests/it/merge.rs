@@ -116,12 +116,21 @@ async fn merged_segments_equal_the_combined_run() {
     );
     // The successful requests' latency is merged too: all 101 of `/ok`,
     // none of the 404s.
-    let ok = t.successful.as_ref().expect("both segments kept their failures");
+    let ok = t
+        .successful
+        .as_ref()
+        .expect("both segments kept their failures");
     assert_eq!(ok.num_requests, 101);
     assert!(ok.min_response_time >= 20.0, "{ok:?}");
     assert_eq!(
         ok.num_requests,
-        combined.total().unwrap().successful.as_ref().unwrap().num_requests
+        combined
+            .total()
+            .unwrap()
+            .successful
+            .as_ref()
+            .unwrap()
+            .num_requests
     );
     let missing = merged.stats.iter().find(|s| s.name == "/missing").unwrap();
     assert_eq!(missing.successful.as_ref().unwrap().num_requests, 0);
@@ -176,5 +185,7 @@ async fn merge_with_an_older_report(dir: &tempfile::TempDir, a: &str, b: &str) {
     assert_eq!(row("/missing").successful, None);
     let ok = row("/ok").successful.as_ref().expect("/ok never failed");
     assert_eq!(ok.num_requests, 101);
-    assert!(!std::fs::read_to_string(&out).unwrap().contains("\"successful\": null"));
+    assert!(!std::fs::read_to_string(&out)
+        .unwrap()
+        .contains("\"successful\": null"));
 }
