@@ -467,6 +467,14 @@ pub struct StepSummary {
     pub avg_ms: f64,
     /// Maximum, ms.
     pub max_ms: f64,
+    /// Median of the successful requests only, ms: fast refusals (a
+    /// shedder's 503s) pull `p50_ms` down. `None` when nothing succeeded or
+    /// the report could not tell (one written by an older loadgen).
+    #[serde(default)]
+    pub ok_p50_ms: Option<f64>,
+    /// 95th percentile of the successful requests only, ms (as `ok_p50_ms`).
+    #[serde(default)]
+    pub ok_p95_ms: Option<f64>,
     /// POST requests and failures.
     pub post_requests: u64,
     /// POST failures.
@@ -521,14 +529,12 @@ impl StepSummary {
             s.p50_ms = t.median_response_time;
             s.avg_ms = t.avg_response_time;
             s.max_ms = t.max_response_time;
-            let pct = |q: f64| {
-                t.percentiles
-                    .iter()
-                    .find(|(p, _)| (p - q).abs() < 1e-9)
-                    .map_or(0.0, |(_, v)| *v)
-            };
-            s.p95_ms = pct(0.95);
-            s.p99_ms = pct(0.99);
+            s.p95_ms = t.percentile(0.95).unwrap_or(0.0);
+            s.p99_ms = t.percentile(0.99).unwrap_or(0.0);
+            if let Some(ok) = &t.successful {
+                s.ok_p50_ms = ok.percentile(0.5);
+                s.ok_p95_ms = ok.percentile(0.95);
+            }
         }
         for row in r
             .stats
@@ -619,5 +625,61 @@ mod tests {
         // Chapter 5's case: 2,256 req/s with 46% failed is 1,218 good requests/s.
         assert!((s.goodput() - 1_218.24).abs() < 1e-6);
         assert_eq!(StepSummary::default().goodput(), 0.0);
+    }
+
+    /// A report of three fast 503s for every slow success, as loadgen
+    /// makes it from its recorded samples.
+    fn shed_report() -> RunReport {
+        use loadgen::report::ReportMeta;
+        use loadgen::stats::{Failure, Key, Names, Sample, StatsState};
+        let mut names = Names::default();
+        let id = names.intern("GET", "/api/products/");
+        let mut st = StatsState::new(names);
+        for i in 0..400u64 {
+            let (ms, refused) = if i % 4 == 0 {
+                (200 + i / 4, false)
+            } else {
+                (1, true)
+            };
+            st.record(Sample {
+                key: Key::Id(id),
+                latency_us: ms * 1000,
+                raw_us: ms * 1000,
+                content_len: 0,
+                status: if refused { 503 } else { 200 },
+                failure: refused.then(|| {
+                    Box::new(Failure {
+                        kind: FailureKind::Status,
+                        message: "HTTP 503 Service Unavailable".into(),
+                    })
+                }),
+            });
+        }
+        let meta = ReportMeta {
+            duration_s: 10.0,
+            ..ReportMeta::default()
+        };
+        RunReport::from_state(&st, meta)
+    }
+
+    #[test]
+    fn the_successful_requests_latency_is_kept_apart() {
+        let r = shed_report();
+        let s = StepSummary::from_report(&r);
+        assert_eq!((s.requests, s.failures), (400, 300));
+        assert!(s.p50_ms < 2.0, "all answers: {s:?}");
+        let (p50, p95) = (s.ok_p50_ms.unwrap(), s.ok_p95_ms.unwrap());
+        assert!((p50 - 249.0).abs() < 0.5, "successful p50 {p50}");
+        assert!((p95 - 294.0).abs() < 0.5, "successful p95 {p95}");
+        // Unknown (a report without it): absent, not zero.
+        let mut old = r;
+        for row in &mut old.stats {
+            row.successful = None;
+        }
+        let s = StepSummary::from_report(&old);
+        assert_eq!((s.ok_p50_ms, s.ok_p95_ms), (None, None));
+        let back: StepSummary = serde_json::from_str(r#"{"requests": 1, "failures": 0, "fail_ratio": 0.0, "rps": 1.0, "p50_ms": 1.0, "p95_ms": 1.0, "p99_ms": 1.0, "avg_ms": 1.0, "max_ms": 1.0, "post_requests": 0, "post_failures": 0, "get_requests": 1, "get_failures": 0, "timeouts": 0, "connection_errors": 0, "status_5xx": 0, "status_codes": {}, "top_failures": [], "dropped_iterations": 0, "warnings": [], "seconds": 1.0, "history": []}"#)
+            .expect("a summary saved before these fields still loads");
+        assert_eq!(back.ok_p50_ms, None);
     }
 }

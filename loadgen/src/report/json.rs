@@ -96,4 +96,30 @@ mod tests {
         let back: RunReport = serde_json::from_str(&text).unwrap();
         assert_eq!(back, r);
     }
+
+    /// A report written before the successful requests' latency was kept
+    /// (no `successful` in the rows, no `failed` histograms) still reads;
+    /// its rows with failures then say nothing about that latency.
+    #[test]
+    fn an_older_report_reads_back() {
+        let r = report();
+        assert!(r.stats.iter().all(|s| s.successful.is_some()));
+        let mut v = serde_json::to_value(&r).unwrap();
+        for key in ["stats", "hdr"] {
+            for row in v[key].as_array_mut().unwrap() {
+                let row = row.as_object_mut().unwrap();
+                for field in ["successful", "failed", "sum_failed_us"] {
+                    row.remove(field);
+                }
+            }
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.json");
+        std::fs::write(&path, v.to_string()).unwrap();
+        let back = read_json(&path).unwrap();
+        assert_eq!(back.counts(), r.counts());
+        assert!(back.stats.iter().all(|s| s.successful.is_none()));
+        let agg = back.hdr.last().unwrap().to_entry().unwrap();
+        assert_eq!(agg.row(1.0).successful, None);
+    }
 }

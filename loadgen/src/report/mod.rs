@@ -112,6 +112,17 @@ pub struct HdrEntry {
     pub corrected: String,
     /// Uncorrected histogram (µs), HDR V2 deflate, base64.
     pub uncorrected: String,
+    /// Sum of the failed requests' corrected latencies, µs (0 in reports of
+    /// an older loadgen).
+    #[serde(default)]
+    pub sum_failed_us: u64,
+    /// Corrected histogram of the failed requests only (µs), HDR V2
+    /// deflate, base64. Absent when the row had no failure, and when the
+    /// failures' latencies are unknown (the row comes from a report of an
+    /// older loadgen, which wrote no such field): a row with failures and
+    /// without it reads back with the successful requests' latency unknown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed: Option<String>,
 }
 
 /// Serializes a histogram for a report.
@@ -150,6 +161,14 @@ impl HdrEntry {
             sum_raw_us: e.sum_raw_us,
             corrected: encode_hist(&e.hist),
             uncorrected: encode_hist(&e.raw),
+            sum_failed_us: e.sum_failed_us,
+            // An incomplete histogram (part of a merge with an older report)
+            // is left out: read back, it would look complete but wrong.
+            failed: e
+                .failed
+                .as_ref()
+                .filter(|f| !f.is_empty() && e.failed_complete())
+                .map(encode_hist),
         }
     }
 
@@ -161,16 +180,32 @@ impl HdrEntry {
         e.total_content = self.total_content;
         e.sum_us = self.sum_us;
         e.sum_raw_us = self.sum_raw_us;
+        e.sum_failed_us = self.sum_failed_us;
         e.hist = decode_hist(&self.corrected)?;
         e.raw = decode_hist(&self.uncorrected)?;
+        let row = format!("row {} {}", self.method, self.name);
         if e.hist.len() != self.num_requests {
             return Err(format!(
-                "row {} {}: histogram holds {} values but the count is {}",
-                self.method,
-                self.name,
+                "{row}: histogram holds {} values but the count is {}",
                 e.hist.len(),
                 self.num_requests
             ));
+        }
+        if let Some(text) = &self.failed {
+            let f = decode_hist(text).map_err(|m| format!("{row}, failures: {m}"))?;
+            if f.len() != self.num_failures {
+                return Err(format!(
+                    "{row}: the failures' histogram holds {} values but {} requests failed",
+                    f.len(),
+                    self.num_failures
+                ));
+            }
+            e.failed = Some(f);
+            if e.successful_hist().is_none() {
+                return Err(format!(
+                    "{row}: the failures' latencies are not among the row's latencies"
+                ));
+            }
         }
         Ok(e)
     }
@@ -239,5 +274,73 @@ mod tests {
         bad.num_requests = 5;
         assert!(bad.to_entry().is_err());
         assert!(decode_hist("!!").is_err());
+    }
+
+    /// Two fast failures and two slow successes.
+    fn mixed() -> Entry {
+        let mut e = Entry::new("GET", "/");
+        e.record(1_000, 1_000, 0, true);
+        e.record(2_000, 2_000, 0, true);
+        e.record(300_000, 300_000, 5, false);
+        e.record(400_000, 400_000, 5, false);
+        e
+    }
+
+    #[test]
+    fn the_failures_histogram_round_trips() {
+        let e = mixed();
+        let back = HdrEntry::from_entry(&e).to_entry().unwrap();
+        assert_eq!(back.failed, e.failed);
+        assert_eq!(back.sum_failed_us, 3_000);
+        let ok = back.row(1.0).successful.unwrap();
+        assert_eq!(ok.num_requests, 2);
+        assert!(ok.min_response_time >= 299.0, "{ok:?}");
+        // A row without failures writes no such field.
+        let mut clean = Entry::new("GET", "/");
+        clean.record(1_000, 1_000, 0, false);
+        assert_eq!(HdrEntry::from_entry(&clean).failed, None);
+    }
+
+    /// An entry as an older loadgen wrote it: no `failed`, no `sum_failed_us`.
+    fn without_failure_fields(e: &Entry) -> HdrEntry {
+        let mut v = serde_json::to_value(HdrEntry::from_entry(e)).unwrap();
+        let o = v.as_object_mut().unwrap();
+        o.remove("failed");
+        o.remove("sum_failed_us");
+        serde_json::from_value(v).expect("an older loadgen's entry still loads")
+    }
+
+    #[test]
+    fn an_older_report_loads_with_the_successful_latency_unknown() {
+        let old = without_failure_fields(&mixed()).to_entry().unwrap();
+        assert_eq!(old.num_failures, 2);
+        assert_eq!(old.row(1.0).successful, None);
+        // Re-written (by a merge), it stays unknown rather than turning wrong.
+        let again = HdrEntry::from_entry(&old);
+        assert_eq!(again.failed, None);
+        assert_eq!(again.to_entry().unwrap().row(1.0).successful, None);
+        let mut clean = Entry::new("GET", "/");
+        clean.record(7_000, 7_000, 0, false);
+        let ok = without_failure_fields(&clean).to_entry().unwrap().row(1.0);
+        assert_eq!(ok.successful.map(|s| s.num_requests), Some(1));
+    }
+
+    #[test]
+    fn a_failures_histogram_that_does_not_fit_is_refused() {
+        let mut h = HdrEntry::from_entry(&mixed());
+        h.num_failures = 3;
+        let e = h.to_entry().unwrap_err();
+        assert!(e.contains("holds 2 values but 3 requests failed"), "{e}");
+        // Failures at latencies the row never saw.
+        let mut stranger = stats::entry::new_hist();
+        stranger.record(50_000).unwrap();
+        stranger.record(60_000).unwrap();
+        let mut h = HdrEntry::from_entry(&mixed());
+        h.failed = Some(encode_hist(&stranger));
+        let e = h.to_entry().unwrap_err();
+        assert!(e.contains("not among the row's latencies"), "{e}");
+        h.failed = Some("!!".into());
+        let e = h.to_entry().unwrap_err();
+        assert!(e.contains("failures: histogram is not base64"), "{e}");
     }
 }

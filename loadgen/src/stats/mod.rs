@@ -25,7 +25,7 @@ use std::time::Duration;
 use hdrhistogram::Histogram;
 use tokio::sync::Notify;
 
-pub use entry::{Entry, StatsRow, Uncorrected, PERCENTILES};
+pub use entry::{Entry, StatsRow, Successful, Uncorrected, PERCENTILES};
 pub use failures::{Failure, FailureKind, FailureRow, Failures};
 pub use history::HistoryPoint;
 

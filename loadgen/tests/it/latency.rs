@@ -86,3 +86,46 @@ async fn percentiles_match_a_known_latency_distribution() {
     assert!((50.0..100.0).contains(&avg), "avg {avg}");
     srv.stop().await;
 }
+
+/// A shedder's answers: three requests in four refused at once (503), the
+/// fourth served after 60 ms. The successful requests' latency is the slow
+/// one, while the median over all answers is a refusal's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn successful_latency_leaves_fast_refusals_out() {
+    let _turn = crate::support::EXCLUSIVE.lock().await;
+    let srv = Server::start(|s| {
+        if s.n % 4 == 0 {
+            Reply::ok("served").after(Duration::from_millis(60))
+        } else {
+            Reply::status(503)
+        }
+    })
+    .await;
+    let r = run(plan(
+        &srv.url(),
+        Scenario::single_get("/shed").unwrap(),
+        8,
+        400,
+    ))
+    .await;
+    assert_eq!(r.counts(), (400, 300));
+    let t = r.total().unwrap();
+    let ok = t
+        .successful
+        .as_ref()
+        .expect("this loadgen kept the failures");
+    assert_eq!(ok.num_requests, 100);
+    // Hard lower bound: the server waits 60 ms before every success, so a
+    // single refusal among them would show as a minimum below it.
+    assert!(ok.min_response_time >= 60.0, "{ok:?}");
+    let ok_p50 = ok.percentile(0.5).unwrap();
+    assert!(ok_p50 >= 60.0, "{ok:?}");
+    assert!(ok.avg_response_time >= 60.0, "{ok:?}");
+    assert!(
+        t.median_response_time < ok_p50,
+        "all answers {t:?} vs successful {ok:?}"
+    );
+    // The per-endpoint row says the same.
+    assert_eq!(r.stats[0].successful.as_ref(), Some(ok));
+    srv.stop().await;
+}

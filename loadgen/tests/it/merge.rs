@@ -18,7 +18,8 @@ users:
 async fn merged_segments_equal_the_combined_run() {
     let srv = Server::start(|s| {
         if s.path == "/ok" {
-            Reply::ok("12345")
+            // Slower than any 404, so the successful latency is told apart.
+            Reply::ok("12345").after(std::time::Duration::from_millis(20))
         } else {
             Reply::status(404)
         }
@@ -113,6 +114,26 @@ async fn merged_segments_equal_the_combined_run() {
                 .max(s2.total().unwrap().max_response_time)
                 - 0.01
     );
+    // The successful requests' latency is merged too: all 101 of `/ok`,
+    // none of the 404s.
+    let ok = t
+        .successful
+        .as_ref()
+        .expect("both segments kept their failures");
+    assert_eq!(ok.num_requests, 101);
+    assert!(ok.min_response_time >= 20.0, "{ok:?}");
+    assert_eq!(
+        ok.num_requests,
+        combined
+            .total()
+            .unwrap()
+            .successful
+            .as_ref()
+            .unwrap()
+            .num_requests
+    );
+    let missing = merged.stats.iter().find(|s| s.name == "/missing").unwrap();
+    assert_eq!(missing.successful.as_ref().unwrap().num_requests, 0);
     let stats = std::fs::read_to_string(format!("{mcsv}_stats.csv")).unwrap();
     assert!(stats.contains(",Aggregated,202,101,"), "{stats}");
     // A file that is not a report is refused with exit code 2.
@@ -134,5 +155,37 @@ async fn merged_segments_equal_the_combined_run() {
         o.stderr.contains("is a segment but") && o.stderr.contains("is a whole run"),
         "{o:?}"
     );
+    merge_with_an_older_report(&dir, &a, &b).await;
     srv.stop().await;
+}
+
+/// Segment 1 as an older loadgen wrote it (no failures' histograms, no
+/// successful latency) merges with segment 2: where failures were counted
+/// the successful latency is unknown and left out, elsewhere it is kept.
+async fn merge_with_an_older_report(dir: &tempfile::TempDir, a: &str, b: &str) {
+    let mut v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(a).unwrap()).unwrap();
+    for key in ["stats", "hdr"] {
+        for row in v[key].as_array_mut().unwrap() {
+            let row = row.as_object_mut().unwrap();
+            for field in ["successful", "failed", "sum_failed_us"] {
+                row.remove(field);
+            }
+        }
+    }
+    let old = path_in(dir, "s1-old.json");
+    std::fs::write(&old, v.to_string()).unwrap();
+    let out = path_in(dir, "merged-old.json");
+    let o = loadgen(&["merge", &old, b, "--json", &out]).await;
+    assert_eq!(o.code, 1, "{o:?}");
+    let merged = read_report(std::path::Path::new(&out));
+    assert_eq!(merged.counts(), (202, 101));
+    let row = |name: &str| merged.stats.iter().find(|s| s.name == name).unwrap();
+    assert_eq!(row("Aggregated").successful, None);
+    assert_eq!(row("/missing").successful, None);
+    let ok = row("/ok").successful.as_ref().expect("/ok never failed");
+    assert_eq!(ok.num_requests, 101);
+    assert!(!std::fs::read_to_string(&out)
+        .unwrap()
+        .contains("\"successful\": null"));
 }
