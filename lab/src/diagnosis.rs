@@ -53,6 +53,14 @@ pub fn diagnose_run(
 ) -> Diagnosis {
     let mut d = diagnose(step, budget);
     d.step = Some(step.number);
+    if matches!(
+        d.bottleneck.as_str(),
+        "SQLite writes" | "database lock waits"
+    ) && logins_carry_the_post_failures(&step.summary, shape)
+    {
+        d.bottleneck = "logins (password hashing)".into();
+        d.explanation = "logins (password hashing): the failing POSTs are mostly logins, not writes; each hashes a password with argon2 (about 20 ms of CPU), so a burst of them queues past the request timeout while cheap requests still pass".into();
+    }
     d.causes = read_failures(&step.summary, shape);
     if let Some(why) = not_reached {
         d.bottleneck = "not reached".into();
@@ -62,6 +70,18 @@ pub fn diagnose_run(
         );
     }
     d
+}
+
+/// Whether the scenario's login routes account for at least half of the
+/// step's failed POSTs: then POST failures say nothing about writes.
+fn logins_carry_the_post_failures(s: &StepSummary, shape: &LoginShape) -> bool {
+    let login_failures: u64 = s
+        .routes
+        .iter()
+        .filter(|r| shape.is_login(&r.method, &r.name))
+        .map(|r| r.failures)
+        .sum();
+    s.post_failures > 0 && login_failures * 2 >= s.post_failures
 }
 
 /// The failure list and per-route latencies of a step, in words. Each
@@ -648,6 +668,22 @@ mod tests {
         };
         let s = step(&[("replica r1", 10.0), (LOADGEN, 20.0)], 30.0, summary);
         assert_eq!(diagnose(&s, Some(0.25)).bottleneck, "SQLite writes");
+        // The same, but the failing POSTs are logins: not a write problem.
+        let mut logins = s.clone();
+        logins.summary.routes = vec![
+            route("POST", "/api/v1/auth/token/", 100, 50, 1900.0),
+            route("GET", "/api/v1/products/[id]/", 900, 0, 3.0),
+        ];
+        let d = diagnose_run(&logins, Some(0.25), &market_api_shape(), None);
+        assert_eq!(d.bottleneck, "logins (password hashing)");
+        // Writes failing beside a few login failures stay writes.
+        logins.summary.routes[0].failures = 10;
+        logins
+            .summary
+            .routes
+            .push(route("POST", "/api/v1/products/", 100, 40, 900.0));
+        let d = diagnose_run(&logins, Some(0.25), &market_api_shape(), None);
+        assert_eq!(d.bottleneck, "SQLite writes");
     }
 
     /// `rest` plus a lab-started PostgreSQL's processes, as the stack names
