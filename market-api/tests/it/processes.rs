@@ -361,6 +361,20 @@ async fn logs_to_a_pipe_are_plain_and_a_bind_error_says_its_cause_once() {
     assert!(!log.contains('\x1b'), "colour codes in {log:?}");
 }
 
+/// Creates a product titled `title` through the replica at `base`; its JSON.
+async fn create_product(base: &str, token: &str, title: &str) -> Value {
+    let res = client()
+        .post(format!("{base}/api/v1/products/"))
+        .bearer_auth(token)
+        .json(&json!({ "title": title }))
+        .send()
+        .await
+        .unwrap();
+    let (st, created) = json(res).await;
+    assert_eq!(st, 201, "{created}");
+    created
+}
+
 /// The list cache across processes: a write acknowledged by replica A shows
 /// in replica B's very next list, though B had that page cached (the change
 /// counter moves in the shared database, whichever process writes).
@@ -381,15 +395,7 @@ async fn a_write_on_one_replica_shows_in_the_others_next_list(backend: Backend) 
     // B caches its first page (asked twice: the second is a cache hit).
     let before = list(&b.base).await;
     assert_eq!(list(&b.base).await, before);
-    let res = client()
-        .post(format!("{}/api/v1/products/", a.base))
-        .bearer_auth(&token)
-        .json(&json!({"title": "Written on A"}))
-        .send()
-        .await
-        .unwrap();
-    let (st, created) = json(res).await;
-    assert_eq!(st, 201, "{created}");
+    let created = create_product(&a.base, &token, "Written on A").await;
     let after: Value = serde_json::from_str(&list(&b.base).await).unwrap();
     assert_eq!(
         after["results"][0]["id"], created["id"],
@@ -421,15 +427,7 @@ async fn a_cached_retrieve_follows_writes_and_deactivation_elsewhere(backend: Ba
     let a = start_url(&db.url, &["--replica-id", "a"]).await;
     let b = start_url(&db.url, &["--replica-id", "b"]).await;
     let token = login(&a.base).await;
-    let res = client()
-        .post(format!("{}/api/v1/products/", a.base))
-        .bearer_auth(&token)
-        .json(&json!({"title": "Cached on B"}))
-        .send()
-        .await
-        .unwrap();
-    let (st, created) = json(res).await;
-    assert_eq!(st, 201, "{created}");
+    let created = create_product(&a.base, &token, "Cached on B").await;
     let path = format!("/api/v1/products/{}/", created["id"]);
     let get = |base: &str| {
         let url = format!("{base}{path}");
