@@ -375,6 +375,18 @@ async fn create_product(base: &str, token: &str, title: &str) -> Value {
     created
 }
 
+/// Renames the product at `path` through the replica at `base`.
+async fn rename_product(base: &str, token: &str, path: &str, title: &str) {
+    let res = client()
+        .patch(format!("{base}{path}"))
+        .bearer_auth(token)
+        .json(&json!({ "title": title }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+}
+
 /// The list cache across processes: a write acknowledged by replica A shows
 /// in replica B's very next list, though B had that page cached (the change
 /// counter moves in the shared database, whichever process writes).
@@ -404,14 +416,13 @@ async fn a_write_on_one_replica_shows_in_the_others_next_list(backend: Backend) 
     assert_eq!(after["results"][0]["title"], "Written on A");
     // An update on A too (the newest product's title, in place).
     let id = created["id"].as_i64().unwrap();
-    let res = client()
-        .patch(format!("{}/api/v1/products/{id}/", a.base))
-        .bearer_auth(&token)
-        .json(&json!({"title": "Renamed on A"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200);
+    rename_product(
+        &a.base,
+        &token,
+        &format!("/api/v1/products/{id}/"),
+        "Renamed on A",
+    )
+    .await;
     let after: Value = serde_json::from_str(&list(&b.base).await).unwrap();
     assert_eq!(after["results"][0]["title"], "Renamed on A");
     assert!(a.terminate().await.success());
@@ -438,14 +449,7 @@ async fn a_cached_retrieve_follows_writes_and_deactivation_elsewhere(backend: Ba
     let (st, first) = get(&b.base).await;
     assert_eq!((st, &first["title"]), (200, &json!("Cached on B")));
     assert_eq!(get(&b.base).await, (200, first));
-    let res = client()
-        .patch(format!("{}{path}", a.base))
-        .bearer_auth(&token)
-        .json(&json!({"title": "Renamed on A"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200);
+    rename_product(&a.base, &token, &path, "Renamed on A").await;
     let (st, after) = get(&b.base).await;
     assert_eq!(
         (st, &after["title"]),
