@@ -8,8 +8,11 @@
 //! runs several of them: all in the same windows when they cannot take each
 //! other's CPU (CPU budgets), else one after the other; a window ramps and
 //! warms up every active search, measures them together and records a step
-//! for each. A progress line after every window says how far along the
-//! command is ([`crate::progress`]).
+//! for each. When a search is over, one more window (`--confirm`, longer
+//! than a step's) measures its side again at the capacity it found: short
+//! windows are enough to decide a load, not to measure a figure that varies
+//! with the few logins a window happens to hold. A progress line after
+//! every window says how far along the command is ([`crate::progress`]).
 
 use std::time::{Duration, Instant};
 
@@ -54,6 +57,27 @@ pub(crate) struct SideRun {
     pub records: Vec<StepRecord>,
     /// loadgen's full report of each step (for the CSVs of the step at capacity).
     pub reports: Vec<RunReport>,
+    /// The window measured again at the capacity after the search, with
+    /// loadgen's report of it.
+    pub confirmation: Option<(StepRecord, RunReport)>,
+}
+
+impl SideRun {
+    /// The load to confirm: the capacity the search found, while it is not
+    /// confirmed yet and the side's users still run.
+    fn load_to_confirm(&self, confirm: Duration) -> Option<u32> {
+        let pending = !confirm.is_zero() && self.confirmation.is_none() && self.driver.is_some();
+        pending.then(|| self.search.capacity()).flatten()
+    }
+}
+
+/// What a window measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Window {
+    /// The next step of each active search.
+    Steps,
+    /// The capacity of searches that are over, for `--confirm`.
+    Confirmation,
 }
 
 /// What every window needs, so no function takes eight arguments.
@@ -117,6 +141,7 @@ impl<'a> Ctx<'a> {
             target,
             records: Vec::new(),
             reports: Vec::new(),
+            confirmation: None,
         }
     }
 }
@@ -158,19 +183,7 @@ pub(crate) async fn run_searches(
     stop: &mut Interrupt,
 ) -> Result<bool, Error> {
     loop {
-        let mut active = Vec::new();
-        for (i, s) in sides.iter_mut().enumerate() {
-            let waits = !together && !active.is_empty();
-            match s.search.next_load() {
-                Some(_) if waits => {}
-                Some(l) => active.push((i, l)),
-                None => {
-                    if let Some(d) = s.driver.take() {
-                        d.stop().await;
-                    }
-                }
-            }
-        }
+        let (active, kind) = next_window(ctx, sides, together).await;
         if active.is_empty() {
             return Ok(false);
         }
@@ -178,7 +191,7 @@ pub(crate) async fn run_searches(
         // A signal abandons the window in progress (its figures would be
         // partial); the finished steps are kept.
         let cut = tokio::select! {
-            r = run_window(ctx, sides, &active) => {
+            r = run_window(ctx, sides, &active, kind) => {
                 r?;
                 false
             }
@@ -191,7 +204,7 @@ pub(crate) async fn run_searches(
             }
             return Ok(true);
         }
-        let expected = ctx.windows_done + windows_left(sides, together) + later;
+        let expected = ctx.windows_done + windows_left(sides, together, ctx.args.confirm) + later;
         println!(
             "lab: {}",
             progress::line(ctx.windows_done, expected, ctx.started.elapsed())
@@ -199,54 +212,51 @@ pub(crate) async fn run_searches(
     }
 }
 
-/// Windows the searches of `sides` still expect.
-pub(crate) fn windows_left(sides: &[SideRun], together: bool) -> u32 {
-    let left = sides.iter().map(|s| s.search.expected_remaining());
+/// What the next window measures, and on which sides at which load: the
+/// next step of every search still running (one search only when they run
+/// one after the other); when no search has a step left to run now, the
+/// confirmations due (one side only when they run one after the other).
+/// A side that has nothing left to do stops its users.
+async fn next_window(
+    ctx: &Ctx<'_>,
+    sides: &mut [SideRun],
+    together: bool,
+) -> (Vec<(usize, u32)>, Window) {
+    let confirm = ctx.args.confirm;
+    let mut steps = Vec::new();
+    let mut confirmations = Vec::new();
+    for (i, s) in sides.iter_mut().enumerate() {
+        let busy = !(steps.is_empty() && confirmations.is_empty());
+        let waits = !together && busy;
+        match (s.search.next_load(), s.load_to_confirm(confirm)) {
+            (Some(_), _) | (None, Some(_)) if waits => {}
+            (Some(l), _) => steps.push((i, l)),
+            (None, Some(l)) => confirmations.push((i, l)),
+            (None, None) => {
+                if let Some(d) = s.driver.take() {
+                    d.stop().await;
+                }
+            }
+        }
+    }
+    if steps.is_empty() {
+        (confirmations, Window::Confirmation)
+    } else {
+        (steps, Window::Steps)
+    }
+}
+
+/// Windows the searches of `sides` still expect (confirmations included).
+pub(crate) fn windows_left(sides: &[SideRun], together: bool, confirm: Duration) -> u32 {
+    let left = sides.iter().map(|s| {
+        let confirming = !confirm.is_zero() && s.confirmation.is_none();
+        s.search.expected_remaining() + u32::from(confirming && s.driver.is_some())
+    });
     if together {
         left.max().unwrap_or(0)
     } else {
         left.sum()
     }
-}
-
-/// Longest wait for a side's servers to go idle before a fresh start.
-const COOL_DOWN_MAX: Duration = Duration::from_secs(20);
-/// A process using less than this (percent of a core) counts as idle.
-const IDLE_CPU_PERCENT: f64 = 3.0;
-
-/// Before a side starts afresh (its last step broke the objective), stops
-/// its users and waits, up to `COOL_DOWN_MAX`, until its replicas and
-/// balancer are idle. Requests its users abandoned (logins that timed out)
-/// keep a budgeted replica busy for seconds; a step started inside that
-/// backlog would see every login time out, and users retrying them keep
-/// the server overloaded at a load it handled before.
-async fn cool_down(window: u32, sides: &[SideRun], active: &[(usize, u32)]) {
-    let mut procs = Vec::new();
-    let mut names = Vec::new();
-    for &(i, _) in active {
-        if let Some(d) = sides[i].driver.as_ref().filter(|d| d.restarts()) {
-            d.stop().await;
-            procs.extend(sides[i].target.procs.iter().cloned());
-            names.push(sides[i].target.name.as_str());
-        }
-    }
-    if procs.is_empty() {
-        return;
-    }
-    let started = Instant::now();
-    while started.elapsed() < COOL_DOWN_MAX {
-        let sampler = Sampler::start(&procs);
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        let (usage, _) = sampler.finish();
-        if usage.iter().all(|p| p.cpu_percent < IDLE_CPU_PERCENT) {
-            break;
-        }
-    }
-    println!(
-        "lab: window {window}: {} restarts after a broken step: users stopped, servers idle after {:.1} s",
-        names.join(" and "),
-        started.elapsed().as_secs_f64()
-    );
 }
 
 /// One measurement window: ramps and warms up every active side, measures
@@ -255,29 +265,34 @@ async fn run_window(
     ctx: &Ctx<'_>,
     sides: &mut [SideRun],
     active: &[(usize, u32)],
+    kind: Window,
 ) -> Result<(), Error> {
     let window = ctx.windows_done;
     let plan: Vec<String> = active
         .iter()
         .map(|&(i, l)| {
             let s = &sides[i];
-            format!(
-                "{} step {} ({l} {})",
-                s.target.name,
-                s.records.len() + 1,
-                ctx.unit
-            )
+            match kind {
+                Window::Steps => format!(
+                    "{} step {} ({l} {})",
+                    s.target.name,
+                    s.records.len() + 1,
+                    ctx.unit
+                ),
+                Window::Confirmation => {
+                    format!("{} confirms its capacity ({l} {})", s.target.name, ctx.unit)
+                }
+            }
         })
         .collect();
     println!(
         "lab: window {window}: {}; ramping and warming up…",
         plan.join(", "),
     );
-    cool_down(window, sides, active).await;
     let mut ramp = Duration::ZERO;
     for &(i, l) in active {
         if let Some(d) = sides[i].driver.as_mut() {
-            ramp = ramp.max(d.ramp_estimate(d.ramp_from(), l));
+            ramp = ramp.max(d.ramp_estimate(d.load(), l));
             d.set_load(l).await?;
         }
     }
@@ -287,15 +302,47 @@ async fn run_window(
         .collect();
     let a = ctx.args;
     let warmup = load::settle(&drivers, &ctx.slo, ramp, a.warmup, a.settle_max).await;
+    let length = match kind {
+        Window::Steps => a.step_duration,
+        Window::Confirmation => a.confirm,
+    };
     println!(
         "lab: window {window}: settled after {warmup:.0} s; measuring {}…",
-        humantime::format_duration(a.step_duration)
+        humantime::format_duration(length)
     );
-    let (recs, reps) = measure_window(ctx, sides, active, warmup).await?;
+    let (recs, reps) = measure_window(ctx, sides, active, warmup, length).await?;
     for ((i, load), (rec, rep)) in active.iter().copied().zip(recs.into_iter().zip(reps)) {
-        record_step(ctx, &mut sides[i], load, rec, rep);
+        match kind {
+            Window::Steps => record_step(ctx, &mut sides[i], load, rec, rep),
+            Window::Confirmation => record_confirmation(ctx, &mut sides[i], load, rec, rep),
+        }
     }
     Ok(())
+}
+
+/// Judges a step against the objective: `Err(why)` when it broke it.
+fn judge(slo: &Slo, s: &StepSummary, load: u32) -> Result<(), String> {
+    slo.check(s.requests, s.fail_ratio, s.p95_ms)
+        .and_then(|()| dropped_check(s, load, slo))
+}
+
+/// Keeps the confirmation window of a side whose search is over.
+fn record_confirmation(
+    ctx: &Ctx<'_>,
+    s: &mut SideRun,
+    load: u32,
+    mut rec: StepRecord,
+    rep: RunReport,
+) {
+    rec.load = load;
+    let verdict = judge(&ctx.slo, &rec.summary, load);
+    rec.kept = verdict.is_ok();
+    rec.verdict = verdict.err().unwrap_or_default();
+    println!(
+        "{}",
+        progress_line(&s.target.name, &rec, None, ctx.unit, &ctx.slo)
+    );
+    s.confirmation = Some((rec, rep));
 }
 
 /// Judges a measured step against the objective and records it.
@@ -303,24 +350,19 @@ fn record_step(ctx: &Ctx<'_>, s: &mut SideRun, load: u32, mut rec: StepRecord, r
     let slo = &ctx.slo;
     rec.number = s.records.len() as u32 + 1;
     rec.load = load;
-    let verdict = slo
-        .check(
-            rec.summary.requests,
-            rec.summary.fail_ratio,
-            rec.summary.p95_ms,
-        )
-        .and_then(|()| dropped_check(&rec.summary, load, slo));
+    let verdict = judge(slo, &rec.summary, load);
     rec.kept = verdict.is_ok();
     rec.verdict = verdict.err().unwrap_or_default();
     s.search.record(load, rec.kept);
-    if !rec.kept {
-        if let Some(d) = s.driver.as_mut() {
-            d.start_afresh();
-        }
-    }
     println!(
         "{}",
-        progress_line(&s.target.name, &rec, ctx.args.max_steps, ctx.unit, slo)
+        progress_line(
+            &s.target.name,
+            &rec,
+            Some(ctx.args.max_steps),
+            ctx.unit,
+            slo
+        )
     );
     s.records.push(rec);
     s.reports.push(rep);
@@ -381,6 +423,7 @@ async fn measure_window(
     sides: &mut [SideRun],
     active: &[(usize, u32)],
     warmup_s: f64,
+    length: Duration,
 ) -> Result<(Vec<StepRecord>, Vec<RunReport>), Error> {
     // Every lab process, idle or not: what the host used beyond them is noise.
     let mut all = ctx.stack.processes();
@@ -392,7 +435,7 @@ async fn measure_window(
         }
     }
     let sampler = Sampler::start(&all);
-    tokio::time::sleep(ctx.args.step_duration).await;
+    tokio::time::sleep(length).await;
     let reps: Vec<RunReport> = active
         .iter()
         .filter_map(|&(i, _)| sides[i].driver.as_ref().map(Driver::window_report))
@@ -450,11 +493,12 @@ async fn measure_window(
     Ok((recs, reps))
 }
 
-/// `[single] step 3/9: 40 users … 118 req/s (good 118), p95 41 ms, 0.00% failed → kept`.
+/// `[single] step 3/9: 40 users … 118 req/s (good 118), p95 41 ms, 0.00% failed → kept`;
+/// a confirmation (no `max_steps`) reads `[single] confirmation: 40 users …`.
 pub(crate) fn progress_line(
     name: &str,
     rec: &StepRecord,
-    max_steps: u32,
+    max_steps: Option<u32>,
     unit: &str,
     slo: &Slo,
 ) -> String {
@@ -464,10 +508,12 @@ pub(crate) fn progress_line(
     } else {
         format!("broke it: {}", rec.verdict)
     };
+    let what = match max_steps {
+        Some(m) => format!("step {}/{m}", rec.number),
+        None => "confirmation".to_string(),
+    };
     format!(
-        "[{name:<6}] step {}/{}: {:>5} {unit} … {:>7.1} req/s ({:.1} good), p95 {:>6.0} ms, {:>6} failed ({} timeouts) → {outcome}",
-        rec.number,
-        max_steps,
+        "[{name:<6}] {what}: {:>5} {unit} … {:>7.1} req/s ({:.1} good), p95 {:>6.0} ms, {:>6} failed ({} timeouts) → {outcome}",
         rec.load,
         s.rps,
         s.goodput(),

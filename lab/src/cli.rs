@@ -284,6 +284,15 @@ pub struct SearchArgs {
     /// A whole number of 100 ms CFS periods.
     #[arg(long, default_value = "4s", value_parser = parse_duration)]
     pub step_duration: Duration,
+    /// After the search, each side is measured once more at its capacity for
+    /// this long, and its capacity figures (goodput, req/s, latency) come
+    /// from that window: the search's short windows decide the load, a long
+    /// one measures it (a 4 s window at capacity varies by ±15% from one run
+    /// to the next, mostly with the number of logins it happens to hold).
+    /// `0s` keeps the figures of the search's step. A whole number of 100 ms
+    /// CFS periods.
+    #[arg(long, default_value = "20s", value_parser = parse_duration)]
+    pub confirm: Duration,
     /// Users started per second and per replica when a step adds users (the
     /// group, with N replicas, adds them N times as fast). Each new user logs
     /// in first, an argon2 hash of about 20 ms of CPU, so the default is 20
@@ -498,6 +507,7 @@ mod tests {
         assert_eq!(c.stack.replica_args, ["--fault-delay=5ms", "--workers=1"]);
         assert_eq!(c.search.slo_p95, Duration::from_millis(500));
         assert_eq!(c.search.step_duration, Duration::from_secs(4));
+        assert_eq!(c.search.confirm, Duration::from_secs(20));
         assert_eq!(c.search.repeat, 1);
         let Command::Scale(s) = Cli::parse_from(["lab", "scale"]).command else {
             panic!()

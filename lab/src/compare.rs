@@ -73,9 +73,21 @@ pub(crate) fn validate(args: &SearchArgs) -> Result<(), Error> {
     // The CFS quota is enforced per 100 ms period: a window that is not a
     // whole number of periods counts one period's throttling partly, which
     // moves a budgeted replica's throughput by up to a period's share.
-    if args.step_duration.as_millis() % 100 != 0 {
+    for (flag, d) in [
+        ("--step-duration", args.step_duration),
+        ("--confirm", args.confirm),
+    ] {
+        if d.as_millis() % 100 != 0 {
+            return Err(Error::Usage(format!(
+                "{flag} {} must be a whole number of 100 ms scheduler periods (e.g. 4s or 4.5s)",
+                humantime::format_duration(d)
+            )));
+        }
+    }
+    if !args.confirm.is_zero() && args.confirm < args.step_duration {
         return Err(Error::Usage(format!(
-            "--step-duration {} must be a whole number of 100 ms scheduler periods (e.g. 4s or 4.5s)",
+            "--confirm {} is shorter than --step-duration {}: it is meant to measure the capacity longer (or 0s for none)",
+            humantime::format_duration(args.confirm),
             humantime::format_duration(args.step_duration)
         )));
     }
@@ -233,7 +245,7 @@ async fn run_repeats(
         let per_repeat = ctx
             .windows_done
             .checked_div(i)
-            .unwrap_or_else(|| campaign::windows_left(&sides, together));
+            .unwrap_or_else(|| campaign::windows_left(&sides, together, ctx.args.confirm));
         let later = per_repeat * (k - i - 1);
         let interrupted = campaign::run_searches(ctx, &mut sides, together, later, stop).await?;
         out.push(sides);
@@ -266,13 +278,16 @@ fn summarise(
         );
     }
     let n = repeats.len();
-    let mut results: Vec<([RunResult; 2], [Vec<RunReport>; 2])> = repeats
+    let mut results: Vec<([RunResult; 2], [Option<RunReport>; 2])> = repeats
         .into_iter()
         .enumerate()
-        .map(|(i, [s, g])| {
+        .map(|(i, sides)| {
             let cut = interrupted && i + 1 == n;
-            let rs = [&s, &g].map(|x| run_result(x, &args.search, budget, shape, cut, unit));
-            (rs, [s.reports, g.reports])
+            let rs = [&sides[0], &sides[1]]
+                .map(|x| run_result(x, &args.search, budget, shape, cut, unit));
+            let [s, g] = sides;
+            let reps = [capacity_report(s, &rs[0]), capacity_report(g, &rs[1])];
+            (rs, reps)
         })
         .collect();
     let figures: Vec<RepeatFigures> = results
@@ -281,14 +296,10 @@ fn summarise(
         .collect();
     let pick = RepeatFigures::median_index(&figures);
     let ([single, group], reports) = results.swap_remove(pick);
-    // Loadgen's own files (JSON + Locust CSVs) for the step at capacity of each run.
+    // Loadgen's own files (JSON + Locust CSVs) of the capacity's measurement.
     let mut files = Vec::new();
-    for (r, reps) in [&single, &group].into_iter().zip(&reports) {
-        let idx = r
-            .capacity_step
-            .and_then(|n| r.steps.iter().position(|s| s.number == n))
-            .or_else(|| r.steps.len().checked_sub(1));
-        if let Some(rep) = idx.and_then(|k| reps.get(k)) {
+    for (r, rep) in [&single, &group].into_iter().zip(&reports) {
+        if let Some(rep) = rep {
             files.extend(write_loadgen_files(rep, run_dir, &r.name)?);
         }
     }
@@ -300,6 +311,19 @@ fn summarise(
     report.interrupted = interrupted;
     report.files = files;
     Ok(report)
+}
+
+/// loadgen's report of what measured a side's capacity: its confirmation
+/// window, else its step at capacity (else its last step).
+fn capacity_report(s: SideRun, r: &RunResult) -> Option<RunReport> {
+    if let Some((_, rep)) = s.confirmation {
+        return Some(rep);
+    }
+    let idx = r
+        .capacity_step
+        .and_then(|n| r.steps.iter().position(|x| x.number == n))
+        .or_else(|| r.steps.len().checked_sub(1))?;
+    s.reports.into_iter().nth(idx)
 }
 
 /// A side's result: its capacity (a lower bound if it never broke the
@@ -334,6 +358,7 @@ fn run_result(
         target: s.target.host.clone(),
         steps: s.records.clone(),
         capacity_step,
+        confirmation: s.confirmation.as_ref().map(|(rec, _)| rec.clone()),
         broken_at: search.broken_at(),
         hit_ceiling: search.hit_ceiling(),
         capacity_is_lower_bound: lower_bound && capacity_step.is_some(),
@@ -367,8 +392,8 @@ fn explain(r: &LabReport, shape: &LoginShape) -> Vec<String> {
         }
     }
     out.extend(crate::explain::gap_notes(
-        r.single.capacity(),
-        r.group.capacity(),
+        r.single.measured_capacity(),
+        r.group.measured_capacity(),
         r.replicas,
         r.cpus_apart,
     ));
@@ -446,7 +471,7 @@ fn conclusion(
     unit: &str,
     stack: &Stack,
 ) -> String {
-    let describe = |r: &RunResult| match r.capacity() {
+    let describe = |r: &RunResult| match r.measured_capacity() {
         Some(s) if r.capacity_is_lower_bound => format!(
             "at least {} {unit} (it never broke the objective; {})",
             s.load,

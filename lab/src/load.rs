@@ -11,9 +11,11 @@
 //! within the step, so an overloaded step shows failures instead of requests
 //! that never finished. The open model cannot change its rate in place, so
 //! each of its steps is a fresh run measured the same way (warm-up excluded).
-//! After a step that broke the objective the closed model starts afresh too:
-//! users whose login timed out in the overload would otherwise carry a missing
-//! token (and its 401s) into the next, lighter step and fail it for the past.
+//! After a step that broke the objective the closed model keeps its users
+//! too: loadgen stops the surplus users still retrying their login first, so
+//! the lighter step goes on with logged-in users. (Until 2026-12-03 every user
+//! restarted there, and the burst of fresh logins decided whether the step
+//! passed: see "Repeatability" in docs/lab.md.)
 //!
 //! [`StepSummary`] keeps what the capacity search, the diagnosis and the
 //! reports need (totals, percentiles, failures by method and kind, the
@@ -98,8 +100,6 @@ pub struct Driver {
     load: u32,
     /// When the current step's ramp began.
     ramp_started: Instant,
-    /// The next step restarts every user instead of keeping them.
-    afresh: bool,
 }
 
 impl Driver {
@@ -111,27 +111,6 @@ impl Driver {
             cfg,
             load: 0,
             ramp_started: Instant::now(),
-            afresh: false,
-        }
-    }
-
-    /// Makes the next step start with new users (and new logins) instead of
-    /// keeping the current ones: called after a step that broke the objective.
-    pub fn start_afresh(&mut self) {
-        self.afresh = true;
-    }
-
-    /// Whether the next step restarts users that are running now.
-    pub fn restarts(&self) -> bool {
-        self.afresh && self.load > 0
-    }
-
-    /// The load the next step ramps from: 0 when it starts afresh.
-    pub fn ramp_from(&self) -> u32 {
-        if self.afresh {
-            0
-        } else {
-            self.load
         }
     }
 
@@ -141,9 +120,8 @@ impl Driver {
         let load = load.max(1);
         self.ramp_started = Instant::now();
         let running = self.load > 0;
-        let keep_users = running && !std::mem::take(&mut self.afresh);
         match self.cfg.model {
-            LoadModel::Closed if keep_users => {
+            LoadModel::Closed if running => {
                 self.controller.set_users(load, self.cfg.spawn_rate)?;
             }
             _ => {

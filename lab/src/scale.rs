@@ -131,7 +131,7 @@ async fn measure_counts(
             let per = ctx
                 .windows_done
                 .checked_div(done)
-                .unwrap_or_else(|| campaign::windows_left(&sides, true));
+                .unwrap_or_else(|| campaign::windows_left(&sides, true, ctx.args.confirm));
             let later = per * (searches - done - 1);
             let cut = campaign::run_searches(ctx, &mut sides, true, later, stop).await?;
             let [side] = sides;
@@ -150,9 +150,11 @@ fn scale_run(s: &SideRun, interrupted: bool) -> ScaleRun {
         .search
         .capacity()
         .and_then(|c| s.records.iter().rfind(|r| r.kept && r.load == c));
+    // The confirmation window, when there is one, measures the goodput.
+    let measured = cap.and(s.confirmation.as_ref().map(|(c, _)| c)).or(cap);
     ScaleRun {
         capacity: cap.map(|r| r.load),
-        goodput: cap.map(|r| r.summary.goodput()),
+        goodput: measured.map(|r| r.summary.goodput()),
         lower_bound: s.search.broken_at().is_none(),
         interrupted,
         steps: s.records.clone(),

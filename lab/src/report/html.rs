@@ -4,7 +4,7 @@
 
 use std::fmt::Write as _;
 
-use super::terminal::NOT_MONOTONIC;
+use super::terminal::{confirmation_note, NOT_MONOTONIC};
 use super::{speedup_text, LabReport, RunResult};
 
 pub use plumbing::html::escape as esc;
@@ -174,7 +174,7 @@ fn column_head(r: &LabReport, run: &RunResult) -> String {
     };
     let _ = write!(o, "<section class=\"run\"><h2>{}</h2>", esc(&title));
     let _ = write!(o, "<p class=\"target\">target {}</p>", esc(&run.target));
-    match run.capacity() {
+    match run.measured_capacity() {
         Some(s) => {
             let _ = write!(
                 o,
@@ -400,6 +400,13 @@ table.failures td{{text-align:left}} table.failures td:last-child{{text-align:ri
         r.host_cores,
         esc(&r.started)
     );
+    if let Some(note) = confirmation_note(r) {
+        let _ = write!(
+            o,
+            "<p class=\"note\">{}</p>",
+            esc(&note).replace('\n', "<br>")
+        );
+    }
     let _ = write!(
         o,
         "<p class=\"speed\"><b>Speed-up:</b> {}</p><p>{}</p>",

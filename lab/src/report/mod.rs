@@ -117,6 +117,11 @@ pub struct RunResult {
     /// Number (`steps[].number`, from 1) of the step with the highest load
     /// that kept the objective.
     pub capacity_step: Option<u32>,
+    /// The capacity measured again after the search, over `--confirm`
+    /// (its `number` is 0: not a step of the search). The capacity figures
+    /// come from it when there is one.
+    #[serde(default)]
+    pub confirmation: Option<StepRecord>,
     /// The lowest load that broke the objective, if any did.
     pub broken_at: Option<u32>,
     /// Whether the search stopped at --max-load with the objective kept.
@@ -233,7 +238,7 @@ impl Speedup {
     /// --max-load would read as "the balancer does not help").
     pub fn of(single: &RunResult, group: &RunResult, replicas: u16) -> Speedup {
         let cap = |r: &RunResult| {
-            r.capacity()
+            r.measured_capacity()
                 .map(|s| (f64::from(s.load), s.summary.rps, s.summary.goodput()))
         };
         let bound = match (
@@ -297,8 +302,8 @@ impl RepeatFigures {
         RepeatFigures {
             single_load: single.capacity().map(|s| s.load),
             group_load: group.capacity().map(|s| s.load),
-            single_goodput: single.capacity().map(|s| s.summary.goodput()),
-            group_goodput: group.capacity().map(|s| s.summary.goodput()),
+            single_goodput: single.measured_capacity().map(|s| s.summary.goodput()),
+            group_goodput: group.measured_capacity().map(|s| s.summary.goodput()),
             load_speedup: sp.load,
             rps_speedup: sp.rps,
             goodput_speedup: sp.goodput,
@@ -377,6 +382,23 @@ impl RunResult {
     /// The step at capacity.
     pub fn capacity(&self) -> Option<&StepRecord> {
         self.step(self.capacity_step?)
+    }
+
+    /// What measured the capacity's figures (goodput, req/s, latency, CPU):
+    /// the confirmation window when there is one, else the step at capacity.
+    pub fn measured_capacity(&self) -> Option<&StepRecord> {
+        self.capacity()?;
+        self.confirmation.as_ref().or_else(|| self.capacity())
+    }
+
+    /// The confirmation, when it broke the objective the search's step kept:
+    /// "measured again for 20 s, its capacity broke the objective: 1.30% failed …".
+    pub fn unconfirmed(&self) -> Option<String> {
+        let c = self.confirmation.as_ref().filter(|c| !c.kept)?;
+        Some(format!(
+            "measured again for {:.0} s, its capacity broke the objective: {}",
+            c.summary.seconds, c.verdict
+        ))
     }
 
     /// The step numbered `number` (from 1).
@@ -608,6 +630,7 @@ pub(crate) mod fixture {
             name: name.into(),
             target: "http://127.0.0.1:1".into(),
             capacity_step: kept.map(|s| s.number),
+            confirmation: None,
             broken_at,
             hit_ceiling: ended == SearchEnd::MaxLoad,
             capacity_is_lower_bound: broken_at.is_none(),
@@ -763,6 +786,47 @@ mod tests {
         );
         let sp = Speedup::of(&single, &fixture::report(true).group, 2);
         assert_eq!(sp.bound, Bound::AtMost);
+    }
+
+    #[test]
+    fn a_confirmation_measures_the_capacity_and_can_unconfirm_it() {
+        let mut r = fixture::report(true);
+        let step_goodput = r.group.capacity().unwrap().summary.goodput();
+        let before = Speedup::of(&r.single, &r.group, r.replicas)
+            .goodput
+            .unwrap();
+        let mut c = r.group.capacity().unwrap().clone();
+        c.number = 0;
+        c.summary.rps *= 2.0;
+        c.summary.seconds = 20.0;
+        r.group.confirmation = Some(c.clone());
+        // The load is the search's; the figures are the longer window's.
+        assert_eq!(r.group.measured_capacity().unwrap().load, 120);
+        assert_eq!(r.group.capacity().unwrap().number, 4);
+        let after = Speedup::of(&r.single, &r.group, r.replicas)
+            .goodput
+            .unwrap();
+        let ratio = r.group.measured_capacity().unwrap().summary.goodput() / step_goodput;
+        assert!(
+            (after / before - ratio).abs() < 1e-9,
+            "{before} {after} {ratio}"
+        );
+        assert!(r.group.unconfirmed().is_none());
+        let note = terminal::confirmation_note(&r).unwrap();
+        assert!(note.contains("measured again over 20 s"), "{note}");
+        c.kept = false;
+        c.verdict = "1.30% failed (objective ≤ 1%)".into();
+        r.group.confirmation = Some(c);
+        let note = terminal::confirmation_note(&r).unwrap();
+        assert!(
+            note.contains(
+                "group: measured again for 20 s, its capacity broke the objective: 1.30% failed"
+            ),
+            "{note}"
+        );
+        // No capacity, nothing to measure: the confirmation is not used.
+        r.group.capacity_step = None;
+        assert!(r.group.measured_capacity().is_none());
     }
 
     #[test]

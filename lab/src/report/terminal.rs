@@ -61,8 +61,8 @@ fn cap_cells(r: &RunResult, unit: &str, slo: &Slo) -> [String; 7] {
         (Some(b), Some(st)) => Some(format!("{b} {unit} ({})", st.verdict)),
         _ => None,
     };
-    match r.capacity() {
-        Some(s) => {
+    match (r.capacity(), r.measured_capacity()) {
+        (Some(step), Some(s)) => {
             let (never, not_reached) = never_cells(r);
             [
                 format!(
@@ -75,9 +75,9 @@ fn cap_cells(r: &RunResult, unit: &str, slo: &Slo) -> [String; 7] {
                     s.summary.goodput()
                 ),
                 if r.capacity_is_lower_bound {
-                    format!("≥ {} {unit}", s.load)
+                    format!("≥ {} {unit}", step.load)
                 } else {
-                    format!("{} {unit}", s.load)
+                    format!("{} {unit}", step.load)
                 },
                 format!("{:.1}", s.summary.rps),
                 format!(
@@ -93,7 +93,7 @@ fn cap_cells(r: &RunResult, unit: &str, slo: &Slo) -> [String; 7] {
                 },
             ]
         }
-        None => [
+        _ => [
             "-".into(),
             "none: the first step already broke the objective".into(),
             "-".into(),
@@ -106,7 +106,7 @@ fn cap_cells(r: &RunResult, unit: &str, slo: &Slo) -> [String; 7] {
 }
 
 /// The note printed when a lower load failed more than a higher one.
-pub const NOT_MONOTONIC: &str = "Failure ratios need not grow with the load: after a step that broke the objective, the next step starts every user afresh (new logins during its ramp), so a lower step can fail more than a higher one.";
+pub const NOT_MONOTONIC: &str = "Failure ratios need not grow with the load: near capacity the failures of one window (mostly logins that timed out) vary from window to window, and a step after a broken one begins with what the overload left behind, so a lower step can fail more than a higher one.";
 
 /// The whole terminal report.
 pub fn render(r: &LabReport) -> String {
@@ -155,6 +155,9 @@ pub fn render(r: &LabReport) -> String {
         rows.push(vec![l.to_string(), s[i].clone(), g[i].clone()]);
     }
     o.push_str(&table(&rows));
+    if let Some(note) = confirmation_note(r) {
+        let _ = writeln!(o, "{note}");
+    }
     let _ = writeln!(o, "speed-up: {}", speedup_text(r));
     if !r.explained.is_empty() {
         let _ = writeln!(
@@ -182,6 +185,37 @@ pub fn render(r: &LabReport) -> String {
     }
     let _ = writeln!(o, "\n{}\n", r.conclusion);
     o
+}
+
+/// Where the figures at capacity come from when the capacity was measured
+/// again after the search, and any side whose longer window broke the
+/// objective the step had kept.
+pub fn confirmation_note(r: &LabReport) -> Option<String> {
+    let sides = [&r.single, &r.group];
+    let confirmed: Vec<&RunResult> = sides
+        .into_iter()
+        .filter(|x| x.confirmation.is_some() && x.capacity().is_some())
+        .collect();
+    let first = confirmed.first()?.confirmation.as_ref()?;
+    let steps: Vec<String> = confirmed
+        .iter()
+        .filter_map(|x| Some(format!("{} {:.1}", x.name, x.capacity()?.summary.goodput())))
+        .collect();
+    let mut note = format!(
+        "(figures at capacity measured again over {:.0} s at that load after the search; the search's {:.0} s window there: {} goodput)",
+        first.summary.seconds,
+        r.step_seconds,
+        steps.join(", ")
+    );
+    for x in confirmed {
+        if let Some(u) = x.unconfirmed() {
+            note.push_str(&format!(
+                "\n{}: {u}; its capacity is marginal (the {:.0} s step kept it by the luck of a short window)",
+                x.name, r.step_seconds
+            ));
+        }
+    }
+    Some(note)
 }
 
 /// One side's bottleneck, its step's processes, evidence, failures and causes.

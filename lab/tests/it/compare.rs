@@ -27,6 +27,8 @@ const SHORT: &[&str] = &[
     "2",
     "--refine",
     "0",
+    "--confirm",
+    "2s",
 ];
 
 #[test]
@@ -37,6 +39,8 @@ fn compare_two_replicas_writes_both_runs_and_shares_add_up() {
     let (stdout, pid) = run_ok(cmd, Duration::from_secs(120));
     assert!(stdout.contains("[single] step 1/2"), "{stdout}");
     assert!(stdout.contains("[group ] step 1/2"), "{stdout}");
+    assert!(stdout.contains("[single] confirmation:"), "{stdout}");
+    assert!(stdout.contains("measured again over 2 s"), "{stdout}");
     // Loads 2 and 4 never break the objective: capacities are lower bounds,
     // and there is no speed-up or bottleneck to state.
     assert!(stdout.contains("speed-up: not measured"), "{stdout}");
@@ -69,6 +73,12 @@ fn compare_two_replicas_writes_both_runs_and_shares_add_up() {
         let last = steps.last().unwrap();
         assert_eq!(report[side]["capacity_step"], last["number"], "{side}");
         assert_eq!(last["number"], steps.len());
+        // After the search, the capacity was measured again over --confirm.
+        let c = &report[side]["confirmation"];
+        assert_eq!(c["load"], last["load"], "{side}: {c}");
+        let secs = c["summary"]["seconds"].as_f64().unwrap();
+        assert!((1.9..2.5).contains(&secs), "{side}: {secs} s");
+        assert!(c["summary"]["requests"].as_u64().unwrap() > 0, "{side}");
         // Every lab process counts, not only this side's.
         for st in steps {
             let own: f64 = st["processes"]
@@ -172,6 +182,8 @@ fn interrupted_by(signal: Signal) {
         "6",
         "--refine",
         "0",
+        "--confirm",
+        "0s",
     ]);
     let (mut child, rx) = spawn_lines(cmd, true);
     let pid = child.id();

@@ -74,10 +74,22 @@ fn bad_flags_are_usage_errors() {
         assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0, "{err}");
     }
     // Caught after parsing, before anything starts.
-    let (cmd, _tmp) = lab_out(&["compare", "--start-load", "50", "--max-load", "10"]);
-    let (err, _) = run_fails(cmd, Duration::from_secs(10), 2);
-    assert!(
-        err.contains("--start-load 50 is above --max-load 10"),
-        "{err}"
-    );
+    for (args, says) in [
+        (
+            vec!["compare", "--start-load", "50", "--max-load", "10"],
+            "--start-load 50 is above --max-load 10",
+        ),
+        (
+            vec!["compare", "--confirm", "2s"],
+            "--confirm 2s is shorter than --step-duration 4s",
+        ),
+        (
+            vec!["compare", "--confirm", "20s 50ms"],
+            "--confirm 20s 50ms must be a whole number of 100 ms",
+        ),
+    ] {
+        let (cmd, _tmp) = lab_out(&args);
+        let (err, _) = run_fails(cmd, Duration::from_secs(10), 2);
+        assert!(err.contains(says), "{err}");
+    }
 }

@@ -35,6 +35,8 @@ fn short_pg(max_load: &str, max_steps: &str) -> Vec<String> {
         max_steps,
         "--refine",
         "0",
+        "--confirm",
+        "0s",
     ]
     .map(String::from)
     .to_vec()

@@ -26,6 +26,8 @@ fn scale_measures_each_count_and_leaves_nothing_behind() {
         "2",
         "--refine",
         "0",
+        "--confirm",
+        "0s",
     ]);
     let (stdout, pid) = run_ok(cmd, Duration::from_secs(240));
     for n in [
@@ -93,6 +95,8 @@ fn compare_repeat_runs_each_side_k_times_and_reports_every_repeat() {
         "1",
         "--refine",
         "0",
+        "--confirm",
+        "0s",
         "--repeat",
         "2",
         "--no-html",

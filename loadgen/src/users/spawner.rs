@@ -3,7 +3,10 @@
 //! The spawner moves the number of running users towards a target — the
 //! `-u` value (changed live by `Controller::set_users`) or the value of the
 //! `--stages` ramp at this moment — starting at most `spawn_rate` users per
-//! second and stopping surplus users at once (newest first). Each user runs
+//! second and stopping surplus users at once: first those still trying their
+//! `on_start` (a user whose login keeps failing holds nothing worth keeping,
+//! and stopping it first leaves a shrunk run with logged-in users rather than
+//! a queue of retries from an overload that is over), then the newest. Each user runs
 //! `on_start`, then iterations separated by its wait time, until cancelled or
 //! until the shared iteration budget (`--iterations`) is spent.
 //!
@@ -16,7 +19,7 @@
 //! A run with `--iterations` ends the moment the last iteration finishes:
 //! each user leaving its task loop wakes the spawner.
 
-use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -35,6 +38,18 @@ use crate::stats::Recorder;
 struct Running {
     cancel: CancellationToken,
     handle: JoinHandle<()>,
+    /// Set once the user's `on_start` has succeeded.
+    started: Arc<AtomicBool>,
+}
+
+/// Stops the users beyond the first `keep`: those whose `on_start` has not
+/// succeeded go first, then the newest (the order is otherwise kept).
+fn stop_surplus(users: &mut Vec<Running>, keep: usize) {
+    // A stable sort: started users (false) before the others, each in spawn order.
+    users.sort_by_key(|u| !u.started.load(Ordering::Acquire));
+    for u in users.drain(keep.min(users.len())..) {
+        u.cancel.cancel();
+    }
 }
 
 /// The closed model's moving parts: what every new user is made of, and the
@@ -69,14 +84,22 @@ impl Spawner {
                 self.shared.clone(),
             );
             self.in_loop.fetch_add(1, Ordering::AcqRel);
+            let started = Arc::new(AtomicBool::new(false));
             let handle = tokio::spawn(run_user(
                 user,
                 self.shared.clone(),
-                cancel.clone(),
+                UserSignals {
+                    cancel: cancel.clone(),
+                    started: started.clone(),
+                },
                 self.iterations.clone(),
                 self.in_loop.clone(),
             ));
-            self.users.push(Running { cancel, handle });
+            self.users.push(Running {
+                cancel,
+                handle,
+                started,
+            });
             if i % 1024 == 1023 {
                 tokio::task::yield_now().await;
                 // `-u 4000000000` at once must still notice a stop.
@@ -188,9 +211,7 @@ pub(crate) async fn drive(shared: Arc<RunShared>, compiled: Arc<Compiled>, recor
                 break;
             }
         } else if running > target {
-            for u in sp.users.drain(target..) {
-                u.cancel.cancel();
-            }
+            stop_surplus(&mut sp.users, target);
             credit = 0.0;
         } else {
             credit = 0.0;
@@ -226,14 +247,25 @@ fn take_iteration(iterations: &Option<Arc<AtomicI64>>) -> bool {
         .is_none_or(|it| it.fetch_sub(1, Ordering::Relaxed) > 0)
 }
 
+/// What a running user and its spawner share: the stop, and whether its
+/// `on_start` has succeeded.
+struct UserSignals {
+    cancel: CancellationToken,
+    started: Arc<AtomicBool>,
+}
+
 /// One closed-model user from start to stop.
 async fn run_user(
     mut user: User,
     shared: Arc<RunShared>,
-    cancel: CancellationToken,
+    signals: UserSignals,
     iterations: Option<Arc<AtomicI64>>,
     in_loop: Arc<AtomicUsize>,
 ) {
+    let UserSignals {
+        cancel,
+        started: started_flag,
+    } = signals;
     let n = shared.user_count.fetch_add(1, Ordering::Relaxed) + 1;
     shared.max_users.fetch_max(n, Ordering::Relaxed);
     let pacing = match user.wait_time() {
@@ -242,6 +274,7 @@ async fn run_user(
         _ => None,
     };
     let started = run_until_started(&mut user, &cancel, &iterations, pacing).await;
+    started_flag.store(started, Ordering::Release);
     let mut next_due = Instant::now();
     // Set when the user is late through the server's fault (see `users`).
     let mut late_due = None;
@@ -352,6 +385,44 @@ fn retry_pause(base: Duration, failures: u32, jitter: f64) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn surplus_users_still_logging_in_stop_first_then_the_newest() {
+        // Users 0..5 in spawn order; 1 and 3 have not got through on_start.
+        let mut users: Vec<Running> = [true, false, true, false, true]
+            .into_iter()
+            .map(|started| {
+                let cancel = CancellationToken::new();
+                let token = cancel.clone();
+                Running {
+                    handle: tokio::spawn(async move { token.cancelled().await }),
+                    cancel,
+                    started: Arc::new(AtomicBool::new(started)),
+                }
+            })
+            .collect();
+        let tokens: Vec<CancellationToken> = users.iter().map(|u| u.cancel.clone()).collect();
+        let stopped = |tokens: &[CancellationToken]| -> Vec<usize> {
+            (0..tokens.len())
+                .filter(|&i| tokens[i].is_cancelled())
+                .collect()
+        };
+        stop_surplus(&mut users, 4);
+        assert_eq!(stopped(&tokens), [3], "the newest user still logging in");
+        stop_surplus(&mut users, 2);
+        assert_eq!(
+            stopped(&tokens),
+            [1, 3, 4],
+            "then the other one, then the newest started"
+        );
+        assert_eq!(users.len(), 2);
+        stop_surplus(&mut users, 5);
+        assert_eq!(users.len(), 2, "keeping more than run stops nobody");
+        for u in users.drain(..) {
+            u.cancel.cancel();
+            u.handle.await.unwrap();
+        }
+    }
 
     #[test]
     fn failed_on_start_backs_off_to_a_ceiling() {
