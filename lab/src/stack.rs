@@ -192,6 +192,11 @@ impl Stack {
             );
         }
         let balancer = start_balancer(plan, &replicas).await?;
+        let placed = cgroups.as_ref().and_then(CpuGroups::placement_note);
+        let budget_note = match placed {
+            Some(p) => format!("{budget_note} ({p})"),
+            None => budget_note,
+        };
         let probe = Probe::new();
         for r in single.iter().chain(replicas.iter()) {
             probe

@@ -110,17 +110,17 @@ fn assert_postgres_gone(pids: &[u32]) {
     }
 }
 
-#[test]
-fn compare_on_postgres_lists_the_database_and_stops_it() {
-    let args = short_pg("4", "2");
-    let (cmd, tmp) = lab_out(&strs(&args));
+/// Runs `lab ARGS` to its end (at most 240 s); when a line starts with
+/// `marker`, notes the cluster's processes, to check later that they end.
+/// Returns the output, those processes and the output folder.
+fn run_noting_postgres(args: &[&str], marker: &str) -> (String, Vec<u32>, tempfile::TempDir) {
+    let (cmd, tmp) = lab_out(args);
     let (mut child, rx) = spawn_lines(cmd, false);
     let mut lines = Vec::new();
     let mut pids = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(240);
     while let Ok(line) = rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-        // While it runs, note the server's processes to check they end.
-        if line.starts_with("[single] step 1/") {
+        if pids.is_empty() && line.starts_with(marker) {
             pids = postgres_pids(&data_dir_of(&lines.join("\n")));
         }
         lines.push(line);
@@ -132,6 +132,13 @@ fn compare_on_postgres_lists_the_database_and_stops_it() {
         pids.len() > 2,
         "the postmaster and its children: {pids:?}\n{out}"
     );
+    (out, pids, tmp)
+}
+
+#[test]
+fn compare_on_postgres_lists_the_database_and_stops_it() {
+    let args = short_pg("4", "2");
+    let (out, pids, tmp) = run_noting_postgres(&strs(&args), "[single] step 1/");
     // `nobody` can walk down to the (0755) temporary folder: the data stays
     // in the run folder. (The 0700 case is the SIGINT test's.)
     let data = data_dir_of(&out);
@@ -153,6 +160,98 @@ fn compare_on_postgres_lists_the_database_and_stops_it() {
         let evidence = report[side]["diagnosis"]["evidence"].to_string();
         assert!(evidence.contains("PostgreSQL server"), "{side}: {evidence}");
     }
+    assert_postgres_gone(&pids);
+    assert_no_processes(tmp.path(), Duration::from_secs(10));
+}
+
+#[test]
+fn scale_on_postgres_measures_each_count_and_stops_it() {
+    let (out, pids, tmp) = run_noting_postgres(
+        &[
+            "scale",
+            "--database",
+            "postgres",
+            "--pool-size",
+            "2",
+            "--replicas",
+            "1,2",
+            "--replica-cpus",
+            "0.5",
+            "--step-duration",
+            "2s",
+            "--warmup",
+            "1s",
+            "--start-load",
+            "2",
+            "--max-load",
+            "4",
+            "--max-steps",
+            "2",
+            "--refine",
+            "0",
+            "--confirm",
+            "0s",
+        ],
+        "[n1    ] step 1/",
+    );
+    assert!(out.contains("[n2    ] step 1/2"), "{out}");
+    let run_dir = std::fs::read_dir(tmp.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.join("scale.json").exists())
+        .expect("a run folder with scale.json");
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run_dir.join("scale.json")).unwrap()).unwrap();
+    for p in report["points"].as_array().unwrap() {
+        let run = &p["runs"][0];
+        assert!(run["goodput"].as_f64().unwrap() > 0.0, "{p}");
+        // Each count's steps list the database server beside its replicas.
+        let names: Vec<&str> = run["steps"][0]["processes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x["name"].as_str().unwrap())
+            .collect();
+        assert!(names.contains(&"postgres server"), "{names:?}");
+    }
+    assert_postgres_gone(&pids);
+    assert_no_processes(tmp.path(), Duration::from_secs(10));
+}
+
+#[test]
+fn demo_on_postgres_serves_through_the_balancer_and_stops_it() {
+    let (out, pids, tmp) = run_noting_postgres(
+        &[
+            "demo",
+            "--database",
+            "postgres",
+            "--pool-size",
+            "2",
+            "--chapter",
+            "2",
+            "--run-time",
+            "2s",
+            "--users",
+            "4",
+            "--replicas",
+            "2",
+            "--replica-cpus",
+            "0.5",
+        ],
+        "── chapter 2",
+    );
+    // Both replicas served their share, each from the one database.
+    for r in ["r1 ", "r2 "] {
+        let served: u64 = out
+            .lines()
+            .map(str::trim_start)
+            .find(|l| l.starts_with(r) && l.contains(" requests "))
+            .and_then(|l| l.split_whitespace().nth(2)?.parse().ok())
+            .unwrap_or_else(|| panic!("no share line for {r}\n{out}"));
+        assert!(served > 0, "{r} served nothing\n{out}");
+    }
+    assert!(out.contains("every process stopped"), "{out}");
     assert_postgres_gone(&pids);
     assert_no_processes(tmp.path(), Duration::from_secs(10));
 }
