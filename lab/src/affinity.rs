@@ -9,32 +9,26 @@
 //! two: the first half (at least one) for the lab itself and everything it
 //! starts (the load generator runs in-process; the balancer inherits the
 //! mask at `fork`), the rest for the replicas, which are moved there once
-//! they have started.
+//! they have started. On this project's 2-core machine that is CPU 0 for
+//! the tools and CPU 1 for the replicas.
 //!
-//! Each replica goes to one CPU where its budget still fits
-//! ([`Placement::cpu_for`]): a budget only models a separate server if the
-//! replica can get all of it. The replicas' CPUs come first, up to
-//! [`REPLICA_CPU_ROOM`] of budget each; then the tools' CPUs, up to
-//! [`TOOLS_CPU_ROOM`]. On this project's 2-core machine `lab compare`
-//! runs five replicas of 0.25 core in the same windows (1.25 cores): all on
-//! CPU 1 they got 20% each, never throttled (a full CPU shared five ways,
-//! not the budget, set their speed, and coupled the two sides). Placed, the
-//! single replica and r1, r2 run on CPU 1, r3 and r4 on CPU 0 beside the
-//! tools. `--no-pin` turns all of it off, to measure what it changes.
+//! The budgets must fit there: `lab compare --replicas 4` runs five
+//! replicas in the same windows, and five of 0.25 core on one CPU got 20%
+//! each and were never throttled: a full CPU shared five ways, not the
+//! budget, set their speed, and one side could take CPU from the other.
+//! So [`Placement::fit`] lowers the budget to what the replicas' CPUs can
+//! give all of them at once (0.18 each there), and the report says so.
+//! `--no-pin` turns all of it off, to measure what it changes.
 
 use std::path::Path;
 
 use nix::sched::{sched_getaffinity, sched_setaffinity, CpuSet};
 use nix::unistd::Pid;
 
-/// Budget (cores) placed on one of the replicas' CPUs at most: a tenth is
-/// left for the kernel's own work there (loopback TCP is processed on the
-/// CPUs of the processes that send it).
-pub const REPLICA_CPU_ROOM: f64 = 0.9;
-/// Budget placed on one of the tools' CPUs at most: the load generator and
-/// the balancer keep the other half (together about a third of a core at
-/// the default load).
-pub const TOOLS_CPU_ROOM: f64 = 0.5;
+/// Share of each replica CPU the budgets may fill: a tenth is left for the
+/// kernel's own work there (loopback TCP is processed on the CPUs of the
+/// processes that send it).
+const REPLICA_CPU_ROOM: f64 = 0.9;
 
 /// Which CPUs the tools and the replicas run on.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,33 +62,35 @@ impl Placement {
         Placement::split(&allowed)
     }
 
-    /// The CPU for a replica of `budget` cores, given the budget already
-    /// placed per CPU (`placed`, any order): the least loaded of the
-    /// replicas' CPUs where it fits, else of the tools' CPUs; `None` where
-    /// it fits nowhere.
-    pub fn cpu_for(&self, budget: f64, placed: &[(usize, f64)]) -> Option<usize> {
-        let on = |cpu: usize| {
-            placed
-                .iter()
-                .filter(|(c, _)| *c == cpu)
-                .map(|(_, b)| b)
-                .sum::<f64>()
-        };
-        let fits = |cpus: &[usize], room: f64| {
-            cpus.iter()
-                .map(|&c| (c, on(c)))
-                .filter(|(_, used)| used + budget <= room + 1e-9)
-                .min_by(|a, b| a.1.total_cmp(&b.1))
-                .map(|(c, _)| c)
-        };
-        fits(&self.replicas, REPLICA_CPU_ROOM).or_else(|| fits(&self.tools, TOOLS_CPU_ROOM))
+    /// The budget of each of `replicas` running at once: `asked`, or less
+    /// where they would not all get it on the replicas' CPUs (rounded down
+    /// to a thousandth of a core).
+    pub fn fit(&self, asked: f64, replicas: usize) -> f64 {
+        let room = REPLICA_CPU_ROOM * self.replicas.len() as f64;
+        let each = room / replicas.max(1) as f64;
+        if asked <= each {
+            asked
+        } else {
+            (each * 1000.0).floor() / 1000.0
+        }
+    }
+
+    /// The budget the replicas' CPUs hold, in words: "0.9 of a core".
+    pub fn room(&self) -> String {
+        let room = REPLICA_CPU_ROOM * self.replicas.len() as f64;
+        format!("{room} of a core")
+    }
+
+    /// "CPU 1", "CPUs 2,3".
+    pub fn replica_cpus(&self) -> String {
+        cpus(&self.replicas)
     }
 
     /// For the report: "the load generator and the balancer on CPU 0, the
     /// replicas on CPU 1".
     pub fn describe(&self) -> String {
         format!(
-            "the load generator and the balancer on {}, the replicas on {} while their budgets fit there, then beside the tools",
+            "the load generator and the balancer on {}, the replicas on {}",
             cpus(&self.tools),
             cpus(&self.replicas)
         )
@@ -150,35 +146,22 @@ mod tests {
         assert_eq!((p.tools, p.replicas), (vec![0, 1, 2], vec![3, 4]));
         assert_eq!(
             Placement::split(&[2, 5]).unwrap().describe(),
-            "the load generator and the balancer on CPU 2, the replicas on CPU 5 while their budgets fit there, then beside the tools"
+            "the load generator and the balancer on CPU 2, the replicas on CPU 5"
         );
     }
 
     #[test]
-    fn replicas_go_where_their_budget_fits() {
+    fn budgets_are_lowered_to_what_the_replica_cpus_hold() {
         let p = Placement::split(&[0, 1]).unwrap();
-        let mut placed = Vec::new();
-        let mut order = Vec::new();
-        // lab compare --replicas 4: single, r1…r4 at 0.25 of a core.
-        for _ in 0..5 {
-            let cpu = p.cpu_for(0.25, &placed).unwrap();
-            placed.push((cpu, 0.25));
-            order.push(cpu);
-        }
-        assert_eq!(order, [1, 1, 1, 0, 0]);
-        assert_eq!(p.cpu_for(0.25, &placed), None, "both CPUs are full");
-        // lab scale --replicas 1,2,4,8: eight at 0.125 (1 core in all).
-        let mut placed = Vec::new();
-        for _ in 0..8 {
-            let cpu = p.cpu_for(0.125, &placed).unwrap();
-            placed.push((cpu, 0.125));
-        }
-        let on1 = placed.iter().filter(|(c, _)| *c == 1).count();
-        assert_eq!(on1, 7, "{placed:?}");
-        // Several replica CPUs: the least loaded first.
+        // lab compare --replicas 4: five at once, 0.9 of CPU 1.
+        assert_eq!(p.fit(0.25, 5), 0.18);
+        assert_eq!(p.fit(0.25, 3), 0.25, "three of 0.25 fit");
+        // lab scale 1,2,4,8 at 0.125: eight do not quite fit.
+        assert_eq!(p.fit(0.125, 8), 0.112);
+        assert_eq!(p.room(), "0.9 of a core");
         let p = Placement::split(&[0, 1, 2, 3]).unwrap();
-        assert_eq!(p.cpu_for(0.5, &[(2, 0.5)]), Some(3));
-        assert_eq!(p.cpu_for(1.5, &[]), None, "a budget above a CPU fits nowhere");
+        assert_eq!(p.fit(0.25, 5), 0.25, "two CPUs hold 1.8 cores");
+        assert_eq!(p.replica_cpus(), "CPUs 2,3");
     }
 
     #[test]

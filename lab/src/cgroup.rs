@@ -46,9 +46,6 @@ pub struct CpuGroups {
     members: std::sync::Mutex<Vec<PathBuf>>,
     /// Where members run, when kept off the tools' CPUs ([`crate::affinity`]).
     placement: Option<Placement>,
-    /// Members placed so far: name and CPU (`None`: on every replica CPU,
-    /// as its budget fitted on none).
-    placed: std::sync::Mutex<Vec<(String, Option<usize>)>>,
 }
 
 impl CpuGroups {
@@ -149,7 +146,6 @@ impl CpuGroups {
             cores,
             members: std::sync::Mutex::new(Vec::new()),
             placement: None,
-            placed: std::sync::Mutex::new(Vec::new()),
         })
     }
 
@@ -201,44 +197,9 @@ impl CpuGroups {
         }
         write("cgroup.procs", pid.to_string())?;
         if let Some(p) = &self.placement {
-            let mut placed = self.placed.lock().map_err(|_| "placement lock poisoned")?;
-            let budgets: Vec<(usize, f64)> = placed
-                .iter()
-                .filter_map(|(_, cpu)| Some(((*cpu)?, self.cores)))
-                .collect();
-            let cpu = p.cpu_for(self.cores, &budgets);
-            match cpu {
-                Some(c) => affinity::pin(Some(pid), &[c])?,
-                None => affinity::pin(Some(pid), &p.replicas)?,
-            }
-            placed.push((name.to_string(), cpu));
+            affinity::pin(Some(pid), &p.replicas)?;
         }
         Ok(dir)
-    }
-
-    /// Where the members went, for the report: "single, r1, r2 on CPU 1;
-    /// r3, r4 on CPU 0"; `None` when they are not kept apart.
-    pub fn placement_note(&self) -> Option<String> {
-        self.placement.as_ref()?;
-        let placed = self.placed.lock().ok()?;
-        let mut groups: Vec<(Option<usize>, Vec<&str>)> = Vec::new();
-        for (name, cpu) in placed.iter() {
-            match groups.iter_mut().find(|(c, _)| c == cpu) {
-                Some((_, names)) => names.push(name),
-                None => groups.push((*cpu, vec![name])),
-            }
-        }
-        let parts: Vec<String> = groups
-            .iter()
-            .map(|(cpu, names)| match cpu {
-                Some(c) => format!("{} on CPU {c}", names.join(", ")),
-                None => format!(
-                    "{} on every replica CPU (their budgets fit on no CPU: the replicas may get less than their budget)",
-                    names.join(", ")
-                ),
-            })
-            .collect();
-        Some(parts.join("; "))
     }
 
     /// Cumulative throttling counters of member `name`.

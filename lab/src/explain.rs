@@ -164,7 +164,7 @@ pub fn gap_notes(
     };
     out.push(if apart {
         format!(
-            "reduced: the load generator ({:.0}% of a core) and the balancer ran on CPUs of their own, shared only with replicas placed where their budgets fit (see the budget line), so no replica had to wait for a full CPU (the host's {} cores were {:.0}% busy in the group's step)",
+            "removed: the load generator ({:.0}% of a core) and the balancer ran on CPUs of their own, so they did not take turns with the replicas inside their quota periods (the host's {} cores were {:.0}% busy in the group's step)",
             lg(g),
             g.host.cores,
             g.host.cpu_percent

@@ -152,7 +152,11 @@ impl Stack {
         .await?;
         println!("lab: {}", database.note);
         let database_url = database.url.clone();
-        let (cgroups, budget_applied, budget_note) = cpu_budget(plan.budget, plan.pin);
+        let (cgroups, budget_applied, budget_note) = cpu_budget(
+            plan.budget,
+            plan.pin,
+            plan.replicas as usize + usize::from(plan.single),
+        );
         let jwt_secret = format!(
             "lab-{}-{}",
             std::process::id(),
@@ -192,11 +196,6 @@ impl Stack {
             );
         }
         let balancer = start_balancer(plan, &replicas).await?;
-        let placed = cgroups.as_ref().and_then(CpuGroups::placement_note);
-        let budget_note = match placed {
-            Some(p) => format!("{budget_note} ({p})"),
-            None => budget_note,
-        };
         let probe = Probe::new();
         for r in single.iter().chain(replicas.iter()) {
             probe
@@ -302,41 +301,58 @@ impl Stack {
 
 /// The cgroups for a CPU budget per replica, the budget actually applied
 /// (none when no cgroup could be written) and the sentence that says so;
-/// with `pin`, the tools and the replicas get CPUs of their own.
-fn cpu_budget(budget: CpuBudget, pin: bool) -> (Option<CpuGroups>, CpuBudget, String) {
-    match budget {
-        CpuBudget::None => (
+/// with `pin`, the tools and the replicas get CPUs of their own, and the
+/// budget is lowered where the `replicas` running at once would not all get
+/// theirs on the replicas' CPUs ([`Placement::fit`]).
+fn cpu_budget(
+    budget: CpuBudget,
+    pin: bool,
+    replicas: usize,
+) -> (Option<CpuGroups>, CpuBudget, String) {
+    let CpuBudget::Cores(asked) = budget else {
+        return (
             None,
             CpuBudget::None,
             "no CPU budget: every replica may use every core of this machine, so the replicas compete for the same cores".to_string(),
-        ),
-        CpuBudget::Cores(c) => match CpuGroups::create(c) {
-            Ok(mut g) => {
-                let mut note = format!(
-                    "each replica is limited to {c} of a core (cgroup {:?} quota under {}), modelling separate servers",
-                    g.version(),
-                    g.base().display()
-                );
-                if pin {
-                    note.push_str(&keep_tools_apart(&mut g));
-                }
-                (Some(g), budget, note)
+        );
+    };
+    let placement = pin.then(Placement::of_this_machine).flatten();
+    let c = placement
+        .as_ref()
+        .map_or(asked, |p| p.fit(asked, replicas));
+    match CpuGroups::create(c) {
+        Ok(mut g) => {
+            let mut note = format!(
+                "each replica is limited to {c} of a core (cgroup {:?} quota under {}), modelling separate servers",
+                g.version(),
+                g.base().display()
+            );
+            if let (Some(p), true) = (&placement, c < asked) {
+                note.push_str(&format!(
+                    " ({asked} asked for, lowered so that the {replicas} replicas running at once fit in {} of {}: a budget a replica cannot get models no server)",
+                    p.room(),
+                    p.replica_cpus()
+                ));
             }
-            Err(why) => (
-                None,
-                CpuBudget::None,
-                format!(
-                    "asked for {c} of a core per replica, but no cgroup could be written ({why}); the replicas share all cores, so read the result as one machine, not N servers (run as root or with a delegated cgroup to model separate servers)"
-                ),
+            if pin {
+                note.push_str(&keep_tools_apart(&mut g, placement));
+            }
+            (Some(g), CpuBudget::Cores(c), note)
+        }
+        Err(why) => (
+            None,
+            CpuBudget::None,
+            format!(
+                "asked for {asked} of a core per replica, but no cgroup could be written ({why}); the replicas share all cores, so read the result as one machine, not N servers (run as root or with a delegated cgroup to model separate servers)"
             ),
-        },
+        ),
     }
 }
 
 /// Puts this process (and so the balancer it starts later) on the tools'
 /// CPUs and has `groups` move replicas to the others; the report's words.
-fn keep_tools_apart(groups: &mut CpuGroups) -> String {
-    let Some(placement) = Placement::of_this_machine() else {
+fn keep_tools_apart(groups: &mut CpuGroups, placement: Option<Placement>) -> String {
+    let Some(placement) = placement else {
         return "; one CPU only, so the load generator and the balancer share it with the replicas"
             .into();
     };
