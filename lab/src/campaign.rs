@@ -310,7 +310,10 @@ async fn run_window(
         "lab: window {window}: settled after {warmup:.0} s; measuring {}…",
         humantime::format_duration(length)
     );
-    let (recs, reps) = measure_window(ctx, sides, active, warmup, length).await?;
+    // A step whose failures are within chance of the objective is measured
+    // once more as long (the window grows; a confirmation is long already).
+    let extend = kind == Window::Steps;
+    let (recs, reps) = measure_window(ctx, sides, active, warmup, (length, extend)).await?;
     for ((i, load), (rec, rep)) in active.iter().copied().zip(recs.into_iter().zip(reps)) {
         match kind {
             Window::Steps => record_step(ctx, &mut sides[i], load, rec, rep),
@@ -384,6 +387,31 @@ fn dropped_check(s: &StepSummary, load: u32, slo: &Slo) -> Result<(), String> {
     Ok(())
 }
 
+/// "single's 1.30% failed": the active sides whose window so far is within
+/// chance of the failure objective ([`Slo::within_chance`]).
+fn doubtful_sides(
+    ctx: &Ctx<'_>,
+    sides: &[SideRun],
+    active: &[(usize, u32)],
+    reps: &[RunReport],
+) -> Vec<String> {
+    active
+        .iter()
+        .zip(reps)
+        .filter_map(|(&(i, _), rep)| {
+            let s = StepSummary::from_report(rep);
+            let failures = (s.fail_ratio * s.requests as f64).round() as u64;
+            ctx.slo.within_chance(s.requests, failures).then(|| {
+                format!(
+                    "{}'s {} failed",
+                    sides[i].target.name,
+                    ctx.slo.failed_percent(s.fail_ratio)
+                )
+            })
+        })
+        .collect()
+}
+
 /// Readings taken at a window's start, to difference at its end.
 struct Before {
     /// Each active side's balancer `/status`, if it has one.
@@ -423,7 +451,7 @@ async fn measure_window(
     sides: &mut [SideRun],
     active: &[(usize, u32)],
     warmup_s: f64,
-    length: Duration,
+    (length, extend): (Duration, bool),
 ) -> Result<(Vec<StepRecord>, Vec<RunReport>), Error> {
     // Every lab process, idle or not: what the host used beyond them is noise.
     let mut all = ctx.stack.processes();
@@ -436,10 +464,26 @@ async fn measure_window(
     }
     let sampler = Sampler::start(&all);
     tokio::time::sleep(length).await;
-    let reps: Vec<RunReport> = active
-        .iter()
-        .filter_map(|&(i, _)| sides[i].driver.as_ref().map(Driver::window_report))
-        .collect();
+    let report = |sides: &[SideRun]| -> Vec<RunReport> {
+        active
+            .iter()
+            .filter_map(|&(i, _)| sides[i].driver.as_ref().map(Driver::window_report))
+            .collect()
+    };
+    let mut reps = report(sides);
+    if extend {
+        let doubtful = doubtful_sides(ctx, sides, active, &reps);
+        if !doubtful.is_empty() {
+            println!(
+                "lab: window {}: {} within chance of the failure objective; measuring {} more…",
+                ctx.windows_done,
+                doubtful.join(" and "),
+                humantime::format_duration(length)
+            );
+            tokio::time::sleep(length).await;
+            reps = report(sides);
+        }
+    }
     let (processes, host_usage) = sampler.finish();
     let lab_cpu_percent: f64 = processes.iter().map(|p| p.cpu_percent).sum();
     let mut recs = Vec::new();

@@ -53,6 +53,20 @@ impl Slo {
         Ok(())
     }
 
+    /// Whether `failures` of `requests` is within chance of the failure
+    /// objective: inside ±1.64 standard deviations (a 90% band) of the count
+    /// the objective allows, taking failures as Poisson. Near capacity a
+    /// 4 s window holds a few dozen failures, mostly logins that timed out,
+    /// and such a step decides the capacity by luck of the draw; the lab
+    /// then measures it for longer before judging it.
+    pub fn within_chance(&self, requests: u64, failures: u64) -> bool {
+        let allowed = self.max_fail_ratio * requests as f64;
+        if requests == 0 || allowed <= 0.0 {
+            return false;
+        }
+        (failures as f64 - allowed).abs() < 1.64 * allowed.sqrt()
+    }
+
     /// The objective in words.
     pub fn describe(&self) -> String {
         format!(
@@ -205,6 +219,22 @@ impl Search {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_failure_count_near_the_objective_is_within_chance() {
+        let slo = Slo::default();
+        // 1% of 1690 is 16.9 failures, give or take 1.64 × 4.1.
+        assert!(slo.within_chance(1690, 22), "1.30%: could be 1%");
+        assert!(slo.within_chance(2990, 23), "0.77%: could be 1%");
+        assert!(!slo.within_chance(1890, 28), "1.48%: broke it");
+        assert!(!slo.within_chance(2160, 8), "0.37%: kept it");
+        assert!(!slo.within_chance(0, 0));
+        let none = Slo {
+            max_fail_ratio: 0.0,
+            max_p95_ms: 500.0,
+        };
+        assert!(!none.within_chance(1000, 0), "no failure allowed: no doubt");
+    }
 
     /// Runs a search against a system whose true capacity is `cap`.
     fn drive(mut s: Search, cap: u32) -> (Search, Vec<u32>) {
