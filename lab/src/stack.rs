@@ -317,9 +317,7 @@ fn cpu_budget(
         );
     };
     let placement = pin.then(Placement::of_this_machine).flatten();
-    let c = placement
-        .as_ref()
-        .map_or(asked, |p| p.fit(asked, replicas));
+    let c = placement.as_ref().map_or(asked, |p| p.fit(asked, replicas));
     match CpuGroups::create(c) {
         Ok(mut g) => {
             let mut note = format!(
