@@ -99,12 +99,17 @@ pub fn parse_cpu_budget(s: &str) -> Result<CpuBudget, String> {
 
 /// Parses a human duration (`500ms`, `5s`, `1m`), refusing zero.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let d = humantime::parse_duration(s.trim())
-        .map_err(|e| format!("`{s}` is not a duration (try 5s or 500ms): {e}"))?;
+    let d = parse_duration_or_zero(s)?;
     if d.is_zero() {
         return Err(format!("`{s}`: the duration must be greater than zero"));
     }
     Ok(d)
+}
+
+/// Parses a duration where `0s` means "none" (`--confirm 0s`).
+pub fn parse_duration_or_zero(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s.trim())
+        .map_err(|e| format!("`{s}` is not a duration (try 5s or 500ms): {e}"))
 }
 
 /// Parses a percentage (`1`, `0.5`, `1%`) in 0..=100.
@@ -291,7 +296,7 @@ pub struct SearchArgs {
     /// to the next, mostly with the number of logins it happens to hold).
     /// `0s` keeps the figures of the search's step. A whole number of 100 ms
     /// CFS periods.
-    #[arg(long, default_value = "20s", value_parser = parse_duration)]
+    #[arg(long, default_value = "20s", value_parser = parse_duration_or_zero)]
     pub confirm: Duration,
     /// Users started per second and per replica when a step adds users (the
     /// group, with N replicas, adds them N times as fast). Each new user logs
@@ -508,6 +513,11 @@ mod tests {
         assert_eq!(c.search.slo_p95, Duration::from_millis(500));
         assert_eq!(c.search.step_duration, Duration::from_secs(4));
         assert_eq!(c.search.confirm, Duration::from_secs(20));
+        let Command::Compare(c) = Cli::parse_from(["lab", "compare", "--confirm", "0s"]).command
+        else {
+            panic!()
+        };
+        assert!(c.search.confirm.is_zero(), "0s: no confirmation");
         assert_eq!(c.search.repeat, 1);
         let Command::Scale(s) = Cli::parse_from(["lab", "scale"]).command else {
             panic!()
