@@ -279,14 +279,22 @@ impl From<sqlx::Error> for ApiError {
 }
 
 /// Whether `e` is SQLite's `SQLITE_BUSY` or `SQLITE_LOCKED` (any extended
-/// code): another connection kept the lock past the busy timeout.
+/// code): another connection kept the lock past the busy timeout; or
+/// PostgreSQL ending a transaction that lost a lock race (deadlock detected,
+/// serialization failure, lock not available), which a retry can pass: e.g.
+/// a comment PATCH moving it to a product while that product is deleted
+/// takes the two rows' locks in the other order.
 pub(crate) fn is_busy(e: &sqlx::Error) -> bool {
     const SQLITE_BUSY: i32 = 5;
     const SQLITE_LOCKED: i32 = 6;
+    const PG_LOST_RACE: [&str; 3] = ["40P01", "40001", "55P03"];
     let code = match e {
         sqlx::Error::Database(db) => db.code(),
         _ => None,
     };
+    if code.as_deref().is_some_and(|c| PG_LOST_RACE.contains(&c)) {
+        return true;
+    }
     code.and_then(|c| c.parse::<i32>().ok())
         .is_some_and(|c| matches!(c & 0xff, SQLITE_BUSY | SQLITE_LOCKED))
 }

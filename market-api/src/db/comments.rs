@@ -78,6 +78,21 @@ pub async fn get_in(conn: Conn<'_>, id: i64) -> Result<Option<CommentRow>, sqlx:
         id)
 }
 
+/// Locks comment `id` until the write transaction ends, so that changes of
+/// one comment apply one after the other, each to the row the previous one
+/// left. On PostgreSQL (read committed) two PATCHes otherwise both read the
+/// old row and the second wrote its stale copy of the other field back;
+/// SQLite's single writer (`BEGIN IMMEDIATE`) serializes them already.
+pub async fn lock(tx: &mut WriteTx, id: i64) -> Result<(), sqlx::Error> {
+    if let WriteTx::Postgres(tx) = tx {
+        sqlx::query("SELECT id FROM comments WHERE id = $1 FOR UPDATE")
+            .bind(id)
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
+}
+
 /// Fields written by create and update.
 #[derive(Debug, Clone)]
 pub struct CommentWrite {

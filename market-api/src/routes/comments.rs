@@ -213,6 +213,7 @@ async fn change(
     let input = validate(&state.db, &data, partial).await?;
     let mut tx = state.db.begin_write().await?;
     user.require_active(&mut tx).await?;
+    comments::lock(&mut tx, id).await?;
     let row = own_comment(tx.conn(), id, user).await?;
     let write = input.apply(&mut tx, Some(&row)).await?;
     comments::update(&mut tx, id, user.user_id, &write).await?;
@@ -251,6 +252,7 @@ pub(crate) async fn destroy(
 ) -> Result<StatusCode, ApiError> {
     let mut tx = state.db.begin_write().await?;
     user.require_active(&mut tx).await?;
+    comments::lock(&mut tx, id).await?;
     own_comment(tx.conn(), id, user).await?;
     comments::delete(&mut tx, id).await?;
     tx.commit().await?;

@@ -261,8 +261,98 @@ async fn deleting_a_product_removes_its_comments(backend: Backend) {
     );
 }
 
+/// Concurrent PATCHes of one comment, half changing its reply and half its
+/// rating: each is applied to the row as the previous one left it, so
+/// neither field ends where it started. (On PostgreSQL each transaction read
+/// the row before the other committed and wrote both fields back: a rating
+/// PATCH could put the old reply back.)
+async fn concurrent_partial_edits_lose_no_field(backend: Backend) {
+    // Room for the transactions to overlap.
+    let s = Server::start_with(backend, |c| c.pool_size = Some(8)).await;
+    let token = s.demo().await;
+    for round in 0..10 {
+        let (st, c) = s
+            .post_json(
+                "/api/v1/products/comments/",
+                Some(&token),
+                json!({"reply": "original", "rating": 1, "post": 2}),
+            )
+            .await;
+        assert_eq!(st, 201, "{c}");
+        let path = format!("/api/v1/products/comments/{}/", c["id"]);
+        let edits = (0..16).map(|i| {
+            let body = if i % 2 == 0 {
+                json!({"reply": format!("reply {i}")})
+            } else {
+                json!({"rating": 2 + (i / 2) % 4})
+            };
+            s.send_json(Method::PATCH, &path, Some(&token), Some(body))
+        });
+        for (st, v) in futures::future::join_all(edits).await {
+            assert_eq!(st, 200, "{v}");
+        }
+        let (_, v) = s.get_json(&path, Some(&token)).await;
+        assert_ne!(
+            v["reply"], "original",
+            "round {round}: a reply was lost: {v}"
+        );
+        assert_ne!(v["rating"], 1, "round {round}: a rating was lost: {v}");
+    }
+}
+
+/// A comment moved onto its own product (a PATCH of `post`) while that
+/// product is deleted: the two take the rows' locks in opposite orders, and
+/// whichever loses answers 503 (try again), never a 500.
+async fn a_comment_moved_while_its_product_goes_is_never_a_500(backend: Backend) {
+    let s = Server::start_with(backend, |c| c.pool_size = Some(8)).await;
+    let token = s.demo().await;
+    for round in 0..10 {
+        let (st, p) = s
+            .post_json(
+                "/api/v1/products/",
+                Some(&token),
+                json!({"title": format!("race {round}"), "description": "d", "tags": "t", "category": 1}),
+            )
+            .await;
+        assert_eq!(st, 201, "{p}");
+        let (st, c) = s
+            .post_json(
+                "/api/v1/products/comments/",
+                Some(&token),
+                json!({"reply": "r", "rating": 1, "post": p["id"]}),
+            )
+            .await;
+        assert_eq!(st, 201, "{c}");
+        let comment = format!("/api/v1/products/comments/{}/", c["id"]);
+        let product = format!("/api/v1/products/{}/", p["id"]);
+        let moves = (0..4).map(|_| {
+            s.send_json(
+                Method::PATCH,
+                &comment,
+                Some(&token),
+                Some(json!({"post": p["id"]})),
+            )
+        });
+        let delete = s.send(Method::DELETE, &product, Some(&token), None);
+        let (moved, deleted) = tokio::join!(futures::future::join_all(moves), delete);
+        assert!(
+            [204, 503].contains(&deleted.status().as_u16()),
+            "round {round}: delete answered {}",
+            deleted.status()
+        );
+        for (st, v) in moved {
+            assert!(
+                [200, 400, 404, 503].contains(&st),
+                "round {round}: a PATCH answered {st}: {v}"
+            );
+        }
+    }
+}
+
 on_both_backends!(
+    a_comment_moved_while_its_product_goes_is_never_a_500,
     list_and_create,
     retrieve_update_delete,
     deleting_a_product_removes_its_comments,
+    concurrent_partial_edits_lose_no_field,
 );
