@@ -202,7 +202,10 @@ pub struct StackArgs {
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub replicas: u16,
     /// CPU budget per replica in cores (cgroup CPU quota), or `none`.
-    /// A budget models N separate servers on one machine.
+    /// A budget models N separate servers on one machine. With the tools
+    /// kept apart (no --no-pin) it is lowered where the replicas running at
+    /// once would not all get it on the CPUs left to them (0.18 for the
+    /// five of `compare --replicas 4` on 2 cores); the report says so.
     #[arg(long, default_value = "0.25", value_parser = parse_cpu_budget)]
     pub replica_cpus: CpuBudget,
     /// Tokio worker threads per replica (default: 1 with a CPU budget below
