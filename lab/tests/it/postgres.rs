@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
-use crate::support::{assert_no_processes, lab, lab_out, report_in, run_fails, spawn_lines};
+use crate::support::{
+    assert_no_processes, lab, lab_out, report_in, run_fails, spawn_lines, SHORT_SEARCH,
+};
 
 /// The compare e2e test's short profile, on PostgreSQL, stepping up to
 /// `max_load` users in at most `max_steps` steps.
@@ -168,30 +170,20 @@ fn compare_on_postgres_lists_the_database_and_stops_it() {
 fn scale_on_postgres_measures_each_count_and_stops_it() {
     let (out, pids, tmp) = run_noting_postgres(
         &[
-            "scale",
-            "--database",
-            "postgres",
-            "--pool-size",
-            "2",
-            "--replicas",
-            "1,2",
-            "--replica-cpus",
-            "0.5",
-            "--step-duration",
-            "2s",
-            "--warmup",
-            "1s",
-            "--start-load",
-            "2",
-            "--max-load",
-            "4",
-            "--max-steps",
-            "2",
-            "--refine",
-            "0",
-            "--confirm",
-            "0s",
-        ],
+            &[
+                "scale",
+                "--database",
+                "postgres",
+                "--pool-size",
+                "2",
+                "--replicas",
+                "1,2",
+                "--replica-cpus",
+                "0.5",
+            ],
+            SHORT_SEARCH,
+        ]
+        .concat(),
         "[n1    ] step 1/",
     );
     assert!(out.contains("[n2    ] step 1/2"), "{out}");

@@ -4,31 +4,17 @@
 
 use std::time::Duration;
 
-use crate::support::{assert_no_cgroup, assert_no_processes, lab_out, run_ok};
+use crate::support::{assert_no_cgroup, assert_no_processes, lab_out, run_ok, SHORT_SEARCH};
 
 #[test]
 fn scale_measures_each_count_and_leaves_nothing_behind() {
-    let (cmd, tmp) = lab_out(&[
-        "scale",
-        "--replicas",
-        "1,2,3",
-        "--replica-cpus",
-        "0.3",
-        "--step-duration",
-        "2s",
-        "--warmup",
-        "1s",
-        "--start-load",
-        "2",
-        "--max-load",
-        "4",
-        "--max-steps",
-        "2",
-        "--refine",
-        "0",
-        "--confirm",
-        "0s",
-    ]);
+    let (cmd, tmp) = lab_out(
+        &[
+            &["scale", "--replicas", "1,2,3", "--replica-cpus", "0.3"],
+            SHORT_SEARCH,
+        ]
+        .concat(),
+    );
     let (stdout, pid) = run_ok(cmd, Duration::from_secs(240));
     for n in [
         "[n1    ] step 1/2",

@@ -9,6 +9,25 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 /// The `lab` binary under test.
+/// A search of at most two 2 s steps (loads 2 and 4), no refining and no
+/// confirmation: a whole `lab scale` count, or a side, in seconds.
+pub const SHORT_SEARCH: &[&str] = &[
+    "--step-duration",
+    "2s",
+    "--warmup",
+    "1s",
+    "--start-load",
+    "2",
+    "--max-load",
+    "4",
+    "--max-steps",
+    "2",
+    "--refine",
+    "0",
+    "--confirm",
+    "0s",
+];
+
 pub fn lab() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_lab"));
     c.env("RUST_LOG", "warn");
