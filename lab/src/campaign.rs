@@ -353,7 +353,9 @@ fn record_step(ctx: &Ctx<'_>, s: &mut SideRun, load: u32, mut rec: StepRecord, r
     let slo = &ctx.slo;
     rec.number = s.records.len() as u32 + 1;
     rec.load = load;
-    let verdict = judge(slo, &rec.summary, load);
+    let failures = (rec.summary.fail_ratio * rec.summary.requests as f64).round() as u64;
+    let verdict = judge(slo, &rec.summary, load)
+        .and_then(|()| slo.clearly_kept(rec.summary.requests, failures));
     rec.kept = verdict.is_ok();
     rec.verdict = verdict.err().unwrap_or_default();
     s.search.record(load, rec.kept);

@@ -67,6 +67,24 @@ impl Slo {
         (failures as f64 - allowed).abs() < 1.64 * allowed.sqrt()
     }
 
+    /// `Err(why)` when a step that kept the objective by its point estimate
+    /// did so only by chance: some failures, and their count within chance
+    /// of the objective ([`Slo::within_chance`]). The capacity is the
+    /// highest load shown to keep the objective, not one that may: near
+    /// capacity the failures of this scenario hardly grow with the load,
+    /// and a step at 0.95% decided by luck whether the group's search went
+    /// on to 400 users or stopped near 300.
+    pub fn clearly_kept(&self, requests: u64, failures: u64) -> Result<(), String> {
+        if failures > 0 && self.within_chance(requests, failures) {
+            return Err(format!(
+                "{} failed, not clearly under the objective (≤ {}): within chance of it",
+                self.failed_percent(failures as f64 / requests as f64),
+                limit_percent(self.max_fail_ratio)
+            ));
+        }
+        Ok(())
+    }
+
     /// The objective in words.
     pub fn describe(&self) -> String {
         format!(
@@ -234,6 +252,15 @@ mod tests {
             max_p95_ms: 500.0,
         };
         assert!(!none.within_chance(1000, 0), "no failure allowed: no doubt");
+        // A step under the objective only by chance is not shown to keep it.
+        assert!(slo.clearly_kept(2990, 23).is_err(), "0.77% of 2990");
+        assert!(slo.clearly_kept(2160, 8).is_ok(), "0.37%: clearly under");
+        assert!(slo.clearly_kept(30, 0).is_ok(), "no failure: kept");
+        let why = slo.clearly_kept(18000, 171).unwrap_err();
+        assert_eq!(
+            why,
+            "0.95% failed, not clearly under the objective (≤ 1%): within chance of it"
+        );
     }
 
     /// Runs a search against a system whose true capacity is `cap`.
