@@ -66,8 +66,7 @@ impl Placement {
     /// where they would not all get it on the replicas' CPUs (rounded down
     /// to a thousandth of a core).
     pub fn fit(&self, asked: f64, replicas: usize) -> f64 {
-        let room = REPLICA_CPU_ROOM * self.replicas.len() as f64;
-        let each = room / replicas.max(1) as f64;
+        let each = self.room_cores() / replicas.max(1) as f64;
         if asked <= each {
             asked
         } else {
@@ -75,10 +74,14 @@ impl Placement {
         }
     }
 
+    /// The budget the replicas' CPUs hold, in cores.
+    fn room_cores(&self) -> f64 {
+        REPLICA_CPU_ROOM * self.replicas.len() as f64
+    }
+
     /// The budget the replicas' CPUs hold, in words: "0.9 of a core".
     pub fn room(&self) -> String {
-        let room = REPLICA_CPU_ROOM * self.replicas.len() as f64;
-        format!("{room} of a core")
+        format!("{} of a core", self.room_cores())
     }
 
     /// "CPU 1", "CPUs 2,3".

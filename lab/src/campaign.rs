@@ -353,9 +353,8 @@ fn record_step(ctx: &Ctx<'_>, s: &mut SideRun, load: u32, mut rec: StepRecord, r
     let slo = &ctx.slo;
     rec.number = s.records.len() as u32 + 1;
     rec.load = load;
-    let failures = (rec.summary.fail_ratio * rec.summary.requests as f64).round() as u64;
     let verdict = judge(slo, &rec.summary, load)
-        .and_then(|()| slo.clearly_kept(rec.summary.requests, failures));
+        .and_then(|()| slo.clearly_kept(rec.summary.requests, rec.summary.failures));
     rec.kept = verdict.is_ok();
     rec.verdict = verdict.err().unwrap_or_default();
     s.search.record(load, rec.kept);
@@ -402,8 +401,7 @@ fn doubtful_sides(
         .zip(reps)
         .filter_map(|(&(i, _), rep)| {
             let s = StepSummary::from_report(rep);
-            let failures = (s.fail_ratio * s.requests as f64).round() as u64;
-            ctx.slo.within_chance(s.requests, failures).then(|| {
+            ctx.slo.within_chance(s.requests, s.failures).then(|| {
                 format!(
                     "{}'s {} failed",
                     sides[i].target.name,

@@ -98,8 +98,6 @@ pub struct Driver {
     controller: Controller,
     /// Load of the current step (0 before the first).
     load: u32,
-    /// When the current step's ramp began.
-    ramp_started: Instant,
 }
 
 impl Driver {
@@ -110,7 +108,6 @@ impl Driver {
             controller: Controller::new(base),
             cfg,
             load: 0,
-            ramp_started: Instant::now(),
         }
     }
 
@@ -118,7 +115,6 @@ impl Driver {
     /// (closed model), or a fresh run starts at the new rate (open model).
     pub async fn set_load(&mut self, load: u32) -> Result<(), Error> {
         let load = load.max(1);
-        self.ramp_started = Instant::now();
         let running = self.load > 0;
         match self.cfg.model {
             LoadModel::Closed if running => {

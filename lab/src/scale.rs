@@ -151,7 +151,7 @@ fn scale_run(s: &SideRun, interrupted: bool) -> ScaleRun {
         .capacity()
         .and_then(|c| s.records.iter().rfind(|r| r.kept && r.load == c));
     // The confirmation window, when there is one, measures the goodput.
-    let measured = cap.and(s.confirmation.as_ref().map(|(c, _)| c)).or(cap);
+    let measured = cap.map(|c| s.confirmation.as_ref().map_or(c, |(conf, _)| conf));
     ScaleRun {
         capacity: cap.map(|r| r.load),
         goodput: measured.map(|r| r.summary.goodput()),
