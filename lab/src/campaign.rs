@@ -57,17 +57,33 @@ pub(crate) struct SideRun {
     pub records: Vec<StepRecord>,
     /// loadgen's full report of each step (for the CSVs of the step at capacity).
     pub reports: Vec<RunReport>,
-    /// The window measured again at the capacity after the search, with
-    /// loadgen's report of it.
-    pub confirmation: Option<(StepRecord, RunReport)>,
+    /// Confirmation windows measured so far (they are in `records` too).
+    pub confirmations: u32,
+    /// Whether the capacity is confirmed, or no more confirmation is due.
+    pub confirm_done: bool,
 }
 
+/// Confirmation windows per search at most: the capacity and two steps
+/// down from it.
+const MAX_CONFIRMATIONS: u32 = 3;
+
 impl SideRun {
-    /// The load to confirm: the capacity the search found, while it is not
-    /// confirmed yet and the side's users still run.
+    /// The load to confirm: the capacity the search found (or the one it
+    /// stepped down to), while it is not confirmed yet and the side's users
+    /// still run.
     fn load_to_confirm(&self, confirm: Duration) -> Option<u32> {
-        let pending = !confirm.is_zero() && self.confirmation.is_none() && self.driver.is_some();
-        pending.then(|| self.search.capacity()).flatten()
+        let pending = !confirm.is_zero() && !self.confirm_done && self.driver.is_some();
+        let over = self.search.next_load().is_none();
+        (pending && over).then(|| self.search.capacity()).flatten()
+    }
+
+    /// The record that measured the capacity: the last confirmation at that
+    /// load when there is one, else the search's step that kept it.
+    pub fn capacity_record(&self) -> Option<&StepRecord> {
+        let c = self.search.capacity()?;
+        self.records
+            .iter()
+            .rfind(|r| r.load == c && (r.kept || r.confirmation))
     }
 }
 
@@ -141,7 +157,8 @@ impl<'a> Ctx<'a> {
             target,
             records: Vec::new(),
             reports: Vec::new(),
-            confirmation: None,
+            confirmations: 0,
+            confirm_done: false,
         }
     }
 }
@@ -248,10 +265,9 @@ async fn next_window(
 
 /// Windows the searches of `sides` still expect (confirmations included).
 pub(crate) fn windows_left(sides: &[SideRun], together: bool, confirm: Duration) -> u32 {
-    let left = sides.iter().map(|s| {
-        let confirming = !confirm.is_zero() && s.confirmation.is_none();
-        s.search.expected_remaining() + u32::from(confirming && s.driver.is_some())
-    });
+    let left = sides
+        .iter()
+        .map(|s| s.search.expected_remaining() + u32::from(s.load_to_confirm(confirm).is_some()));
     if together {
         left.max().unwrap_or(0)
     } else {
@@ -323,13 +339,23 @@ async fn run_window(
     Ok(())
 }
 
-/// Judges a step against the objective: `Err(why)` when it broke it.
+/// Judges a step against the objective: `Err(why)` when it broke it, over
+/// all requests or on one route ([`Slo::route_kept`]).
 fn judge(slo: &Slo, s: &StepSummary, load: u32) -> Result<(), String> {
     slo.check(s.requests, s.fail_ratio, s.p95_ms)
         .and_then(|()| dropped_check(s, load, slo))
+        .and_then(|()| {
+            s.routes.iter().try_for_each(|r| {
+                slo.route_kept(&format!("{} {}", r.method, r.name), r.requests, r.failures)
+            })
+        })
 }
 
-/// Keeps the confirmation window of a side whose search is over.
+/// Records the confirmation window of a side whose search is over. When it
+/// broke the objective its step had kept (that step held by the luck of a
+/// short window), the capacity steps down by the search's last gap and is
+/// confirmed again, up to [`MAX_CONFIRMATIONS`] windows: the capacity is
+/// then a load a long window showed to keep the objective.
 fn record_confirmation(
     ctx: &Ctx<'_>,
     s: &mut SideRun,
@@ -337,15 +363,28 @@ fn record_confirmation(
     mut rec: StepRecord,
     rep: RunReport,
 ) {
+    rec.number = s.records.len() as u32 + 1;
     rec.load = load;
+    rec.confirmation = true;
     let verdict = judge(&ctx.slo, &rec.summary, load);
     rec.kept = verdict.is_ok();
     rec.verdict = verdict.err().unwrap_or_default();
+    s.confirmations += 1;
+    let again = !rec.kept && s.confirmations < MAX_CONFIRMATIONS;
+    let lower = again.then(|| s.search.step_down(load)).flatten();
+    s.confirm_done = lower.is_none();
     println!(
         "{}",
         progress_line(&s.target.name, &rec, None, ctx.unit, &ctx.slo)
     );
-    s.confirmation = Some((rec, rep));
+    if let Some(lower) = lower {
+        println!(
+            "lab: {}: not confirmed at {load} {}; confirming {lower} {} instead",
+            s.target.name, ctx.unit, ctx.unit
+        );
+    }
+    s.records.push(rec);
+    s.reports.push(rep);
 }
 
 /// Judges a measured step against the objective and records it.
@@ -389,7 +428,8 @@ fn dropped_check(s: &StepSummary, load: u32, slo: &Slo) -> Result<(), String> {
 }
 
 /// "single's 1.30% failed": the active sides whose window so far is within
-/// chance of the failure objective ([`Slo::within_chance`]).
+/// chance of the failure objective ([`Slo::within_chance`]), over all
+/// requests or on a route.
 fn doubtful_sides(
     ctx: &Ctx<'_>,
     sides: &[SideRun],
@@ -401,13 +441,18 @@ fn doubtful_sides(
         .zip(reps)
         .filter_map(|(&(i, _), rep)| {
             let s = StepSummary::from_report(rep);
-            ctx.slo.within_chance(s.requests, s.failures).then(|| {
-                format!(
-                    "{}'s {} failed",
-                    sides[i].target.name,
-                    ctx.slo.failed_percent(s.fail_ratio)
-                )
-            })
+            let name = &sides[i].target.name;
+            if ctx.slo.within_chance(s.requests, s.failures) {
+                let failed = ctx.slo.failed_percent(s.fail_ratio);
+                return Some(format!("{name}'s {failed} failed"));
+            }
+            s.routes
+                .iter()
+                .find(|r| r.failures > 0 && ctx.slo.within_chance(r.requests, r.failures))
+                .map(|r| {
+                    let (f, n) = (r.failures, r.requests);
+                    format!("{name}'s {f} of {n} {} {} failed", r.method, r.name)
+                })
         })
         .collect()
 }
@@ -524,6 +569,7 @@ async fn measure_window(
                 .get(k)
                 .map(StepSummary::from_report)
                 .unwrap_or_default(),
+            confirmation: false,
             kept: false,
             verdict: String::new(),
             warmup_s,

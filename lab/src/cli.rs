@@ -321,7 +321,9 @@ pub struct SearchArgs {
     /// failures within the step instead of as requests that never finished.
     #[arg(long, value_parser = parse_duration)]
     pub request_timeout: Option<Duration>,
-    /// Objective: at most this percentage of requests may fail.
+    /// Objective: at most this percentage of requests may fail, over all
+    /// requests and on every route (by request name), so failing logins are
+    /// not hidden by the many reads around them.
     #[arg(long, default_value = "1", value_parser = parse_percent)]
     pub slo_failures: f64,
     /// Objective: the 95th percentile must stay at or below this.

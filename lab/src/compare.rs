@@ -316,9 +316,6 @@ fn summarise(
 /// loadgen's report of what measured a side's capacity: its confirmation
 /// window, else its step at capacity (else its last step).
 fn capacity_report(s: SideRun, r: &RunResult) -> Option<RunReport> {
-    if let Some((_, rep)) = s.confirmation {
-        return Some(rep);
-    }
     let idx = r
         .capacity_step
         .and_then(|n| r.steps.iter().position(|x| x.number == n))
@@ -346,19 +343,13 @@ fn run_result(
     } else {
         SearchEnd::MaxSteps
     };
-    let capacity_step = search.capacity().and_then(|c| {
-        s.records
-            .iter()
-            .find(|r| r.load == c && r.kept)
-            .map(|r| r.number)
-    });
+    let capacity_step = s.capacity_record().map(|r| r.number);
     let lower_bound = search.broken_at().is_none();
     let mut r = RunResult {
         name: s.target.name.clone(),
         target: s.target.host.clone(),
         steps: s.records.clone(),
         capacity_step,
-        confirmation: s.confirmation.as_ref().map(|(rec, _)| rec.clone()),
         broken_at: search.broken_at(),
         hit_ceiling: search.hit_ceiling(),
         capacity_is_lower_bound: lower_bound && capacity_step.is_some(),
@@ -392,8 +383,8 @@ fn explain(r: &LabReport, shape: &LoginShape) -> Vec<String> {
         }
     }
     out.extend(crate::explain::gap_notes(
-        r.single.measured_capacity(),
-        r.group.measured_capacity(),
+        r.single.capacity(),
+        r.group.capacity(),
         r.replicas,
         r.cpus_apart,
     ));
@@ -471,7 +462,7 @@ fn conclusion(
     unit: &str,
     stack: &Stack,
 ) -> String {
-    let describe = |r: &RunResult| match r.measured_capacity() {
+    let describe = |r: &RunResult| match r.capacity() {
         Some(s) if r.capacity_is_lower_bound => format!(
             "at least {} {unit} (it never broke the objective; {})",
             s.load,

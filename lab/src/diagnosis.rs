@@ -450,6 +450,7 @@ mod tests {
             number: 1,
             load: 10,
             summary,
+            confirmation: false,
             kept: false,
             verdict: String::new(),
             warmup_s: 0.0,

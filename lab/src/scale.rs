@@ -146,15 +146,11 @@ async fn measure_counts(
 
 /// One search's result at one count.
 fn scale_run(s: &SideRun, interrupted: bool) -> ScaleRun {
-    let cap = s
-        .search
-        .capacity()
-        .and_then(|c| s.records.iter().rfind(|r| r.kept && r.load == c));
     // The confirmation window, when there is one, measures the goodput.
-    let measured = cap.map(|c| s.confirmation.as_ref().map_or(c, |(conf, _)| conf));
+    let cap = s.capacity_record();
     ScaleRun {
         capacity: cap.map(|r| r.load),
-        goodput: measured.map(|r| r.summary.goodput()),
+        goodput: cap.map(|r| r.summary.goodput()),
         lower_bound: s.search.broken_at().is_none(),
         interrupted,
         steps: s.records.clone(),

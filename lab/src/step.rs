@@ -18,6 +18,10 @@ pub struct StepRecord {
     pub load: u32,
     /// What the load generator measured.
     pub summary: StepSummary,
+    /// A confirmation (`--confirm`): the capacity measured again after the
+    /// search, over a longer window, rather than a step of the search.
+    #[serde(default)]
+    pub confirmation: bool,
     /// Whether the objective held.
     pub kept: bool,
     /// Why not, if it did not.

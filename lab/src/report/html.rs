@@ -174,7 +174,7 @@ fn column_head(r: &LabReport, run: &RunResult) -> String {
     };
     let _ = write!(o, "<section class=\"run\"><h2>{}</h2>", esc(&title));
     let _ = write!(o, "<p class=\"target\">target {}</p>", esc(&run.target));
-    match run.measured_capacity() {
+    match run.capacity() {
         Some(s) => {
             let _ = write!(
                 o,

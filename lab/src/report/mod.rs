@@ -114,14 +114,11 @@ pub struct RunResult {
     pub target: String,
     /// Every step, in the order run.
     pub steps: Vec<StepRecord>,
-    /// Number (`steps[].number`, from 1) of the step with the highest load
-    /// that kept the objective.
+    /// Number (`steps[].number`, from 1) of the step that measured the
+    /// capacity: the last confirmation (`--confirm`, flagged `confirmation`)
+    /// when there is one, else the search's step with the highest load that
+    /// kept the objective.
     pub capacity_step: Option<u32>,
-    /// The capacity measured again after the search, over `--confirm`
-    /// (its `number` is 0: not a step of the search). The capacity figures
-    /// come from it when there is one.
-    #[serde(default)]
-    pub confirmation: Option<StepRecord>,
     /// The lowest load that broke the objective, if any did.
     pub broken_at: Option<u32>,
     /// Whether the search stopped at --max-load with the objective kept.
@@ -238,7 +235,7 @@ impl Speedup {
     /// --max-load would read as "the balancer does not help").
     pub fn of(single: &RunResult, group: &RunResult, replicas: u16) -> Speedup {
         let cap = |r: &RunResult| {
-            r.measured_capacity()
+            r.capacity()
                 .map(|s| (f64::from(s.load), s.summary.rps, s.summary.goodput()))
         };
         let bound = match (
@@ -302,8 +299,8 @@ impl RepeatFigures {
         RepeatFigures {
             single_load: single.capacity().map(|s| s.load),
             group_load: group.capacity().map(|s| s.load),
-            single_goodput: single.measured_capacity().map(|s| s.summary.goodput()),
-            group_goodput: group.measured_capacity().map(|s| s.summary.goodput()),
+            single_goodput: single.capacity().map(|s| s.summary.goodput()),
+            group_goodput: group.capacity().map(|s| s.summary.goodput()),
             load_speedup: sp.load,
             rps_speedup: sp.rps,
             goodput_speedup: sp.goodput,
@@ -384,17 +381,37 @@ impl RunResult {
         self.step(self.capacity_step?)
     }
 
-    /// What measured the capacity's figures (goodput, req/s, latency, CPU):
-    /// the confirmation window when there is one, else the step at capacity.
-    pub fn measured_capacity(&self) -> Option<&StepRecord> {
-        self.capacity()?;
-        self.confirmation.as_ref().or_else(|| self.capacity())
+    /// The confirmation window that measured the capacity, if any.
+    pub fn confirmation(&self) -> Option<&StepRecord> {
+        self.capacity().filter(|c| c.confirmation)
     }
 
-    /// The confirmation, when it broke the objective the search's step kept:
+    /// The search's own step at the capacity's load (a confirmation may be
+    /// at a load the search never stepped to, after stepping down).
+    pub fn search_step_at_capacity(&self) -> Option<&StepRecord> {
+        let load = self.capacity()?.load;
+        self.steps
+            .iter()
+            .rfind(|s| !s.confirmation && s.kept && s.load == load)
+    }
+
+    /// The confirmations that broke the objective before the capacity was
+    /// confirmed lower: "not confirmed at 50 users over 20 s (12 of 85 …)".
+    pub fn stepped_down(&self, unit: &str) -> Option<String> {
+        let last = self.capacity()?.number;
+        let broken: Vec<String> = self
+            .steps
+            .iter()
+            .filter(|s| s.confirmation && !s.kept && s.number < last)
+            .map(|s| format!("{} {unit} ({})", s.load, s.verdict))
+            .collect();
+        (!broken.is_empty()).then(|| format!("not confirmed at {}", broken.join(", then at ")))
+    }
+
+    /// The last confirmation, when it broke the objective too:
     /// "measured again for 20 s, its capacity broke the objective: 1.30% failed …".
     pub fn unconfirmed(&self) -> Option<String> {
-        let c = self.confirmation.as_ref().filter(|c| !c.kept)?;
+        let c = self.confirmation().filter(|c| !c.kept)?;
         Some(format!(
             "measured again for {:.0} s, its capacity broke the objective: {}",
             c.summary.seconds, c.verdict
@@ -432,7 +449,12 @@ impl RunResult {
         } else {
             "which kept the objective"
         };
-        format!("at {} {unit} (step {}, {why})", step.load, step.number)
+        let which = if step.confirmation {
+            format!("confirmation over {:.0} s", step.summary.seconds)
+        } else {
+            format!("step {}", step.number)
+        };
+        format!("at {} {unit} ({which}, {why})", step.load)
     }
 
     /// Whether a lower load failed more than a higher one among the steps
@@ -594,6 +616,7 @@ pub(crate) mod fixture {
                     .collect(),
                 ..StepSummary::default()
             },
+            confirmation: false,
             kept: verdict.is_ok(),
             verdict: verdict.err().unwrap_or_default(),
             warmup_s: 3.0,
@@ -630,7 +653,6 @@ pub(crate) mod fixture {
             name: name.into(),
             target: "http://127.0.0.1:1".into(),
             capacity_step: kept.map(|s| s.number),
-            confirmation: None,
             broken_at,
             hit_ceiling: ended == SearchEnd::MaxLoad,
             capacity_is_lower_bound: broken_at.is_none(),
@@ -788,6 +810,23 @@ mod tests {
         assert_eq!(sp.bound, Bound::AtMost);
     }
 
+    /// `r.group` after a confirmation window at its capacity (120 users).
+    fn confirm(r: &mut LabReport, load: u32, kept: bool) -> StepRecord {
+        let mut c = r.group.steps[3].clone();
+        c.number = r.group.steps.len() as u32 + 1;
+        c.load = load;
+        c.confirmation = true;
+        c.summary.rps *= 2.0;
+        c.summary.seconds = 20.0;
+        c.kept = kept;
+        if !kept {
+            c.verdict = "1.30% failed (objective ≤ 1%)".into();
+        }
+        r.group.steps.push(c.clone());
+        r.group.capacity_step = Some(c.number);
+        c
+    }
+
     #[test]
     fn a_confirmation_measures_the_capacity_and_can_unconfirm_it() {
         let mut r = fixture::report(true);
@@ -795,28 +834,30 @@ mod tests {
         let before = Speedup::of(&r.single, &r.group, r.replicas)
             .goodput
             .unwrap();
-        let mut c = r.group.capacity().unwrap().clone();
-        c.number = 0;
-        c.summary.rps *= 2.0;
-        c.summary.seconds = 20.0;
-        r.group.confirmation = Some(c.clone());
+        confirm(&mut r, 120, true);
         // The load is the search's; the figures are the longer window's.
-        assert_eq!(r.group.measured_capacity().unwrap().load, 120);
-        assert_eq!(r.group.capacity().unwrap().number, 4);
+        assert_eq!(r.group.capacity().unwrap().load, 120);
+        assert_eq!(r.group.search_step_at_capacity().unwrap().number, 4);
         let after = Speedup::of(&r.single, &r.group, r.replicas)
             .goodput
             .unwrap();
-        let ratio = r.group.measured_capacity().unwrap().summary.goodput() / step_goodput;
+        let ratio = r.group.capacity().unwrap().summary.goodput() / step_goodput;
         assert!(
             (after / before - ratio).abs() < 1e-9,
             "{before} {after} {ratio}"
         );
         assert!(r.group.unconfirmed().is_none());
+        assert!(r.group.stepped_down("users").is_none());
         let note = terminal::confirmation_note(&r).unwrap();
         assert!(note.contains("measured again over 20 s"), "{note}");
-        c.kept = false;
-        c.verdict = "1.30% failed (objective ≤ 1%)".into();
-        r.group.confirmation = Some(c);
+        assert!(note.contains("window there: group"), "{note}");
+        let label = r.group.step_label(r.group.capacity().unwrap(), "users");
+        assert_eq!(
+            label,
+            "at 120 users (confirmation over 20 s, the highest load that kept the objective)"
+        );
+        r.group.steps.pop();
+        confirm(&mut r, 120, false);
         let note = terminal::confirmation_note(&r).unwrap();
         assert!(
             note.contains(
@@ -826,7 +867,27 @@ mod tests {
         );
         // No capacity, nothing to measure: the confirmation is not used.
         r.group.capacity_step = None;
-        assert!(r.group.measured_capacity().is_none());
+        assert!(r.group.confirmation().is_none());
+    }
+
+    #[test]
+    fn a_capacity_not_confirmed_is_confirmed_lower() {
+        let mut r = fixture::report(true);
+        confirm(&mut r, 120, false);
+        confirm(&mut r, 110, true);
+        assert_eq!(r.group.capacity().unwrap().load, 110);
+        assert!(r.group.search_step_at_capacity().is_none(), "never a step");
+        assert!(r.group.unconfirmed().is_none());
+        assert_eq!(
+            r.group.stepped_down("users").unwrap(),
+            "not confirmed at 120 users (1.30% failed (objective ≤ 1%))"
+        );
+        let note = terminal::confirmation_note(&r).unwrap();
+        assert!(
+            note.contains("so the capacity stepped down to 110 users"),
+            "{note}"
+        );
+        assert!(!note.contains("window there"), "{note}");
     }
 
     #[test]

@@ -61,8 +61,8 @@ fn cap_cells(r: &RunResult, unit: &str, slo: &Slo) -> [String; 7] {
         (Some(b), Some(st)) => Some(format!("{b} {unit} ({})", st.verdict)),
         _ => None,
     };
-    match (r.capacity(), r.measured_capacity()) {
-        (Some(step), Some(s)) => {
+    match r.capacity() {
+        Some(s) => {
             let (never, not_reached) = never_cells(r);
             [
                 format!(
@@ -75,9 +75,9 @@ fn cap_cells(r: &RunResult, unit: &str, slo: &Slo) -> [String; 7] {
                     s.summary.goodput()
                 ),
                 if r.capacity_is_lower_bound {
-                    format!("≥ {} {unit}", step.load)
+                    format!("≥ {} {unit}", s.load)
                 } else {
-                    format!("{} {unit}", step.load)
+                    format!("{} {unit}", s.load)
                 },
                 format!("{:.1}", s.summary.rps),
                 format!(
@@ -188,26 +188,44 @@ pub fn render(r: &LabReport) -> String {
 }
 
 /// Where the figures at capacity come from when the capacity was measured
-/// again after the search, and any side whose longer window broke the
-/// objective the step had kept.
+/// again after the search, the sides whose capacity stepped down because a
+/// longer window broke the objective a step had kept, and any side whose
+/// last confirmation broke it too.
 pub fn confirmation_note(r: &LabReport) -> Option<String> {
     let sides = [&r.single, &r.group];
     let confirmed: Vec<&RunResult> = sides
         .into_iter()
-        .filter(|x| x.confirmation.is_some() && x.capacity().is_some())
+        .filter(|x| x.confirmation().is_some())
         .collect();
-    let first = confirmed.first()?.confirmation.as_ref()?;
+    let first = confirmed.first()?.confirmation()?;
     let steps: Vec<String> = confirmed
         .iter()
-        .filter_map(|x| Some(format!("{} {:.1}", x.name, x.capacity()?.summary.goodput())))
+        .filter_map(|x| {
+            let step = x.search_step_at_capacity()?;
+            Some(format!("{} {:.1}", x.name, step.summary.goodput()))
+        })
         .collect();
     let mut note = format!(
-        "(figures at capacity measured again over {:.0} s at that load after the search; the search's {:.0} s window there: {} goodput)",
-        first.summary.seconds,
-        r.step_seconds,
-        steps.join(", ")
+        "(figures at capacity measured again over {:.0} s at that load after the search",
+        first.summary.seconds
     );
+    if !steps.is_empty() {
+        note.push_str(&format!(
+            "; the search's {:.0} s window there: {} goodput",
+            r.step_seconds,
+            steps.join(", ")
+        ));
+    }
+    note.push(')');
+    let unit = &r.load_unit;
     for x in confirmed {
+        if let Some(down) = x.stepped_down(unit) {
+            let at = x.capacity().map_or(0, |c| c.load);
+            note.push_str(&format!(
+                "\n{}: {down}; the {:.0} s steps there kept it by the luck of a short window, so the capacity stepped down to {at} {unit}",
+                x.name, r.step_seconds
+            ));
+        }
         if let Some(u) = x.unconfirmed() {
             note.push_str(&format!(
                 "\n{}: {u}; its capacity is marginal (the {:.0} s step kept it by the luck of a short window)",
