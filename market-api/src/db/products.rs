@@ -420,6 +420,44 @@ pub async fn generation(db: &Db, viewer: i64) -> Result<(i64, Option<bool>), sql
         viewer)
 }
 
+/// The change counter and, for each of `viewers` that exists, whether it is
+/// active: [`generation`] for many readers in one query (see
+/// [`crate::generation`], which batches the readers waiting at once on
+/// PostgreSQL). A viewer missing from the answer is no such user.
+pub async fn generation_for_many(
+    db: &Db,
+    viewers: &[i64],
+) -> Result<(i64, Vec<(i64, bool)>), sqlx::Error> {
+    type Row = (i64, Option<i64>, Option<bool>);
+    let rows: Vec<Row> = match db {
+        Db::Sqlite(sqlite) => {
+            let ids = serde_json::to_string(viewers).unwrap_or_else(|_| "[]".into());
+            sqlx::query_as(
+                "SELECT c.generation, u.id, u.is_active FROM change_counter c \
+                 LEFT JOIN users u ON u.id IN (SELECT value FROM json_each(?)) WHERE c.id = 1",
+            )
+            .bind(ids)
+            .fetch_all(&sqlite.read)
+            .await?
+        }
+        Db::Postgres(pool) => {
+            sqlx::query_as(
+                "SELECT c.generation, u.id, u.is_active FROM change_counter c \
+                 LEFT JOIN users u ON u.id = ANY($1) WHERE c.id = 1",
+            )
+            .bind(viewers)
+            .fetch_all(pool)
+            .await?
+        }
+    };
+    let generation = rows.first().ok_or(sqlx::Error::RowNotFound)?.0;
+    let users = rows
+        .into_iter()
+        .filter_map(|(_, id, active)| Some((id?, active?)))
+        .collect();
+    Ok((generation, users))
+}
+
 /// Whether user `viewer` is active (`None`: no such user) and product `id`
 /// rendered as JSON (see [`product_json!`]; `None` when missing), in one
 /// query: the login check rides along with the read instead of costing a

@@ -475,7 +475,86 @@ async fn a_cached_retrieve_follows_writes_and_deactivation_elsewhere(backend: Ba
     assert!(b.terminate().await.success());
 }
 
+/// Concurrent reads on replica B right after writes acknowledged by A. On
+/// PostgreSQL the readers waiting at once share one look-up of the change
+/// counter and of their users' states (`generation.rs`); each must still get
+/// its own user's answer (an active and a deactivated user, interleaved) and
+/// see every write acknowledged before it was sent.
+async fn concurrent_readers_get_their_own_user_and_every_acknowledged_write(backend: Backend) {
+    let db = fresh_database(backend).await;
+    let a = start_url(&db.url, &["--replica-id", "a"]).await;
+    let b = start_url(&db.url, &["--replica-id", "b"]).await;
+    let demo = login(&a.base).await;
+    let gone = json!({"email": "gone@example.com", "password": "S3cret!x"});
+    let mut with_confirm = gone.clone();
+    with_confirm["confirm_password"] = json!("S3cret!x");
+    let url = format!("{}/api/v1/users/register/", a.base);
+    let res = client().post(url).json(&with_confirm).send().await.unwrap();
+    assert_eq!(res.status(), 201);
+    let url = format!("{}/api/v1/auth/token/", a.base);
+    let (st, v) = json(client().post(url).json(&gone).send().await.unwrap()).await;
+    assert_eq!(st, 200, "{v}");
+    let gone = v["access"].as_str().unwrap().to_owned();
+    db.execute("UPDATE users SET is_active = FALSE WHERE email = 'gone@example.com'")
+        .await;
+    let inactive = json!({"detail": "User is inactive", "code": "user_inactive"});
+    let path = format!(
+        "/api/v1/products/{}/",
+        create_product(&a.base, &demo, "v0").await["id"]
+    );
+    // Readers that keep a look-up in flight on B all along, so the checked
+    // reads below arrive while one runs (a reader may not take the answer
+    // of a query that started before it arrived).
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut background = tokio::task::JoinSet::new();
+    for _ in 0..16 {
+        let (url, token, stop) = (format!("{}{path}", b.base), demo.clone(), stop.clone());
+        background.spawn(async move {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let res = client().get(&url).bearer_auth(&token).send().await.unwrap();
+                assert_eq!(res.status(), 200);
+            }
+        });
+    }
+    for round in 1..=10 {
+        let title = format!("v{round}");
+        rename_product(&a.base, &demo, &path, &title).await;
+        let mut reads = tokio::task::JoinSet::new();
+        for i in 0..32 {
+            let token = if i % 2 == 0 {
+                demo.clone()
+            } else {
+                gone.clone()
+            };
+            let url = format!("{}{path}", b.base);
+            reads.spawn(async move {
+                let res = client().get(url).bearer_auth(token).send().await.unwrap();
+                (i, json(res).await)
+            });
+        }
+        while let Some(read) = reads.join_next().await {
+            let (i, (st, v)) = read.unwrap();
+            if i % 2 == 0 {
+                assert_eq!(
+                    (st, &v["title"]),
+                    (200, &json!(title)),
+                    "round {round}, read {i}"
+                );
+            } else {
+                assert_eq!((st, &v), (401, &inactive), "round {round}, read {i}");
+            }
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    while let Some(r) = background.join_next().await {
+        r.unwrap();
+    }
+    assert!(a.terminate().await.success());
+    assert!(b.terminate().await.success());
+}
+
 on_both_backends!(
+    concurrent_readers_get_their_own_user_and_every_acknowledged_write,
     two_replicas_share_one_database,
     migrate_and_seed_commands,
     a_write_on_one_replica_shows_in_the_others_next_list,
