@@ -13,6 +13,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::database::POSTGRES;
 use crate::load::LoginShape;
 use crate::step::StepRecord;
 
@@ -178,8 +179,14 @@ pub fn gap_notes(
         )
     });
     if let Some(b) = g.processes.iter().find(|p| p.name == "balancer") {
+        let on_postgres = g.processes.iter().any(|p| p.name.starts_with(POSTGRES));
+        let shared = if on_postgres {
+            "one PostgreSQL server (its locks and its CPU"
+        } else {
+            "one SQLite file (writes serialise"
+        };
         out.push(format!(
-            "real, and also on separate servers: the balancer's hop (it used {:.0}% of a core) adds latency to every request, and the replicas share one SQLite file (writes serialise: contention, σ in `lab scale`)",
+            "real, and also on separate servers: the balancer's hop (it used {:.0}% of a core) adds latency to every request, and the replicas share {shared}: contention, σ in `lab scale`)",
             b.cpu_percent
         ));
     }
