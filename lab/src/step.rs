@@ -46,6 +46,15 @@ pub struct StepRecord {
 }
 
 impl StepRecord {
+    /// Its name in tables and charts: `4`, or `8 (confirmation)`.
+    pub fn label(&self) -> String {
+        if self.confirmation {
+            format!("{} (confirmation)", self.number)
+        } else {
+            self.number.to_string()
+        }
+    }
+
     /// Fraction of periods a replica was throttled, from two cgroup readings.
     pub fn throttle_ratio(before: Throttle, after: Throttle) -> f64 {
         let periods = after.periods.saturating_sub(before.periods);

@@ -74,7 +74,7 @@ fn step_marks(run: &RunResult, unit: &str) -> Vec<Mark> {
             label: st.number.to_string(),
             tip: format!(
                 "step {}: {} {unit}, {}",
-                st.number,
+                st.label(),
                 st.load,
                 if st.kept {
                     "kept the objective".to_string()
@@ -340,7 +340,7 @@ fn steps_table(r: &LabReport, run: &RunResult) -> String {
             o,
             "<tr class=\"{}\"><td>{}</td><td>{} {}</td><td>{:.1}</td><td>{:.0}</td><td>{:.0}</td><td>{:.0}</td><td>{}</td><td>{:.0}%</td><td>{}</td></tr>",
             if s.kept { "ok" } else { "bad" },
-            s.number,
+            s.label(),
             s.load,
             esc(&r.load_unit),
             s.summary.rps,
@@ -493,5 +493,17 @@ mod tests {
         let mut r = r;
         r.interrupted = true;
         assert!(render(&r).contains("<b>Interrupted</b>"));
+        // A confirmation reads as one in the steps table and on the charts.
+        let mut c = r.group.steps[3].clone();
+        c.number = 5;
+        c.confirmation = true;
+        r.group.steps.push(c);
+        let html = render(&r);
+        assert!(
+            html.contains("<td>5 (confirmation)</td><td>120 users</td>"),
+            "{html}"
+        );
+        assert!(html.contains("step 5 (confirmation): 120 users"));
+        assert!(html.contains("<td>4</td><td>120 users</td>"));
     }
 }
