@@ -297,8 +297,9 @@ pub struct SearchArgs {
     /// from that window: the search's short windows decide the load, a long
     /// one measures it (a 4 s window at capacity varies by ±15% from one run
     /// to the next, mostly with the number of logins it happens to hold).
-    /// `0s` keeps the figures of the search's step. A whole number of 100 ms
-    /// CFS periods.
+    /// When that window breaks the objective, the capacity steps down by the
+    /// search's last gap and is measured again (three windows at most). `0s`
+    /// keeps the search's step. A whole number of 100 ms CFS periods.
     #[arg(long, default_value = "20s", value_parser = parse_duration_or_zero)]
     pub confirm: Duration,
     /// Users started per second and per replica when a step adds users (the
