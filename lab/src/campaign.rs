@@ -57,15 +57,13 @@ pub(crate) struct SideRun {
     pub records: Vec<StepRecord>,
     /// loadgen's full report of each step (for the CSVs of the step at capacity).
     pub reports: Vec<RunReport>,
-    /// Confirmation windows measured so far (they are in `records` too).
-    pub confirmations: u32,
     /// Whether the capacity is confirmed, or no more confirmation is due.
     pub confirm_done: bool,
 }
 
 /// Confirmation windows per search at most: the capacity and two steps
 /// down from it.
-const MAX_CONFIRMATIONS: u32 = 3;
+const MAX_CONFIRMATIONS: usize = 3;
 
 impl SideRun {
     /// The load to confirm: the capacity the search found (or the one it
@@ -157,7 +155,6 @@ impl<'a> Ctx<'a> {
             target,
             records: Vec::new(),
             reports: Vec::new(),
-            confirmations: 0,
             confirm_done: false,
         }
     }
@@ -345,7 +342,8 @@ fn judge(slo: &Slo, s: &StepSummary, load: u32) -> Result<(), String> {
     slo.check(s.requests, s.fail_ratio, s.p95_ms)
         .and_then(|()| dropped_check(s, load, slo))
         .and_then(|()| {
-            s.routes.iter().try_for_each(|r| {
+            let mut failing = s.routes.iter().filter(|r| r.failures > 0);
+            failing.try_for_each(|r| {
                 slo.route_kept(&format!("{} {}", r.method, r.name), r.requests, r.failures)
             })
         })
@@ -369,8 +367,8 @@ fn record_confirmation(
     let verdict = judge(&ctx.slo, &rec.summary, load);
     rec.kept = verdict.is_ok();
     rec.verdict = verdict.err().unwrap_or_default();
-    s.confirmations += 1;
-    let again = !rec.kept && s.confirmations < MAX_CONFIRMATIONS;
+    let earlier = s.records.iter().filter(|r| r.confirmation).count();
+    let again = !rec.kept && earlier + 1 < MAX_CONFIRMATIONS;
     let lower = again.then(|| s.search.step_down(load)).flatten();
     s.confirm_done = lower.is_none();
     println!(
@@ -448,7 +446,7 @@ fn doubtful_sides(
             }
             s.routes
                 .iter()
-                .find(|r| r.failures > 0 && ctx.slo.within_chance(r.requests, r.failures))
+                .find(|r| ctx.slo.in_doubt(r.requests, r.failures))
                 .map(|r| {
                     let (f, n) = (r.failures, r.requests);
                     format!("{name}'s {f} of {n} {} {} failed", r.method, r.name)

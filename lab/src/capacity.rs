@@ -67,6 +67,11 @@ impl Slo {
         (failures as f64 - allowed).abs() < 1.64 * allowed.sqrt()
     }
 
+    /// Some failures, and their count within chance of the objective.
+    pub fn in_doubt(&self, requests: u64, failures: u64) -> bool {
+        failures > 0 && self.within_chance(requests, failures)
+    }
+
     /// `Err(why)` when a step that kept the objective by its point estimate
     /// did so only by chance: some failures, and their count within chance
     /// of the objective ([`Slo::within_chance`]). The capacity is the
@@ -75,7 +80,7 @@ impl Slo {
     /// and a step at 0.95% decided by luck whether the group's search went
     /// on to 400 users or stopped near 300.
     pub fn clearly_kept(&self, requests: u64, failures: u64) -> Result<(), String> {
-        if failures > 0 && self.within_chance(requests, failures) {
+        if self.in_doubt(requests, failures) {
             return Err(format!(
                 "{} failed, not clearly under the objective (≤ {}): within chance of it",
                 self.failed_percent(failures as f64 / requests as f64),
@@ -100,7 +105,7 @@ impl Slo {
         let ratio = failures as f64 / requests as f64;
         let why = if ratio > self.max_fail_ratio {
             "objective"
-        } else if self.within_chance(requests, failures) {
+        } else if self.in_doubt(requests, failures) {
             "not clearly under the objective"
         } else {
             return Ok(());

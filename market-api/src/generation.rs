@@ -8,8 +8,9 @@
 //! `pread` per request instead of a query; after a commit the first request
 //! of each user asks the database again.
 //!
-//! PostgreSQL has no such header here, so every read asks; but the readers
-//! waiting at the same moment share one query ([`Batches`]): while one
+//! PostgreSQL has no such header here, so every read asks. Whenever the
+//! database is asked (on SQLite after a commit), the readers waiting at the
+//! same moment share one query ([`Batches`]): while one
 //! look-up is in flight, the readers that arrive join the next, which asks
 //! for all their users at once when the first returns. Each reader's answer
 //! comes from a query that started after the reader arrived, so it sees
@@ -20,7 +21,6 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
-use crate::db::pool::Backend;
 use crate::db::wal_stamp::Stamp;
 use crate::db::{products, Db};
 
@@ -67,7 +67,8 @@ struct Pending {
     viewers: Vec<i64>,
 }
 
-/// Readers of the change counter on PostgreSQL, batched: see the module doc.
+/// Readers of the change counter that must ask the database, batched: see
+/// the module doc.
 #[derive(Default)]
 struct Batches {
     /// The batch not started yet; `None` once taken by the reader running it.
@@ -142,17 +143,11 @@ impl Generations {
                 return Ok(known);
             }
         }
-        let (generation, active) = match (stamp, db.backend()) {
-            (None, Backend::Postgres) => {
-                let look_up = |users: Vec<i64>| async move {
-                    products::generation_for_many(db, &users).await.ok()
-                };
-                match self.batches.current(viewer, look_up).await {
-                    Some(answer) => answer,
-                    None => products::generation(db, viewer).await?,
-                }
-            }
-            _ => products::generation(db, viewer).await?,
+        let look_up =
+            |users: Vec<i64>| async move { products::generation_for_many(db, &users).await.ok() };
+        let (generation, active) = match self.batches.current(viewer, look_up).await {
+            Some(answer) => answer,
+            None => products::generation(db, viewer).await?,
         };
         if let Some(stamp) = stamp {
             self.remember(stamp, generation, viewer, active);

@@ -422,8 +422,8 @@ pub async fn generation(db: &Db, viewer: i64) -> Result<(i64, Option<bool>), sql
 
 /// The change counter and, for each of `viewers` that exists, whether it is
 /// active: [`generation`] for many readers in one query (see
-/// [`crate::generation`], which batches the readers waiting at once on
-/// PostgreSQL). A viewer missing from the answer is no such user.
+/// [`crate::generation`], which batches the readers waiting at once). A
+/// viewer missing from the answer is no such user.
 pub async fn generation_for_many(
     db: &Db,
     viewers: &[i64],
