@@ -427,7 +427,8 @@ fn dropped_check(s: &StepSummary, load: u32, slo: &Slo) -> Result<(), String> {
 
 /// "single's 1.30% failed": the active sides whose window so far is within
 /// chance of the failure objective ([`Slo::within_chance`]), over all
-/// requests or on a route.
+/// requests or on a route ([`Slo::route_in_doubt`]), and not broken already
+/// by a route clearly over it.
 fn doubtful_sides(
     ctx: &Ctx<'_>,
     sides: &[SideRun],
@@ -440,13 +441,16 @@ fn doubtful_sides(
         .filter_map(|(&(i, _), rep)| {
             let s = StepSummary::from_report(rep);
             let name = &sides[i].target.name;
+            if (s.routes.iter()).any(|r| ctx.slo.clearly_over(r.requests, r.failures)) {
+                return None; // broken already: measuring longer cannot save it
+            }
             if ctx.slo.within_chance(s.requests, s.failures) {
                 let failed = ctx.slo.failed_percent(s.fail_ratio);
                 return Some(format!("{name}'s {failed} failed"));
             }
             s.routes
                 .iter()
-                .find(|r| ctx.slo.in_doubt(r.requests, r.failures))
+                .find(|r| ctx.slo.route_in_doubt(r.requests, r.failures))
                 .map(|r| {
                     let (f, n) = (r.failures, r.requests);
                     format!("{name}'s {f} of {n} {} {} failed", r.method, r.name)

@@ -90,28 +90,57 @@ impl Slo {
         Ok(())
     }
 
-    /// `Err(why)` when one route's failures break the failure objective,
-    /// or keep it only by chance ([`Slo::clearly_kept`]). The objective
-    /// holds on every route, not only over all requests: in the tutorial's
-    /// scenario logins are 1% of the requests, so once every login times
-    /// out the failures over all requests sit near 1% whatever the load
-    /// (a plateau that decided the capacity by luck), while users who cannot
-    /// log in are the service failing. A route of a few dozen requests
-    /// breaks it with its first failure.
+    /// Whether `failures` of `requests` are too many to be chance at the
+    /// failure objective: a one-sided test at 5%, failures taken as Poisson
+    /// around the count the objective allows (exact up to 30 allowed, the
+    /// normal band of [`Slo::within_chance`] above).
+    pub fn clearly_over(&self, requests: u64, failures: u64) -> bool {
+        let allowed = self.max_fail_ratio * requests as f64;
+        if failures == 0 {
+            return false;
+        }
+        if allowed > 30.0 {
+            return failures as f64 - allowed >= 1.64 * allowed.sqrt();
+        }
+        // P(X ≥ failures) = 1 − P(X < failures), X ~ Poisson(allowed).
+        let (mut term, mut below) = ((-allowed).exp(), 0.0);
+        for k in 0..failures {
+            below += term;
+            term *= allowed / (k + 1) as f64;
+            if below > 0.95 {
+                return true;
+            }
+        }
+        1.0 - below < 0.05
+    }
+
+    /// Whether a route's failures are over the objective but could still be
+    /// chance ([`Slo::clearly_over`]): measuring longer may tell.
+    pub fn route_in_doubt(&self, requests: u64, failures: u64) -> bool {
+        failures as f64 > self.max_fail_ratio * requests as f64
+            && !self.clearly_over(requests, failures)
+    }
+
+    /// `Err(why)` when one route's failures are clearly more than the
+    /// failure objective allows ([`Slo::clearly_over`]). The objective holds
+    /// on every route, not only over all requests: in the tutorial's
+    /// scenario logins are 1% of the requests, so once every login times out
+    /// the failures over all requests sit near 1% whatever the load (a
+    /// plateau that decided the capacity by luck), while users who cannot
+    /// log in are the service failing.
+    ///
+    /// A route breaks it only when its failures cannot be chance: a window
+    /// holds 15 to 300 logins, so 1% cannot be shown either way, and a rule
+    /// that broke on the first failure let one stray timeout decide the
+    /// capacity (a group stopped at 75 users for 1 of 50 logins, where the
+    /// next runs held 140–180). Past the knee logins fail by the dozen
+    /// (13 of 22, 64 of 100), which this rule does not miss.
     pub fn route_kept(&self, route: &str, requests: u64, failures: u64) -> Result<(), String> {
-        if failures == 0 || requests == 0 {
+        if !self.clearly_over(requests, failures) {
             return Ok(());
         }
-        let ratio = failures as f64 / requests as f64;
-        let why = if ratio > self.max_fail_ratio {
-            "objective"
-        } else if self.in_doubt(requests, failures) {
-            "not clearly under the objective"
-        } else {
-            return Ok(());
-        };
         Err(format!(
-            "{failures} of {requests} {route} failed ({why} ≤ {} per route)",
+            "{failures} of {requests} {route} failed (objective ≤ {} per route)",
             limit_percent(self.max_fail_ratio)
         ))
     }
@@ -320,22 +349,36 @@ mod tests {
             slo.route_kept(LOGIN, 32, 9).unwrap_err(),
             "9 of 32 POST /api/v1/auth/token/ failed (objective ≤ 1% per route)"
         );
-        assert!(
-            slo.route_kept(LOGIN, 15, 1).is_err(),
-            "a rare route's first failure"
-        );
         assert!(slo.route_kept(LOGIN, 15, 0).is_ok());
-        // Under 1% but within chance of it: not shown to keep it.
-        let why = slo.route_kept("GET /x", 2990, 23).unwrap_err();
-        assert!(
-            why.contains("(not clearly under the objective ≤ 1% per route)"),
-            "{why}"
-        );
-        assert!(
-            slo.route_kept("GET /x", 2160, 8).is_ok(),
-            "0.37%: clearly under"
-        );
+        // One stray timeout among a few dozen logins can be chance at 1%.
+        assert!(slo.route_kept(LOGIN, 50, 1).is_ok(), "1 of 50");
+        assert!(slo.route_kept(LOGIN, 15, 1).is_ok(), "1 of 15");
+        assert!(slo.route_kept(LOGIN, 15, 2).is_err(), "2 of 15");
+        assert!(slo.route_kept(LOGIN, 276, 5).is_ok(), "5 of 276");
+        assert!(slo.route_kept(LOGIN, 281, 9).is_err(), "9 of 281");
+        // The plateau past the knee: most logins fail.
+        assert!(slo.route_kept(LOGIN, 100, 64).is_err());
+        // Many requests: the normal band, 1.33% of 3000 is clearly over.
+        assert!(slo.route_kept("GET /x", 3000, 39).is_ok());
+        assert!(slo.route_kept("GET /x", 3000, 40).is_err());
         assert!(slo.route_kept("GET /x", 0, 0).is_ok());
+    }
+
+    #[test]
+    fn failures_clearly_over_the_objective() {
+        let slo = Slo::default();
+        // P(X ≥ 1 | 0.15) = 14%, P(X ≥ 2 | 0.15) = 1.0%.
+        assert!(!slo.clearly_over(15, 1) && slo.clearly_over(15, 2));
+        // P(X ≥ 3 | 0.8) = 4.7%: 3 of 80 is clearly over, 2 is not.
+        assert!(!slo.clearly_over(80, 2) && slo.clearly_over(80, 3));
+        assert!(!slo.clearly_over(1000, 0));
+        let none = Slo {
+            max_fail_ratio: 0.0,
+            max_p95_ms: 500.0,
+        };
+        assert!(none.clearly_over(1000, 1), "no failure allowed");
+        assert!(slo.route_in_doubt(50, 1) && !slo.route_in_doubt(200, 1));
+        assert!(!slo.route_in_doubt(100, 64), "clearly over: no doubt");
     }
 
     /// Runs a search against a system whose true capacity is `cap`.

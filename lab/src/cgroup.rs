@@ -11,8 +11,12 @@ use std::path::{Path, PathBuf};
 
 use crate::affinity::{self, Placement};
 
-/// The CFS period the lab uses (100 ms, the kernel's default).
-const PERIOD_US: u64 = 100_000;
+/// The CFS period the lab uses: 10 ms, a tenth of the kernel's default.
+/// A budget of 0.18 core over 100 ms lets a replica run 18 ms and then
+/// stalls everything it holds for 82 ms, so a 20 ms login spans two periods
+/// and its latency turns on where in a period it arrived; over 10 ms the
+/// same budget slows the replica evenly, as a smaller CPU would.
+pub const PERIOD_US: u64 = 10_000;
 
 /// Which cgroup interface is in use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -280,15 +284,14 @@ mod tests {
                     .unwrap();
                 let dir = g.add("probe", child.id()).unwrap();
                 match g.version() {
-                    Version::V1 => assert_eq!(
-                        std::fs::read_to_string(dir.join("cpu.cfs_quota_us"))
-                            .unwrap()
-                            .trim(),
-                        "25000"
-                    ),
+                    Version::V1 => {
+                        let read = |f: &str| std::fs::read_to_string(dir.join(f)).unwrap();
+                        assert_eq!(read("cpu.cfs_quota_us").trim(), "2500");
+                        assert_eq!(read("cpu.cfs_period_us").trim(), "10000");
+                    }
                     Version::V2 => assert_eq!(
                         std::fs::read_to_string(dir.join("cpu.max")).unwrap().trim(),
-                        "25000 100000"
+                        "2500 10000"
                     ),
                 }
                 assert!(std::fs::read_to_string(dir.join("cgroup.procs"))

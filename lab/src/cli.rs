@@ -289,7 +289,7 @@ pub struct SearchArgs {
     #[arg(long, default_value_t = 12, value_parser = clap::value_parser!(u32).range(1..=100))]
     pub max_steps: u32,
     /// Length of each step's measurement window (after the ramp and warm-up).
-    /// A whole number of 100 ms CFS periods.
+    /// A whole number of 10 ms CFS periods.
     #[arg(long, default_value = "4s", value_parser = parse_duration)]
     pub step_duration: Duration,
     /// After the search, each side is measured once more at its capacity for
@@ -299,7 +299,7 @@ pub struct SearchArgs {
     /// to the next, mostly with the number of logins it happens to hold).
     /// When that window breaks the objective, the capacity steps down by the
     /// search's last gap and is measured again (three windows at most). `0s`
-    /// keeps the search's step. A whole number of 100 ms CFS periods.
+    /// keeps the search's step. A whole number of 10 ms CFS periods.
     #[arg(long, default_value = "20s", value_parser = parse_duration_or_zero)]
     pub confirm: Duration,
     /// Users started per second and per replica when a step adds users (the

@@ -20,7 +20,7 @@ use std::time::Duration;
 use loadgen::report::RunReport;
 
 use crate::campaign::{self, Ctx, SideRun, Target};
-use crate::cgroup::CpuGroups;
+use crate::cgroup::{self, CpuGroups};
 use crate::cli::{CompareArgs, LoadModel, SearchArgs};
 use crate::diagnosis::{diagnose_run, Diagnosis};
 use crate::load::{self, LoginShape};
@@ -70,17 +70,19 @@ pub(crate) fn validate(args: &SearchArgs) -> Result<(), Error> {
     if args.step_duration < Duration::from_secs(1) {
         return Err(Error::Usage("--step-duration must be at least 1s".into()));
     }
-    // The CFS quota is enforced per 100 ms period: a window that is not a
-    // whole number of periods counts one period's throttling partly, which
-    // moves a budgeted replica's throughput by up to a period's share.
+    // The CFS quota is enforced per period (`cgroup::PERIOD_US`): a window
+    // that is not a whole number of periods counts one period's throttling
+    // partly, which moves a budgeted replica's throughput by up to a
+    // period's share.
     for (flag, d) in [
         ("--step-duration", args.step_duration),
         ("--confirm", args.confirm),
     ] {
-        if d.as_millis() % 100 != 0 {
+        if d.as_micros() % u128::from(cgroup::PERIOD_US) != 0 {
             return Err(Error::Usage(format!(
-                "{flag} {} must be a whole number of 100 ms scheduler periods (e.g. 4s or 4.5s)",
-                humantime::format_duration(d)
+                "{flag} {} must be a whole number of {} ms scheduler periods (e.g. 4s or 4.5s)",
+                humantime::format_duration(d),
+                cgroup::PERIOD_US / 1000
             )));
         }
     }

@@ -152,8 +152,9 @@ pub fn gap_notes(
     };
     if let (Some(ts), Some(tg)) = (throttled(s), throttled(g)) {
         out.push(format!(
-            "artefact of the quota model: budgeted replicas were throttled in {:.0}% of 100 ms periods in the group against {:.0}% alone; a throttled replica stalls every request it holds until the next period, which real servers with whole cores do not",
+            "artefact of the quota model: budgeted replicas were throttled in {:.0}% of {} ms periods in the group against {:.0}% alone; a throttled replica stalls every request it holds until the next period, which real servers with whole cores do not",
             tg * 100.0,
+            crate::cgroup::PERIOD_US / 1000,
             ts * 100.0
         ));
     }

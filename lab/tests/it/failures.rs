@@ -84,8 +84,8 @@ fn bad_flags_are_usage_errors() {
             "--confirm 2s is shorter than --step-duration 4s",
         ),
         (
-            vec!["compare", "--confirm", "20s 50ms"],
-            "--confirm 20s 50ms must be a whole number of 100 ms",
+            vec!["compare", "--confirm", "20s 5ms"],
+            "--confirm 20s 5ms must be a whole number of 10 ms",
         ),
     ] {
         let (cmd, _tmp) = lab_out(&args);
