@@ -217,13 +217,15 @@ impl Drop for Driver {
 /// an overloaded step never settles and is measured anyway). Returns the
 /// seconds from the start of the wait.
 ///
-/// After a step down (a heavier step broke the objective) every route must
-/// also keep it over the latest second: logins are 1% of the requests, so a
-/// backlog of logins still timing out leaves the second's figures over all
-/// requests within the objective, and the lighter step used to be measured
+/// Every route must also keep it over the latest second: logins are 1% of
+/// the requests, so a backlog of logins still timing out leaves the second's
+/// figures over all requests within the objective. After a step down (a
+/// heavier step broke the objective) the lighter step used to be measured
 /// with the heavier one's backlog in it (seen in the runs: 5 of 87 logins
-/// failed at 60 users, then 64 of 100 at 55 right after). A step up has no
-/// such backlog to wait for: failures there are its own.
+/// failed at 60 users, then 64 of 100 at 55 right after); it may take up to
+/// `settle_max` to drain. A step up's backlog is its own ramp's logins, and
+/// it gets twice the warm-up: past that, failing logins are the step's own
+/// overload, which waiting longer would not mend.
 pub async fn settle(
     drivers: &[&Driver],
     slo: &Slo,
@@ -240,12 +242,14 @@ pub async fn settle(
     tokio::time::sleep(warmup).await;
     let deadline = ramped + settle_max.max(warmup);
     let since = ramped + warmup.saturating_sub(Duration::from_secs(1));
+    let ramp_backlog_drained = ramped + warmup * 2;
     let mut routes: Vec<RoutesQuiet> = drivers.iter().map(|_| RoutesQuiet::since(since)).collect();
     loop {
         let mut all = true;
+        let step_up_waited = Instant::now() >= ramp_backlog_drained;
         for (d, quiet) in drivers.iter().zip(&mut routes) {
             let routes_kept = quiet.observe(d.route_counts(), slo);
-            all &= (routes_kept || !d.lighter) && d.settled(slo, since);
+            all &= (routes_kept || (step_up_waited && !d.lighter)) && d.settled(slo, since);
         }
         if all || Instant::now() >= deadline {
             break;
