@@ -18,6 +18,13 @@ use crate::affinity::{self, Placement};
 /// same budget slows the replica evenly, as a smaller CPU would.
 pub const PERIOD_US: u64 = 10_000;
 
+/// The period for a budget of `cores`: [`PERIOD_US`], or longer for a
+/// budget under 0.1 of a core, whose quota would otherwise fall under the
+/// kernel's 1 ms minimum (0.01 of a core gets 1 ms every 100 ms).
+fn period_for(cores: f64) -> u64 {
+    ((1000.0 / cores).ceil() as u64).clamp(PERIOD_US, 1_000_000)
+}
+
 /// Which cgroup interface is in use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -183,7 +190,8 @@ impl CpuGroups {
         if let Ok(mut m) = self.members.lock() {
             m.push(dir.clone());
         }
-        let quota = ((self.cores * PERIOD_US as f64).round() as u64).max(1000);
+        let period = period_for(self.cores);
+        let quota = ((self.cores * period as f64).round() as u64).max(1000);
         let write = |file: &str, value: String| {
             std::fs::write(dir.join(file), &value).map_err(|e| {
                 format!(
@@ -194,10 +202,10 @@ impl CpuGroups {
         };
         match self.version {
             Version::V1 => {
-                write("cpu.cfs_period_us", PERIOD_US.to_string())?;
+                write("cpu.cfs_period_us", period.to_string())?;
                 write("cpu.cfs_quota_us", quota.to_string())?;
             }
-            Version::V2 => write("cpu.max", format!("{quota} {PERIOD_US}"))?,
+            Version::V2 => write("cpu.max", format!("{quota} {period}"))?,
         }
         write("cgroup.procs", pid.to_string())?;
         if let Some(p) = &self.placement {
@@ -269,6 +277,17 @@ fn remove_stale(parent: &Path) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn small_budgets_get_a_longer_period_not_a_larger_quota() {
+        assert_eq!(period_for(0.25), PERIOD_US);
+        assert_eq!(period_for(0.1), PERIOD_US);
+        // 0.05 of a core: 1 ms every 20 ms, not the kernel's minimum quota
+        // over 10 ms (which would be 0.1 of a core).
+        assert_eq!(period_for(0.05), 20_000);
+        assert_eq!(period_for(0.01), 100_000);
+        assert_eq!(period_for(4.0), PERIOD_US);
+    }
 
     #[test]
     fn creates_quota_groups_where_writable_and_cleans_up() {
