@@ -468,6 +468,7 @@ mod tests {
             host: HostUsage {
                 cpu_percent: host,
                 cores: 2,
+                steal_percent: 0.0,
             },
             throttled: Vec::new(),
             shares: None,

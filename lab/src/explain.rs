@@ -125,6 +125,9 @@ pub fn cost_sentence(costs: &[RouteCost], steps: usize) -> Option<String> {
     ))
 }
 
+/// Steal (percent of the machine's CPU time) from which the notes name it.
+const STEAL_WORTH_SAYING: f64 = 1.0;
+
 /// The gap between N × one replica's goodput and the group's, with each
 /// measured cause and whether separate servers would show it too. `apart`:
 /// the load generator and the balancer had CPUs of their own.
@@ -179,6 +182,12 @@ pub fn gap_notes(
             g.host.cpu_percent
         )
     });
+    let (ss, sg) = (s.host.steal_percent, g.host.steal_percent);
+    if ss.max(sg) >= STEAL_WORTH_SAYING {
+        out.push(format!(
+            "artefact of a shared machine: the hypervisor gave {ss:.1}% of this machine's CPU time to other guests in the single side's window and {sg:.1}% in the group's (steal); its neighbours move the figures from run to run, both sides alike when they share windows"
+        ));
+    }
     if let Some(b) = g.processes.iter().find(|p| p.name == "balancer") {
         let on_postgres = g.processes.iter().any(|p| p.name.starts_with(POSTGRES));
         let shared = if on_postgres {
@@ -222,6 +231,46 @@ mod tests {
             .collect();
         assert!(fit_two(&same).is_none());
         assert!(fit_two(&rows[..2]).is_none());
+    }
+
+    #[test]
+    fn steal_is_named_as_an_artefact_of_a_shared_machine() {
+        let step = |goodput: f64, steal: f64| StepRecord {
+            number: 1,
+            load: 10,
+            summary: crate::load::StepSummary {
+                requests: 1000,
+                rps: goodput,
+                ..Default::default()
+            },
+            confirmation: false,
+            kept: true,
+            verdict: String::new(),
+            warmup_s: 2.0,
+            processes: Vec::new(),
+            lab_cpu_percent: 0.0,
+            host: crate::procstat::HostUsage {
+                cpu_percent: 50.0,
+                cores: 2,
+                steal_percent: steal,
+            },
+            throttled: Vec::new(),
+            shares: None,
+        };
+        let said =
+            |single: &StepRecord, group: &StepRecord| gap_notes(Some(single), Some(group), 4, true);
+        let quiet = said(&step(500.0, 0.2), &step(1800.0, 0.4));
+        assert!(quiet.iter().all(|n| !n.contains("steal")), "{quiet:?}");
+        let noisy = said(&step(500.0, 0.3), &step(1800.0, 6.5));
+        let note = noisy
+            .iter()
+            .find(|n| n.contains("steal"))
+            .expect("a note on steal");
+        assert!(
+            note.contains("0.3% of this machine's CPU time")
+                && note.contains("6.5% in the group's"),
+            "{note}"
+        );
     }
 
     #[test]

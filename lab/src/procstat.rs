@@ -32,6 +32,23 @@ pub struct HostUsage {
     pub cpu_percent: f64,
     /// Number of cores.
     pub cores: usize,
+    /// Time the hypervisor gave this machine's CPUs to other guests
+    /// (`steal` in `/proc/stat`), percent of all cores' time: on a shared
+    /// virtual machine the neighbours move the figures from run to run. 0 on
+    /// bare metal, and in reports written before it was kept.
+    #[serde(default)]
+    pub steal_percent: f64,
+}
+
+/// Cumulative ticks of all cores from `/proc/stat`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HostTicks {
+    /// Not idle (steal included: time this machine wanted and did not get).
+    pub busy: u64,
+    /// All ticks.
+    pub total: u64,
+    /// Given to other guests by the hypervisor.
+    pub steal: u64,
 }
 
 /// Cumulative user+system CPU ticks of `pid` (all threads).
@@ -68,13 +85,13 @@ fn parse_status_memory(status: &str) -> Option<(u64, u64)> {
     Some((rss, field("VmHWM:").unwrap_or(rss)))
 }
 
-/// `(busy, total)` ticks of all cores from `/proc/stat`.
-pub fn host_ticks() -> Option<(u64, u64)> {
+/// Ticks of all cores from `/proc/stat`.
+pub fn host_ticks() -> Option<HostTicks> {
     let stat = std::fs::read_to_string("/proc/stat").ok()?;
     parse_host_ticks(&stat)
 }
 
-fn parse_host_ticks(stat: &str) -> Option<(u64, u64)> {
+fn parse_host_ticks(stat: &str) -> Option<HostTicks> {
     let line = stat.lines().find(|l| l.starts_with("cpu "))?;
     let v: Vec<u64> = line
         .split_whitespace()
@@ -87,7 +104,11 @@ fn parse_host_ticks(stat: &str) -> Option<(u64, u64)> {
     // user nice system idle iowait irq softirq steal (guest is already in user).
     let total: u64 = v.iter().take(8).sum();
     let idle = v[3] + v.get(4).copied().unwrap_or(0);
-    Some((total - idle, total))
+    Some(HostTicks {
+        busy: total - idle,
+        total,
+        steal: v.get(7).copied().unwrap_or(0),
+    })
 }
 
 /// Readings taken at the start of a step.
@@ -96,7 +117,7 @@ pub struct Sampler {
     /// `(name, pid, ticks at start)`.
     procs: Vec<(String, u32, Option<u64>)>,
     /// Host ticks at start.
-    host: Option<(u64, u64)>,
+    host: Option<HostTicks>,
     /// Wall clock at start.
     t0: Instant,
 }
@@ -139,13 +160,19 @@ impl Sampler {
             .collect();
         let cores = host_cores();
         let host = match (self.host, host_ticks()) {
-            (Some((b0, t0)), Some((b1, t1))) if t1 > t0 => HostUsage {
-                cpu_percent: (b1.saturating_sub(b0)) as f64 / (t1 - t0) as f64 * 100.0,
-                cores,
-            },
+            (Some(a), Some(b)) if b.total > a.total => {
+                let share = |x: u64, y: u64| {
+                    y.saturating_sub(x) as f64 / (b.total - a.total) as f64 * 100.0
+                };
+                HostUsage {
+                    cpu_percent: share(a.busy, b.busy),
+                    cores,
+                    steal_percent: share(a.steal, b.steal),
+                }
+            }
             _ => HostUsage {
-                cpu_percent: 0.0,
                 cores,
+                ..HostUsage::default()
             },
         };
         (procs, host)
@@ -204,7 +231,12 @@ mod tests {
         assert_eq!(parse_status_memory(status), Some((1024, 2048)));
         assert_eq!(parse_status_memory("Name: kernel thread\n"), None);
         let stat = "cpu  10 0 10 70 10 0 0 0 0 0\ncpu0 1 2 3 4\n";
-        assert_eq!(parse_host_ticks(stat), Some((20, 100)));
+        let ticks = |busy, total, steal| Some(HostTicks { busy, total, steal });
+        assert_eq!(parse_host_ticks(stat), ticks(20, 100, 0));
+        // user nice system idle iowait irq softirq steal
+        let stat = "cpu  10 0 10 60 10 0 0 10 0 0\n";
+        assert_eq!(parse_host_ticks(stat), ticks(30, 100, 10));
+        assert_eq!(parse_host_ticks("cpu  1 2\n"), None);
     }
 
     #[test]

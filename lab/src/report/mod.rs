@@ -640,6 +640,7 @@ pub(crate) mod fixture {
             host: HostUsage {
                 cpu_percent: 50.0,
                 cores: 2,
+                steal_percent: 0.0,
             },
             throttled: vec![("r1".into(), 0.9)],
             shares: None,
