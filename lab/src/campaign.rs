@@ -315,7 +315,12 @@ async fn run_window(
         .collect();
     let a = ctx.args;
     let warmup = load::settle(&drivers, &ctx.slo, ramp, a.warmup, a.settle_max).await;
+    // Once a side's search has seen the objective break, its steps narrow
+    // the capacity down and are measured longer: near the knee a queue takes
+    // seconds to grow past the request timeout.
+    let refining = (active.iter()).any(|&(i, _)| sides[i].search.broken_at().is_some());
     let length = match kind {
+        Window::Steps if refining => a.refine_window(),
         Window::Steps => a.step_duration,
         Window::Confirmation => a.confirm,
     };

@@ -292,6 +292,13 @@ pub struct SearchArgs {
     /// A whole number of 10 ms CFS periods.
     #[arg(long, default_value = "4s", value_parser = parse_duration)]
     pub step_duration: Duration,
+    /// Length of the window of the steps that narrow the capacity down, once
+    /// a step has broken the objective. Default: twice --step-duration. Near
+    /// the knee a login queue grows slowly, and reaches the request timeout
+    /// only after several seconds: a short window there keeps loads that a
+    /// longer one breaks. A whole number of 10 ms CFS periods.
+    #[arg(long, value_parser = parse_duration)]
+    pub refine_duration: Option<Duration>,
     /// After the search, each side is measured once more at its capacity for
     /// this long, and its capacity figures (goodput, req/s, latency) come
     /// from that window: the search's short windows decide the load, a long
@@ -371,6 +378,13 @@ pub struct ScaleArgs {
     /// How each capacity search runs.
     #[command(flatten)]
     pub search: SearchArgs,
+}
+
+impl SearchArgs {
+    /// `--refine-duration`, or twice `--step-duration`.
+    pub fn refine_window(&self) -> Duration {
+        self.refine_duration.unwrap_or(self.step_duration * 2)
+    }
 }
 
 impl ScaleArgs {

@@ -76,6 +76,7 @@ pub(crate) fn validate(args: &SearchArgs) -> Result<(), Error> {
     // period's share.
     for (flag, d) in [
         ("--step-duration", args.step_duration),
+        ("--refine-duration", args.refine_window()),
         ("--confirm", args.confirm),
     ] {
         if d.as_micros() % u128::from(cgroup::PERIOD_US) != 0 {
@@ -85,6 +86,13 @@ pub(crate) fn validate(args: &SearchArgs) -> Result<(), Error> {
                 cgroup::PERIOD_US / 1000
             )));
         }
+    }
+    if args.refine_window() < args.step_duration {
+        return Err(Error::Usage(format!(
+            "--refine-duration {} is shorter than --step-duration {}: it is meant to measure the steps near the capacity longer",
+            humantime::format_duration(args.refine_window()),
+            humantime::format_duration(args.step_duration)
+        )));
     }
     if !args.confirm.is_zero() && args.confirm < args.step_duration {
         return Err(Error::Usage(format!(
@@ -198,12 +206,13 @@ fn spawn_rates(ctx: &Ctx<'_>, replicas: u16) -> [f64; 2] {
             },
     ];
     println!(
-        "lab: objective: {}; each step ramps (new users join at {:.0}/s on one replica, {:.0}/s on the group, and log in), warms up ≥ {}, then measures {}; a request unanswered after {} counts as failed",
+        "lab: objective: {}; each step ramps (new users join at {:.0}/s on one replica, {:.0}/s on the group, and log in), warms up ≥ {}, then measures {} ({} once a step has broken it, near the capacity); a request unanswered after {} counts as failed",
         ctx.slo.describe(),
         rates[0],
         rates[1],
         humantime::format_duration(ctx.args.warmup),
         humantime::format_duration(ctx.args.step_duration),
+        humantime::format_duration(ctx.args.refine_window()),
         humantime::format_duration(ctx.timeout),
     );
     rates

@@ -84,6 +84,10 @@ fn bad_flags_are_usage_errors() {
             "--confirm 2s is shorter than --step-duration 4s",
         ),
         (
+            vec!["compare", "--refine-duration", "2s"],
+            "--refine-duration 2s is shorter than --step-duration 4s",
+        ),
+        (
             vec!["compare", "--confirm", "20s 5ms"],
             "--confirm 20s 5ms must be a whole number of 10 ms",
         ),
