@@ -211,8 +211,7 @@ pub fn confirmation_note(r: &LabReport) -> Option<String> {
     );
     if !steps.is_empty() {
         note.push_str(&format!(
-            "; the search's {:.0} s window there: {} goodput",
-            r.step_seconds,
+            "; the search's shorter window there: {} goodput",
             steps.join(", ")
         ));
     }
@@ -222,14 +221,14 @@ pub fn confirmation_note(r: &LabReport) -> Option<String> {
         if let Some(down) = x.stepped_down(unit) {
             let at = x.capacity().map_or(0, |c| c.load);
             note.push_str(&format!(
-                "\n{}: {down}; the {:.0} s steps there kept it by the luck of a short window, so the capacity stepped down to {at} {unit}",
-                x.name, r.step_seconds
+                "\n{}: {down}; the search's shorter steps there kept it by the luck of a short window, so the capacity stepped down to {at} {unit}",
+                x.name
             ));
         }
         if let Some(u) = x.unconfirmed() {
             note.push_str(&format!(
-                "\n{}: {u}; its capacity is marginal (the {:.0} s step kept it by the luck of a short window)",
-                x.name, r.step_seconds
+                "\n{}: {u}; its capacity is marginal (the search's shorter step kept it by the luck of a short window)",
+                x.name
             ));
         }
     }
