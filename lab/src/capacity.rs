@@ -100,18 +100,18 @@ impl Slo {
             return false;
         }
         if allowed > 30.0 {
-            return failures as f64 - allowed >= 1.64 * allowed.sqrt();
+            return failures as f64 > allowed && !self.within_chance(requests, failures);
         }
-        // P(X ≥ failures) = 1 − P(X < failures), X ~ Poisson(allowed).
+        // Clearly over when P(X < failures) > 95%, X ~ Poisson(allowed).
         let (mut term, mut below) = ((-allowed).exp(), 0.0);
         for k in 0..failures {
             below += term;
-            term *= allowed / (k + 1) as f64;
             if below > 0.95 {
-                return true;
+                break;
             }
+            term *= allowed / (k + 1) as f64;
         }
-        1.0 - below < 0.05
+        below > 0.95
     }
 
     /// Whether a route's failures are over the objective but could still be

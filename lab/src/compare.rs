@@ -73,7 +73,8 @@ pub(crate) fn validate(args: &SearchArgs) -> Result<(), Error> {
     // The CFS quota is enforced per period (`cgroup::PERIOD_US`): a window
     // that is not a whole number of periods counts one period's throttling
     // partly, which moves a budgeted replica's throughput by up to a
-    // period's share.
+    // period's share. (A budget under 0.1 of a core gets a longer period,
+    // `cgroup::period_for`; whole seconds are whole periods either way.)
     for (flag, d) in [
         ("--step-duration", args.step_duration),
         ("--refine-duration", args.refine_window()),

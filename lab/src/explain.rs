@@ -235,33 +235,17 @@ mod tests {
 
     #[test]
     fn steal_is_named_as_an_artefact_of_a_shared_machine() {
-        let step = |goodput: f64, steal: f64| StepRecord {
-            number: 1,
-            load: 10,
-            summary: crate::load::StepSummary {
-                requests: 1000,
-                rps: goodput,
-                ..Default::default()
-            },
-            confirmation: false,
-            kept: true,
-            verdict: String::new(),
-            warmup_s: 2.0,
-            processes: Vec::new(),
-            lab_cpu_percent: 0.0,
-            host: crate::procstat::HostUsage {
-                cpu_percent: 50.0,
-                cores: 2,
-                steal_percent: steal,
-            },
-            throttled: Vec::new(),
-            shares: None,
+        let step = |load: u32, steal: f64| {
+            let mut st =
+                crate::report::fixture::step(1, load, 0.0, 10.0, &crate::capacity::Slo::default());
+            st.host.steal_percent = steal;
+            st
         };
         let said =
             |single: &StepRecord, group: &StepRecord| gap_notes(Some(single), Some(group), 4, true);
-        let quiet = said(&step(500.0, 0.2), &step(1800.0, 0.4));
+        let quiet = said(&step(50, 0.2), &step(180, 0.4));
         assert!(quiet.iter().all(|n| !n.contains("steal")), "{quiet:?}");
-        let noisy = said(&step(500.0, 0.3), &step(1800.0, 6.5));
+        let noisy = said(&step(50, 0.3), &step(180, 6.5));
         let note = noisy
             .iter()
             .find(|n| n.contains("steal"))
