@@ -518,10 +518,17 @@ pub fn speedup_text(r: &LabReport) -> String {
         _ => "not computable (one side never kept the objective)".to_string(),
     }
     .to_string()
-        + &r
-            .spread
-            .text()
-            .map_or(String::new(), |t| format!("; median and range: {t}"))
+        + &match r.spread.text() {
+            Some(t) => format!("; median and range: {t}"),
+            // A capacity near a knee is decided by which windows caught the
+            // failures: one run is one sample (docs/lab.md, "Why three minutes
+            // cannot pin this knee"), and the reader should know how to get more.
+            None if r.speedup.is_some() => {
+                "; one run, one sample: --repeat 3 gives a median and the range between runs"
+                    .to_string()
+            }
+            None => String::new(),
+        }
 }
 
 /// Writes `report.json` and (unless `html` is false) `report.html` into `dir`;
@@ -780,8 +787,17 @@ mod tests {
         assert_eq!(SpeedupSpread::of(&reps[..1]).text(), None);
         assert_eq!(RepeatFigures::median_index(&[]), 0);
         let mut r = fixture::report(true);
+        let one = speedup_text(&r);
+        assert!(
+            one.ends_with(
+                "one run, one sample: --repeat 3 gives a median and the range between runs"
+            ),
+            "{one}"
+        );
         r.spread = sp;
-        assert!(speedup_text(&r).contains("median and range: 3.90× the goodput"));
+        let t = speedup_text(&r);
+        assert!(t.contains("median and range: 3.90× the goodput"), "{t}");
+        assert!(!t.contains("one run"), "{t}");
         // Goodput of each side at capacity, from the fixture's steps.
         let f = RepeatFigures::of(&r.single, &r.group, 2);
         assert!(f.goodput_speedup.is_some() && f.single_goodput.unwrap() > 0.0);
