@@ -53,14 +53,20 @@ fn never_cells(r: &RunResult) -> (String, String) {
     }
 }
 
+/// "60 users (10 of 97 POST … failed …)": the lowest load that broke the
+/// objective with the verdict of a window at that load. Not simply the lowest
+/// broken window: when every confirmation broke, the capacity's own window
+/// broke too, below `broken_at`, and its verdict belongs to its own load.
+fn broke_cell(r: &RunResult, unit: &str) -> Option<String> {
+    let b = r.broken_at?;
+    let broken = r.steps.iter().filter(|x| !x.kept);
+    let st = broken.clone().find(|x| x.load == b);
+    let st = st.or_else(|| broken.min_by_key(|x| x.load))?;
+    Some(format!("{b} {unit} ({})", st.verdict))
+}
+
 fn cap_cells(r: &RunResult, unit: &str, slo: &Slo) -> [String; 7] {
-    let broke = match (
-        r.broken_at,
-        r.steps.iter().filter(|x| !x.kept).min_by_key(|x| x.load),
-    ) {
-        (Some(b), Some(st)) => Some(format!("{b} {unit} ({})", st.verdict)),
-        _ => None,
-    };
+    let broke = broke_cell(r, unit);
     match r.capacity() {
         Some(s) => {
             let (never, not_reached) = never_cells(r);
@@ -364,6 +370,33 @@ mod tests {
         assert!(t.contains("never (the search used its --max-steps)"), "{t}");
         assert!(t.contains("not reached: raise --max-steps"), "{t}");
         assert!(!t.contains("none reached"), "{t}");
+    }
+
+    #[test]
+    fn broke_at_names_the_verdict_of_its_own_load_when_every_confirmation_broke() {
+        // Group: 120 kept by its step, then confirmations at 120 and 110 both
+        // broke; the search's lowest broken load is then 120 (a run of
+        // 2026-12-04 printed 60 users with the verdict of the 55 below it).
+        let mut r = crate::report::fixture::report(true);
+        let g = &mut r.group;
+        for (load, verdict) in [(120, "1.30% failed (A)"), (110, "2 of 100 logins (B)")] {
+            let mut c = g.steps[3].clone();
+            c.number = g.steps.len() as u32 + 1;
+            c.load = load;
+            c.confirmation = true;
+            c.kept = false;
+            c.verdict = verdict.into();
+            g.capacity_step = Some(c.number);
+            g.steps.push(c);
+        }
+        g.broken_at = Some(120);
+        let cells = cap_cells(&r.group, "users", &r.slo);
+        assert_eq!(cells[1], "110 users");
+        assert_eq!(cells[5], "120 users (1.30% failed (A))");
+        // With no window broken at that load, the lowest broken one speaks.
+        r.group.broken_at = Some(130);
+        let cells = cap_cells(&r.group, "users", &r.slo);
+        assert_eq!(cells[5], "130 users (2 of 100 logins (B))");
     }
 
     #[test]
