@@ -284,6 +284,44 @@ fn statistics_tables(out: &mut String, r: &RunReport) {
         let _ = write!(out, "<td class=num>{}</td></tr>", ms(s.uncorrected.p99));
     }
     out.push_str("</table>");
+    successful_table(out, r);
+}
+
+/// The successful requests' latency, when some failed (see
+/// [`super::terminal::successful_table`] for why).
+fn successful_table(out: &mut String, r: &RunReport) {
+    if r.stats.iter().all(|s| s.num_failures == 0) {
+        return;
+    }
+    out.push_str("<h2>Successful requests only (ms)</h2><p>Failures left out: fast refusals lower the figures above, timeouts raise their tail; this is what a user who got an answer waited.</p><table><tr><th>Type</th><th>Name</th><th># Successful</th><th>Median</th><th>Average</th><th>95%</th><th>99%</th><th>Max</th></tr>");
+    for s in &r.stats {
+        let _ = write!(
+            out,
+            "<tr><td>{}</td><td>{}</td>",
+            esc(&s.method),
+            esc(&s.name)
+        );
+        match &s.successful {
+            Some(ok) if ok.num_requests > 0 => {
+                let p = |q| ok.percentile(q).map_or("N/A".into(), ms);
+                let _ = write!(
+                    out,
+                    "<td class=num>{}</td><td class=num>{}</td><td class=num>{}</td><td class=num>{}</td><td class=num>{}</td><td class=num>{}</td></tr>",
+                    ok.num_requests,
+                    ms(ok.median_response_time),
+                    ms(ok.avg_response_time),
+                    p(0.95),
+                    p(0.99),
+                    ms(ok.max_response_time)
+                );
+            }
+            Some(_) => out.push_str("<td class=num>0</td><td colspan=5>N/A</td></tr>"),
+            None => out.push_str(
+                "<td colspan=6>unknown (merged from an older loadgen's report)</td></tr>",
+            ),
+        }
+    }
+    out.push_str("</table>");
 }
 
 /// The charts over time and the latency histogram.
@@ -433,6 +471,30 @@ mod tests {
         assert!(
             html.contains("</svg><div class=legend><span style=\"color:#7a4ad0\">■</span> users")
         );
+    }
+
+    #[test]
+    fn the_successful_latency_has_its_table_when_requests_failed() {
+        let mut names = Names::default();
+        let id = names.intern("GET", "/a");
+        let mut st = StatsState::new(names);
+        for _ in 0..8 {
+            st.record(sample(Key::Id(id), 1, true));
+        }
+        st.record(sample(Key::Id(id), 400, false));
+        st.tick(1_700_000_000_000, 1, 0);
+        let html = html_report(&RunReport::from_state(&st, ReportMeta::default()));
+        let table = html
+            .split("<h2>Successful requests only (ms)</h2>")
+            .nth(1)
+            .expect("the table");
+        let row = table.split("<tr><td>GET</td><td>/a</td>").nth(1).unwrap();
+        // One success of 400 ms: its count, then median … max all 400.
+        assert!(
+            row.starts_with("<td class=num>1</td><td class=num>4"),
+            "{row}"
+        );
+        assert!(!html_report(&run(3)).contains("Successful requests only"));
     }
 
     #[test]

@@ -144,6 +144,72 @@ pub fn percentile_table(rows: &[StatsRow]) -> String {
     out
 }
 
+/// The successful requests' latency, shown when some requests failed: fast
+/// refusals (503s, 401s) pull the figures over all answers down and timeouts
+/// pull their tail up, while a user who got an answer waited what this table
+/// says. A row merged from an older loadgen's report reads "unknown".
+pub fn successful_table(rows: &[StatsRow]) -> Option<String> {
+    if rows.iter().all(|r| r.num_failures == 0) {
+        return None;
+    }
+    let mut out = String::from("Successful requests only (ms, failures left out)\n");
+    let _ = writeln!(
+        out,
+        "{:<8} {:<nw$} {:>8} | {:>7} {:>7} {:>7} {:>7} {:>7}",
+        "Type",
+        "Name",
+        "# ok",
+        "Med",
+        "Avg",
+        "95%",
+        "99%",
+        "Max",
+        nw = NAME_W + 1
+    );
+    let line = format!(
+        "{}|{}|{}|{}\n",
+        "-".repeat(8),
+        "-".repeat(NAME_W + 2),
+        "-".repeat(9),
+        "-".repeat(40)
+    );
+    out.push_str(&line);
+    for (i, r) in rows.iter().enumerate() {
+        if i + 1 == rows.len() {
+            out.push_str(&line);
+        }
+        let _ = write!(
+            out,
+            "{:<8} {:<nw$}",
+            r.method,
+            clip(&r.name, NAME_W),
+            nw = NAME_W + 1
+        );
+        match &r.successful {
+            Some(ok) if ok.num_requests > 0 => {
+                let p = |q| ok.percentile(q).map_or("N/A".into(), pct_value);
+                let _ = writeln!(
+                    out,
+                    " {:>8} | {:>7} {:>7} {:>7} {:>7} {:>7}",
+                    ok.num_requests,
+                    pct_value(ok.median_response_time),
+                    pct_value(ok.avg_response_time),
+                    p(0.95),
+                    p(0.99),
+                    pct_value(ok.max_response_time)
+                );
+            }
+            Some(_) => {
+                let _ = writeln!(out, " {:>8} | {:>7}", 0, "N/A");
+            }
+            None => {
+                let _ = writeln!(out, " {:>8} | {:>7}", "unknown", "N/A");
+            }
+        }
+    }
+    Some(out)
+}
+
 /// Corrected vs uncorrected latency of the aggregate (shown when they differ).
 pub fn correction_table(total: &StatsRow) -> Option<String> {
     let u = &total.uncorrected;
@@ -225,6 +291,10 @@ pub fn summary(r: &RunReport) -> String {
     out.push_str(&stats_table(&r.stats, false));
     out.push('\n');
     out.push_str(&percentile_table(&r.stats));
+    if let Some(t) = successful_table(&r.stats) {
+        out.push('\n');
+        out.push_str(&t);
+    }
     if let Some(t) = r.total().and_then(correction_table) {
         out.push('\n');
         out.push_str(&t);
@@ -261,4 +331,49 @@ pub fn summary(r: &RunReport) -> String {
         let _ = writeln!(out, "WARNING: {w}");
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::ReportMeta;
+    use crate::stats::{sample, Key, Names, StatsState};
+
+    /// Eight fast refusals (1 ms) and two slow answers (300, 400 ms) on `/a`;
+    /// with `failing` false the refusals succeed.
+    fn run(failing: bool) -> RunReport {
+        let mut names = Names::default();
+        let id = names.intern("GET", "/a");
+        let mut st = StatsState::new(names);
+        for _ in 0..8 {
+            st.record(sample(Key::Id(id), 1, failing));
+        }
+        for ms in [300, 400] {
+            st.record(sample(Key::Id(id), ms, false));
+        }
+        st.tick(1_700_000_000_000, 1, 0);
+        RunReport::from_state(&st, ReportMeta::default())
+    }
+
+    #[test]
+    fn the_successful_latency_is_shown_when_requests_failed() {
+        let r = run(true);
+        let all = r.total().unwrap();
+        assert!(all.median_response_time < 2.0, "refusals set the median");
+        let t = summary(&r);
+        let table = t
+            .split("Successful requests only")
+            .nth(1)
+            .expect("a table of the successful requests");
+        let row = table.lines().find(|l| l.starts_with("GET")).unwrap();
+        let cells: Vec<&str> = row.split_whitespace().collect();
+        // Type, name, # ok, |, median, avg, p95, p99, max.
+        assert_eq!(cells[2], "2", "{row}");
+        let median: f64 = cells[4].parse().unwrap();
+        assert!((299.0..=401.0).contains(&median), "{row}");
+        let max: f64 = cells[8].parse().unwrap();
+        assert!((399.0..=401.0).contains(&max), "{row}");
+        // Nothing failed: the table would repeat the one above, so it is left out.
+        assert!(!summary(&run(false)).contains("Successful requests only"));
+    }
 }
