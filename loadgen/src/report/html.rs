@@ -11,6 +11,7 @@ use std::path::Path;
 
 use super::csv::ms;
 use super::{write_file, RunReport};
+use crate::stats::StatsRow;
 use crate::Error;
 
 use plumbing::html::escape as esc;
@@ -272,12 +273,7 @@ fn statistics_tables(out: &mut String, r: &RunReport) {
     }
     out.push_str("<th>p99 uncorrected</th></tr>");
     for s in &r.stats {
-        let _ = write!(
-            out,
-            "<tr><td>{}</td><td>{}</td>",
-            esc(&s.method),
-            esc(&s.name)
-        );
+        row_start(out, s);
         for (_, v) in &s.percentiles {
             let _ = write!(out, "<td class=num>{}</td>", ms(*v));
         }
@@ -285,6 +281,16 @@ fn statistics_tables(out: &mut String, r: &RunReport) {
     }
     out.push_str("</table>");
     successful_table(out, r);
+}
+
+/// Opens a table row with the row's Type and Name cells.
+fn row_start(out: &mut String, s: &StatsRow) {
+    let _ = write!(
+        out,
+        "<tr><td>{}</td><td>{}</td>",
+        esc(&s.method),
+        esc(&s.name)
+    );
 }
 
 /// The successful requests' latency, when some failed (see
@@ -295,31 +301,16 @@ fn successful_table(out: &mut String, r: &RunReport) {
     }
     out.push_str("<h2>Successful requests only (ms)</h2><p>Failures left out: fast refusals lower the figures above, timeouts raise their tail; this is what a user who got an answer waited.</p><table><tr><th>Type</th><th>Name</th><th># Successful</th><th>Median</th><th>Average</th><th>95%</th><th>99%</th><th>Max</th></tr>");
     for s in &r.stats {
-        let _ = write!(
-            out,
-            "<tr><td>{}</td><td>{}</td>",
-            esc(&s.method),
-            esc(&s.name)
-        );
-        match &s.successful {
-            Some(ok) if ok.num_requests > 0 => {
-                let p = |q| ok.percentile(q).map_or("N/A".into(), ms);
-                let _ = write!(
-                    out,
-                    "<td class=num>{}</td><td class=num>{}</td><td class=num>{}</td><td class=num>{}</td><td class=num>{}</td><td class=num>{}</td></tr>",
-                    ok.num_requests,
-                    ms(ok.median_response_time),
-                    ms(ok.avg_response_time),
-                    p(0.95),
-                    p(0.99),
-                    ms(ok.max_response_time)
-                );
-            }
-            Some(_) => out.push_str("<td class=num>0</td><td colspan=5>N/A</td></tr>"),
-            None => out.push_str(
-                "<td colspan=6>unknown (merged from an older loadgen's report)</td></tr>",
-            ),
+        row_start(out, s);
+        let Some(ok) = &s.successful else {
+            out.push_str("<td colspan=6>unknown (merged from an older loadgen's report)</td></tr>");
+            continue;
+        };
+        let _ = write!(out, "<td class=num>{}</td>", ok.num_requests);
+        for v in ok.columns() {
+            let _ = write!(out, "<td class=num>{}</td>", v.map_or("N/A".into(), ms));
         }
+        out.push_str("</tr>");
     }
     out.push_str("</table>");
 }
@@ -475,23 +466,15 @@ mod tests {
 
     #[test]
     fn the_successful_latency_has_its_table_when_requests_failed() {
-        let mut names = Names::default();
-        let id = names.intern("GET", "/a");
-        let mut st = StatsState::new(names);
-        for _ in 0..8 {
-            st.record(sample(Key::Id(id), 1, true));
-        }
-        st.record(sample(Key::Id(id), 400, false));
-        st.tick(1_700_000_000_000, 1, 0);
-        let html = html_report(&RunReport::from_state(&st, ReportMeta::default()));
+        let html = html_report(&crate::report::refusals_and_slow_answers(true));
         let table = html
             .split("<h2>Successful requests only (ms)</h2>")
             .nth(1)
             .expect("the table");
         let row = table.split("<tr><td>GET</td><td>/a</td>").nth(1).unwrap();
-        // One success of 400 ms: its count, then median … max all 400.
+        // Two successes of 300 and 400 ms: their count, then a median of 300.
         assert!(
-            row.starts_with("<td class=num>1</td><td class=num>4"),
+            row.starts_with("<td class=num>2</td><td class=num>3"),
             "{row}"
         );
         assert!(!html_report(&run(3)).contains("Successful requests only"));

@@ -255,6 +255,24 @@ pub(crate) fn write_file(path: &Path, text: &str) -> Result<(), Error> {
     std::fs::write(path, text).map_err(|e| Error::io(path, e))
 }
 
+/// Eight fast refusals (1 ms) and two slow answers (300, 400 ms) on `GET /a`;
+/// with `failing` false the refusals succeed. For the tables' tests.
+#[cfg(test)]
+pub(crate) fn refusals_and_slow_answers(failing: bool) -> RunReport {
+    use crate::stats::{sample, Key, Names, StatsState};
+    let mut names = Names::default();
+    let id = names.intern("GET", "/a");
+    let mut st = StatsState::new(names);
+    for _ in 0..8 {
+        st.record(sample(Key::Id(id), 1, failing));
+    }
+    for ms in [300, 400] {
+        st.record(sample(Key::Id(id), ms, false));
+    }
+    st.tick(1_700_000_000_000, 1, 0);
+    RunReport::from_state(&st, ReportMeta::default())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -120,18 +120,7 @@ pub fn percentile_table(rows: &[StatsRow]) -> String {
         "-".repeat(NAME_W + 2),
         "-".repeat(8 * 11 + 9)
     );
-    out.push_str(&line);
-    for (i, r) in rows.iter().enumerate() {
-        if i + 1 == rows.len() {
-            out.push_str(&line);
-        }
-        let _ = write!(
-            out,
-            "{:<8} {:<nw$}",
-            r.method,
-            clip(&r.name, NAME_W),
-            nw = NAME_W + 1
-        );
+    table_rows(&mut out, rows, &line, |out, r| {
         for (_, v) in &r.percentiles {
             if r.num_requests == 0 {
                 let _ = write!(out, " {:>7}", "N/A");
@@ -140,8 +129,32 @@ pub fn percentile_table(rows: &[StatsRow]) -> String {
             }
         }
         let _ = writeln!(out, " {:>8}", r.num_requests);
-    }
+    });
     out
+}
+
+/// Writes every row as its Type and Name then `cells`, with `line` above the
+/// first row and again above the last (Locust's `Aggregated` line).
+fn table_rows(
+    out: &mut String,
+    rows: &[StatsRow],
+    line: &str,
+    mut cells: impl FnMut(&mut String, &StatsRow),
+) {
+    out.push_str(line);
+    for (i, r) in rows.iter().enumerate() {
+        if i + 1 == rows.len() {
+            out.push_str(line);
+        }
+        let _ = write!(
+            out,
+            "{:<8} {:<nw$}",
+            r.method,
+            clip(&r.name, NAME_W),
+            nw = NAME_W + 1
+        );
+        cells(out, r);
+    }
 }
 
 /// The successful requests' latency, shown when some requests failed: fast
@@ -173,40 +186,17 @@ pub fn successful_table(rows: &[StatsRow]) -> Option<String> {
         "-".repeat(9),
         "-".repeat(40)
     );
-    out.push_str(&line);
-    for (i, r) in rows.iter().enumerate() {
-        if i + 1 == rows.len() {
-            out.push_str(&line);
+    table_rows(&mut out, rows, &line, |out, r| {
+        let Some(ok) = &r.successful else {
+            let _ = writeln!(out, " {:>8} | {:>7}", "unknown", "N/A");
+            return;
+        };
+        let _ = write!(out, " {:>8} |", ok.num_requests);
+        for v in ok.columns() {
+            let _ = write!(out, " {:>7}", v.map_or("N/A".into(), pct_value));
         }
-        let _ = write!(
-            out,
-            "{:<8} {:<nw$}",
-            r.method,
-            clip(&r.name, NAME_W),
-            nw = NAME_W + 1
-        );
-        match &r.successful {
-            Some(ok) if ok.num_requests > 0 => {
-                let p = |q| ok.percentile(q).map_or("N/A".into(), pct_value);
-                let _ = writeln!(
-                    out,
-                    " {:>8} | {:>7} {:>7} {:>7} {:>7} {:>7}",
-                    ok.num_requests,
-                    pct_value(ok.median_response_time),
-                    pct_value(ok.avg_response_time),
-                    p(0.95),
-                    p(0.99),
-                    pct_value(ok.max_response_time)
-                );
-            }
-            Some(_) => {
-                let _ = writeln!(out, " {:>8} | {:>7}", 0, "N/A");
-            }
-            None => {
-                let _ = writeln!(out, " {:>8} | {:>7}", "unknown", "N/A");
-            }
-        }
-    }
+        out.push('\n');
+    });
     Some(out)
 }
 
@@ -336,24 +326,7 @@ pub fn summary(r: &RunReport) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::ReportMeta;
-    use crate::stats::{sample, Key, Names, StatsState};
-
-    /// Eight fast refusals (1 ms) and two slow answers (300, 400 ms) on `/a`;
-    /// with `failing` false the refusals succeed.
-    fn run(failing: bool) -> RunReport {
-        let mut names = Names::default();
-        let id = names.intern("GET", "/a");
-        let mut st = StatsState::new(names);
-        for _ in 0..8 {
-            st.record(sample(Key::Id(id), 1, failing));
-        }
-        for ms in [300, 400] {
-            st.record(sample(Key::Id(id), ms, false));
-        }
-        st.tick(1_700_000_000_000, 1, 0);
-        RunReport::from_state(&st, ReportMeta::default())
-    }
+    use crate::report::refusals_and_slow_answers as run;
 
     #[test]
     fn the_successful_latency_is_shown_when_requests_failed() {

@@ -342,6 +342,19 @@ impl Successful {
     pub fn percentile(&self, p: f64) -> Option<f64> {
         percentile_in(&self.percentiles, p).filter(|_| self.num_requests > 0)
     }
+
+    /// Median, average, 95%, 99% and maximum (ms), the columns the reports
+    /// show; `None` where there is no figure.
+    pub fn columns(&self) -> [Option<f64>; 5] {
+        let any = (self.num_requests > 0).then_some(());
+        [
+            any.map(|()| self.median_response_time),
+            any.map(|()| self.avg_response_time),
+            self.percentile(0.95),
+            self.percentile(0.99),
+            any.map(|()| self.max_response_time),
+        ]
+    }
 }
 
 /// Latency measured from the actual send time (coordinated omission not corrected).
@@ -450,6 +463,14 @@ mod tests {
         refused.record(1000, 1000, 0, true);
         let ok = refused.row(1.0).successful.unwrap();
         assert_eq!((ok.num_requests, ok.percentile(0.5)), (0, None));
+        assert_eq!(ok.columns(), [None; 5], "nothing succeeded: no figure");
+        let ok = shed().row(10.0).successful.unwrap();
+        let c = ok.columns();
+        assert_eq!(c[0], Some(ok.median_response_time));
+        assert_eq!(
+            (c[2], c[4]),
+            (ok.percentile(0.95), Some(ok.max_response_time))
+        );
     }
 
     #[test]
