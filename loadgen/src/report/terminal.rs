@@ -58,11 +58,7 @@ pub fn stats_table(rows: &[StatsRow], current: bool) -> String {
         "failures/s",
         nw = NAME_W + 1
     );
-    out.push_str(&rule());
-    for (i, r) in rows.iter().enumerate() {
-        if i + 1 == rows.len() {
-            out.push_str(&rule());
-        }
+    table_rows(&mut out, rows, &rule(), |out, r| {
         let pct = if r.num_requests == 0 {
             0.0
         } else {
@@ -75,9 +71,7 @@ pub fn stats_table(rows: &[StatsRow], current: bool) -> String {
         };
         let _ = writeln!(
             out,
-            "{:<8} {:<nw$} {:>8} {:>15} | {:>7.0} {:>7.0} {:>7.0} {:>7.0} | {:>8.2} {:>10.2}",
-            r.method,
-            clip(&r.name, NAME_W),
+            " {:>8} {:>15} | {:>7.0} {:>7.0} {:>7.0} {:>7.0} | {:>8.2} {:>10.2}",
             r.num_requests,
             format!("{}({:.2}%)", r.num_failures, pct),
             r.avg_response_time,
@@ -86,9 +80,8 @@ pub fn stats_table(rows: &[StatsRow], current: bool) -> String {
             r.median_response_time,
             rps,
             fps,
-            nw = NAME_W + 1
         );
-    }
+    });
     out
 }
 

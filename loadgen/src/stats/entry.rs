@@ -346,13 +346,13 @@ impl Successful {
     /// Median, average, 95%, 99% and maximum (ms), the columns the reports
     /// show; `None` where there is no figure.
     pub fn columns(&self) -> [Option<f64>; 5] {
-        let any = (self.num_requests > 0).then_some(());
+        let figure = |v: f64| (self.num_requests > 0).then_some(v);
         [
-            any.map(|()| self.median_response_time),
-            any.map(|()| self.avg_response_time),
+            figure(self.median_response_time),
+            figure(self.avg_response_time),
             self.percentile(0.95),
             self.percentile(0.99),
-            any.map(|()| self.max_response_time),
+            figure(self.max_response_time),
         ]
     }
 }
