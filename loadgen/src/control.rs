@@ -352,12 +352,12 @@ async fn collect(
                 // A reset: the next second starts now.
                 ticker.reset();
             }
-            _ = ticker.tick() => {
+            due = ticker.tick() => {
                 let users = shared.user_count.load(Ordering::Relaxed);
                 let dropped = shared.dropped.load(Ordering::Relaxed);
                 shared.stats.lock().tick(unix_ms(), users, dropped);
                 let lag = Duration::from_micros(shared.lag_us.swap(0, Ordering::Relaxed));
-                for w in health.check(lag) {
+                for w in health.check(lag, due.elapsed()) {
                     shared.warn(w);
                 }
                 let _ = snap_tx.send_replace(Arc::new(shared.snapshot()));

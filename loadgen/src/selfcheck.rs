@@ -50,7 +50,6 @@ pub fn raise_open_files_limit(users: u64) -> Option<u64> {
 pub struct SelfCheck {
     last_cpu: Option<f64>,
     last_wall: Instant,
-    last_tick: Instant,
     cores: f64,
     busy_seconds: u32,
 }
@@ -67,20 +66,20 @@ impl SelfCheck {
         SelfCheck {
             last_cpu: process_cpu_seconds(),
             last_wall: Instant::now(),
-            last_tick: Instant::now(),
             cores: std::thread::available_parallelism().map_or(1, |n| n.get()) as f64,
             busy_seconds: 0,
         }
     }
 
-    /// Called about once a second with the largest send lag seen since the last call.
-    pub fn check(&mut self, send_lag: Duration) -> Vec<String> {
+    /// Called about once a second with the largest send lag seen since the
+    /// last call and how late this call's tick fired against its schedule
+    /// (a late tick is scheduler lag too). The lateness is the ticker's own,
+    /// not the time since the previous call: a statistics reset restarts
+    /// the ticker, and the tick after it is on time.
+    pub fn check(&mut self, send_lag: Duration, tick_late: Duration) -> Vec<String> {
         let mut out = Vec::new();
         let now = Instant::now();
-        // The collector ticks once a second: a late tick is scheduler lag too.
-        let tick_lag = (now - self.last_tick).saturating_sub(Duration::from_secs(1));
-        self.last_tick = now;
-        let lag = send_lag.max(tick_lag);
+        let lag = send_lag.max(tick_late);
         if lag > LAG_LIMIT {
             out.push(format!(
                 "send lag {} ms: loadgen is behind its schedule, figures may understate the target",
@@ -245,8 +244,13 @@ mod tests {
     #[test]
     fn warns_on_lag() {
         let mut s = SelfCheck::new();
-        let w = s.check(Duration::from_millis(250));
+        let w = s.check(Duration::from_millis(250), Duration::ZERO);
         assert!(w.iter().any(|w| w.contains("send lag 250 ms")), "{w:?}");
-        assert!(s.check(Duration::ZERO).is_empty());
+        // A tick that fired late is lag too, the larger of the two shown.
+        let w = s.check(Duration::from_millis(120), Duration::from_millis(300));
+        assert!(w.iter().any(|w| w.contains("send lag 300 ms")), "{w:?}");
+        assert!(s
+            .check(Duration::ZERO, Duration::from_millis(99))
+            .is_empty());
     }
 }
