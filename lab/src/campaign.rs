@@ -354,6 +354,12 @@ fn judge(slo: &Slo, s: &StepSummary, load: u32) -> Result<(), String> {
         })
 }
 
+/// A step's verdict: [`judge`], and its failures over all requests clearly
+/// under the objective (a step within chance of it counts as broken).
+fn step_verdict(slo: &Slo, s: &StepSummary, load: u32) -> Result<(), String> {
+    judge(slo, s, load).and_then(|()| slo.clearly_kept(s.requests, s.failures))
+}
+
 /// Records the confirmation window of a side whose search is over. When it
 /// broke the objective its step had kept (that step held by the luck of a
 /// short window), the capacity steps down by the search's last gap and is
@@ -395,8 +401,7 @@ fn record_step(ctx: &Ctx<'_>, s: &mut SideRun, load: u32, mut rec: StepRecord, r
     let slo = &ctx.slo;
     rec.number = s.records.len() as u32 + 1;
     rec.load = load;
-    let verdict = judge(slo, &rec.summary, load)
-        .and_then(|()| slo.clearly_kept(rec.summary.requests, rec.summary.failures));
+    let verdict = step_verdict(slo, &rec.summary, load);
     rec.kept = verdict.is_ok();
     rec.verdict = verdict.err().unwrap_or_default();
     s.search.record(load, rec.kept);
@@ -434,6 +439,35 @@ fn dropped_check(s: &StepSummary, load: u32, slo: &Slo) -> Result<(), String> {
 /// chance of the failure objective ([`Slo::within_chance`]), over all
 /// requests or on a route ([`Slo::route_in_doubt`]), and not broken already
 /// by a route clearly over it.
+/// The sides of a growth step (before their search first saw the objective
+/// break) whose window broke it with failures that were draining
+/// ([`StepSummary::failures_draining`]): "group's 22 failures". Such a window measured the step's own
+/// ramp: near the knee a doubling's new users log in faster than the
+/// replicas' spare CPU hashes, and the backlog takes longer to drain than
+/// the warm-up waits for a step up. Judged on it, the step capped the
+/// search below the knee (a group held 150 users after failing at 160 on
+/// its ramp, where it held 160–220 in other runs); a fresh window judges
+/// the load. An overload fails to the window's end and is not measured
+/// again; steps after the first break are smaller and not concerned.
+fn draining_sides(
+    ctx: &Ctx<'_>,
+    sides: &[SideRun],
+    active: &[(usize, u32)],
+    reps: &[RunReport],
+) -> Vec<String> {
+    active
+        .iter()
+        .zip(reps)
+        .filter(|((i, _), _)| sides[*i].search.broken_at().is_none())
+        .filter_map(|(&(i, load), rep)| {
+            let s = StepSummary::from_report(rep);
+            let broke = step_verdict(&ctx.slo, &s, load).is_err();
+            (broke && s.failures_draining())
+                .then(|| format!("{}'s {} failures", sides[i].target.name, s.failures))
+        })
+        .collect()
+}
+
 fn doubtful_sides(
     ctx: &Ctx<'_>,
     sides: &[SideRun],
@@ -508,22 +542,40 @@ async fn measure_window(
     // Every lab process, idle or not: what the host used beyond them is noise.
     let mut all = ctx.stack.processes();
     all.push((LOADGEN.to_string(), std::process::id()));
-    let before = read_before(ctx, sides, active).await?;
-    for &(i, _) in active {
-        if let Some(d) = sides[i].driver.as_mut() {
-            d.open_window();
+    let open = |sides: &[SideRun]| {
+        for &(i, _) in active {
+            if let Some(d) = sides[i].driver.as_ref() {
+                d.open_window();
+            }
         }
-    }
-    let sampler = Sampler::start(&all);
-    tokio::time::sleep(length).await;
+        Sampler::start(&all)
+    };
     let report = |sides: &[SideRun]| -> Vec<RunReport> {
         active
             .iter()
             .filter_map(|&(i, _)| sides[i].driver.as_ref().map(Driver::window_report))
             .collect()
     };
+    let mut before = read_before(ctx, sides, active).await?;
+    let mut sampler = open(sides);
+    tokio::time::sleep(length).await;
     let mut reps = report(sides);
     if extend {
+        let draining = draining_sides(ctx, sides, active, &reps);
+        if !draining.is_empty() {
+            // The whole window again, so every figure of it (CPU, balancer
+            // shares) covers the same seconds as loadgen's.
+            println!(
+                "lab: window {}: {} fell to none by the window's end (a backlog of its ramp's logins draining, not its load); measuring {} afresh…",
+                ctx.windows_done,
+                draining.join(" and "),
+                humantime::format_duration(length)
+            );
+            before = read_before(ctx, sides, active).await?;
+            sampler = open(sides);
+            tokio::time::sleep(length).await;
+            reps = report(sides);
+        }
         let doubtful = doubtful_sides(ctx, sides, active, &reps);
         if !doubtful.is_empty() {
             println!(

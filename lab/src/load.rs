@@ -591,6 +591,19 @@ impl StepSummary {
         self.rps * (1.0 - self.fail_ratio).clamp(0.0, 1.0)
     }
 
+    /// Whether the window's failures were a backlog draining rather than
+    /// an overload: some failed, more in its first half than in its second,
+    /// and none in its last second. Seen after a doubling near the knee:
+    /// the new users' logins queue behind the old ones' and time out for a
+    /// few seconds after the warm-up ended (9, 7, 6 then 0 failures a
+    /// second), and the step broke on its ramp, not on its load.
+    pub fn failures_draining(&self) -> bool {
+        let per_second: Vec<f64> = self.history.iter().map(|p| p.fail_per_sec).collect();
+        let (first, second) = per_second.split_at(per_second.len() / 2);
+        let sum = |s: &[f64]| s.iter().sum::<f64>();
+        per_second.len() >= 2 && per_second.last() == Some(&0.0) && sum(first) > sum(second)
+    }
+
     /// Boils a loadgen report down.
     pub fn from_report(r: &RunReport) -> StepSummary {
         let mut s = StepSummary {
@@ -702,6 +715,32 @@ mod tests {
                 RouteCounts::row(ITEM.0, ITEM.1, items.0, items.1),
             ],
         }
+    }
+
+    fn failing(per_second: &[f64]) -> StepSummary {
+        StepSummary {
+            history: (per_second.iter())
+                .map(|&f| Point {
+                    fail_per_sec: f,
+                    ..Point::default()
+                })
+                .collect(),
+            ..StepSummary::default()
+        }
+    }
+
+    #[test]
+    fn failures_that_fall_to_none_are_a_backlog_draining() {
+        // The windows seen: a group's ramp draining, and a single server's.
+        assert!(failing(&[9.0, 7.0, 6.0, 0.0]).failures_draining());
+        assert!(failing(&[4.0, 0.0, 0.0, 0.0]).failures_draining());
+        // An overload fails to the end, or more later than earlier.
+        assert!(!failing(&[9.0, 7.0, 6.0, 2.0]).failures_draining());
+        assert!(!failing(&[0.0, 1.0, 6.0, 0.0]).failures_draining());
+        // No failure, or too short a history to show a trend.
+        assert!(!failing(&[0.0, 0.0, 0.0, 0.0]).failures_draining());
+        assert!(!failing(&[3.0]).failures_draining());
+        assert!(!failing(&[]).failures_draining());
     }
 
     #[test]
