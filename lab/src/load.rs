@@ -224,8 +224,10 @@ impl Drop for Driver {
 /// with the heavier one's backlog in it (seen in the runs: 5 of 87 logins
 /// failed at 60 users, then 64 of 100 at 55 right after); it may take up to
 /// `settle_max` to drain. A step up's backlog is its own ramp's logins, and
-/// it gets twice the warm-up: past that, failing logins are the step's own
-/// overload, which waiting longer would not mend.
+/// it gets twice the warm-up: past that, failing logins are mostly the
+/// step's own overload, which waiting longer would not mend. A growth step
+/// whose window shows them still draining is measured afresh instead
+/// (`campaign::draining_sides`).
 pub async fn settle(
     drivers: &[&Driver],
     slo: &Slo,
