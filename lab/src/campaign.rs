@@ -24,7 +24,7 @@ use crate::cli::{LoadModel, SearchArgs};
 use crate::database::POSTGRES;
 use crate::diagnosis::LOADGEN;
 use crate::load::{self, Driver, DriverConfig, StepSummary};
-use crate::procstat::Sampler;
+use crate::procstat::{ProcUsage, Sampler};
 use crate::stack::Stack;
 use crate::status::{Probe, ShareDelta};
 use crate::step::StepRecord;
@@ -435,67 +435,70 @@ fn dropped_check(s: &StepSummary, load: u32, slo: &Slo) -> Result<(), String> {
     Ok(())
 }
 
-/// "single's 1.30% failed": the active sides whose window so far is within
-/// chance of the failure objective ([`Slo::within_chance`]), over all
-/// requests or on a route ([`Slo::route_in_doubt`]), and not broken already
-/// by a route clearly over it.
-/// The sides of a growth step (before their search first saw the objective
-/// break) whose window broke it with failures that were draining
-/// ([`StepSummary::failures_draining`]): "group's 22 failures". Such a window measured the step's own
-/// ramp: near the knee a doubling's new users log in faster than the
-/// replicas' spare CPU hashes, and the backlog takes longer to drain than
-/// the warm-up waits for a step up. Judged on it, the step capped the
-/// search below the knee (a group held 150 users after failing at 160 on
-/// its ramp, where it held 160–220 in other runs); a fresh window judges
-/// the load. An overload fails to the window's end and is not measured
-/// again; steps after the first break are smaller and not concerned.
+/// What `describe` says of each active side's window so far, for the sides
+/// it says something of.
+fn sides_where(
+    sides: &[SideRun],
+    active: &[(usize, u32)],
+    reps: &[RunReport],
+    describe: impl Fn(&SideRun, u32, &StepSummary) -> Option<String>,
+) -> Vec<String> {
+    (active.iter().zip(reps))
+        .filter_map(|(&(i, load), rep)| describe(&sides[i], load, &StepSummary::from_report(rep)))
+        .collect()
+}
+
+/// "group's 22 failures": the sides of a growth step (before their search
+/// first saw the objective break) whose window broke it with failures that
+/// were draining ([`StepSummary::failures_draining`]). Such a window
+/// measured the step's own ramp: near the knee a doubling's new users log
+/// in faster than the replicas' spare CPU hashes, and the backlog takes
+/// longer to drain than the warm-up waits for a step up. Judged on it, the
+/// step capped the search below the knee (a group held 150 users after
+/// failing at 160 on its ramp, where it held 160–220 in other runs); a
+/// fresh window judges the load. An overload fails to the window's end and
+/// is not measured again; steps after the first break are smaller.
 fn draining_sides(
     ctx: &Ctx<'_>,
     sides: &[SideRun],
     active: &[(usize, u32)],
     reps: &[RunReport],
 ) -> Vec<String> {
-    active
-        .iter()
-        .zip(reps)
-        .filter(|((i, _), _)| sides[*i].search.broken_at().is_none())
-        .filter_map(|(&(i, load), rep)| {
-            let s = StepSummary::from_report(rep);
-            let broke = step_verdict(&ctx.slo, &s, load).is_err();
-            (broke && s.failures_draining())
-                .then(|| format!("{}'s {} failures", sides[i].target.name, s.failures))
-        })
-        .collect()
+    sides_where(sides, active, reps, |side, load, s| {
+        let growing = side.search.broken_at().is_none();
+        let broke = step_verdict(&ctx.slo, s, load).is_err();
+        (growing && broke && s.failures_draining())
+            .then(|| format!("{}'s {} failures", side.target.name, s.failures))
+    })
 }
 
+/// "single's 1.30% failed": the active sides whose window so far is within
+/// chance of the failure objective ([`Slo::within_chance`]), over all
+/// requests or on a route ([`Slo::route_in_doubt`]), and not broken already
+/// by a route clearly over it.
 fn doubtful_sides(
     ctx: &Ctx<'_>,
     sides: &[SideRun],
     active: &[(usize, u32)],
     reps: &[RunReport],
 ) -> Vec<String> {
-    active
-        .iter()
-        .zip(reps)
-        .filter_map(|(&(i, _), rep)| {
-            let s = StepSummary::from_report(rep);
-            let name = &sides[i].target.name;
-            if (s.routes.iter()).any(|r| ctx.slo.clearly_over(r.requests, r.failures)) {
-                return None; // broken already: measuring longer cannot save it
-            }
-            if ctx.slo.within_chance(s.requests, s.failures) {
-                let failed = ctx.slo.failed_percent(s.fail_ratio);
-                return Some(format!("{name}'s {failed} failed"));
-            }
-            s.routes
-                .iter()
-                .find(|r| ctx.slo.route_in_doubt(r.requests, r.failures))
-                .map(|r| {
-                    let (f, n) = (r.failures, r.requests);
-                    format!("{name}'s {f} of {n} {} {} failed", r.method, r.name)
-                })
-        })
-        .collect()
+    sides_where(sides, active, reps, |side, _, s| {
+        let name = &side.target.name;
+        if (s.routes.iter()).any(|r| ctx.slo.clearly_over(r.requests, r.failures)) {
+            return None; // broken already: measuring longer cannot save it
+        }
+        if ctx.slo.within_chance(s.requests, s.failures) {
+            let failed = ctx.slo.failed_percent(s.fail_ratio);
+            return Some(format!("{name}'s {failed} failed"));
+        }
+        s.routes
+            .iter()
+            .find(|r| ctx.slo.route_in_doubt(r.requests, r.failures))
+            .map(|r| {
+                let (f, n) = (r.failures, r.requests);
+                format!("{name}'s {f} of {n} {} {} failed", r.method, r.name)
+            })
+    })
 }
 
 /// Readings taken at a window's start, to difference at its end.
@@ -565,12 +568,8 @@ async fn measure_window(
         if !draining.is_empty() {
             // The whole window again, so every figure of it (CPU, balancer
             // shares) covers the same seconds as loadgen's.
-            println!(
-                "lab: window {}: {} fell to none by the window's end (a backlog of its ramp's logins draining, not its load); measuring {} afresh…",
-                ctx.windows_done,
-                draining.join(" and "),
-                humantime::format_duration(length)
-            );
+            let why = "fell to none by the window's end (a backlog of its ramp's logins draining, not its load)";
+            say_measuring_again(ctx, &draining, why, length, "afresh");
             before = read_before(ctx, sides, active).await?;
             sampler = open(sides);
             tokio::time::sleep(length).await;
@@ -578,12 +577,8 @@ async fn measure_window(
         }
         let doubtful = doubtful_sides(ctx, sides, active, &reps);
         if !doubtful.is_empty() {
-            println!(
-                "lab: window {}: {} within chance of the failure objective; measuring {} more…",
-                ctx.windows_done,
-                doubtful.join(" and "),
-                humantime::format_duration(length)
-            );
+            let why = "within chance of the failure objective";
+            say_measuring_again(ctx, &doubtful, why, length, "more");
             tokio::time::sleep(length).await;
             reps = report(sides);
         }
@@ -593,25 +588,8 @@ async fn measure_window(
     let mut recs = Vec::new();
     for (k, &(i, load)) in active.iter().enumerate() {
         let t = &sides[i].target;
-        let throttled = t
-            .cgroup_ids
-            .iter()
-            .zip(&before.throttle[k])
-            .filter_map(|(id, b)| {
-                let after = ctx.stack.cgroups.as_ref()?.throttle(id)?;
-                Some((id.clone(), StepRecord::throttle_ratio((*b)?, after)))
-            })
-            .collect();
-        let mine: Vec<_> = processes
-            .iter()
-            .filter(|p| {
-                // The load generator and the database server serve both sides.
-                p.name == LOADGEN
-                    || p.name.starts_with(POSTGRES)
-                    || t.procs.iter().any(|(n, pid)| *n == p.name && *pid == p.pid)
-            })
-            .cloned()
-            .collect();
+        let throttled = throttled_since(ctx, t, &before.throttle[k]);
+        let mine = processes_of(t, &processes);
         let shares = match (&before.status[k], &t.status_url) {
             (Some(b), Some(u)) => {
                 let a = ctx.probe.balancer_status(u).await?;
@@ -640,6 +618,45 @@ async fn measure_window(
         });
     }
     Ok((recs, reps))
+}
+
+/// `lab: window 5: single's 1.28% failed within chance of the failure
+/// objective; measuring 4s more…`
+fn say_measuring_again(ctx: &Ctx<'_>, found: &[String], why: &str, length: Duration, how: &str) {
+    println!(
+        "lab: window {}: {} {why}; measuring {} {how}…",
+        ctx.windows_done,
+        found.join(" and "),
+        humantime::format_duration(length)
+    );
+}
+
+/// The share of periods in which each of `t`'s replicas hit its CPU quota
+/// since the counters in `before`.
+fn throttled_since(
+    ctx: &Ctx<'_>,
+    t: &Target,
+    before: &[Option<crate::cgroup::Throttle>],
+) -> Vec<(String, f64)> {
+    (t.cgroup_ids.iter().zip(before))
+        .filter_map(|(id, b)| {
+            let after = ctx.stack.cgroups.as_ref()?.throttle(id)?;
+            Some((id.clone(), StepRecord::throttle_ratio((*b)?, after)))
+        })
+        .collect()
+}
+
+/// The processes that served `t`: its own, the load generator and the
+/// database server (those two serve both sides).
+fn processes_of(t: &Target, processes: &[ProcUsage]) -> Vec<ProcUsage> {
+    (processes.iter())
+        .filter(|p| {
+            p.name == LOADGEN
+                || p.name.starts_with(POSTGRES)
+                || t.procs.iter().any(|(n, pid)| *n == p.name && *pid == p.pid)
+        })
+        .cloned()
+        .collect()
 }
 
 /// `[single] step 3/9: 40 users … 118 req/s (good 118), p95 41 ms, 0.00% failed → kept`;
