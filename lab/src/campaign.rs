@@ -457,7 +457,11 @@ fn sides_where(
 /// step capped the search below the knee (a group held 150 users after
 /// failing at 160 on its ramp, where it held 160–220 in other runs); a
 /// fresh window judges the load. An overload fails to the window's end and
-/// is not measured again; steps after the first break are smaller.
+/// is not measured again; steps after the first break are smaller. It is
+/// judged on the window, not in [`load::settle`]'s wait: a window's seconds
+/// show the trend that the wait's latest second cannot, and letting every
+/// step up wait for its routes put two runs of five over 3 minutes (set K
+/// in docs/lab.md).
 fn draining_sides(
     ctx: &Ctx<'_>,
     sides: &[SideRun],
