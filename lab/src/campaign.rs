@@ -65,6 +65,12 @@ pub(crate) struct SideRun {
 /// down from it.
 const MAX_CONFIRMATIONS: usize = 3;
 
+/// How often a confirmation breaks what the search's short windows kept,
+/// for the estimate of the time left: about half of the time in the runs
+/// recorded in docs/lab.md (sets M and N: ten of twenty, eleven of
+/// nineteen), and each one that breaks is followed by another.
+const CONFIRMATION_BREAKS: f64 = 0.5;
+
 impl SideRun {
     /// The load to confirm: the capacity the search found (or the one it
     /// stepped down to), while it is not confirmed yet and the side's users
@@ -73,6 +79,37 @@ impl SideRun {
         let pending = !confirm.is_zero() && !self.confirm_done && self.driver.is_some();
         let over = self.search.next_load().is_none();
         (pending && over).then(|| self.search.capacity()).flatten()
+    }
+
+    /// The windows this search still expects: its steps (a growth step
+    /// measures `--step-duration`; once the objective has broken, and for
+    /// every step after the next one, which is assumed to break it, the
+    /// bisections measure `--refine-duration`), then its confirmations, the
+    /// first one sure and each one after it only if the one before broke.
+    fn windows_ahead(&self, args: &SearchArgs) -> (Vec<progress::Ahead>, Vec<progress::Ahead>) {
+        let refining = self.search.broken_at().is_some();
+        let steps = (0..self.search.expected_remaining())
+            .map(|i| {
+                let growth = i == 0 && !refining;
+                progress::Ahead::sure(if growth {
+                    args.step_duration
+                } else {
+                    args.refine_window()
+                })
+            })
+            .collect();
+        let may_confirm = self.search.next_load().is_some() || self.search.capacity().is_some();
+        let pending = !args.confirm.is_zero() && !self.confirm_done && self.driver.is_some();
+        let done = self.records.iter().filter(|r| r.confirmation).count();
+        let confirmations = (done..MAX_CONFIRMATIONS)
+            .filter(|_| pending && may_confirm)
+            .enumerate()
+            .map(|(j, _)| progress::Ahead {
+                measure: args.confirm,
+                odds: CONFIRMATION_BREAKS.powi(j as i32),
+            })
+            .collect();
+        (steps, confirmations)
     }
 
     /// The record that measured the capacity: the last confirmation at that
@@ -114,6 +151,9 @@ pub(crate) struct Ctx<'a> {
     pub started: Instant,
     /// Windows measured so far, over every search of the command.
     pub windows_done: u32,
+    /// Their time beyond the length they were to measure (ramps, warm-ups,
+    /// windows measured again), summed: for the estimate of the time left.
+    pub overhead: Duration,
 }
 
 impl<'a> Ctx<'a> {
@@ -135,6 +175,7 @@ impl<'a> Ctx<'a> {
             scenario,
             started: Instant::now(),
             windows_done: 0,
+            overhead: Duration::ZERO,
         }
     }
 
@@ -204,25 +245,26 @@ pub(crate) async fn run_searches(
         ctx.windows_done += 1;
         // A signal abandons the window in progress (its figures would be
         // partial); the finished steps are kept.
-        let cut = tokio::select! {
-            r = run_window(ctx, sides, &active, kind) => {
-                r?;
-                false
-            }
-            () = stop.recv() => true,
+        let began = Instant::now();
+        let measured = tokio::select! {
+            r = run_window(ctx, sides, &active, kind) => Some(r?),
+            () = stop.recv() => None,
         };
-        if cut {
+        let Some(measured) = measured else {
             // Cancels every user still running.
             for s in sides.iter_mut() {
                 s.driver = None;
             }
             return Ok(true);
-        }
-        let expected = ctx.windows_done + windows_left(sides, together, ctx.args.confirm) + later;
-        println!(
-            "lab: {}",
-            progress::line(ctx.windows_done, expected, ctx.started.elapsed())
-        );
+        };
+        ctx.overhead += began.elapsed().saturating_sub(measured);
+        let pace = progress::Pace {
+            done: ctx.windows_done,
+            elapsed: ctx.started.elapsed(),
+            overhead: ctx.overhead,
+        };
+        let ahead = windows_ahead(sides, together, ctx.args);
+        println!("lab: {}", progress::line(pace, &ahead, later));
     }
 }
 
@@ -260,26 +302,38 @@ async fn next_window(
     }
 }
 
-/// Windows the searches of `sides` still expect (confirmations included).
-pub(crate) fn windows_left(sides: &[SideRun], together: bool, confirm: Duration) -> u32 {
-    let left = sides
-        .iter()
-        .map(|s| s.search.expected_remaining() + u32::from(s.load_to_confirm(confirm).is_some()));
+/// Windows the searches of `sides` still expect, rounded (confirmations
+/// that may not be needed count by their odds).
+pub(crate) fn windows_left(sides: &[SideRun], together: bool, args: &SearchArgs) -> u32 {
+    progress::expected(&windows_ahead(sides, together, args))
+}
+
+/// The windows the searches of `sides` still expect, in order. Together,
+/// every side's steps share windows, then their confirmations do (a side
+/// whose search is over waits for the others' steps, [`next_window`]); one
+/// after the other, each side's steps and confirmations follow the last.
+fn windows_ahead(sides: &[SideRun], together: bool, args: &SearchArgs) -> Vec<progress::Ahead> {
+    let each = sides.iter().map(|s| s.windows_ahead(args));
     if together {
-        left.max().unwrap_or(0)
+        let (steps, confirmations): (Vec<_>, Vec<_>) = each.unzip();
+        let mut all = progress::together(&steps);
+        all.extend(progress::together(&confirmations));
+        all
     } else {
-        left.sum()
+        each.flat_map(|(steps, confirmations)| steps.into_iter().chain(confirmations))
+            .collect()
     }
 }
 
 /// One measurement window: ramps and warms up every active side, measures
-/// them together, and records each side's step.
+/// them together, and records each side's step. Returns the length it was
+/// to measure (a window measured again takes longer).
 async fn run_window(
     ctx: &Ctx<'_>,
     sides: &mut [SideRun],
     active: &[(usize, u32)],
     kind: Window,
-) -> Result<(), Error> {
+) -> Result<Duration, Error> {
     let window = ctx.windows_done;
     let plan: Vec<String> = active
         .iter()
@@ -338,7 +392,7 @@ async fn run_window(
             Window::Confirmation => record_confirmation(ctx, &mut sides[i], load, rec, rep),
         }
     }
-    Ok(())
+    Ok(length)
 }
 
 /// Judges a step against the objective: `Err(why)` when it broke it, over

@@ -257,7 +257,7 @@ async fn run_repeats(
         let per_repeat = ctx
             .windows_done
             .checked_div(i)
-            .unwrap_or_else(|| campaign::windows_left(&sides, together, ctx.args.confirm));
+            .unwrap_or_else(|| campaign::windows_left(&sides, together, ctx.args));
         let later = per_repeat * (k - i - 1);
         let interrupted = campaign::run_searches(ctx, &mut sides, together, later, stop).await?;
         out.push(sides);

@@ -131,7 +131,7 @@ async fn measure_counts(
             let per = ctx
                 .windows_done
                 .checked_div(done)
-                .unwrap_or_else(|| campaign::windows_left(&sides, true, ctx.args.confirm));
+                .unwrap_or_else(|| campaign::windows_left(&sides, true, ctx.args));
             let later = per * (searches - done - 1);
             let cut = campaign::run_searches(ctx, &mut sides, true, later, stop).await?;
             let [side] = sides;
