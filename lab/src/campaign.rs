@@ -76,9 +76,16 @@ impl SideRun {
     /// stepped down to), while it is not confirmed yet and the side's users
     /// still run.
     fn load_to_confirm(&self, confirm: Duration) -> Option<u32> {
-        let pending = !confirm.is_zero() && !self.confirm_done && self.driver.is_some();
         let over = self.search.next_load().is_none();
-        (pending && over).then(|| self.search.capacity()).flatten()
+        (self.confirmation_pending(confirm) && over)
+            .then(|| self.search.capacity())
+            .flatten()
+    }
+
+    /// Whether a confirmation window is still due for this side (`--confirm`
+    /// on, none has held yet, its users still run).
+    fn confirmation_pending(&self, confirm: Duration) -> bool {
+        !confirm.is_zero() && !self.confirm_done && self.driver.is_some()
     }
 
     /// The windows this search still expects: its steps (a growth step
@@ -99,12 +106,14 @@ impl SideRun {
             })
             .collect();
         let may_confirm = self.search.next_load().is_some() || self.search.capacity().is_some();
-        let pending = !args.confirm.is_zero() && !self.confirm_done && self.driver.is_some();
-        let done = self.records.iter().filter(|r| r.confirmation).count();
-        let confirmations = (done..MAX_CONFIRMATIONS)
-            .filter(|_| pending && may_confirm)
-            .enumerate()
-            .map(|(j, _)| progress::Ahead {
+        let left = if self.confirmation_pending(args.confirm) && may_confirm {
+            let done = self.records.iter().filter(|r| r.confirmation).count();
+            MAX_CONFIRMATIONS.saturating_sub(done)
+        } else {
+            0
+        };
+        let confirmations = (0..left)
+            .map(|j| progress::Ahead {
                 measure: args.confirm,
                 odds: CONFIRMATION_BREAKS.powi(j as i32),
             })
