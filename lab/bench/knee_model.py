@@ -92,17 +92,24 @@ class Side:
             held, load = load, load * 2
         return (held or load / 2), load
 
+    def bisect(self, held):
+        """Growth, then 3 bisections of 8 s, appending the loads they keep to
+        `held`: the final bracket (held, broke)."""
+        lo, hi = self.grow()
+        for _ in range(3):
+            mid = (lo + hi) / 2
+            if self.breaks(mid, 8):
+                hi = mid
+            else:
+                lo = mid
+                held.append(mid)
+        return lo, hi
+
 
 def search(side, confirmations=3):
     """Today's default: growth, 3 bisections of 8 s, 20 s confirmations that
     step down by the last gap when they break (the last one is kept anyway)."""
-    lo, hi = side.grow()
-    for _ in range(3):
-        mid = (lo + hi) / 2
-        if side.breaks(mid, 8):
-            hi = mid
-        else:
-            lo = mid
+    lo, hi = side.bisect([])
     gap, load = hi - lo, lo
     for i in range(confirmations):
         if not side.breaks(load, 20) or i == confirmations - 1:
@@ -117,15 +124,8 @@ def walk(side, n):
     the estimate is the mean of every load held after the first break (the
     bisections' and the walk's): an average over the knee's luck instead of
     the verdict of its last window."""
-    lo, hi = side.grow()
     held = []
-    for _ in range(3):
-        mid = (lo + hi) / 2
-        if side.breaks(mid, 8):
-            hi = mid
-        else:
-            lo = mid
-            held.append(mid)
+    lo, hi = side.bisect(held)
     gap, load = hi - lo, lo
     for _ in range(n):
         if side.breaks(load, 8):
