@@ -49,12 +49,17 @@ def windows(report, side):
     return out
 
 
+def break_odds(k, mid, load):
+    """The odds that a window at `load` breaks the objective, on a curve of
+    slope `k` that crosses one half at `mid`."""
+    z = k * (math.log(load) - math.log(mid))
+    return 1.0 / (1.0 + math.exp(-max(-40.0, min(40.0, z))))
+
+
 def log_likelihood(ws, k, mids):
     total = 0.0
     for load, bucket, broke, _ in ws:
-        z = k * (math.log(load) - math.log(mids[bucket]))
-        p = 1.0 / (1.0 + math.exp(-max(-40.0, min(40.0, z))))
-        p = min(max(p, 1e-9), 1 - 1e-9)
+        p = min(max(break_odds(k, mids[bucket], load), 1e-9), 1 - 1e-9)
         total += math.log(p if broke else 1.0 - p)
     return total
 
@@ -65,11 +70,11 @@ def fit(ws):
     lo, hi = loads[0], loads[-1]
     k = 10.0
     mids = {b: math.sqrt(lo * hi) for b in LENGTHS}
+    grid = [lo * (hi / lo) ** (i / 400) for i in range(401)]
     for _ in range(6):
         for b in LENGTHS:
             if not any(w[1] == b for w in ws):
                 continue
-            grid = [lo * (hi / lo) ** (i / 400) for i in range(401)]
             mids[b] = max(grid, key=lambda m: log_likelihood(ws, k, {**mids, b: m}))
         k = max((1 + i * 0.5 for i in range(120)), key=lambda s: log_likelihood(ws, s, mids))
     return k, mids
@@ -82,8 +87,7 @@ class Side:
 
     def breaks(self, load, length):
         self.seconds += length + self.overhead[length]
-        z = self.k * (math.log(load) - math.log(self.mids[length]))
-        return random.random() < 1.0 / (1.0 + math.exp(-z))
+        return random.random() < break_odds(self.k, self.mids[length], load)
 
     def grow(self):
         """Doubling 4 s steps until one breaks: the bracket (held, broke)."""
