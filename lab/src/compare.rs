@@ -372,6 +372,7 @@ fn run_result(
             String::new()
         },
         diagnosis: Diagnosis::default(),
+        knee: crate::knee::Knee::fit(&s.records),
     };
     if let Some(step) = r.limiting_step() {
         let not_reached = lower_bound.then_some(r.limit_note.as_str());
@@ -459,6 +460,7 @@ fn build_report(
         repeat_shown: None,
         efficiency: speedup.efficiency,
         speedup_bound: speedup.bound,
+        speedup_at_knees: speedup.at_knees,
         interrupted: false,
         explained: Vec::new(),
         conclusion,

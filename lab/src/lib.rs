@@ -16,6 +16,7 @@
 //! - `stack`: N replicas sharing one seeded database + the balancer;
 //! - `load`: the bridge to `loadgen` (plans and step summaries);
 //! - `capacity`: stepping the load up until the objective breaks;
+//! - `knee`: where it breaks, fitted to every window of a search;
 //! - `step`: one measured step, read by the search, diagnosis and reports;
 //! - `spread`, `usl`, `progress`: medians over repeats, the scalability fit,
 //!   the time-left estimate;
@@ -35,6 +36,7 @@ mod demo;
 mod diagnosis;
 mod error;
 mod explain;
+mod knee;
 mod load;
 mod process;
 mod procstat;

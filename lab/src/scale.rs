@@ -9,8 +9,9 @@
 //! instead of biasing the last. Each replica's CPU budget defaults to one
 //! core divided by the largest count: on a 2-core box the largest group then
 //! fits in about one core and the balancer and the load generator have the
-//! other. Capacity is goodput (successful requests/s) at the highest load
-//! keeping the objective; [`crate::usl`] fits σ and κ to it.
+//! other. Capacity is goodput (successful requests/s) at the knee fitted to
+//! every window of a search ([`crate::knee`]; at the highest load keeping the
+//! objective when the search never broke it); [`crate::usl`] fits σ and κ to it.
 
 use crate::campaign::{self, Ctx, SideRun, Target};
 use crate::cli::ScaleArgs;
@@ -144,13 +145,17 @@ async fn measure_counts(
     Ok((points, false))
 }
 
-/// One search's result at one count.
+/// One search's result at one count: the goodput at its knee when one was
+/// fitted ([`crate::knee`]), else at its capacity (the confirmation window,
+/// when there is one, measures it).
 fn scale_run(s: &SideRun, interrupted: bool) -> ScaleRun {
-    // The confirmation window, when there is one, measures the goodput.
     let cap = s.capacity_record();
+    let knee = crate::knee::Knee::fit(&s.records);
     ScaleRun {
         capacity: cap.map(|r| r.load),
-        goodput: cap.map(|r| r.summary.goodput()),
+        goodput: knee
+            .map(|k| k.goodput)
+            .or_else(|| cap.map(|r| r.summary.goodput())),
         lower_bound: s.search.broken_at().is_none(),
         interrupted,
         steps: s.records.clone(),

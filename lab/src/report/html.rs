@@ -196,6 +196,13 @@ fn column_head(r: &LabReport, run: &RunResult) -> String {
         }
         None => o.push_str("<p class=\"big\">no load kept the objective</p>"),
     }
+    let _ = write!(
+        o,
+        "<p class=\"note\">knee: {} <small>(the load at which half of the {:.0} s windows break the objective, fitted to all {} windows)</small></p>",
+        esc(&run.knee_text(unit)),
+        crate::knee::REFERENCE_SECONDS,
+        run.steps.len()
+    );
     o
 }
 

@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::capacity::Slo;
 use crate::diagnosis::Diagnosis;
+use crate::knee::Knee;
 pub use crate::step::StepRecord;
 use crate::Error;
 
@@ -91,6 +92,10 @@ pub struct LabReport {
     /// `not_measured` when neither did (the figures are then `null`).
     #[serde(default)]
     pub speedup_bound: Bound,
+    /// Whether the speed-ups compare the sides' knees ([`RunResult::knee`])
+    /// rather than their highest loads kept (a side without a knee).
+    #[serde(default)]
+    pub speedup_at_knees: bool,
     /// Ctrl-C or SIGTERM stopped the run: the figures cover the steps
     /// finished before it.
     #[serde(default)]
@@ -136,6 +141,10 @@ pub struct RunResult {
     pub limit_note: String,
     /// What limited it.
     pub diagnosis: Diagnosis,
+    /// Where the objective breaks, fitted to every window ([`crate::knee`]);
+    /// `None` unless some window kept it and some broke it.
+    #[serde(default)]
+    pub knee: Option<Knee>,
 }
 
 /// Why a side's search stopped.
@@ -208,14 +217,15 @@ impl Bound {
     }
 }
 
-/// The speed-up figures of a comparison.
+/// The speed-up figures of a comparison: at the two sides' knees when both
+/// have one, else at their capacities.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Speedup {
-    /// group capacity / single capacity.
+    /// group load / single load.
     pub load: Option<f64>,
-    /// group req/s at capacity / single req/s at capacity.
+    /// group req/s / single req/s.
     pub rps: Option<f64>,
-    /// group goodput at capacity / single goodput at capacity.
+    /// group goodput / single goodput.
     pub goodput: Option<f64>,
     /// Requests/s speed-up / replicas (the load speed-up when req/s are
     /// unknown). Throughput is what replicas add; the user count can grow
@@ -225,6 +235,9 @@ pub struct Speedup {
     pub efficiency: Option<f64>,
     /// How to read them.
     pub bound: Bound,
+    /// Whether the figures are the two sides' knees ([`crate::knee`])
+    /// rather than their highest loads kept.
+    pub at_knees: bool,
 }
 
 impl Speedup {
@@ -234,10 +247,6 @@ impl Speedup {
     /// ratio to give ("1.00×, efficiency 50%" of two runs stopped at the same
     /// --max-load would read as "the balancer does not help").
     pub fn of(single: &RunResult, group: &RunResult, replicas: u16) -> Speedup {
-        let cap = |r: &RunResult| {
-            r.capacity()
-                .map(|s| (f64::from(s.load), s.summary.rps, s.summary.goodput()))
-        };
         let bound = match (
             single.capacity_is_lower_bound,
             group.capacity_is_lower_bound,
@@ -247,14 +256,25 @@ impl Speedup {
             (true, false) => Bound::AtMost,
             (true, true) => Bound::NotMeasured,
         };
+        // The knees when both sides have one: each is fitted to every window
+        // of its search, where a capacity is the verdict of the few windows
+        // the search's path happened to try (docs/lab.md, "The knee, fitted").
+        let at_knees = bound == Bound::Exact && single.knee.is_some() && group.knee.is_some();
+        let figures = |r: &RunResult| match (at_knees, r.knee) {
+            (true, Some(k)) => Some((k.load, k.rps, k.goodput)),
+            _ => r
+                .capacity()
+                .map(|s| (f64::from(s.load), s.summary.rps, s.summary.goodput())),
+        };
         let none = Speedup {
             load: None,
             rps: None,
             goodput: None,
             efficiency: None,
             bound,
+            at_knees: false,
         };
-        match (cap(single), cap(group)) {
+        match (figures(single), figures(group)) {
             _ if bound == Bound::NotMeasured => none,
             (Some((l1, r1, g1)), Some((ln, rn, gn))) if l1 > 0.0 => {
                 let rps = (r1 > 0.0).then(|| rn / r1);
@@ -264,6 +284,7 @@ impl Speedup {
                     goodput: (g1 > 0.0).then(|| gn / g1),
                     efficiency: Some(rps.unwrap_or(ln / l1) / f64::from(replicas.max(1))),
                     bound,
+                    at_knees,
                 }
             }
             _ => none,
@@ -296,11 +317,16 @@ impl RepeatFigures {
     /// The figures of one repeat's two runs.
     pub fn of(single: &RunResult, group: &RunResult, replicas: u16) -> RepeatFigures {
         let sp = Speedup::of(single, group, replicas);
+        // Goodput on the speed-up's own basis: at the knee, or at capacity.
+        let goodput = |r: &RunResult| match (sp.at_knees, r.knee) {
+            (true, Some(k)) => Some(k.goodput),
+            _ => r.capacity().map(|s| s.summary.goodput()),
+        };
         RepeatFigures {
             single_load: single.capacity().map(|s| s.load),
             group_load: group.capacity().map(|s| s.load),
-            single_goodput: single.capacity().map(|s| s.summary.goodput()),
-            group_goodput: group.capacity().map(|s| s.summary.goodput()),
+            single_goodput: goodput(single),
+            group_goodput: goodput(group),
             load_speedup: sp.load,
             rps_speedup: sp.rps,
             goodput_speedup: sp.goodput,
@@ -376,6 +402,16 @@ impl SpeedupSpread {
 }
 
 impl RunResult {
+    /// "73 users, 1041.2 successful req/s": the knee and the goodput there,
+    /// or why there is none.
+    pub fn knee_text(&self, unit: &str) -> String {
+        match self.knee {
+            Some(k) => format!("{:.0} {unit}, {:.1} successful req/s", k.load, k.goodput),
+            None if self.capacity_is_lower_bound => "none: the objective never broke".into(),
+            None => "none: no window kept the objective".into(),
+        }
+    }
+
     /// The step at capacity.
     pub fn capacity(&self) -> Option<&StepRecord> {
         self.step(self.capacity_step?)
@@ -501,6 +537,9 @@ pub fn speedup_text(r: &LabReport) -> String {
                 t.push_str(&format!(
                     ", {sign}{g:.2}× the goodput (successful requests/s)"
                 ));
+            }
+            if r.speedup_at_knees {
+                t.push_str(", at the knees fitted to every window");
             }
             match bound {
                 Bound::AtLeast => t.push_str(&format!(
@@ -672,6 +711,7 @@ pub(crate) mod fixture {
             },
             steps,
             diagnosis: Default::default(),
+            knee: None,
         };
         let shape = LoginShape::of(&crate::load::scenario("market-api").unwrap());
         let note = r.limit_note.clone();
@@ -754,6 +794,7 @@ pub(crate) mod fixture {
             spread: SpeedupSpread::default(),
             repeat_shown: None,
             speedup_bound: sp.bound,
+            speedup_at_knees: sp.at_knees,
             interrupted: false,
             explained: Vec::new(),
             conclusion: "conclusion".into(),
@@ -801,6 +842,37 @@ mod tests {
         // Goodput of each side at capacity, from the fixture's steps.
         let f = RepeatFigures::of(&r.single, &r.group, 2);
         assert!(f.goodput_speedup.is_some() && f.single_goodput.unwrap() > 0.0);
+    }
+
+    #[test]
+    fn speedups_compare_the_knees_when_both_sides_have_one() {
+        let r = fixture::report(true);
+        let knee = |load: f64| Knee {
+            load,
+            goodput: load * 9.0,
+            rps: load * 10.0,
+            windows: 4,
+        };
+        let (mut single, mut group) = (r.single.clone(), r.group.clone());
+        single.knee = Some(knee(70.0));
+        let sp = Speedup::of(&single, &group, 2);
+        assert!(!sp.at_knees, "one knee is no basis");
+        assert_eq!(sp.load, Some(2.0), "capacities: 120 / 60");
+        group.knee = Some(knee(140.0 * 1.5));
+        let sp = Speedup::of(&single, &group, 2);
+        assert!(sp.at_knees);
+        assert_eq!(sp.load, Some(3.0));
+        assert_eq!(sp.goodput, Some(3.0));
+        assert_eq!(sp.efficiency, Some(1.5));
+        let f = RepeatFigures::of(&single, &group, 2);
+        assert_eq!(f.single_goodput, Some(630.0), "goodput at the knee");
+        // A group that never broke has no knee to compare: capacities, as a bound.
+        group.capacity_is_lower_bound = true;
+        assert!(!Speedup::of(&single, &group, 2).at_knees);
+        assert_eq!(
+            single.knee_text("users"),
+            "70 users, 630.0 successful req/s"
+        );
     }
 
     #[test]

@@ -26,7 +26,8 @@ pub const PAYING: f64 = 0.10;
 pub struct ScaleRun {
     /// Highest load that kept the objective.
     pub capacity: Option<u32>,
-    /// Goodput there, successful req/s.
+    /// Goodput at the knee fitted to every window ([`crate::knee`]), or at
+    /// the capacity when the search never broke the objective; successful req/s.
     pub goodput: Option<f64>,
     /// The objective never broke: the capacity is a lower bound.
     pub lower_bound: bool,
@@ -243,7 +244,7 @@ impl ScaleReport {
         }
         let _ = write!(
             o,
-            "<p>{}</p><p>Objective: {}. Capacity is goodput (successful requests/s) at the highest load keeping the objective; each dot is the median of the repeats, the bar their range.</p><p><b>{}</b></p>",
+            "<p>{}</p><p>Objective: {}. Capacity is goodput (successful requests/s) at the knee fitted to every window of a search (the load at which half of 20 s windows break the objective); each dot is the median of the repeats, the bar their range.</p><p><b>{}</b></p>",
             esc(&self.budget_note),
             esc(&self.slo.describe()),
             esc(&self.usl_text())

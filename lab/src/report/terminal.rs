@@ -157,6 +157,14 @@ pub fn render(r: &LabReport) -> String {
         "single (1 replica, direct)".to_string(),
         format!("group ({} replicas via balancer)", r.replicas),
     ]];
+    rows.push(vec![
+        format!(
+            "knee (half of {:.0} s windows break there)",
+            crate::knee::REFERENCE_SECONDS
+        ),
+        r.single.knee_text(&r.load_unit),
+        r.group.knee_text(&r.load_unit),
+    ]);
     for (i, l) in labels.iter().enumerate() {
         rows.push(vec![l.to_string(), s[i].clone(), g[i].clone()]);
     }
