@@ -201,6 +201,10 @@ pub struct Search {
     best_ok: Option<u32>,
     /// Lowest load that broke it so far.
     first_bad: Option<u32>,
+    /// A growth step that kept the objective with a queue half-way to the
+    /// request timeout ([`Search::record_strained`]): the top of the
+    /// bisection until a load breaks, not a capacity.
+    strained: Option<u32>,
 }
 
 impl Search {
@@ -219,7 +223,23 @@ impl Search {
             steps_left: max_steps,
             best_ok: None,
             first_bad: None,
+            strained: None,
         }
+    }
+
+    /// The top of the bisection: the lowest load that broke the objective
+    /// or that strained it while growing.
+    fn top(&self) -> Option<u32> {
+        match (self.first_bad, self.strained) {
+            (Some(bad), Some(strained)) => Some(bad.min(strained)),
+            (bad, strained) => bad.or(strained),
+        }
+    }
+
+    /// Whether growth is over and the steps narrow down on the capacity
+    /// (measured longer: `--refine-duration`).
+    pub fn narrowing(&self) -> bool {
+        self.top().is_some()
     }
 
     /// The next load to try, or `None` when the search is over.
@@ -227,7 +247,7 @@ impl Search {
         if self.steps_left == 0 {
             return None;
         }
-        match (self.best_ok, self.first_bad) {
+        match (self.best_ok, self.top()) {
             (None, None) => Some(self.start),
             (Some(ok), None) => {
                 if ok >= self.max {
@@ -236,12 +256,15 @@ impl Search {
                 let next = ((ok as f64) * self.growth).ceil() as u32;
                 Some(next.max(ok + 1).min(self.max))
             }
-            (ok, Some(bad)) => {
+            (ok, Some(top)) => {
                 let lo = ok.unwrap_or(0);
-                if self.refine_left == 0 || bad <= lo + 1 {
-                    return None;
+                if self.refine_left == 0 || top <= lo + 1 {
+                    // Nothing broke below a strained step: it is measured
+                    // again as a step of its own, to keep or break.
+                    let again = self.first_bad.is_none() && self.strained == Some(top);
+                    return again.then_some(top);
                 }
-                Some(lo + (bad - lo) / 2).filter(|&m| m > 0)
+                Some(lo + (top - lo) / 2).filter(|&m| m > 0)
             }
         }
     }
@@ -249,7 +272,10 @@ impl Search {
     /// Records the outcome of a step at `load`.
     pub fn record(&mut self, load: u32, kept: bool) {
         self.steps_left = self.steps_left.saturating_sub(1);
-        if self.first_bad.is_some() {
+        if self.strained == Some(load) && self.first_bad.is_none() {
+            // The strained step measured again: its verdict stands now.
+            self.strained = None;
+        } else if self.narrowing() {
             self.refine_left = self.refine_left.saturating_sub(1);
         }
         if kept {
@@ -259,13 +285,26 @@ impl Search {
         }
     }
 
+    /// A growth step at `load` kept the objective, but a route's queue was
+    /// half-way to the request timeout: the knee is near. Doubling past it
+    /// measured an overload (160 users with 121 of 128 logins failing) and
+    /// left a bisection twice as coarse (steps of 10 users instead of 5),
+    /// the path of most of the widest speed-ups measured (docs/lab.md, "A
+    /// lucky growth step"). So growth stops here and the bisection runs
+    /// below `load` as if it had broken; `load` is not a capacity until a
+    /// step of its own keeps it (measured again when nothing below breaks).
+    pub fn record_strained(&mut self, load: u32) {
+        self.steps_left = self.steps_left.saturating_sub(1);
+        self.strained = Some(self.strained.map_or(load, |s| s.min(load)));
+    }
+
     /// A longer window at the capacity `load` broke the objective its step
     /// kept: `load` is not shown to keep it. The capacity becomes the load
     /// one resolution lower (the gap the bisection last closed, or an eighth
     /// when it never broke), to be measured the same way; `None`, with
     /// nothing changed, when there is no lower load.
     pub fn step_down(&mut self, load: u32) -> Option<u32> {
-        let gap = match self.first_bad {
+        let gap = match self.top() {
             Some(bad) if bad > load => bad - load,
             _ => load / 8,
         };
@@ -293,10 +332,10 @@ impl Search {
         if self.next_load().is_none() {
             return 0;
         }
-        let left = match self.first_bad {
+        let left = match self.top() {
             None => 1 + self.refine_left,
-            Some(bad) => {
-                let gap = bad.saturating_sub(self.best_ok.unwrap_or(0)).max(1);
+            Some(top) => {
+                let gap = top.saturating_sub(self.best_ok.unwrap_or(0)).max(1);
                 // Halving a gap of g closes it in ⌈log2 g⌉ steps.
                 self.refine_left.min(32 - (gap - 1).leading_zeros())
             }
@@ -426,6 +465,69 @@ mod tests {
         one.record(1, true);
         assert_eq!(one.step_down(1), None);
         assert_eq!(one.capacity(), Some(1), "unchanged");
+    }
+
+    /// The default search's growth up to and including 40 users.
+    fn grown_to_40() -> Search {
+        let mut s = Search::new(10, 2000, 2.0, 3, 12);
+        for l in [10, 20, 40] {
+            assert_eq!(s.next_load(), Some(l));
+            s.record(l, true);
+        }
+        assert_eq!(s.next_load(), Some(80));
+        s
+    }
+
+    #[test]
+    fn a_strained_growth_step_ends_growth_and_is_bisected_below() {
+        let mut s = grown_to_40();
+        s.record_strained(80);
+        assert!(s.narrowing());
+        assert_eq!(s.broken_at(), None, "it kept the objective");
+        assert_eq!(s.capacity(), Some(40), "but it is no capacity yet");
+        for l in [60, 70, 75] {
+            assert_eq!(s.next_load(), Some(l));
+            s.record(l, true);
+        }
+        // Nothing broke below it: the strained load, measured again.
+        assert_eq!(s.next_load(), Some(80));
+        s.record(80, false);
+        assert_eq!(s.next_load(), None);
+        assert_eq!((s.capacity(), s.broken_at()), (Some(75), Some(80)));
+        assert_eq!(s.step_down(75), Some(70), "steps down by the last gap, 5");
+    }
+
+    #[test]
+    fn a_strained_step_kept_when_measured_again_lets_growth_resume() {
+        let mut s = grown_to_40();
+        s.record_strained(80);
+        for l in [60, 70, 75] {
+            s.record(l, true);
+        }
+        s.record(80, true);
+        assert_eq!(s.capacity(), Some(80));
+        assert!(!s.narrowing());
+        assert_eq!(s.next_load(), Some(160));
+        s.record(160, false);
+        assert_eq!(s.next_load(), None, "no bisection left");
+    }
+
+    #[test]
+    fn a_break_below_a_strained_step_bisects_as_usual() {
+        let mut s = grown_to_40();
+        s.record_strained(80);
+        assert_eq!(s.next_load(), Some(60));
+        s.record(60, false);
+        assert_eq!(s.next_load(), Some(50));
+        s.record(50, true);
+        assert_eq!(s.next_load(), Some(55));
+        s.record(55, true);
+        assert_eq!(
+            s.next_load(),
+            None,
+            "the strained load is not measured again"
+        );
+        assert_eq!((s.capacity(), s.broken_at()), (Some(55), Some(60)));
     }
 
     #[test]

@@ -491,6 +491,14 @@ fn conclusion(
         replicas,
         describe(group)
     );
+    if let (true, Some(s), Some(g)) = (speedup.at_knees, single.knee, group.knee) {
+        out.push_str(&format!(
+            " Their knees, fitted to every window, were at {:.0} and {:.0} {unit} (the loads at which half of the {:.0} s windows break the objective).",
+            s.load,
+            g.load,
+            crate::knee::REFERENCE_SECONDS
+        ));
+    }
     out.push(' ');
     out.push_str(&speedup_sentence(speedup, replicas));
     if !group.capacity_is_lower_bound && !group.diagnosis.bottleneck.is_empty() {
@@ -516,7 +524,8 @@ fn speedup_sentence(sp: &Speedup, replicas: u16) -> String {
                 _ => ("", ""),
             };
             format!(
-                "Speed-up {sign}{s:.2}× the load with {replicas} replicas, scaling efficiency {sign}{:.0}% (requests/s){why}.",
+                "Speed-up {sign}{s:.2}× the load with {replicas} replicas{}, scaling efficiency {sign}{:.0}% (requests/s){why}.",
+                if sp.at_knees { " at the knees" } else { "" },
                 e * 100.0
             )
         }

@@ -24,7 +24,8 @@ pub struct StepRecord {
     pub confirmation: bool,
     /// Whether the objective held.
     pub kept: bool,
-    /// Why not, if it did not.
+    /// Why not, if it did not; for a growth step that kept it under strain,
+    /// why the search stopped growing there (`but … waited …`).
     pub verdict: String,
     /// Seconds from the start of the step's ramp to its measurement window
     /// (ramp + warm-up; not measured).
