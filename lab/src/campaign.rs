@@ -426,9 +426,10 @@ fn step_verdict(slo: &Slo, s: &StepSummary, load: u32) -> Result<(), String> {
 /// "POST /api/v1/auth/token/ waited 1298 ms at the median, over half the
 /// 2s request timeout": a route of a window whose median request took half
 /// the timeout or more, i.e. whose queue was half-way to timing out.
-/// In 27 runs of the default comparison every growth step kept with such a
-/// route (11, medians of 1,022–1,611 ms) was within an eighth of the knee,
-/// and no other growth step had a route's median above 656 ms.
+/// In 37 runs of the default comparison (sets R–Z in docs/lab.md) the 11
+/// growth steps kept within an eighth of the knee had a route's median of
+/// 1,022–1,611 ms, and none of the 222 other growth steps kept one above
+/// 656 ms.
 fn strained_route(s: &StepSummary, timeout: Duration) -> Option<String> {
     let half_ms = timeout.as_secs_f64() * 1000.0 / 2.0;
     s.routes

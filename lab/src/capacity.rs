@@ -205,6 +205,9 @@ pub struct Search {
     /// request timeout ([`Search::record_strained`]): the top of the
     /// bisection until a load breaks, not a capacity.
     strained: Option<u32>,
+    /// After a strained step kept the objective when measured again: the
+    /// step up from then on, the bisection's last gap instead of a doubling.
+    creep: Option<u32>,
 }
 
 impl Search {
@@ -224,6 +227,7 @@ impl Search {
             best_ok: None,
             first_bad: None,
             strained: None,
+            creep: None,
         }
     }
 
@@ -253,7 +257,10 @@ impl Search {
                 if ok >= self.max {
                     return None;
                 }
-                let next = ((ok as f64) * self.growth).ceil() as u32;
+                let next = match self.creep {
+                    Some(step) => ok.saturating_add(step),
+                    None => ((ok as f64) * self.growth).ceil() as u32,
+                };
                 Some(next.max(ok + 1).min(self.max))
             }
             (ok, Some(top)) => {
@@ -273,8 +280,14 @@ impl Search {
     pub fn record(&mut self, load: u32, kept: bool) {
         self.steps_left = self.steps_left.saturating_sub(1);
         if self.strained == Some(load) && self.first_bad.is_none() {
-            // The strained step measured again: its verdict stands now.
+            // The strained step measured again: its verdict stands now. Kept,
+            // the knee is above it but near: on up by the last gap, where a
+            // doubling would measure an overload again.
             self.strained = None;
+            if kept {
+                let below = self.best_ok.unwrap_or(0);
+                self.creep = Some(load.saturating_sub(below).max(1));
+            }
         } else if self.narrowing() {
             self.refine_left = self.refine_left.saturating_sub(1);
         }
@@ -292,7 +305,8 @@ impl Search {
     /// the path of most of the widest speed-ups measured (docs/lab.md, "A
     /// lucky growth step"). So growth stops here and the bisection runs
     /// below `load` as if it had broken; `load` is not a capacity until a
-    /// step of its own keeps it (measured again when nothing below breaks).
+    /// step of its own keeps it (measured again when nothing below breaks;
+    /// kept then, the search goes on up by the bisection's last gap).
     pub fn record_strained(&mut self, load: u32) {
         self.steps_left = self.steps_left.saturating_sub(1);
         self.strained = Some(self.strained.map_or(load, |s| s.min(load)));
@@ -498,7 +512,7 @@ mod tests {
     }
 
     #[test]
-    fn a_strained_step_kept_when_measured_again_lets_growth_resume() {
+    fn a_strained_step_kept_when_measured_again_lets_the_search_creep_up() {
         let mut s = grown_to_40();
         s.record_strained(80);
         for l in [60, 70, 75] {
@@ -507,9 +521,13 @@ mod tests {
         s.record(80, true);
         assert_eq!(s.capacity(), Some(80));
         assert!(!s.narrowing());
-        assert_eq!(s.next_load(), Some(160));
-        s.record(160, false);
+        assert_eq!(s.next_load(), Some(85), "the last gap, 5, not a doubling");
+        s.record(85, true);
+        assert_eq!(s.next_load(), Some(90));
+        s.record(90, false);
         assert_eq!(s.next_load(), None, "no bisection left");
+        assert_eq!((s.capacity(), s.broken_at()), (Some(85), Some(90)));
+        assert_eq!(s.step_down(85), Some(80));
     }
 
     #[test]

@@ -59,6 +59,7 @@ fn compare_two_replicas_writes_both_runs_and_shares_add_up() {
         assert!(stdout.contains(", the replicas on CPU"), "{stdout}");
     }
     assert_eq!(report["speedup_bound"], "not_measured");
+    assert_eq!(report["speedup_at_knees"], false);
     assert!(report["speedup"].is_null() && report["efficiency"].is_null());
     for side in ["single", "group"] {
         let steps = report[side]["steps"].as_array().unwrap();
@@ -73,6 +74,8 @@ fn compare_two_replicas_writes_both_runs_and_shares_add_up() {
         );
         assert_eq!(report[side]["capacity_is_lower_bound"], true);
         assert_eq!(report[side]["search_ended"], "max_load");
+        // Nothing broke: no knee to fit, so no speed-up at the knees.
+        assert!(report[side]["knee"].is_null(), "{side}");
         // capacity_step is a step number, as steps[].number (from 1): the
         // last confirmation, which measured the capacity.
         let c = steps.last().unwrap();
