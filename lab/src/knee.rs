@@ -81,15 +81,21 @@ impl Knee {
 
 /// The load at which a window of `reference` seconds breaks half the time,
 /// on the curve of slope `slope` fitted to `windows`.
+/// Windows of no load or no length carry no evidence and are left out.
 pub fn knee_load(windows: &[Window], slope: f64, reference: f64) -> Option<f64> {
+    let positive = |x: f64| x.is_finite() && x > 0.0;
+    let windows: Vec<Window> = (windows.iter())
+        .filter(|w| positive(w.load) && positive(w.seconds))
+        .copied()
+        .collect();
     let bracketed = windows.iter().any(|w| w.broke) && windows.iter().any(|w| !w.broke);
-    if !bracketed || !(slope > 0.0) || !(reference > 0.0) {
+    if !bracketed || !positive(slope) || !positive(reference) {
         return None;
     }
     let ln = |w: &Window| w.load.ln();
     let lo = windows.iter().map(ln).fold(f64::INFINITY, f64::min) - 2.0;
     let hi = windows.iter().map(ln).fold(f64::NEG_INFINITY, f64::max) + 2.0;
-    let c = golden_max(|c| log_likelihood(windows, slope, c), lo, hi);
+    let c = golden_max(|c| log_likelihood(&windows, slope, c), lo, hi);
     Some((c + (std::f64::consts::LN_2 / reference).ln() / slope).exp())
 }
 
@@ -114,7 +120,9 @@ fn golden_max(f: impl Fn(f64) -> f64, mut lo: f64, mut hi: f64) -> f64 {
     let r = (5f64.sqrt() - 1.0) / 2.0;
     let (mut a, mut b) = (hi - r * (hi - lo), lo + r * (hi - lo));
     let (mut fa, mut fb) = (f(a), f(b));
-    while hi - lo > 1e-9 {
+    // Each step keeps 0.618 of the bracket: 100 take any bracket of
+    // finite loads' logarithms below 1e-9.
+    for _ in 0..100 {
         if fa < fb {
             lo = a;
             (a, fa) = (b, fb);
@@ -268,5 +276,11 @@ mod tests {
         assert_eq!(knee_load(&held, SLOPE, 8.0), None);
         assert_eq!(knee_load(&broke, SLOPE, 8.0), None);
         assert_eq!(knee_load(&[], SLOPE, 8.0), None);
+        let empty = [
+            w(0.0, 4.0, true),
+            w(50.0, 0.0, false),
+            w(f64::NAN, 8.0, false),
+        ];
+        assert_eq!(knee_load(&empty, SLOPE, 8.0), None, "no evidence in these");
     }
 }
