@@ -61,9 +61,12 @@ pub(crate) struct SideRun {
     pub confirm_done: bool,
 }
 
-/// Confirmation windows per search at most: the capacity and two steps
-/// down from it.
-const MAX_CONFIRMATIONS: usize = 3;
+/// Confirmation windows per search at most: the capacity and one step down
+/// from it. A third moved the speed-ups at the knees by nothing measurable
+/// (42 runs replayed without it: sd of ln(goodput speed-up) 0.072 against
+/// 0.071) and cost a run about 25 s: eight of twenty runs used it, the two
+/// of them past 3 minutes among them (docs/lab.md, "The knee, fitted").
+const MAX_CONFIRMATIONS: usize = 2;
 
 /// How often a confirmation breaks what the search's short windows kept,
 /// for the estimate of the time left: about half of the time in the runs
