@@ -5,7 +5,9 @@
 //! on its own: grow the load geometrically (`start`, `start·g`, `start·g²`…)
 //! while the objective holds; once a step breaks it, bisect a bounded number
 //! of times between the last good load and the first bad one (3 bisections
-//! narrow a doubling to an eighth). The users persist between steps, so a
+//! narrow a doubling to an eighth). A growth step that kept the objective
+//! with a queue half-way to the request timeout ends the growth as a break
+//! would ([`Search::record_strained`]). The users persist between steps, so a
 //! step up only adds the missing users (each logs in first, at the spawn
 //! rate) and a step down removes the surplus at once. The answer is
 //! the highest load that kept the objective. Steps are bounded in number and
