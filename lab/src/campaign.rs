@@ -772,13 +772,7 @@ pub(crate) fn progress_line(
     slo: &Slo,
 ) -> String {
     let s = &rec.summary;
-    let outcome = if rec.kept && rec.verdict.is_empty() {
-        "kept the objective".to_string()
-    } else if rec.kept {
-        format!("kept the objective, {}", rec.verdict)
-    } else {
-        format!("broke it: {}", rec.verdict)
-    };
+    let outcome = rec.outcome();
     let what = match max_steps {
         Some(m) => format!("step {}/{m}", rec.number),
         None => "confirmation".to_string(),

@@ -144,17 +144,13 @@ fn golden_max(f: impl Fn(f64) -> f64, mut lo: f64, mut hi: f64) -> f64 {
 /// proportion to the load in this closed model; far below it users wait
 /// less for their logins, which is why only the nearest windows count.
 fn per_load_near(steps: &[StepRecord], knee: f64) -> Option<(f64, f64)> {
-    let kept = |near: bool| {
-        steps.iter().filter(move |s| {
-            let l = f64::from(s.load);
-            s.kept && s.summary.seconds > 0.0 && (!near || (knee / 2.0..=knee * 2.0).contains(&l))
-        })
-    };
-    let chosen: Vec<&StepRecord> = if kept(true).next().is_some() {
-        kept(true).collect()
-    } else {
-        kept(false).collect()
-    };
+    let kept: Vec<&StepRecord> = (steps.iter())
+        .filter(|s| s.kept && s.summary.seconds > 0.0)
+        .collect();
+    let near: Vec<&StepRecord> = (kept.iter().copied())
+        .filter(|s| (knee / 2.0..=knee * 2.0).contains(&f64::from(s.load)))
+        .collect();
+    let chosen = if near.is_empty() { kept } else { near };
     let weight: f64 = chosen
         .iter()
         .map(|s| f64::from(s.load) * s.summary.seconds)

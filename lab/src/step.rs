@@ -56,6 +56,16 @@ impl StepRecord {
         }
     }
 
+    /// The verdict in words: `kept the objective` (with why growth stopped
+    /// there, for a step kept under strain) or `broke it: why`.
+    pub fn outcome(&self) -> String {
+        match (self.kept, self.verdict.is_empty()) {
+            (true, true) => "kept the objective".to_string(),
+            (true, false) => format!("kept the objective, {}", self.verdict),
+            (false, _) => format!("broke it: {}", self.verdict),
+        }
+    }
+
     /// Fraction of periods a replica was throttled, from two cgroup readings.
     pub fn throttle_ratio(before: Throttle, after: Throttle) -> f64 {
         let periods = after.periods.saturating_sub(before.periods);

@@ -72,16 +72,7 @@ fn step_marks(run: &RunResult, unit: &str) -> Vec<Mark> {
         out.push(Mark {
             x,
             label: st.number.to_string(),
-            tip: format!(
-                "step {}: {} {unit}, {}",
-                st.label(),
-                st.load,
-                if st.kept {
-                    "kept the objective".to_string()
-                } else {
-                    format!("broke it: {}", st.verdict)
-                }
-            ),
+            tip: format!("step {}: {} {unit}, {}", st.label(), st.load, st.outcome()),
             alert: !st.kept,
         });
         x += st.summary.history.len() as f64;

@@ -260,12 +260,6 @@ impl Speedup {
         // of its search, where a capacity is the verdict of the few windows
         // the search's path happened to try (docs/lab.md, "The knee, fitted").
         let at_knees = bound == Bound::Exact && single.knee.is_some() && group.knee.is_some();
-        let figures = |r: &RunResult| match (at_knees, r.knee) {
-            (true, Some(k)) => Some((k.load, k.rps, k.goodput)),
-            _ => r
-                .capacity()
-                .map(|s| (f64::from(s.load), s.summary.rps, s.summary.goodput())),
-        };
         let none = Speedup {
             load: None,
             rps: None,
@@ -274,7 +268,7 @@ impl Speedup {
             bound,
             at_knees: false,
         };
-        match (figures(single), figures(group)) {
+        match (single.figures(at_knees), group.figures(at_knees)) {
             _ if bound == Bound::NotMeasured => none,
             (Some((l1, r1, g1)), Some((ln, rn, gn))) if l1 > 0.0 => {
                 let rps = (r1 > 0.0).then(|| rn / r1);
@@ -318,10 +312,7 @@ impl RepeatFigures {
     pub fn of(single: &RunResult, group: &RunResult, replicas: u16) -> RepeatFigures {
         let sp = Speedup::of(single, group, replicas);
         // Goodput on the speed-up's own basis: at the knee, or at capacity.
-        let goodput = |r: &RunResult| match (sp.at_knees, r.knee) {
-            (true, Some(k)) => Some(k.goodput),
-            _ => r.capacity().map(|s| s.summary.goodput()),
-        };
+        let goodput = |r: &RunResult| r.figures(sp.at_knees).map(|(_, _, g)| g);
         RepeatFigures {
             single_load: single.capacity().map(|s| s.load),
             group_load: group.capacity().map(|s| s.load),
@@ -409,6 +400,17 @@ impl RunResult {
             Some(k) => format!("{:.0} {unit}, {:.1} successful req/s", k.load, k.goodput),
             None if self.capacity_is_lower_bound => "none: the objective never broke".into(),
             None => "none: no window kept the objective".into(),
+        }
+    }
+
+    /// (load, req/s, goodput) at the knee when `at_knees` and there is one,
+    /// else at the capacity: the figures a speed-up compares.
+    pub fn figures(&self, at_knees: bool) -> Option<(f64, f64, f64)> {
+        match (at_knees, self.knee) {
+            (true, Some(k)) => Some((k.load, k.rps, k.goodput)),
+            _ => self
+                .capacity()
+                .map(|s| (f64::from(s.load), s.summary.rps, s.summary.goodput())),
         }
     }
 
