@@ -497,12 +497,22 @@ fn record_step(ctx: &Ctx<'_>, s: &mut SideRun, load: u32, mut rec: StepRecord, r
     let verdict = step_verdict(slo, &rec.summary, load);
     rec.kept = verdict.is_ok();
     rec.verdict = verdict.err().unwrap_or_default();
+    let growing = rec.kept && !s.search.narrowing();
+    let budget = ctx.stack.budget_applied.cores();
     match strained_route(&rec.summary, ctx.timeout) {
-        Some(why) if rec.kept && !s.search.narrowing() => {
+        Some(why) if growing => {
             rec.verdict = format!("but {why}: the knee is near, so the search narrows below it");
             s.search.record_strained(load);
         }
         _ => s.search.record(load, rec.kept),
+    }
+    let spent = |b: f64| growing && !s.search.narrowing() && rec.cpu_spent(b);
+    if let Some(b) = budget.filter(|&b| spent(b) && !s.search.grows_gently()) {
+        rec.verdict = format!(
+            "but the replicas used their whole CPU budget ({:.0}% of a core each): the knee is near, so the load grows by a quarter step from here",
+            b * 100.0
+        );
+        s.search.grow_gently();
     }
     println!(
         "{}",

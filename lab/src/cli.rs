@@ -281,8 +281,9 @@ pub struct SearchArgs {
     /// Multiply the load by this much after a step that kept the objective.
     #[arg(long, default_value_t = 2.0)]
     pub growth: f64,
-    /// After the objective broke, this many bisection steps between the last
-    /// good load and the broken one (3 narrow the gap to an eighth).
+    /// After the objective broke, bisect between the last good load and the
+    /// broken one until the gap is 1/2^N of a growth step, in at most N
+    /// steps (3: an eighth, 5 users below 80 when the growth doubles).
     #[arg(long, default_value_t = 3)]
     pub refine: u32,
     /// At most this many steps per run (single and group each).

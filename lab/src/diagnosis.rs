@@ -272,7 +272,7 @@ impl Usage {
                 .map(|p| p.cpu_percent)
                 .collect()
         };
-        let replicas = cpu(&|n| n.starts_with("replica"));
+        let replicas: Vec<f64> = step.replica_cpu_percents().collect();
         let host = step.host.cpu_percent;
         let cores = step.host.cores.max(1);
         // Every lab process counts, the other side's too (with budgets it runs

@@ -42,13 +42,7 @@ fn row(step: &StepRecord, shape: &LoginShape) -> Option<(f64, f64, f64)> {
             others += r.requests;
         }
     }
-    let cpu_s: f64 = step
-        .processes
-        .iter()
-        .filter(|p| p.name.starts_with("replica"))
-        .map(|p| p.cpu_percent / 100.0)
-        .sum::<f64>()
-        * step.summary.seconds;
+    let cpu_s = step.replica_cpu_percents().sum::<f64>() / 100.0 * step.summary.seconds;
     (logins + others > 0 && step.summary.seconds > 0.0).then_some((
         logins as f64,
         others as f64,

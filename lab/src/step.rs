@@ -9,6 +9,12 @@ use crate::load::StepSummary;
 use crate::procstat::{HostUsage, ProcUsage};
 use crate::status::ShareDelta;
 
+/// Share of its CPU budget a replica uses for [`StepRecord::cpu_spent`].
+/// In sets R–AE of docs/lab.md every growth step kept just below the knee
+/// used 96–100% of it, and of the other 190 growth steps kept one used
+/// over 94%.
+pub const SPENT: f64 = 0.95;
+
 /// One load step.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StepRecord {
@@ -25,7 +31,8 @@ pub struct StepRecord {
     /// Whether the objective held.
     pub kept: bool,
     /// Why not, if it did not; for a growth step that kept it under strain,
-    /// why the search stopped growing there (`but … waited …`).
+    /// why the search stopped growing there (`but … waited …`) or slowed
+    /// down (`but the replicas used their whole CPU budget …`).
     pub verdict: String,
     /// Seconds from the start of the step's ramp to its measurement window
     /// (ramp + warm-up; not measured).
@@ -66,6 +73,23 @@ impl StepRecord {
         }
     }
 
+    /// CPU of each of the step's replicas over its window, % of a core.
+    pub fn replica_cpu_percents(&self) -> impl Iterator<Item = f64> + '_ {
+        (self.processes.iter())
+            .filter(|p| p.name.starts_with("replica"))
+            .map(|p| p.cpu_percent)
+    }
+
+    /// Whether the step's replicas used their whole CPU budget of
+    /// `budget_cores` each (on average at least [`SPENT`] of it): more load
+    /// can only queue.
+    pub fn cpu_spent(&self, budget_cores: f64) -> bool {
+        let (sum, n) = self
+            .replica_cpu_percents()
+            .fold((0.0, 0), |(s, n), c| (s + c, n + 1));
+        n > 0 && budget_cores > 0.0 && sum / f64::from(n) >= SPENT * budget_cores * 100.0
+    }
+
     /// Fraction of periods a replica was throttled, from two cgroup readings.
     pub fn throttle_ratio(before: Throttle, after: Throttle) -> f64 {
         let periods = after.periods.saturating_sub(before.periods);
@@ -74,5 +98,47 @@ impl StepRecord {
         } else {
             after.throttled.saturating_sub(before.throttled) as f64 / periods as f64
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn step(cpus: &[(&str, f64)]) -> StepRecord {
+        StepRecord {
+            number: 1,
+            load: 80,
+            summary: StepSummary::default(),
+            confirmation: false,
+            kept: true,
+            verdict: String::new(),
+            warmup_s: 0.0,
+            processes: (cpus.iter())
+                .map(|&(name, cpu_percent)| ProcUsage {
+                    name: name.into(),
+                    pid: 1,
+                    cpu_percent,
+                    rss_mib: 30.0,
+                    peak_rss_mib: 30.0,
+                })
+                .collect(),
+            lab_cpu_percent: 0.0,
+            host: HostUsage::default(),
+            throttled: Vec::new(),
+            shares: None,
+        }
+    }
+
+    #[test]
+    fn the_cpu_is_spent_when_the_replicas_use_their_whole_budget() {
+        let busy_tools = [("loadgen (lab)", 90.0), ("balancer", 40.0)];
+        let mut group = step(&[("replica 1", 17.9), ("replica 2", 17.3)]);
+        group.processes.extend(step(&busy_tools).processes);
+        assert!(group.cpu_spent(0.18), "17.6 of 18 on average");
+        assert!(!group.cpu_spent(0.25), "the tools' CPU does not count");
+        assert!(!step(&[("replica single", 16.9)]).cpu_spent(0.18), "94%");
+        assert!(!step(&busy_tools).cpu_spent(0.18), "no replica measured");
+        assert!(!step(&[("replica single", 17.0)]).cpu_spent(0.0));
     }
 }
