@@ -509,7 +509,7 @@ fn record_step(ctx: &Ctx<'_>, s: &mut SideRun, load: u32, mut rec: StepRecord, r
     let spent = |b: f64| growing && !s.search.narrowing() && rec.cpu_spent(b);
     if let Some(b) = budget.filter(|&b| spent(b) && !s.search.grows_gently()) {
         rec.verdict = format!(
-            "but the replicas used their whole CPU budget ({:.0}% of a core each): the knee is near, so the load grows by a quarter step from here",
+            "but a replica used its whole CPU budget ({:.0}% of a core): the knee is near, so the load grows by a quarter step from here",
             b * 100.0
         );
         s.search.grow_gently();
