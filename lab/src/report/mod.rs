@@ -559,16 +559,22 @@ pub fn speedup_text(r: &LabReport) -> String {
         _ => "not computable (one side never kept the objective)".to_string(),
     }
     .to_string()
-        + &match r.spread.text() {
-            Some(t) => format!("; median and range: {t}"),
+        + &match (r.spread.text(), r.repeat_shown) {
+            // The figures before it are the repeat the tables show, which
+            // need not be the median of every speed-up at once.
+            (Some(t), Some(k)) => format!(
+                "; those of repeat {k} of {}, shown above (the median goodput speed-up); median and range: {t}",
+                r.repeats.len()
+            ),
+            (Some(t), None) => format!("; median and range: {t}"),
             // A capacity near a knee is decided by which windows caught the
             // failures: one run is one sample (docs/lab.md, "Why three minutes
             // cannot pin this knee"), and the reader should know how to get more.
-            None if r.speedup.is_some() => {
+            (None, _) if r.speedup.is_some() => {
                 "; one run, one sample: --repeat 3 gives a median and the range between runs"
                     .to_string()
             }
-            None => String::new(),
+            (None, _) => String::new(),
         }
 }
 
@@ -839,8 +845,12 @@ mod tests {
         );
         r.spread = sp;
         let t = speedup_text(&r);
-        assert!(t.contains("median and range: 3.90× the goodput"), "{t}");
+        assert!(t.contains("; median and range: 3.90× the goodput"), "{t}");
         assert!(!t.contains("one run"), "{t}");
+        (r.repeats, r.repeat_shown) = (reps.to_vec(), Some(2));
+        let t = speedup_text(&r);
+        let which = "those of repeat 2 of 3, shown above (the median goodput speed-up); median and range: 3.90× the goodput";
+        assert!(t.contains(which), "{t}");
         // Goodput of each side at capacity, from the fixture's steps.
         let f = RepeatFigures::of(&r.single, &r.group, 2);
         assert!(f.goodput_speedup.is_some() && f.single_goodput.unwrap() > 0.0);
