@@ -55,7 +55,8 @@ impl ScalePoint {
         }
     }
 
-    /// Median and range of the goodput at capacity.
+    /// Median and range of the goodput at the knees (at capacity for a
+    /// search that never broke the objective).
     pub fn goodput(&self) -> Option<Spread> {
         Spread::of(
             &self
@@ -105,7 +106,7 @@ pub struct ScaleReport {
     pub interrupted: bool,
 }
 
-/// The USL fit of every run's goodput at capacity (all repeats, so the fit
+/// The USL fit of every run's goodput at its knee (all repeats, so the fit
 /// sees the noise too).
 fn fit(points: &[ScalePoint]) -> Option<Usl> {
     let pts: Vec<(f64, f64)> = points
@@ -193,7 +194,7 @@ impl ScaleReport {
     pub fn terminal(&self) -> String {
         let mut rows = vec![vec![
             "replicas".to_string(),
-            "goodput at capacity (successful req/s)".into(),
+            "goodput at the knee (successful req/s)".into(),
             format!("capacity ({})", self.load_unit),
             "vs N × one replica".into(),
         ]];
@@ -293,7 +294,7 @@ impl ScaleReport {
             })
             .fold(0.0, f64::max);
         let mut c = LineChart::new(
-            "goodput at capacity by replica count",
+            "goodput at the knee by replica count",
             "successful req/s",
             xmax,
             nice_max(top),
