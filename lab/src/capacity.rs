@@ -535,6 +535,15 @@ mod tests {
         assert_eq!(one.capacity(), Some(1), "unchanged");
     }
 
+    /// Checks that `s` asks for each load of `steps` in turn, and records
+    /// each with its verdict.
+    fn walk(s: &mut Search, steps: &[(u32, bool)]) {
+        for &(load, kept) in steps {
+            assert_eq!(s.next_load(), Some(load));
+            s.record(load, kept);
+        }
+    }
+
     /// The default search's growth up to and including 40 users.
     fn grown_to_40() -> Search {
         let mut s = Search::new(10, 2000, 2.0, 3, 12);
@@ -588,12 +597,7 @@ mod tests {
     fn a_break_below_a_strained_step_bisects_as_usual() {
         let mut s = grown_to_40();
         s.record_strained(80);
-        assert_eq!(s.next_load(), Some(60));
-        s.record(60, false);
-        assert_eq!(s.next_load(), Some(50));
-        s.record(50, true);
-        assert_eq!(s.next_load(), Some(55));
-        s.record(55, true);
+        walk(&mut s, &[(60, false), (50, true), (55, true)]);
         assert_eq!(
             s.next_load(),
             None,
@@ -614,10 +618,7 @@ mod tests {
         s.record(125, false);
         // An eighth of a doubling below 125 is 7.8: 25 → 13 → 7 takes two.
         assert_eq!(s.expected_remaining(), 2);
-        assert_eq!(s.next_load(), Some(112));
-        s.record(112, true);
-        assert_eq!(s.next_load(), Some(118));
-        s.record(118, false);
+        walk(&mut s, &[(112, true), (118, false)]);
         assert_eq!(
             s.next_load(),
             None,
