@@ -504,15 +504,19 @@ fn record_step(ctx: &Ctx<'_>, s: &mut SideRun, load: u32, mut rec: StepRecord, r
             rec.verdict = format!("but {why}: the knee is near, so the search narrows below it");
             s.search.record_strained(load);
         }
-        _ => s.search.record(load, rec.kept),
-    }
-    let spent = |b: f64| growing && !s.search.narrowing() && rec.cpu_spent(b);
-    if let Some(b) = budget.filter(|&b| spent(b) && !s.search.grows_gently()) {
-        rec.verdict = format!(
-            "but a replica used its whole CPU budget ({:.0}% of a core): the knee is near, so the load grows by a quarter step from here",
-            b * 100.0
-        );
-        s.search.grow_gently();
+        _ => {
+            s.search.record(load, rec.kept);
+            let spent = budget.filter(|&b| growing && rec.cpu_spent(b));
+            // Said once, when the growth slows (not again at each quarter step).
+            if let Some(b) = spent {
+                if s.search.grow_gently() {
+                    rec.verdict = format!(
+                        "but a replica used its whole CPU budget ({:.0}% of a core): the knee is near, so the load grows by a quarter step from here",
+                        b * 100.0
+                    );
+                }
+            }
+        }
     }
     println!(
         "{}",

@@ -212,12 +212,21 @@ pub struct Search {
     /// request timeout ([`Search::record_strained`]): the top of the
     /// bisection until a load breaks, not a capacity.
     strained: Option<u32>,
-    /// After a strained step kept the objective when measured again: the
-    /// step up from then on, the bisection's last gap instead of a doubling.
-    creep: Option<u32>,
-    /// A growth step kept the objective with the target's CPU spent
-    /// ([`Search::grow_gently`]): the load grows by a quarter step from then on.
-    gentle: bool,
+    /// How the load grows while the objective holds.
+    step_up: StepUp,
+}
+
+/// How a search grows the load after a step that kept the objective.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StepUp {
+    /// By the growth factor.
+    Full,
+    /// By a quarter of the growth factor, once the CPU was spent
+    /// ([`Search::grow_gently`]).
+    Quarter,
+    /// By this many, the bisection's last gap, after a strained step kept
+    /// the objective when measured again ([`Search::record`]).
+    Creep(u32),
 }
 
 impl Search {
@@ -238,8 +247,7 @@ impl Search {
             best_ok: None,
             first_bad: None,
             strained: None,
-            creep: None,
-            gentle: false,
+            step_up: StepUp::Full,
         }
     }
 
@@ -284,14 +292,12 @@ impl Search {
         }
     }
 
-    /// The growth step after `ok` kept the objective: by the bisection's
-    /// last gap after a strained step (`creep`), by a quarter of the growth
-    /// once the CPU was spent (`gentle`), else by the growth factor.
+    /// The growth step after `ok` kept the objective ([`StepUp`]).
     fn grown_from(&self, ok: u32) -> u32 {
-        let next = match (self.creep, self.gentle) {
-            (Some(step), _) => ok.saturating_add(step),
-            (None, true) => ((ok as f64) * (1.0 + (self.growth - 1.0) / 4.0)).ceil() as u32,
-            (None, false) => ((ok as f64) * self.growth).ceil() as u32,
+        let next = match self.step_up {
+            StepUp::Creep(step) => ok.saturating_add(step),
+            StepUp::Quarter => ((ok as f64) * (1.0 + (self.growth - 1.0) / 4.0)).ceil() as u32,
+            StepUp::Full => ((ok as f64) * self.growth).ceil() as u32,
         };
         next.max(ok + 1).min(self.max)
     }
@@ -323,7 +329,7 @@ impl Search {
             self.strained = None;
             if kept {
                 let below = self.best_ok.unwrap_or(0);
-                self.creep = Some(load.saturating_sub(below).max(1));
+                self.step_up = StepUp::Creep(load.saturating_sub(below).max(1));
             }
         } else if self.narrowing() {
             self.refine_left = self.refine_left.saturating_sub(1);
@@ -355,16 +361,18 @@ impl Search {
     /// step overloaded the target every time (16 of 16 in sets R–AE of
     /// docs/lab.md, where the strain rule did not stop it: 160 users with
     /// 121 of 128 logins failing), and cost the bisections and the long ramp
-    /// back down, the runs past 3 minutes. So from here the load grows by a quarter of the growth
-    /// step (80 users → 100 when the growth doubles), and the bisections
-    /// below the break are fewer for the smaller gap ([`Search::bisections`]).
-    pub fn grow_gently(&mut self) {
-        self.gentle = true;
-    }
-
-    /// Whether the growth slowed down ([`Search::grow_gently`]).
-    pub fn grows_gently(&self) -> bool {
-        self.gentle
+    /// back down, the runs past 3 minutes. So from here the load grows by a
+    /// quarter of the growth step (80 users → 100 when the growth doubles),
+    /// and the bisections below the break are fewer for the smaller gap
+    /// ([`Search::bisections`]). Returns whether the growth slowed now: not
+    /// when it was slower already (a quarter step, or the creep after a
+    /// strained step).
+    pub fn grow_gently(&mut self) -> bool {
+        let now = self.step_up == StepUp::Full;
+        if now {
+            self.step_up = StepUp::Quarter;
+        }
+        now
     }
 
     /// A longer window at the capacity `load` broke the objective its step
@@ -610,7 +618,8 @@ mod tests {
     fn a_growth_step_with_the_cpu_spent_slows_the_growth_and_the_bisection() {
         let mut s = grown_to_40();
         s.record(80, true);
-        s.grow_gently();
+        assert!(s.grow_gently());
+        assert!(!s.grow_gently(), "slowed once");
         assert_eq!(s.next_load(), Some(100), "a quarter of a doubling");
         assert_eq!(s.expected_remaining(), 3, "100, then 2 bisections");
         s.record(100, true);

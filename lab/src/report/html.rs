@@ -347,11 +347,7 @@ fn steps_table(r: &LabReport, run: &RunResult) -> String {
             s.summary.p99_ms,
             esc(&r.slo.failed_percent(s.summary.fail_ratio)),
             s.host.cpu_percent,
-            match (s.kept, s.verdict.is_empty()) {
-                (true, true) => "kept".to_string(),
-                (true, false) => format!("kept, {}", esc(&s.verdict)),
-                (false, _) => esc(&s.verdict),
-            }
+            esc(&s.outcome())
         );
     }
     o.push_str("</tbody></table>");
